@@ -1,0 +1,146 @@
+# gmem — guest memory for KVM hosts. GNU make; dependencies come from pkg-config.
+#
+#   make            build the library, tools and tests into $(BUILD)
+#   make check      install missing packages, build, run every test
+#   make run        install missing packages, build, show caps, run the example VMM
+#   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+
+BUILD ?= build
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wno-missing-field-initializers -Wstrict-prototypes -Wformat=2
+ifeq ($(CI),true)
+WARNINGS += -Werror
+endif
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+
+# deferred (=), so a sub-make started after setup-deps.sh sees the freshly installed packages
+CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson)
+CJSON_LIBS = $(shell $(PKG_CONFIG) --libs libcjson)
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
+
+BASE_CFLAGS = -std=gnu11 $(WARNINGS) -fvisibility=hidden -fPIC -pthread -D_GNU_SOURCE \
+	-Iinclude -Ilibgmem -Itools -MMD -MP
+ALL_CFLAGS = $(BASE_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
+
+SOVERSION := 0
+LIBVERSION := 0.1.0
+
+LIB_SRCS := $(wildcard libgmem/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_SO := $(BUILD)/lib/libgmem.so.$(LIBVERSION)
+LIB_A := $(BUILD)/lib/libgmem.a
+LIB_PC := $(BUILD)/lib/pkgconfig/libgmem.pc
+
+# binaries find libgmem next to them in the build tree and after install alike
+RPATH := -Wl,-rpath,'$$ORIGIN/../lib'
+
+TOOLS := $(BUILD)/bin/gmemctl $(BUILD)/bin/gmem-example-vmm
+TEST_SRCS := $(wildcard tests/test-*.c)
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_SCRIPTS := $(wildcard tests/check-*.sh)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+.PHONY: all lib tools tests check check-run run run-run asan deps install clean
+all: lib tools tests
+
+include guest/guest.mk
+
+lib: $(LIB_SO) $(LIB_A) $(LIB_PC)
+tools: $(TOOLS)
+tests: $(TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(LIB_OBJS) libgmem/libgmem.sym
+	@mkdir -p $(dir $@)
+	$(CC) -shared -pthread -Wl,-soname,libgmem.so.$(SOVERSION) -Wl,--version-script=libgmem/libgmem.sym \
+		-Wl,--no-undefined $(LDFLAGS) -o $@ $(LIB_OBJS) $(CJSON_LIBS)
+	ln -sf libgmem.so.$(LIBVERSION) $(BUILD)/lib/libgmem.so.$(SOVERSION)
+	ln -sf libgmem.so.$(SOVERSION) $(BUILD)/lib/libgmem.so
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIB_PC): libgmem/libgmem.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(LIBVERSION)|' $< > $@
+
+MINIVM_OBJS := $(BUILD)/obj/tools/minivm.o $(GUEST_BLOB)
+
+$(BUILD)/bin/gmemctl: $(BUILD)/obj/tools/gmemctl.o $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/gmemctl.o -L$(BUILD)/lib -lgmem $(CJSON_LIBS)
+
+$(BUILD)/bin/gmem-example-vmm: $(BUILD)/obj/tools/example-vmm.o $(MINIVM_OBJS) $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/example-vmm.o $(MINIVM_OBJS) -L$(BUILD)/lib -lgmem
+
+# Tests link the static library: some reach internal pieces (the injected ioctl layer, the range set).
+TEST_COMMON := $(BUILD)/obj/tests/gmem-test.o
+$(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A) $(CJSON_LIBS) $(CHECK_LIBS)
+
+deps:
+	@scripts/setup-deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: all
+	@BUILD=$(BUILD) tests/run-tests.sh $(TESTS) $(TEST_SCRIPTS)
+
+run: deps
+	@$(MAKE) --no-print-directory run-run
+
+run-run: all
+	$(BUILD)/bin/gmemctl caps
+	$(BUILD)/bin/gmem-example-vmm
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" check-run
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/gmem $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libgmem.so.$(LIBVERSION) $(DESTDIR)$(LIBDIR)/libgmem.so.$(SOVERSION)
+	ln -sf libgmem.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libgmem.so
+	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 include/gmem/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem/
+	install -m 0644 $(LIB_PC) $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	$(foreach s,$(wildcard man/*.[1-8]),install -D -m 0644 $(s) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(s)))/$(notdir $(s));)
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

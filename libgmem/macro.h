@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Small helpers shared by libgmem, gmemd and the tools. Header-only; nothing here is exported. */
+#pragma once
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define _public_ __attribute__((visibility("default")))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+
+static inline int negative_errno(void) {
+        /* errno after a failed libc call; never 0, so a failure always reads as one */
+        return errno > 0 ? -errno : -EIO;
+}
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+/* Hand a cleanup-owned value over: the variable no longer frees it. */
+#define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+
+static inline int is_power_of_2(uint64_t x) {
+        return x && !(x & (x - 1));
+}
+static inline uint64_t align_down(uint64_t x, uint64_t a) { return x & ~(a - 1); }
+/* a must be a power of two; the caller has checked x + a cannot overflow */
+static inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+
+/* [off, off+len) lies within [0, size) without overflow */
+static inline int range_within(uint64_t off, uint64_t len, uint64_t size) {
+        return off <= size && len <= size - off;
+}
+
+static inline uint64_t page_size(void) {
+        return (uint64_t) sysconf(_SC_PAGESIZE);
+}

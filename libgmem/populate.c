@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Filling and reading guest memory. Writes go through the region's user mapping (pread() from the
+ * source straight into it: one copy, and no kernel direct-map access, so it works for memory that
+ * is not in the direct map) or through the guest_memfd write() syscall where the kernel has it.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "job.h"
+#include "pages.h"
+#include "region.h"
+
+struct copy_ctx {
+        struct gmem_region *r;
+        uint8_t *map;           /* the region's mapping, NULL when writing with write() */
+        uint64_t off;           /* region offset of the job's start */
+        int fd;                 /* source (populate) or destination (dump) */
+        uint64_t fd_off;
+        const uint8_t *buf;     /* source buffer for populate_buf */
+};
+
+static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, const char *what) {
+        uint64_t got = 0;
+
+        while (got < len) {
+                ssize_t n = pread(fd, dst + got, MIN(len - got, (uint64_t) 1 << 30), (off_t) (off + got));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EFAULT && what)
+                        return gmem_error(-EACCES, "%s: pread into region offset: the page is private to the guest", what);
+                if (n < 0)
+                        return gmem_error(negative_errno(), "pread source fd %d at %" PRIu64, fd, off + got);
+                if (n == 0)
+                        return gmem_error(-ENODATA, "source fd %d ends before byte %" PRIu64, fd, off + len);
+                got += n;
+        }
+        return 0;
+}
+
+static int write_full(int fd, const uint8_t *src, uint64_t len, uint64_t off, const char *what) {
+        uint64_t put = 0;
+
+        while (put < len) {
+                ssize_t n = pwrite(fd, src + put, MIN(len - put, (uint64_t) 1 << 30), (off_t) (off + put));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EFAULT)
+                        return gmem_error(-EACCES, "%s: the region's pages are private to the guest", what);
+                if (n < 0)
+                        return gmem_error(negative_errno(), "%s: pwrite fd %d at %" PRIu64, what, fd, off + put);
+                if (n == 0)
+                        return gmem_error(-EIO, "%s: pwrite fd %d at %" PRIu64 " wrote nothing", what, fd, off + put);
+                put += n;
+        }
+        return 0;
+}
+
+static int populate_fd_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        struct copy_ctx *c = userdata;
+        uint64_t dst = c->off + off;
+        int k;
+
+        if (c->map) {
+                k = region_populate_pages(c->r, c->map, dst, len);
+                if (k < 0)
+                        return k;
+                k = read_full(c->fd, c->map + dst, len, c->fd_off + off, "populate");
+        } else {
+                /* write() path without a mapping: bounce through a buffer */
+                _cleanup_free_ uint8_t *b = malloc(len);
+                if (!b)
+                        return gmem_error(-ENOMEM, "populate: bounce buffer of %" PRIu64 " bytes", len);
+                k = read_full(c->fd, b, len, c->fd_off + off, NULL);
+                if (k >= 0)
+                        k = write_full(c->r->fd, b, len, dst, "populate (guest_memfd write)");
+        }
+        if (k >= 0)
+                *ret_count = len;
+        return k;
+}
+
+static int populate_buf_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        struct copy_ctx *c = userdata;
+        uint64_t dst = c->off + off;
+        int k;
+
+        if (!c->map)
+                k = write_full(c->r->fd, c->buf + off, len, dst, "populate (guest_memfd write)");
+        else {
+                k = region_populate_pages(c->r, c->map, dst, len);
+                if (k >= 0)
+                        memcpy(c->map + dst, c->buf + off, len);
+        }
+        if (k >= 0)
+                *ret_count = len;
+        return k;
+}
+
+/* Pick the write path the options and the region allow: the mapping, or NULL for write(). */
+static int choose_path(struct gmem_region *r, const struct gmem_populate_opts *opts, bool prefer_write,
+                       uint8_t **ret_map) {
+        unsigned flags = opts ? opts->flags : 0;
+
+        if ((flags & GMEM_POPULATE_VIA_MAPPING) && (flags & GMEM_POPULATE_VIA_WRITE))
+                return gmem_error(-EINVAL, "populate: VIA_MAPPING and VIA_WRITE together");
+        if (flags & ~(unsigned) (GMEM_POPULATE_VIA_MAPPING | GMEM_POPULATE_VIA_WRITE))
+                return gmem_error(-EINVAL, "populate: unknown flags 0x%x", flags);
+        if (flags & GMEM_POPULATE_VIA_WRITE) {
+                if (!r->write_syscall)
+                        return gmem_error(-EOPNOTSUPP, "populate: this %s has no write() syscall path",
+                                          gmem_backend_to_string(r->backend));
+                *ret_map = NULL;
+                return 0;
+        }
+        if (r->write_syscall && !(flags & GMEM_POPULATE_VIA_MAPPING) && (prefer_write || !r->mappable)) {
+                *ret_map = NULL;
+                return 0;
+        }
+        return region_map_for(r, "populate", ret_map);
+}
+
+static int check_source(int fd, uint64_t off, uint64_t len) {
+        struct stat st;
+
+        if (fd < 0)
+                return gmem_error(-EBADF, "populate: invalid source fd %d", fd);
+        if (fstat(fd, &st) < 0)
+                return gmem_error(negative_errno(), "populate: fstat source fd %d", fd);
+        if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) || S_ISDIR(st.st_mode))
+                return gmem_error(-ESPIPE, "populate: source fd %d is not a seekable file", fd);
+        if (off > INT64_MAX || len > INT64_MAX - off)
+                return gmem_error(-EOVERFLOW, "populate: source range %" PRIu64 "+%" PRIu64 " overflows", off, len);
+        if (S_ISREG(st.st_mode) && (uint64_t) st.st_size < off + len)
+                return gmem_error(-ENODATA, "populate: source has %" PRIu64 " bytes, %" PRIu64 "+%" PRIu64 " asked",
+                                  (uint64_t) st.st_size, off, len);
+        return 0;
+}
+
+_public_ int64_t gmem_populate_fd(struct gmem_region *r, uint64_t dst_off, int src_fd, uint64_t src_off,
+                                 uint64_t len, const struct gmem_populate_opts *opts) {
+        struct copy_ctx c = { .r = r, .off = dst_off, .fd = src_fd, .fd_off = src_off };
+        struct gmem_job job = { .total = len, .fn = populate_fd_chunk, .ctx = &c, .opts = opts };
+        int k;
+
+        if ((k = region_check_range(r, "populate", dst_off, len)) < 0 ||
+            (k = check_source(src_fd, src_off, len)) < 0 ||
+            (k = region_check_shared(r, "populate", dst_off, len)) < 0 ||
+            (k = choose_path(r, opts, false, &c.map)) < 0)
+                return k;
+        k = gmem_job_run(&job, NULL);
+        return k < 0 ? k : (int64_t) len;
+}
+
+_public_ int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, const void *buf, uint64_t len,
+                                  const struct gmem_populate_opts *opts) {
+        struct copy_ctx c = { .r = r, .off = dst_off, .buf = buf };
+        struct gmem_job job = { .total = len, .fn = populate_buf_chunk, .ctx = &c, .opts = opts };
+        int k;
+
+        if ((k = region_check_range(r, "populate", dst_off, len)) < 0)
+                return k;
+        if (!buf)
+                return gmem_error(-EINVAL, "populate: NULL buffer");
+        if ((k = region_check_shared(r, "populate", dst_off, len)) < 0 ||
+            (k = choose_path(r, opts, true, &c.map)) < 0)
+                return k;
+        k = gmem_job_run(&job, NULL);
+        return k < 0 ? k : (int64_t) len;
+}
+
+/* Dump one chunk: backed pages are written, runs of unbacked pages become holes in dst. */
+static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        struct copy_ctx *c = userdata;
+        uint64_t ps = page_size(), start = c->off + off, end = start + len;
+        uint64_t first = align_down(start, ps), npages = (align_up(end, ps) - first) / ps;
+        _cleanup_free_ unsigned char *vec = malloc(npages);
+        uint64_t written = 0, i = 0;
+
+        if (!vec)
+                return gmem_error(-ENOMEM, "dump: mincore vector");
+        if (mincore(c->map + first, npages * ps, vec) < 0)
+                return gmem_error(negative_errno(), "dump: mincore %" PRIu64 "+%" PRIu64, first, npages * ps);
+
+        while (i < npages) {
+                bool backed = vec[i] & 1;
+                uint64_t j = i, a, b;
+                int k;
+
+                while (j < npages && (bool) (vec[j] & 1) == backed)
+                        j++;
+                a = MAX(first + i * ps, start);
+                b = MIN(first + j * ps, end);
+                if (backed) {
+                        k = write_full(c->fd, c->map + a, b - a, c->fd_off + (a - c->off), "dump");
+                        written += b - a;
+                } else {
+                        /* leave a hole, and make sure old content of dst does not show through */
+                        k = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                      (off_t) (c->fd_off + (a - c->off)), (off_t) (b - a));
+                        if (k < 0) {
+                                static const uint8_t zero[64 * 1024];
+                                k = 0;
+                                for (uint64_t p = a; p < b && k >= 0; p += MIN(b - p, sizeof(zero)))
+                                        k = write_full(c->fd, zero, MIN(b - p, sizeof(zero)), c->fd_off + (p - c->off),
+                                                       "dump");
+                        }
+                }
+                if (k < 0)
+                        return k;
+                i = j;
+        }
+        *ret_count = written;
+        return 0;
+}
+
+_public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len, int dst_fd, uint64_t dst_off,
+                             const struct gmem_populate_opts *opts) {
+        struct copy_ctx c = { .r = r, .off = off, .fd = dst_fd, .fd_off = dst_off };
+        struct gmem_job job = { .total = len, .fn = dump_chunk, .ctx = &c, .opts = opts, .align = page_size() };
+        uint64_t written = 0;
+        struct stat st;
+        int k;
+
+        if ((k = region_check_range(r, "dump", off, len)) < 0)
+                return k;
+        if (dst_fd < 0)
+                return gmem_error(-EBADF, "dump: invalid destination fd %d", dst_fd);
+        if (fstat(dst_fd, &st) < 0)
+                return gmem_error(negative_errno(), "dump: fstat destination fd %d", dst_fd);
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+                return gmem_error(-ESPIPE, "dump: destination fd %d is not a seekable file", dst_fd);
+        if (dst_off > INT64_MAX || len > INT64_MAX - dst_off)
+                return gmem_error(-EOVERFLOW, "dump: destination range %" PRIu64 "+%" PRIu64 " overflows", dst_off, len);
+        if ((k = region_check_shared(r, "dump", off, len)) < 0 ||
+            (k = region_map_for(r, "dump", &c.map)) < 0)
+                return k;
+        /* the file gets its full length even when the region ends in a hole */
+        if (S_ISREG(st.st_mode) && (uint64_t) st.st_size < dst_off + len && ftruncate(dst_fd, (off_t) (dst_off + len)) < 0)
+                return gmem_error(negative_errno(), "dump: extend destination to %" PRIu64 " bytes", dst_off + len);
+        k = gmem_job_run(&job, &written);
+        return k < 0 ? k : (int64_t) written;
+}

@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+
+#include "caps-internal.h"
+#include "error.h"
+#include "kvm-compat.h"
+#include "region.h"
+#include "sysops.h"
+
+#ifndef ANON_INODE_FS_MAGIC
+#define ANON_INODE_FS_MAGIC 0x09041934
+#endif
+#ifndef SECRETMEM_MAGIC
+#define SECRETMEM_MAGIC 0x5345434d
+#endif
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26
+#endif
+
+/* Above this a size is a typo, not a guest: 16 TiB. */
+#define REGION_SIZE_MAX (UINT64_C(16) << 40)
+
+static const char *const backend_names[_GMEM_BACKEND_MAX] = {
+        [GMEM_BACKEND_MEMFD] = "memfd",
+        [GMEM_BACKEND_HUGETLB] = "hugetlb",
+        [GMEM_BACKEND_SECRET] = "secret",
+        [GMEM_BACKEND_GUEST_MEMFD] = "guest_memfd",
+};
+
+_public_ const char *gmem_backend_to_string(enum gmem_backend b) {
+        return (unsigned) b < _GMEM_BACKEND_MAX ? backend_names[b] : NULL;
+}
+
+_public_ int gmem_backend_from_string(const char *s, enum gmem_backend *ret_backend) {
+        if (!s || !ret_backend)
+                return gmem_error(-EINVAL, "backend name: NULL argument");
+        for (unsigned i = 0; i < _GMEM_BACKEND_MAX; i++)
+                if (strcmp(s, backend_names[i]) == 0) {
+                        *ret_backend = i;
+                        return 0;
+                }
+        return gmem_error(-EINVAL, "unknown backend '%s' (memfd, hugetlb, secret, guest_memfd)", s);
+}
+
+static int region_alloc(enum gmem_backend backend, int fd, uint64_t size, uint64_t psize,
+                        struct gmem_region **ret) {
+        struct gmem_region *r = calloc(1, sizeof(*r));
+        if (!r)
+                return gmem_error(-ENOMEM, "allocate region");
+        r->backend = backend;
+        r->fd = fd;
+        r->size = size;
+        r->page_size = psize;
+        r->mappable = true;
+        pthread_mutex_init(&r->lock, NULL);
+        *ret = r;
+        return 0;
+}
+
+static int check_new_size(const char *what, uint64_t size, uint64_t psize) {
+        if (size == 0)
+                return gmem_error(-EINVAL, "%s: size 0", what);
+        if (size > REGION_SIZE_MAX)
+                return gmem_error(-EFBIG, "%s: size %" PRIu64 " above the limit of %" PRIu64, what, size,
+                                  REGION_SIZE_MAX);
+        if (size % psize)
+                return gmem_error(-EINVAL, "%s: size %" PRIu64 " is not a multiple of the page size %" PRIu64,
+                                  what, size, psize);
+        return 0;
+}
+
+_public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flags, struct gmem_region **ret) {
+        struct kvm_create_guest_memfd args = { .size = size, .flags = flags };
+        const struct gmem_flag_map *fm;
+        struct gmem_region *r = NULL;
+        int mask, fd, k;
+
+        if (vm_fd < 0 || !ret)
+                return gmem_error(-EINVAL, "create guest_memfd: invalid VM fd or NULL result");
+        k = check_new_size("create guest_memfd", size, page_size());
+        if (k < 0)
+                return k;
+
+        mask = gmem_kvm_check_extension(vm_fd, KVM_CAP_GUEST_MEMFD_FLAGS);
+        if (mask < 0)
+                return gmem_error(mask, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD_FLAGS) on fd %d", vm_fd);
+        if (flags & ~(uint64_t) mask)
+                return gmem_error(-EINVAL, "create guest_memfd: flags 0x%" PRIx64 " not supported by this kernel "
+                                  "(supported 0x%x)", flags & ~(uint64_t) mask, mask);
+        if ((flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED) && !(flags & GMEM_GUEST_MEMFD_FLAG_MMAP))
+                return gmem_error(-EINVAL, "create guest_memfd: INIT_SHARED needs MMAP");
+
+        fd = gmem_sys->ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+        if (fd < 0)
+                return gmem_error(negative_errno(), "KVM_CREATE_GUEST_MEMFD size %" PRIu64 " flags 0x%" PRIx64
+                                  " on VM fd %d", size, flags, vm_fd);
+        k = region_alloc(GMEM_BACKEND_GUEST_MEMFD, fd, size, page_size(), &r);
+        if (k < 0) {
+                close(fd);
+                return k;
+        }
+        r->flags = flags;
+        r->mappable = flags & GMEM_GUEST_MEMFD_FLAG_MMAP;
+        fm = gmem_flag_map_get();
+        r->write_syscall = fm->gmem_write && (!fm->flag_write || (flags & fm->flag_write));
+        if (!(flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED)) {
+                /* everything starts private: the host must not fault it (SIGBUS) */
+                k = rangeset_add(&r->private, 0, size);
+                if (k < 0) {
+                        gmem_region_free(r);
+                        return gmem_error(k, "create guest_memfd: private range bookkeeping");
+                }
+        }
+        if (r->mappable) {
+                void *addr;
+                k = gmem_region_map(r, &addr);
+                if (k < 0) {
+                        gmem_region_free(r);
+                        return k;
+                }
+        }
+        *ret = r;
+        return 0;
+}
+
+static int hugetlb_pool(uint64_t psize, uint64_t *ret_free) {
+        char path[128], buf[32];
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%" PRIu64 "kB/free_hugepages", psize / KiB);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return gmem_error(-EOPNOTSUPP, "no %" PRIu64 " KiB huge pages on this kernel (%s)", psize / KiB, path);
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return gmem_error(-EIO, "read %s", path);
+        buf[n] = 0;
+        *ret_free = strtoull(buf, NULL, 10);
+        return 0;
+}
+
+static int new_memfd_family(enum gmem_backend backend, uint64_t psize, uint64_t size, struct gmem_region **ret) {
+        const char *what = gmem_backend_to_string(backend);
+        _cleanup_close_ int fd = -1;
+        struct gmem_region *r = NULL;
+        int k;
+
+        k = check_new_size(what, size, psize);
+        if (k < 0)
+                return k;
+
+        switch (backend) {
+        case GMEM_BACKEND_MEMFD:
+                fd = memfd_create("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+                break;
+        case GMEM_BACKEND_HUGETLB: {
+                uint64_t free_pages = 0;
+                k = hugetlb_pool(psize, &free_pages);
+                if (k < 0)
+                        return k;
+                if (free_pages < size / psize)
+                        return gmem_error(-ENOMEM, "hugetlb: %" PRIu64 " free %" PRIu64 " KiB pages, %" PRIu64
+                                          " needed (reserve them in /sys/kernel/mm/hugepages/hugepages-%" PRIu64
+                                          "kB/nr_hugepages)", free_pages, psize / KiB, size / psize, psize / KiB);
+                fd = memfd_create("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB |
+                                  ((unsigned) __builtin_ctzll(psize) << MFD_HUGE_SHIFT));
+                break;
+        }
+        case GMEM_BACKEND_SECRET:
+                fd = syscall(SYS_memfd_secret, O_CLOEXEC);
+                if (fd < 0)
+                        return gmem_error(negative_errno(), "memfd_secret (boot with secretmem.enable=1 on kernels "
+                                          "older than 6.5)");
+                break;
+        default:
+                return gmem_error(-EINVAL, "new memfd region: backend %d is not of the memfd family", backend);
+        }
+        if (fd < 0)
+                return gmem_error(negative_errno(), "memfd_create (%s)", what);
+        if (ftruncate(fd, (off_t) size) < 0)
+                return gmem_error(negative_errno(), "ftruncate %s to %" PRIu64, what, size);
+        /* Seal the size: a holder that shrank the file would turn every other holder's access
+         * beyond the new end into SIGBUS. secretmem's size is fixed after the first ftruncate. */
+        if (backend != GMEM_BACKEND_SECRET && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+                return gmem_error(negative_errno(), "seal %s size", what);
+
+        k = region_alloc(backend, fd, size, psize, &r);
+        if (k < 0)
+                return k;
+        TAKE_FD(fd);
+        *ret = r;
+        return 0;
+}
+
+_public_ int gmem_region_new_memfd(enum gmem_backend backend, uint64_t size, struct gmem_region **ret) {
+        if (!ret)
+                return gmem_error(-EINVAL, "new memfd region: NULL result");
+        if (backend == GMEM_BACKEND_GUEST_MEMFD)
+                return gmem_error(-EINVAL, "new memfd region: guest_memfd needs a VM: use gmem_region_new_guest_memfd()");
+        if ((unsigned) backend >= _GMEM_BACKEND_MAX)
+                return gmem_error(-EINVAL, "new memfd region: invalid backend %d", backend);
+        return new_memfd_family(backend, backend == GMEM_BACKEND_HUGETLB ? 2 * MiB : page_size(), size, ret);
+}
+
+_public_ int gmem_region_new_hugetlb(uint64_t psize, uint64_t size, struct gmem_region **ret) {
+        if (!ret)
+                return gmem_error(-EINVAL, "new hugetlb region: NULL result");
+        if (psize != 2 * MiB && psize != GiB)
+                return gmem_error(-EINVAL, "new hugetlb region: page size %" PRIu64 " (2M or 1G)", psize);
+        return new_memfd_family(GMEM_BACKEND_HUGETLB, psize, size, ret);
+}
+
+/* What kind of memory file fd is: one of ours, or -EBADFD with a message saying what it is. */
+static int detect_backend(int fd, enum gmem_backend *ret_backend, uint64_t *ret_size, uint64_t *ret_psize) {
+        char link[64], target[PATH_MAX];
+        struct statfs sfs;
+        struct stat st;
+        ssize_t n;
+
+        if (fstat(fd, &st) < 0)
+                return gmem_error(negative_errno(), "adopt: fstat fd %d", fd);
+        if (!S_ISREG(st.st_mode)) {
+                const char *kind = S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket" :
+                                   S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device" :
+                                   S_ISBLK(st.st_mode) ? "a block device" : "not a regular file";
+                return gmem_error(-EBADFD, "adopt: fd %d is %s, not a guest_memfd, memfd or memfd_secret", fd, kind);
+        }
+        if (fstatfs(fd, &sfs) < 0)
+                return gmem_error(negative_errno(), "adopt: fstatfs fd %d", fd);
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0)
+                return gmem_error(negative_errno(), "adopt: readlink %s", link);
+        target[n] = 0;
+
+        *ret_psize = page_size();
+        switch ((unsigned long) sfs.f_type) {
+        case ANON_INODE_FS_MAGIC:
+                if (strcmp(target, "anon_inode:[kvm-gmem]") != 0)
+                        break;
+                *ret_backend = GMEM_BACKEND_GUEST_MEMFD;
+                *ret_size = st.st_size;
+                return 0;
+        case SECRETMEM_MAGIC:
+                *ret_backend = GMEM_BACKEND_SECRET;
+                *ret_size = st.st_size;
+                return 0;
+        case HUGETLBFS_MAGIC:
+                if (strncmp(target, "/memfd:", 7) != 0)
+                        break;
+                *ret_backend = GMEM_BACKEND_HUGETLB;
+                *ret_size = st.st_size;
+                *ret_psize = sfs.f_bsize;
+                return 0;
+        case TMPFS_MAGIC:
+                if (strncmp(target, "/memfd:", 7) != 0)
+                        break;
+                *ret_backend = GMEM_BACKEND_MEMFD;
+                *ret_size = st.st_size;
+                return 0;
+        }
+        return gmem_error(-EBADFD, "adopt: fd %d (%s) is not a guest_memfd, memfd or memfd_secret", fd, target);
+}
+
+static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **ret) {
+        enum gmem_backend backend;
+        uint64_t size, psize;
+        struct gmem_region *r = NULL;
+        int k;
+
+        if (fd < 0 || !ret)
+                return gmem_error(-EINVAL, "adopt: invalid fd or NULL result");
+        k = detect_backend(fd, &backend, &size, &psize);
+        if (k < 0)
+                return k;
+        if (flags_known && backend != GMEM_BACKEND_GUEST_MEMFD)
+                return gmem_error(-EBADFD, "adopt: fd %d is a %s, not a guest_memfd", fd, gmem_backend_to_string(backend));
+        if (size == 0 || size % psize)
+                return gmem_error(-EINVAL, "adopt: fd %d has size %" PRIu64 ", not a positive multiple of %" PRIu64,
+                                  fd, size, psize);
+        if (backend == GMEM_BACKEND_MEMFD || backend == GMEM_BACKEND_HUGETLB) {
+                /* Seal the size where the creator allowed sealing; where not, shrinking stays possible
+                 * and gmemd refuses such fds (it checks gmem_region_size_sealed()). */
+                (void) fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+        }
+
+        k = region_alloc(backend, fd, size, psize, &r);
+        if (k < 0)
+                return k;
+        if (backend == GMEM_BACKEND_GUEST_MEMFD) {
+                const struct gmem_flag_map *fm = gmem_flag_map_get();
+                if (flags_known) {
+                        r->flags = flags;
+                        r->mappable = flags & GMEM_GUEST_MEMFD_FLAG_MMAP;
+                        if (!(flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED) && rangeset_add(&r->private, 0, size) < 0) {
+                                r->fd = -1;
+                                gmem_region_free(r);
+                                return gmem_error(-ENOMEM, "adopt: private range bookkeeping");
+                        }
+                } else {
+                        /* Mappable is what mmap says; shared-ness is left to the kernel, which refuses
+                         * private pages with EFAULT on every path libgmem writes through. */
+                        void *p = mmap(NULL, psize, PROT_READ, MAP_SHARED, fd, 0);
+                        r->mappable = p != MAP_FAILED;
+                        if (p != MAP_FAILED)
+                                munmap(p, psize);
+                        r->flags = r->mappable ? GMEM_GUEST_MEMFD_FLAG_MMAP : 0;
+                }
+                r->write_syscall = fm->gmem_write && (!fm->flag_write || !flags_known || (flags & fm->flag_write));
+        }
+        *ret = r;
+        return 0;
+}
+
+_public_ int gmem_region_adopt(int fd, struct gmem_region **ret) {
+        return adopt(fd, false, 0, ret);
+}
+
+_public_ int gmem_region_adopt_guest_memfd(int fd, uint64_t flags, struct gmem_region **ret) {
+        return adopt(fd, true, flags, ret);
+}
+
+_public_ struct gmem_region *gmem_region_free(struct gmem_region *r) {
+        if (!r)
+                return NULL;
+        if (r->addr)
+                munmap(r->addr, r->size);
+        if (r->fd >= 0)
+                close(r->fd);
+        rangeset_clear(&r->private);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return NULL;
+}
+
+_public_ int gmem_region_fd(const struct gmem_region *r) {
+        return r ? r->fd : gmem_error(-EINVAL, "region fd: NULL region");
+}
+
+_public_ uint64_t gmem_region_size(const struct gmem_region *r) {
+        return r ? r->size : 0;
+}
+
+_public_ enum gmem_backend gmem_region_backend(const struct gmem_region *r) {
+        return r ? r->backend : _GMEM_BACKEND_MAX;
+}
+
+_public_ uint64_t gmem_region_flags(const struct gmem_region *r) {
+        return r ? r->flags : 0;
+}
+
+_public_ uint64_t gmem_region_page_size(const struct gmem_region *r) {
+        return r ? r->page_size : 0;
+}
+
+_public_ int gmem_region_map(struct gmem_region *r, void **ret_addr) {
+        void *p;
+
+        if (!r || !ret_addr)
+                return gmem_error(-EINVAL, "map: NULL argument");
+        pthread_mutex_lock(&r->lock);
+        if (!r->addr) {
+                if (!r->mappable) {
+                        pthread_mutex_unlock(&r->lock);
+                        return gmem_error(-ENODEV, "map: this guest_memfd was created without MMAP");
+                }
+                p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+                if (p == MAP_FAILED) {
+                        int k = negative_errno();
+                        pthread_mutex_unlock(&r->lock);
+                        if (k == -ENOMEM && r->backend == GMEM_BACKEND_HUGETLB)
+                                return gmem_error(k, "mmap hugetlb region of %" PRIu64 " bytes: not enough free huge pages",
+                                                  r->size);
+                        return gmem_error(k, "mmap %s region of %" PRIu64 " bytes", gmem_backend_to_string(r->backend),
+                                          r->size);
+                }
+                /* THP for shmem only helps when the admin allows it per mapping */
+                if (r->backend == GMEM_BACKEND_MEMFD && gmem_shmem_thp_advised())
+                        (void) madvise(p, r->size, MADV_HUGEPAGE);
+                r->addr = p;
+        }
+        *ret_addr = r->addr;
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+}
+
+_public_ int gmem_region_unmap(struct gmem_region *r) {
+        if (!r)
+                return gmem_error(-EINVAL, "unmap: NULL region");
+        pthread_mutex_lock(&r->lock);
+        if (r->addr && munmap(r->addr, r->size) < 0) {
+                int k = negative_errno();
+                pthread_mutex_unlock(&r->lock);
+                return gmem_error(k, "munmap region");
+        }
+        r->addr = NULL;
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+}
+
+int region_check_range(const struct gmem_region *r, const char *what, uint64_t off, uint64_t len) {
+        if (!r)
+                return gmem_error(-EINVAL, "%s: NULL region", what);
+        if (len == 0)
+                return gmem_error(-EINVAL, "%s: length 0", what);
+        if (!range_within(off, len, r->size))
+                return gmem_error(-ERANGE, "%s: range %" PRIu64 "+%" PRIu64 " is beyond the region's %" PRIu64 " bytes",
+                                  what, off, len, r->size);
+        return 0;
+}
+
+int region_check_aligned(const struct gmem_region *r, const char *what, uint64_t off, uint64_t len) {
+        int k = region_check_range(r, what, off, len);
+        if (k < 0)
+                return k;
+        if (off % r->page_size || len % r->page_size)
+                return gmem_error(-EINVAL, "%s: offset %" PRIu64 " and length %" PRIu64 " must be multiples of the "
+                                  "%s page size %" PRIu64, what, off, len, gmem_backend_to_string(r->backend), r->page_size);
+        return 0;
+}
+
+int region_check_shared(struct gmem_region *r, const char *what, uint64_t off, uint64_t len) {
+        bool private;
+
+        pthread_mutex_lock(&r->lock);
+        private = rangeset_intersects(&r->private, off, off + len);
+        pthread_mutex_unlock(&r->lock);
+        if (private)
+                return gmem_error(-EACCES, "%s: range %" PRIu64 "+%" PRIu64 " is private to the guest", what, off, len);
+        return 0;
+}
+
+int region_map_for(struct gmem_region *r, const char *what, uint8_t **ret_addr) {
+        void *addr = NULL;
+        int k;
+
+        if (!r->mappable)
+                return gmem_error(-EOPNOTSUPP, "%s: this guest_memfd was created without MMAP%s", what,
+                                  r->write_syscall ? "" : " and this kernel has no guest_memfd write()");
+        k = gmem_region_map(r, &addr);
+        if (k < 0)
+                return k;
+        *ret_addr = addr;
+        return 0;
+}
+
+_public_ int gmem_region_is_private(const struct gmem_region *r, uint64_t off, uint64_t len) {
+        int k = region_check_range(r, "is_private", off, len);
+        if (k < 0)
+                return k;
+        pthread_mutex_lock((pthread_mutex_t *) &r->lock);
+        k = rangeset_intersects(&r->private, off, off + len);
+        pthread_mutex_unlock((pthread_mutex_t *) &r->lock);
+        return k;
+}
+
+_public_ int gmem_region_resident(struct gmem_region *r, uint64_t off, uint64_t len, uint64_t *ret_bytes) {
+        uint64_t ps = page_size(), first, last, bytes = 0;
+        _cleanup_free_ unsigned char *vec = NULL;
+        uint8_t *addr = NULL;
+        int k;
+
+        k = region_check_range(r, "resident", off, len);
+        if (k < 0)
+                return k;
+        if (!ret_bytes)
+                return gmem_error(-EINVAL, "resident: NULL result");
+        k = region_map_for(r, "resident", &addr);
+        if (k < 0)
+                return k;
+
+        first = align_down(off, ps);
+        last = align_up(off + len, ps);
+        vec = malloc((last - first) / ps);
+        if (!vec)
+                return gmem_error(-ENOMEM, "resident: mincore vector for %" PRIu64 " pages", (last - first) / ps);
+        if (mincore(addr + first, last - first, vec) < 0)
+                return gmem_error(negative_errno(), "mincore region %" PRIu64 "+%" PRIu64, off, len);
+        for (uint64_t i = 0; i < (last - first) / ps; i++) {
+                uint64_t ps_start = first + i * ps;
+                if (vec[i] & 1)
+                        bytes += MIN(ps_start + ps, off + len) - MAX(ps_start, off);
+        }
+        *ret_bytes = bytes;
+        return 0;
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Install the Debian packages gmem needs to build, test and run. Idempotent: does nothing when
+# everything is present; runs `apt-get update` once when it has to install something.
+set -eu
+
+PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev"
+
+missing=""
+for p in $PACKAGES; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        case "$status" in
+        "install ok installed") ;;
+        *) missing="$missing $p" ;;
+        esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+                SUDO="sudo -n"
+        else
+                echo "gmem needs these Debian packages:$missing" >&2
+                echo "install them as root: apt-get install -y$missing" >&2
+                exit 1
+        fi
+else
+        SUDO=""
+fi
+
+echo "setup-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

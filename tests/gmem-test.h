@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared helpers for the Check test programs. */
+#pragma once
+
+#include <check.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Check has no "skipped": a test that cannot run here says why, is logged for the runner
+ * (tests/run-tests.sh counts it as skipped, not passed) and returns. */
+void gmem_test_skip(const char *test, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define SKIP_TEST(...) do { gmem_test_skip(__func__, __VA_ARGS__); return; } while (0)
+/* Skip unless /dev/kvm is usable: on a machine that has it, these tests must run. */
+#define REQUIRE_KVM() do { if (!gmem_test_have_kvm()) SKIP_TEST("/dev/kvm is not usable here"); } while (0)
+
+bool gmem_test_have_kvm(void);
+/* A fresh VM fd (default type). */
+int gmem_test_new_vm(void);
+/* Deterministic pseudo-random bytes. */
+void gmem_test_fill(void *buf, size_t len, uint64_t seed);
+/* An unlinked temporary file holding len pseudo-random bytes; *ret_data (if given) gets a
+ * malloc'ed copy of them. */
+int gmem_test_random_file(size_t len, uint64_t seed, void **ret_data);
+/* An unlinked empty temporary file. */
+int gmem_test_temp_file(void);
+/* Read a whole fd range into a fresh buffer. */
+void *gmem_test_read_fd(int fd, uint64_t off, size_t len);
+
+/* Run one suite the usual way; returns the process exit status. */
+int gmem_test_main(Suite *s);
