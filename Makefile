@@ -49,7 +49,7 @@ LIB_PC := $(BUILD)/lib/pkgconfig/libgmem.pc
 # binaries find libgmem next to them in the build tree and after install alike
 RPATH := -Wl,-rpath,'$$ORIGIN/../lib'
 
-TOOLS := $(BUILD)/bin/gmemctl $(BUILD)/bin/gmem-example-vmm
+TOOLS := $(BUILD)/bin/gmemctl $(BUILD)/bin/gmem-example-vmm $(BUILD)/bin/gmem-bench
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/check-*.sh)
@@ -60,7 +60,7 @@ else
 Q := @
 endif
 
-.PHONY: all lib tools tests check check-run run run-run asan deps install clean
+.PHONY: all lib tools tests check check-run run run-run bench asan deps install clean
 all: lib tools tests
 
 include guest/guest.mk
@@ -101,6 +101,10 @@ $(BUILD)/bin/gmem-example-vmm: $(BUILD)/obj/tools/example-vmm.o $(MINIVM_OBJS) $
 	@mkdir -p $(dir $@)
 	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/example-vmm.o $(MINIVM_OBJS) -L$(BUILD)/lib -lgmem
 
+$(BUILD)/bin/gmem-bench: $(BUILD)/obj/tools/gmem-bench.o $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $< -L$(BUILD)/lib -lgmem
+
 # Tests link the static library: some reach internal pieces (the injected ioctl layer, the range set).
 TEST_COMMON := $(BUILD)/obj/tests/gmem-test.o
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
@@ -123,6 +127,12 @@ run: deps
 run-run: all
 	$(BUILD)/bin/gmemctl caps
 	$(BUILD)/bin/gmem-example-vmm
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/bin/gmem-bench --backend memfd
+	$(BUILD)/bin/gmem-bench --backend guest_memfd
+	$(BUILD)/bin/gmem-bench --backend secret
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Filling and reading guest memory. Writes go through the region's user mapping (pread() from the
- * source straight into it: one copy, and no kernel direct-map access, so it works for memory that
- * is not in the direct map) or through the guest_memfd write() syscall where the kernel has it.
+ * Filling and reading guest memory. Writes go either through the region's user mapping (pread()
+ * from the source straight into it: one copy, and no kernel direct-map access, so it works for
+ * memory that is not in the direct map) or through write() on the region's fd where that is a
+ * populate path of its own: the guest_memfd write() series, and shmem memfds, whose write path
+ * allocates pages without faulting them in and zeroing them first (measured 2x faster here).
+ * write() is fed from a read-only mapping of the source: still one copy, and a source truncated
+ * underneath makes the kernel's copy fail with EFAULT instead of raising SIGBUS in this process.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,7 +24,7 @@ struct copy_ctx {
         uint64_t off;           /* region offset of the job's start */
         int fd;                 /* source (populate) or destination (dump) */
         uint64_t fd_off;
-        const uint8_t *buf;     /* source buffer for populate_buf */
+        const uint8_t *buf;     /* source bytes for write(): the caller's buffer or the mapped source */
 };
 
 static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, const char *what) {
@@ -49,7 +53,8 @@ static int write_full(int fd, const uint8_t *src, uint64_t len, uint64_t off, co
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EFAULT)
-                        return gmem_error(-EACCES, "%s: the region's pages are private to the guest", what);
+                        return gmem_error(-EFAULT, "%s: pwrite fd %d at %" PRIu64 ": the source shrank or the "
+                                          "memory is private to the guest", what, fd, off + put);
                 if (n < 0)
                         return gmem_error(negative_errno(), "%s: pwrite fd %d at %" PRIu64, what, fd, off + put);
                 if (n == 0)
@@ -69,14 +74,16 @@ static int populate_fd_chunk(void *userdata, uint64_t off, uint64_t len, uint64_
                 if (k < 0)
                         return k;
                 k = read_full(c->fd, c->map + dst, len, c->fd_off + off, "populate");
-        } else {
-                /* write() path without a mapping: bounce through a buffer */
+        } else if (c->buf)
+                k = write_full(c->r->fd, c->buf + off, len, dst, "populate");
+        else {
+                /* a source that cannot be mapped: bounce through a buffer */
                 _cleanup_free_ uint8_t *b = malloc(len);
                 if (!b)
                         return gmem_error(-ENOMEM, "populate: bounce buffer of %" PRIu64 " bytes", len);
                 k = read_full(c->fd, b, len, c->fd_off + off, NULL);
                 if (k >= 0)
-                        k = write_full(c->r->fd, b, len, dst, "populate (guest_memfd write)");
+                        k = write_full(c->r->fd, b, len, dst, "populate");
         }
         if (k >= 0)
                 *ret_count = len;
@@ -89,7 +96,7 @@ static int populate_buf_chunk(void *userdata, uint64_t off, uint64_t len, uint64
         int k;
 
         if (!c->map)
-                k = write_full(c->r->fd, c->buf + off, len, dst, "populate (guest_memfd write)");
+                k = write_full(c->r->fd, c->buf + off, len, dst, "populate");
         else {
                 k = region_populate_pages(c->r, c->map, dst, len);
                 if (k >= 0)
@@ -101,8 +108,7 @@ static int populate_buf_chunk(void *userdata, uint64_t off, uint64_t len, uint64
 }
 
 /* Pick the write path the options and the region allow: the mapping, or NULL for write(). */
-static int choose_path(struct gmem_region *r, const struct gmem_populate_opts *opts, bool prefer_write,
-                       uint8_t **ret_map) {
+static int choose_path(struct gmem_region *r, const struct gmem_populate_opts *opts, uint8_t **ret_map) {
         unsigned flags = opts ? opts->flags : 0;
 
         if ((flags & GMEM_POPULATE_VIA_MAPPING) && (flags & GMEM_POPULATE_VIA_WRITE))
@@ -116,7 +122,7 @@ static int choose_path(struct gmem_region *r, const struct gmem_populate_opts *o
                 *ret_map = NULL;
                 return 0;
         }
-        if (r->write_syscall && !(flags & GMEM_POPULATE_VIA_MAPPING) && (prefer_write || !r->mappable)) {
+        if (r->write_syscall && !(flags & GMEM_POPULATE_VIA_MAPPING)) {
                 *ret_map = NULL;
                 return 0;
         }
@@ -144,14 +150,28 @@ _public_ int64_t gmem_populate_fd(struct gmem_region *r, uint64_t dst_off, int s
                                  uint64_t len, const struct gmem_populate_opts *opts) {
         struct copy_ctx c = { .r = r, .off = dst_off, .fd = src_fd, .fd_off = src_off };
         struct gmem_job job = { .total = len, .fn = populate_fd_chunk, .ctx = &c, .opts = opts };
+        void *src_map = NULL;
+        uint64_t src_map_len = 0;
         int k;
 
         if ((k = region_check_range(r, "populate", dst_off, len)) < 0 ||
             (k = check_source(src_fd, src_off, len)) < 0 ||
             (k = region_check_shared(r, "populate", dst_off, len)) < 0 ||
-            (k = choose_path(r, opts, false, &c.map)) < 0)
+            (k = choose_path(r, opts, &c.map)) < 0)
                 return k;
+        if (!c.map) {
+                /* write() path: map the source read-only (falls back to a bounce buffer) */
+                uint64_t start = align_down(src_off, page_size());
+                void *p = mmap(NULL, src_off + len - start, PROT_READ, MAP_SHARED, src_fd, (off_t) start);
+                if (p != MAP_FAILED) {
+                        src_map = p;
+                        src_map_len = src_off + len - start;
+                        c.buf = (const uint8_t *) p + (src_off - start);
+                }
+        }
         k = gmem_job_run(&job, NULL);
+        if (src_map)
+                munmap(src_map, src_map_len);
         return k < 0 ? k : (int64_t) len;
 }
 
@@ -166,7 +186,7 @@ _public_ int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, cons
         if (!buf)
                 return gmem_error(-EINVAL, "populate: NULL buffer");
         if ((k = region_check_shared(r, "populate", dst_off, len)) < 0 ||
-            (k = choose_path(r, opts, true, &c.map)) < 0)
+            (k = choose_path(r, opts, &c.map)) < 0)
                 return k;
         k = gmem_job_run(&job, NULL);
         return k < 0 ? k : (int64_t) len;

@@ -203,6 +203,7 @@ static int new_memfd_family(enum gmem_backend backend, uint64_t psize, uint64_t 
         k = region_alloc(backend, fd, size, psize, &r);
         if (k < 0)
                 return k;
+        r->write_syscall = backend == GMEM_BACKEND_MEMFD;
         TAKE_FD(fd);
         *ret = r;
         return 0;
@@ -303,6 +304,7 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
         k = region_alloc(backend, fd, size, psize, &r);
         if (k < 0)
                 return k;
+        r->write_syscall = backend == GMEM_BACKEND_MEMFD;
         if (backend == GMEM_BACKEND_GUEST_MEMFD) {
                 const struct gmem_flag_map *fm = gmem_flag_map_get();
                 if (flags_known) {
@@ -451,8 +453,7 @@ int region_map_for(struct gmem_region *r, const char *what, uint8_t **ret_addr) 
         int k;
 
         if (!r->mappable)
-                return gmem_error(-EOPNOTSUPP, "%s: this guest_memfd was created without MMAP%s", what,
-                                  r->write_syscall ? "" : " and this kernel has no guest_memfd write()");
+                return gmem_error(-EOPNOTSUPP, "%s: this guest_memfd was created without MMAP", what);
         k = gmem_region_map(r, &addr);
         if (k < 0)
                 return k;

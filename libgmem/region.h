@@ -14,7 +14,10 @@ struct gmem_region {
         uint64_t flags;          /* guest_memfd creation flags, when known */
         uint64_t page_size;      /* 4 KiB, or the hugetlb page size */
         bool mappable;           /* mmap can succeed (guest_memfd needs MMAP) */
-        bool write_syscall;      /* pwrite() populates this guest_memfd */
+        /* pwrite() on the fd fills the region: a shmem memfd (in the direct map anyway, and its
+         * write path allocates pages without faulting or zeroing them), or a guest_memfd on a
+         * kernel with the write() series. Never hugetlbfs or secretmem, which have no write(). */
+        bool write_syscall;
         void *addr;              /* the shared mapping, NULL until gmem_region_map() */
         /* Learnt on first use and shared by worker threads: the kernel refused GUP
          * (MADV_POPULATE_WRITE gives EINVAL) on this memory: secretmem, NO_DIRECT_MAP. */

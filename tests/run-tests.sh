@@ -6,7 +6,24 @@
 set -u
 passed=0 failed=0 skipped=0
 log=$(mktemp)
-trap 'rm -f "$log" "$log.skip"' EXIT
+hp=/proc/sys/vm/nr_hugepages
+hp_saved=""
+cleanup() {
+        rm -f "$log" "$log.skip"
+        [[ -n $hp_saved ]] && echo "$hp_saved" > "$hp"
+}
+trap cleanup EXIT
+
+# As root, reserve a few 2 MiB huge pages for the run so the hugetlb paths are tested, and give
+# them back afterwards. GMEM_TEST_HUGEPAGES=0 leaves the system alone.
+want=${GMEM_TEST_HUGEPAGES:-32}
+if [[ $(id -u) == 0 && $want -gt 0 && -w $hp ]]; then
+        free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+        if ((free < want)); then
+                hp_saved=$(cat "$hp")
+                echo $((hp_saved + want - free)) > "$hp" 2>/dev/null || true
+        fi
+fi
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300}
 
 for t in "$@"; do
