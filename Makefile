@@ -86,10 +86,12 @@ $(LIB_A): $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+# written with the directories in force, so `make install PREFIX=...` after a plain `make` is right
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	-e 's|@VERSION@|$(LIBVERSION)|' libgmem/libgmem.pc.in
 $(LIB_PC): libgmem/libgmem.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@VERSION@|$(LIBVERSION)|' $< > $@
+	$(PC_SED) > $@
 
 MINIVM_OBJS := $(BUILD)/obj/tools/minivm.o $(GUEST_BLOB)
 
@@ -146,7 +148,7 @@ install: all
 	ln -sf libgmem.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libgmem.so
 	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/gmem/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem/
-	install -m 0644 $(LIB_PC) $(DESTDIR)$(PKGCONFIGDIR)/
+	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	$(foreach s,$(wildcard man/*.[1-8]),install -D -m 0644 $(s) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(s)))/$(notdir $(s));)
 

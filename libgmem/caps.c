@@ -315,6 +315,12 @@ _public_ int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps) {
 }
 
 _public_ int gmem_caps_probe(struct gmem_caps *ret_caps) {
+        const char *e = getenv("GMEM_KERNEL_PROFILE");
+        enum gmem_kernel_profile p;
+
+        if (e && *e && gmem_kernel_profile_from_string(e, &p) < 0)
+                return gmem_error(-EINVAL, "GMEM_KERNEL_PROFILE='%s' is not a kernel profile (upstream, "
+                                  "direct-map-removal, write, secret-hiding)", e);
         return gmem_caps_probe_profile(env_profile(), ret_caps);
 }
 

@@ -22,6 +22,7 @@ _public_ int gmem_convert(struct gmem_region *r, int vm_fd, uint64_t gpa, uint64
                 .size = len,
                 .attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
         };
+        struct rangeset before = {};
         bool discard;
         int k, supported;
 
@@ -44,22 +45,32 @@ _public_ int gmem_convert(struct gmem_region *r, int vm_fd, uint64_t gpa, uint64
                                   "kernel/VM type (mask 0x%x) and in-place guest_memfd conversion is not available",
                                   supported);
 
-        /* Bookkeeping first, so a failure below can be undone without a trace. */
-        pthread_mutex_lock(&r->lock);
-        k = to_private ? rangeset_add(&r->private, off, off + len) : 0;
-        pthread_mutex_unlock(&r->lock);
-        if (k < 0)
-                return gmem_error(k, "convert: private range bookkeeping");
+        /* Mark the range private before KVM does, so no populate can slip into it in between; keep
+         * the previous set to put back exactly as it was if KVM refuses. */
+        if (to_private) {
+                pthread_mutex_lock(&r->lock);
+                k = rangeset_copy(&r->private, &before);
+                if (k >= 0)
+                        k = rangeset_add(&r->private, off, off + len);
+                pthread_mutex_unlock(&r->lock);
+                if (k < 0) {
+                        rangeset_clear(&before);
+                        return gmem_error(k, "convert: private range bookkeeping");
+                }
+        }
 
         if (gmem_sys->ioctl(vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &attrs) < 0) {
                 k = negative_errno();
-                pthread_mutex_lock(&r->lock);
-                if (to_private)
-                        (void) rangeset_remove(&r->private, off, off + len);
-                pthread_mutex_unlock(&r->lock);
+                if (to_private) {
+                        pthread_mutex_lock(&r->lock);
+                        rangeset_clear(&r->private);
+                        r->private = before;
+                        pthread_mutex_unlock(&r->lock);
+                }
                 return gmem_error(k, "KVM_SET_MEMORY_ATTRIBUTES gpa 0x%" PRIx64 "+0x%" PRIx64 " to %s", gpa, len,
                                   to_private ? "private" : "shared");
         }
+        rangeset_clear(&before);
 
         if (!to_private) {
                 pthread_mutex_lock(&r->lock);

@@ -95,6 +95,16 @@ static void report(const struct gmem_job *job, struct job_state *s, uint64_t don
         }
 }
 
+int gmem_opts_check(const struct gmem_populate_opts *opts, const char *what) {
+        unsigned flags = opts ? opts->flags : 0;
+
+        if (flags & ~(unsigned) (GMEM_POPULATE_VIA_MAPPING | GMEM_POPULATE_VIA_WRITE))
+                return gmem_error(-EINVAL, "%s: unknown flags 0x%x", what, flags);
+        if ((flags & GMEM_POPULATE_VIA_MAPPING) && (flags & GMEM_POPULATE_VIA_WRITE))
+                return gmem_error(-EINVAL, "%s: VIA_MAPPING and VIA_WRITE together", what);
+        return 0;
+}
+
 int gmem_job_run(const struct gmem_job *job, uint64_t *ret_count) {
         struct job_state s = { .job = job };
         pthread_t threads[256];

@@ -27,6 +27,9 @@ struct gmem_job {
 #define GMEM_JOB_THREADS_MAX 16
 #define GMEM_JOB_BYTES_PER_THREAD (64 * MiB)
 
+/* Options every job takes: unknown flag bits and contradictions are refused. */
+int gmem_opts_check(const struct gmem_populate_opts *opts, const char *what);
+
 /* 0 and the summed counts, or the first error (its message carried over to this thread);
  * -ECANCELED when cancelled. */
 int gmem_job_run(const struct gmem_job *job, uint64_t *ret_count);

@@ -110,11 +110,10 @@ static int populate_buf_chunk(void *userdata, uint64_t off, uint64_t len, uint64
 /* Pick the write path the options and the region allow: the mapping, or NULL for write(). */
 static int choose_path(struct gmem_region *r, const struct gmem_populate_opts *opts, uint8_t **ret_map) {
         unsigned flags = opts ? opts->flags : 0;
+        int k = gmem_opts_check(opts, "populate");
 
-        if ((flags & GMEM_POPULATE_VIA_MAPPING) && (flags & GMEM_POPULATE_VIA_WRITE))
-                return gmem_error(-EINVAL, "populate: VIA_MAPPING and VIA_WRITE together");
-        if (flags & ~(unsigned) (GMEM_POPULATE_VIA_MAPPING | GMEM_POPULATE_VIA_WRITE))
-                return gmem_error(-EINVAL, "populate: unknown flags 0x%x", flags);
+        if (k < 0)
+                return k;
         if (flags & GMEM_POPULATE_VIA_WRITE) {
                 if (!r->write_syscall)
                         return gmem_error(-EOPNOTSUPP, "populate: this %s has no write() syscall path",
@@ -255,7 +254,8 @@ _public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len,
                 return gmem_error(-ESPIPE, "dump: destination fd %d is not a seekable file", dst_fd);
         if (dst_off > INT64_MAX || len > INT64_MAX - dst_off)
                 return gmem_error(-EOVERFLOW, "dump: destination range %" PRIu64 "+%" PRIu64 " overflows", dst_off, len);
-        if ((k = region_check_shared(r, "dump", off, len)) < 0 ||
+        if ((k = gmem_opts_check(opts, "dump")) < 0 ||
+            (k = region_check_shared(r, "dump", off, len)) < 0 ||
             (k = region_map_for(r, "dump", &c.map)) < 0)
                 return k;
         /* the file gets its full length even when the region ends in a hole */

@@ -35,6 +35,7 @@ _public_ int gmem_prefault(struct gmem_region *r, uint64_t off, uint64_t len, co
         int k;
 
         if ((k = region_check_aligned(r, "prefault", off, len)) < 0 ||
+            (k = gmem_opts_check(opts, "prefault")) < 0 ||
             (k = region_check_shared(r, "prefault", off, len)) < 0 ||
             (k = region_map_for(r, "prefault", &c.map)) < 0)
                 return k;

@@ -107,3 +107,16 @@ void rangeset_clear(struct rangeset *s) {
         s->ranges = NULL;
         s->n = 0;
 }
+
+int rangeset_copy(const struct rangeset *s, struct rangeset *ret) {
+        struct range *n = NULL;
+
+        if (s->n) {
+                n = malloc(s->n * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                memcpy(n, s->ranges, s->n * sizeof(*n));
+        }
+        *ret = (struct rangeset) { n, s->n };
+        return 0;
+}

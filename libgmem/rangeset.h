@@ -20,3 +20,5 @@ int rangeset_remove(struct rangeset *s, uint64_t start, uint64_t end);
 bool rangeset_intersects(const struct rangeset *s, uint64_t start, uint64_t end);
 uint64_t rangeset_bytes(const struct rangeset *s);
 void rangeset_clear(struct rangeset *s);
+/* A deep copy into *ret (which must be empty). */
+int rangeset_copy(const struct rangeset *s, struct rangeset *ret);

@@ -84,6 +84,15 @@ static int check_new_size(const char *what, uint64_t size, uint64_t psize) {
         return 0;
 }
 
+static int check_guest_memfd_flags(const char *what, uint64_t flags, uint64_t mask) {
+        if (flags & ~mask)
+                return gmem_error(-EINVAL, "%s: flags 0x%" PRIx64 " not supported by this kernel (supported 0x%" PRIx64 ")",
+                                  what, flags & ~mask, mask);
+        if ((flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED) && !(flags & GMEM_GUEST_MEMFD_FLAG_MMAP))
+                return gmem_error(-EINVAL, "%s: INIT_SHARED needs MMAP", what);
+        return 0;
+}
+
 _public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flags, struct gmem_region **ret) {
         struct kvm_create_guest_memfd args = { .size = size, .flags = flags };
         const struct gmem_flag_map *fm;
@@ -99,16 +108,20 @@ _public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flag
         mask = gmem_kvm_check_extension(vm_fd, KVM_CAP_GUEST_MEMFD_FLAGS);
         if (mask < 0)
                 return gmem_error(mask, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD_FLAGS) on fd %d", vm_fd);
-        if (flags & ~(uint64_t) mask)
-                return gmem_error(-EINVAL, "create guest_memfd: flags 0x%" PRIx64 " not supported by this kernel "
-                                  "(supported 0x%x)", flags & ~(uint64_t) mask, mask);
-        if ((flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED) && !(flags & GMEM_GUEST_MEMFD_FLAG_MMAP))
-                return gmem_error(-EINVAL, "create guest_memfd: INIT_SHARED needs MMAP");
+        k = check_guest_memfd_flags("create guest_memfd", flags, (uint64_t) mask);
+        if (k < 0)
+                return k;
 
         fd = gmem_sys->ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
         if (fd < 0)
                 return gmem_error(negative_errno(), "KVM_CREATE_GUEST_MEMFD size %" PRIu64 " flags 0x%" PRIx64
                                   " on VM fd %d", size, flags, vm_fd);
+        /* KVM takes no O_CLOEXEC: guest memory must not leak into programs the VMM runs */
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+                k = negative_errno();
+                close(fd);
+                return gmem_error(k, "set FD_CLOEXEC on guest_memfd");
+        }
         k = region_alloc(GMEM_BACKEND_GUEST_MEMFD, fd, size, page_size(), &r);
         if (k < 0) {
                 close(fd);
@@ -290,14 +303,21 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
         k = detect_backend(fd, &backend, &size, &psize);
         if (k < 0)
                 return k;
+        k = fcntl(fd, F_GETFL);
+        if (k < 0)
+                return gmem_error(negative_errno(), "adopt: fcntl fd %d", fd);
+        if ((k & O_ACCMODE) != O_RDWR)
+                return gmem_error(-EBADF, "adopt: fd %d is not open for reading and writing", fd);
         if (flags_known && backend != GMEM_BACKEND_GUEST_MEMFD)
                 return gmem_error(-EBADFD, "adopt: fd %d is a %s, not a guest_memfd", fd, gmem_backend_to_string(backend));
+        if (flags_known && (k = check_guest_memfd_flags("adopt guest_memfd", flags, gmem_flag_map_get()->mask)) < 0)
+                return k;
         if (size == 0 || size % psize)
                 return gmem_error(-EINVAL, "adopt: fd %d has size %" PRIu64 ", not a positive multiple of %" PRIu64,
                                   fd, size, psize);
         if (backend == GMEM_BACKEND_MEMFD || backend == GMEM_BACKEND_HUGETLB) {
-                /* Seal the size where the creator allowed sealing; where not, shrinking stays possible
-                 * and gmemd refuses such fds (it checks gmem_region_size_sealed()). */
+                /* Seal the size where the creator allowed sealing (MFD_ALLOW_SEALING); where it did not,
+                 * the creator can still shrink the file and a holder touching the lost end gets SIGBUS. */
                 (void) fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
         }
 
