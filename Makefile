@@ -32,10 +32,13 @@ CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson)
 CJSON_LIBS = $(shell $(PKG_CONFIG) --libs libcjson)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
+LIBEVENT_CFLAGS = $(shell $(PKG_CONFIG) --cflags libevent_pthreads)
+LIBEVENT_LIBS = $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads)
 
 BASE_CFLAGS = -std=gnu11 $(WARNINGS) -fvisibility=hidden -fPIC -pthread -D_GNU_SOURCE \
 	-Iinclude -Ilibgmem -Itools -MMD -MP
 ALL_CFLAGS = $(BASE_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
+$(BUILD)/obj/gmemd/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS)
 
 SOVERSION := 0
 LIBVERSION := 0.1.0
@@ -50,6 +53,9 @@ LIB_PC := $(BUILD)/lib/pkgconfig/libgmem.pc
 RPATH := -Wl,-rpath,'$$ORIGIN/../lib'
 
 TOOLS := $(BUILD)/bin/gmemctl $(BUILD)/bin/gmem-example-vmm $(BUILD)/bin/gmem-bench
+DAEMON := $(BUILD)/bin/gmemd
+GMEMD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard gmemd/*.c))
+CLI_UTIL := $(BUILD)/obj/tools/cli-util.o
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/check-*.sh)
@@ -66,7 +72,7 @@ all: lib tools tests
 include guest/guest.mk
 
 lib: $(LIB_SO) $(LIB_A) $(LIB_PC)
-tools: $(TOOLS)
+tools: $(TOOLS) $(DAEMON)
 tests: $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
@@ -95,13 +101,18 @@ $(LIB_PC): libgmem/libgmem.pc.in Makefile
 
 MINIVM_OBJS := $(BUILD)/obj/tools/minivm.o $(GUEST_BLOB)
 
-$(BUILD)/bin/gmemctl: $(BUILD)/obj/tools/gmemctl.o $(LIB_SO)
+$(BUILD)/bin/gmemctl: $(BUILD)/obj/tools/gmemctl.o $(CLI_UTIL) $(LIB_SO)
 	@mkdir -p $(dir $@)
-	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/gmemctl.o -L$(BUILD)/lib -lgmem $(CJSON_LIBS)
+	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/gmemctl.o $(CLI_UTIL) -L$(BUILD)/lib -lgmem $(CJSON_LIBS)
 
-$(BUILD)/bin/gmem-example-vmm: $(BUILD)/obj/tools/example-vmm.o $(MINIVM_OBJS) $(LIB_SO)
+$(BUILD)/bin/gmem-example-vmm: $(BUILD)/obj/tools/example-vmm.o $(CLI_UTIL) $(MINIVM_OBJS) $(LIB_SO)
 	@mkdir -p $(dir $@)
-	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/example-vmm.o $(MINIVM_OBJS) -L$(BUILD)/lib -lgmem
+	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $(BUILD)/obj/tools/example-vmm.o $(CLI_UTIL) $(MINIVM_OBJS) -L$(BUILD)/lib -lgmem
+
+# The daemon links the static library: it shares libgmem's internal helpers (errors, macros).
+$(DAEMON): $(GMEMD_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(LDFLAGS) -o $@ $(GMEMD_OBJS) $(LIB_A) $(CJSON_LIBS) $(LIBEVENT_LIBS)
 
 $(BUILD)/bin/gmem-bench: $(BUILD)/obj/tools/gmem-bench.o $(LIB_SO)
 	@mkdir -p $(dir $@)
@@ -150,6 +161,8 @@ install: all
 	install -m 0644 include/gmem/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem/
 	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/
 	$(foreach s,$(wildcard man/*.[1-8]),install -D -m 0644 $(s) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(s)))/$(notdir $(s));)
 
 clean:

@@ -22,6 +22,25 @@ int gmem_error(int err, const char *fmt, ...) {
         return err;
 }
 
+int gmem_error_wrap(int err, const char *fmt, ...) {
+        char inner[sizeof(last_error)], prefix[256];
+        va_list ap;
+
+        snprintf(inner, sizeof(inner), "%s", last_error);
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof(prefix), fmt, ap);
+        va_end(ap);
+        const char *rest = inner[0] ? inner : strerror(err < 0 ? -err : err);
+        size_t plen = strlen(prefix); /* under half the buffer, so the room below is positive */
+        size_t rlen = MIN(strlen(rest), sizeof(last_error) - 1 - plen - 2);
+
+        memcpy(last_error, prefix, plen);
+        memcpy(last_error + plen, ": ", 2);
+        memcpy(last_error + plen + 2, rest, rlen);
+        last_error[plen + 2 + rlen] = 0;
+        return err;
+}
+
 int gmem_error_set_message(int err, const char *msg) {
         snprintf(last_error, sizeof(last_error), "%s", msg ?: "");
         return err;

@@ -194,6 +194,64 @@ int gmem_region_is_private(const struct gmem_region *r, uint64_t off, uint64_t l
  * user memory slot over the mapping for the memfd family. len 0 deletes the slot. */
 int gmem_kvm_bind(int vm_fd, uint32_t slot, uint64_t gpa, struct gmem_region *r, uint64_t off, uint64_t len);
 
+/* ---------------------------------------------------------------------------------------------
+ * Client of gmemd, the broker daemon (protocol: docs/protocol.md). Calls are synchronous; a job's
+ * progress goes to the callback set with gmem_client_set_progress(). Errors the daemon reports
+ * come back as the negative errno it named, with its message in gmem_last_error().
+ */
+struct gmem_client;
+
+enum gmem_policy {
+        GMEM_POLICY_KEEP,       /* held until released (default) */
+        GMEM_POLICY_CONNECTION, /* released when the creating/registering connection closes */
+        _GMEM_POLICY_MAX,
+};
+
+struct gmem_create_opts {
+        uint64_t page_size;     /* hugetlb: 2 MiB (default) or 1 GiB */
+        bool prefault;          /* allocate before the reply (a job: progress, cancellable) */
+        enum gmem_policy policy;
+};
+
+/* socket_path NULL: $GMEMD_SOCKET, else /run/gmemd/gmemd.sock for root and
+ * $XDG_RUNTIME_DIR/gmemd/gmemd.sock for others. Says hello (negotiates the version). */
+int gmem_client_connect(const char *socket_path, struct gmem_client **ret);
+struct gmem_client *gmem_client_free(struct gmem_client *c);
+/* The path gmem_client_connect(NULL) uses (malloc'ed). */
+int gmem_client_default_socket(char **ret_path);
+/* Called from the calling thread for each progress event of a job this client waits for;
+ * returning non-zero cancels the job (the call then fails with -ECANCELED). */
+void gmem_client_set_progress(struct gmem_client *c, gmem_progress_fn fn, void *userdata);
+
+int gmem_client_register(struct gmem_client *c, const char *name, struct gmem_region *r);
+int gmem_client_register_policy(struct gmem_client *c, const char *name, struct gmem_region *r,
+                                enum gmem_policy policy);
+int gmem_client_create(struct gmem_client *c, const char *name, enum gmem_backend backend, uint64_t size,
+                       const struct gmem_create_opts *opts);
+/* A region of its own over the fd the daemon hands out. */
+int gmem_client_open(struct gmem_client *c, const char *name, struct gmem_region **ret);
+int gmem_client_populate_fd(struct gmem_client *c, const char *name, uint64_t dst_off, int src_fd,
+                            uint64_t src_off, uint64_t len);
+int gmem_client_prefault(struct gmem_client *c, const char *name, uint64_t off, uint64_t len);
+/* Bytes written (holes not counted), or -errno. */
+int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, uint64_t off, uint64_t len, int dst_fd,
+                            uint64_t dst_off);
+int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t off, uint64_t len);
+int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid);
+int gmem_client_grant_gid(struct gmem_client *c, const char *name, uint32_t gid);
+int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid);
+int gmem_client_revoke_gid(struct gmem_client *c, const char *name, uint32_t gid);
+int gmem_client_release(struct gmem_client *c, const char *name);
+int gmem_client_cancel(struct gmem_client *c, uint64_t job);
+/* JSON text as the daemon sent it (malloc'ed): an array of region objects, one region object,
+ * the caps object. */
+int gmem_client_list(struct gmem_client *c, char **ret_json);
+int gmem_client_info(struct gmem_client *c, const char *name, char **ret_json);
+int gmem_client_caps(struct gmem_client *c, char **ret_json);
+/* Subscribe to events; then take them one by one (timeout_ms < 0: wait; -ETIME on timeout). */
+int gmem_client_watch(struct gmem_client *c);
+int gmem_client_next_event(struct gmem_client *c, int timeout_ms, char **ret_json);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "error.h"
+#include "json-util.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+
+static uint64_t ram_bytes(void) {
+        long pages = sysconf(_SC_PHYS_PAGES);
+        return pages > 0 ? (uint64_t) pages * page_size() : UINT64_MAX;
+}
+
+void config_defaults(struct gmemd_config *c) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+        *c = (struct gmemd_config) {
+                .limits = {
+                        .max_message_bytes = 65536,
+                        .max_fds_per_message = 4,
+                        .max_clients = 256,
+                        .max_regions = 1024,
+                        .max_bytes_per_uid = ram_bytes(),
+                        .max_bytes_total = ram_bytes(),
+                        .max_jobs = 16,
+                        .max_queued_messages = 1024,
+                },
+                .workers = (unsigned) MAX(2, MIN(cores, 8)),
+                .socket_mode = 0666,
+        };
+}
+
+/* "limits" member `key` into *field, within [lo, hi]; 0 means RAM when ram_default */
+static int limit(const cJSON *limits, const char *key, uint64_t lo, uint64_t hi, int ram_default, uint64_t *field) {
+        uint64_t v;
+        int k = json_get_u64(limits, key, false, *field, &v);
+        if (k < 0)
+                return gmem_error(k, "config: limits.%s", key);
+        if (ram_default && v == 0)
+                v = ram_bytes();
+        if (v < lo || v > hi)
+                return gmem_error(-ERANGE, "config: limits.%s = %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]", key, v, lo, hi);
+        *field = v;
+        return 0;
+}
+
+int config_load(const char *path, int explicit, struct gmemd_config *ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *text = NULL;
+        struct gmemd_config c = *ret;
+        const cJSON *limits;
+        const char *mode_str;
+        uint64_t workers;
+        cJSON *root;
+        ssize_t n;
+        int k = 0;
+
+        if (fd < 0) {
+                if (errno == ENOENT && !explicit)
+                        return 0;
+                return gmem_error(negative_errno(), "open config '%s'", path);
+        }
+        text = malloc(CONFIG_MAX_BYTES + 1);
+        if (!text)
+                return gmem_error(-ENOMEM, "read config '%s'", path);
+        n = read(fd, text, CONFIG_MAX_BYTES + 1);
+        if (n < 0)
+                return gmem_error(negative_errno(), "read config '%s'", path);
+        if (n > CONFIG_MAX_BYTES)
+                return gmem_error(-EFBIG, "config '%s' is larger than %u bytes", path, CONFIG_MAX_BYTES);
+        text[n] = 0;
+
+        root = cJSON_Parse(text);
+        if (!cJSON_IsObject(root)) {
+                cJSON_Delete(root);
+                return gmem_error(-EINVAL, "config '%s' is not a JSON object", path);
+        }
+        limits = cJSON_GetObjectItemCaseSensitive(root, "limits");
+        if (limits && !cJSON_IsObject(limits))
+                k = gmem_error(-EINVAL, "config '%s': 'limits' must be an object", path);
+        if (k >= 0 && limits) {
+                const struct {
+                        const char *key;
+                        uint64_t lo, hi;
+                        int ram_default;
+                        uint64_t *field;
+                } table[] = {
+                        { "max_message_bytes", 1024, 16 << 20, 0, &c.limits.max_message_bytes },
+                        { "max_fds_per_message", 1, 253, 0, &c.limits.max_fds_per_message },
+                        { "max_clients", 1, 65536, 0, &c.limits.max_clients },
+                        { "max_regions", 1, 1 << 20, 0, &c.limits.max_regions },
+                        { "max_bytes_per_uid", 0, UINT64_MAX, 1, &c.limits.max_bytes_per_uid },
+                        { "max_bytes_total", 0, UINT64_MAX, 1, &c.limits.max_bytes_total },
+                        { "max_jobs", 1, 4096, 0, &c.limits.max_jobs },
+                        { "max_queued_messages", 16, 1 << 20, 0, &c.limits.max_queued_messages },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(table) && k >= 0; i++)
+                        k = limit(limits, table[i].key, table[i].lo, table[i].hi, table[i].ram_default, table[i].field);
+        }
+        if (k >= 0 && (k = json_get_u64(root, "workers", false, c.workers, &workers)) >= 0) {
+                if (workers < 1 || workers > 256)
+                        k = gmem_error(-ERANGE, "config '%s': workers = %" PRIu64 " outside [1, 256]", path, workers);
+                else
+                        c.workers = (unsigned) workers;
+        }
+        if (k >= 0 && (k = json_get_str(root, "socket_mode", false, NULL, &mode_str)) >= 0 && mode_str) {
+                char *end;
+                unsigned long m = strtoul(mode_str, &end, 8);
+                if (*end || end == mode_str || m > 0777)
+                        k = gmem_error(-EINVAL, "config '%s': socket_mode '%s' is not an octal mode", path, mode_str);
+                else
+                        c.socket_mode = (mode_t) m;
+        }
+        cJSON_Delete(root);
+        if (k < 0)
+                return k;
+        *ret = c;
+        return 0;
+}

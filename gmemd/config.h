@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define GMEMD_CONFIG_DEFAULT "/etc/gmemd/gmemd.json"
+
+/* Everything a client controls has a limit here. */
+struct gmemd_limits {
+        uint64_t max_message_bytes;
+        uint64_t max_fds_per_message;
+        uint64_t max_clients;
+        uint64_t max_regions;
+        uint64_t max_bytes_per_uid;   /* 0 in the file: the machine's RAM */
+        uint64_t max_bytes_total;     /* likewise */
+        uint64_t max_jobs;            /* running and queued, all clients together */
+        uint64_t max_queued_messages; /* replies and events waiting for one slow client */
+};
+
+struct gmemd_config {
+        struct gmemd_limits limits;
+        unsigned workers;
+        mode_t socket_mode;
+};
+
+void config_defaults(struct gmemd_config *c);
+/* Load path over the defaults. A missing file is fine only when it is the default path
+ * (explicit = false). -errno with a message otherwise; *c is untouched on failure. */
+int config_load(const char *path, int explicit, struct gmemd_config *c);

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * gmemd's state. One libevent loop owns everything here; worker threads (jobs.c) touch only the
+ * job they run and the libgmem region it names, and hand results back through an eventfd.
+ */
+#pragma once
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "gmem/gmem.h"
+
+#define GMEMD_PROTOCOL_VERSION 1
+#define GMEMD_MAX_GROUPS 64
+#define REGION_MAX_GRANTS 64
+#define REGION_MAX_HOLDERS 32
+#define REGION_NAME_MAX 64
+
+struct outmsg {
+        struct outmsg *next;
+        char *text;
+        size_t len;
+        int fd; /* sent with the message, then closed; -1 for none */
+};
+
+struct conn {
+        struct daemon *d;
+        struct conn *prev, *next;
+        int fd;
+        uint64_t serial;
+        struct ucred cred;
+        gid_t groups[GMEMD_MAX_GROUPS];
+        unsigned n_groups;
+        struct event *ev_read, *ev_write;
+        struct outmsg *out_head, *out_tail;
+        uint64_t n_out;
+        bool hello, watching, closed;
+        unsigned refs; /* the connection list, and every job it started */
+};
+
+enum region_state {
+        REGION_EMPTY,
+        REGION_POPULATING,
+        REGION_POPULATED,
+        REGION_FAILED,
+        _REGION_STATE_MAX,
+};
+
+struct holder {
+        pid_t pid;
+        uid_t uid;
+        const char *role;   /* "created", "registered", "opened" */
+        struct conn *conn;  /* NULL once that connection closed */
+};
+
+struct managed {
+        struct managed *prev, *next;
+        char name[REGION_NAME_MAX + 1];
+        struct gmem_region *region;
+        uid_t owner;
+        uid_t grant_uids[REGION_MAX_GRANTS];
+        unsigned n_grant_uids;
+        gid_t grant_gids[REGION_MAX_GRANTS];
+        unsigned n_grant_gids;
+        enum gmem_policy policy;
+        struct conn *creator;   /* for GMEM_POLICY_CONNECTION; NULL once gone */
+        struct holder holders[REGION_MAX_HOLDERS];
+        unsigned n_holders;
+        enum region_state state;
+        uint64_t populated_bytes;
+        uint64_t created_usec;
+        unsigned running_jobs;
+        bool hidden;            /* being created with prefault: not visible yet */
+        bool released;          /* out of the table; freed when the last job lets go */
+        unsigned refs;          /* the table, and every job on it */
+};
+
+enum job_op {
+        JOB_POPULATE,
+        JOB_PREFAULT,
+        JOB_DUMP,
+        _JOB_OP_MAX,
+};
+
+struct job {
+        struct daemon *d;
+        struct job *prev, *next;     /* all live jobs (loop only) */
+        struct job *qnext;           /* pool queue / completion list (under the pool lock) */
+        uint64_t id;
+        enum job_op op;
+        struct managed *m;
+        struct conn *conn;           /* NULL once the client went away */
+        cJSON *req_id;               /* the request's id, echoed in the reply */
+        uint64_t off, len, fd_off;
+        int fd;                      /* source (populate) or destination (dump) */
+        bool publish_on_success;     /* create --prefault: reveal the region when done */
+        /* shared with the worker */
+        int cancel;
+        uint64_t done, total;
+        int progress_pending;
+        uint64_t last_signal_usec;
+        int result;
+        int64_t bytes;
+        char message[512];
+};
+
+struct pool {
+        pthread_t *threads;
+        unsigned n_threads;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct job *queue_head, *queue_tail;
+        struct job *done;
+        bool stop;
+        int efd;                 /* eventfd: the loop learns of progress and completions */
+        struct event *ev;
+};
+
+struct daemon {
+        struct gmemd_config config;
+        struct event_base *base;
+        char *socket_path;
+        int listen_fd;
+        bool listen_fd_owned;    /* we bound it (and unlink it at exit) */
+        struct event *ev_listen, *ev_sigterm, *ev_sigint;
+        struct conn *conns;
+        uint64_t n_conns, conn_serial;
+        struct managed *regions;
+        uint64_t n_regions;
+        struct job *jobs;
+        uint64_t n_jobs, job_serial;
+        struct pool pool;
+        uint64_t bytes_total;
+};
+
+/* server.c */
+int server_listen(struct daemon *d);
+void server_stop(struct daemon *d);
+void conn_unref(struct conn *c);
+/* Queue a message (takes text; fd is sent then closed, -1 for none). */
+void conn_send(struct conn *c, char *text, int fd);
+void conn_send_json(struct conn *c, cJSON *msg, int fd); /* consumes msg */
+void conn_reply_error(struct conn *c, const cJSON *req_id, int err, const char *message);
+void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd); /* consumes members */
+
+/* regions.c */
+bool region_name_valid(const char *name);
+struct managed *region_find(struct daemon *d, const char *name); /* hidden ones too */
+int region_add(struct daemon *d, const char *name, struct gmem_region *r, struct conn *owner_conn,
+               enum gmem_policy policy, const char *role, bool hidden, struct managed **ret);
+void region_publish(struct daemon *d, struct managed *m);
+void region_release(struct daemon *d, struct managed *m);
+void region_unref(struct daemon *d, struct managed *m);
+enum access { ACCESS_USE, ACCESS_ADMIN };
+bool region_may(const struct conn *c, const struct managed *m, enum access a);
+void region_add_holder(struct managed *m, struct conn *c, const char *role);
+void region_conn_closed(struct daemon *d, struct conn *c);
+cJSON *region_to_json(struct daemon *d, const struct managed *m);
+uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid);
+void region_set_state(struct daemon *d, struct managed *m, enum region_state s);
+/* Events to every watcher that may see the region; consumes ev. */
+void broadcast_region_event(struct daemon *d, const struct managed *m, cJSON *ev);
+
+/* jobs.c */
+int pool_start(struct daemon *d);
+void pool_stop(struct daemon *d);
+int job_submit(struct daemon *d, struct job *j);
+struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct conn *c, const cJSON *req_id);
+struct job *job_find(struct daemon *d, uint64_t id);
+void jobs_cancel_conn(struct daemon *d, struct conn *c);
+void jobs_cancel_region(struct daemon *d, struct managed *m);
+void jobs_cancel_all(struct daemon *d);
+void job_discard(struct daemon *d, struct job *j);
+const char *job_op_name(enum job_op op);
+
+/* ops.c */
+void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds);
+
+uint64_t now_usec(void);

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Long work on guest memory (populate, prefault, dump) runs here, on a bounded pool of worker
+ * threads, so the event loop never blocks on it. A worker touches only its job and the libgmem
+ * region it names; progress and completion reach the loop through an eventfd.
+ */
+#include <inttypes.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "log.h"
+
+#define PROGRESS_INTERVAL_USEC 100000
+
+static const char *const op_names[_JOB_OP_MAX] = {
+        [JOB_POPULATE] = "populate",
+        [JOB_PREFAULT] = "prefault",
+        [JOB_DUMP] = "dump",
+};
+
+const char *job_op_name(enum job_op op) {
+        return op_names[op];
+}
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void wake_loop(struct pool *p) {
+        uint64_t one = 1;
+        (void) !write(p->efd, &one, sizeof(one));
+}
+
+/* worker thread */
+static int on_progress(uint64_t done, uint64_t total, void *userdata) {
+        struct job *j = userdata;
+        uint64_t now = mono_usec();
+
+        __atomic_store_n(&j->done, done, __ATOMIC_RELAXED);
+        __atomic_store_n(&j->total, total, __ATOMIC_RELAXED);
+        if (now - j->last_signal_usec >= PROGRESS_INTERVAL_USEC || done == total) {
+                j->last_signal_usec = now;
+                __atomic_store_n(&j->progress_pending, 1, __ATOMIC_RELEASE);
+                wake_loop(&j->d->pool);
+        }
+        return 0;
+}
+
+/* worker thread */
+static void job_run(struct job *j) {
+        struct gmem_populate_opts opts = { .progress = on_progress, .userdata = j, .cancel = &j->cancel };
+        struct gmem_region *r = j->m->region;
+        int64_t k;
+
+        if (__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) {
+                j->result = -ECANCELED;
+                snprintf(j->message, sizeof(j->message), "job %" PRIu64 " cancelled before it started", j->id);
+                return;
+        }
+        switch (j->op) {
+        case JOB_POPULATE:
+                k = gmem_populate_fd(r, j->off, j->fd, j->fd_off, j->len, &opts);
+                break;
+        case JOB_PREFAULT:
+                k = gmem_prefault(r, j->off, j->len, &opts);
+                break;
+        case JOB_DUMP:
+                k = gmem_dump_fd(r, j->off, j->len, j->fd, j->fd_off, &opts);
+                break;
+        default:
+                k = gmem_error(-EINVAL, "unknown job");
+        }
+        if (k < 0) {
+                j->result = (int) k;
+                snprintf(j->message, sizeof(j->message), "%s '%s': %s", op_names[j->op], j->m->name, gmem_last_error());
+        } else
+                j->bytes = j->op == JOB_PREFAULT ? (int64_t) j->len : k;
+}
+
+static void *worker(void *userdata) {
+        struct pool *p = userdata;
+
+        for (;;) {
+                struct job *j;
+
+                pthread_mutex_lock(&p->lock);
+                while (!p->queue_head && !p->stop)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                j = p->queue_head;
+                if (!j) {
+                        pthread_mutex_unlock(&p->lock);
+                        return NULL;
+                }
+                p->queue_head = j->qnext;
+                if (!p->queue_head)
+                        p->queue_tail = NULL;
+                pthread_mutex_unlock(&p->lock);
+
+                job_run(j);
+
+                pthread_mutex_lock(&p->lock);
+                j->qnext = p->done;
+                p->done = j;
+                pthread_mutex_unlock(&p->lock);
+                wake_loop(p);
+        }
+}
+
+static cJSON *job_event(const struct job *j, const char *event) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "event", event);
+        cJSON_AddNumberToObject(ev, "job", (double) j->id);
+        cJSON_AddStringToObject(ev, "op", op_names[j->op]);
+        cJSON_AddStringToObject(ev, "region", j->m->name);
+        return ev;
+}
+
+static void send_progress(struct daemon *d, struct job *j) {
+        uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED), total = __atomic_load_n(&j->total, __ATOMIC_RELAXED);
+        cJSON *ev;
+
+        if (j->conn && !j->conn->closed) {
+                ev = job_event(j, "progress");
+                cJSON_AddItemToObject(ev, "id", cJSON_Duplicate(j->req_id, true));
+                cJSON_AddNumberToObject(ev, "done", (double) done);
+                cJSON_AddNumberToObject(ev, "total", (double) total);
+                conn_send_json(j->conn, ev, -1);
+        }
+        ev = job_event(j, "job-progress");
+        cJSON_AddNumberToObject(ev, "done", (double) done);
+        cJSON_AddNumberToObject(ev, "total", (double) total);
+        broadcast_region_event(d, j->m, ev);
+}
+
+static void job_unlink(struct daemon *d, struct job *j) {
+        if (j->prev)
+                j->prev->next = j->next;
+        else if (d->jobs == j)
+                d->jobs = j->next;
+        if (j->next)
+                j->next->prev = j->prev;
+        j->prev = j->next = NULL;
+}
+
+static void job_free(struct daemon *d, struct job *j) {
+        job_unlink(d, j);
+        if (j->fd >= 0)
+                close(j->fd);
+        cJSON_Delete(j->req_id);
+        conn_unref(j->conn);
+        region_unref(d, j->m);
+        free(j);
+}
+
+static void job_finish(struct daemon *d, struct job *j) {
+        struct managed *m = j->m;
+        struct conn *c = j->conn && !j->conn->closed ? j->conn : NULL;
+        uint64_t size = gmem_region_size(m->region);
+        cJSON *ev;
+
+        /* off the list first: replies and region descriptions below no longer show it */
+        job_unlink(d, j);
+        d->n_jobs--;
+        m->running_jobs--;
+        if (j->fd >= 0) {
+                close(j->fd);
+                j->fd = -1;
+        }
+        if (j->result == 0 && j->op == JOB_POPULATE)
+                m->populated_bytes = MIN(size, m->populated_bytes + (uint64_t) j->bytes);
+        if (j->op == JOB_POPULATE && !m->released) {
+                bool populating = false;
+                /* another populate of this region still live (finished ones leave the list as they are answered) */
+                for (struct job *o = d->jobs; o; o = o->next)
+                        if (o->m == m && o->op == JOB_POPULATE)
+                                populating = true;
+                if (j->result < 0 && j->result != -ECANCELED)
+                        region_set_state(d, m, REGION_FAILED);
+                else if (!populating)
+                        region_set_state(d, m, m->populated_bytes ? REGION_POPULATED : REGION_EMPTY);
+        }
+
+        ev = job_event(j, "job-finished");
+        cJSON_AddBoolToObject(ev, "ok", j->result == 0);
+        if (j->result == 0)
+                cJSON_AddNumberToObject(ev, "bytes", (double) j->bytes);
+        else
+                cJSON_AddStringToObject(ev, "error", j->message);
+        broadcast_region_event(d, m, ev);
+
+        if (j->publish_on_success) {
+                if (j->result == 0 && !m->released) {
+                        region_publish(d, m);
+                        if (c) {
+                                cJSON *members = cJSON_CreateObject();
+                                cJSON_AddItemToObject(members, "region", region_to_json(d, m));
+                                conn_reply_ok(c, j->req_id, members, -1);
+                        }
+                } else {
+                        if (!m->released)
+                                region_release(d, m);
+                        if (c)
+                                conn_reply_error(c, j->req_id, j->result < 0 ? j->result : -ECANCELED, j->message);
+                }
+        } else if (c) {
+                if (j->result == 0) {
+                        cJSON *members = cJSON_CreateObject();
+                        cJSON_AddNumberToObject(members, "job", (double) j->id);
+                        if (j->op != JOB_PREFAULT)
+                                cJSON_AddNumberToObject(members, "bytes", (double) j->bytes);
+                        conn_reply_ok(c, j->req_id, members, -1);
+                } else
+                        conn_reply_error(c, j->req_id, j->result, j->message);
+        }
+        log_debug("job %" PRIu64 " (%s '%s') finished: %s", j->id, op_names[j->op], m->name,
+                  j->result ? j->message : "ok");
+        job_free(d, j);
+}
+
+static void on_pool_event(evutil_socket_t fd, short what _unused_, void *userdata) {
+        struct daemon *d = userdata;
+        struct pool *p = &d->pool;
+        struct job *done, *next;
+        uint64_t v;
+
+        (void) !read(fd, &v, sizeof(v));
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (__atomic_exchange_n(&j->progress_pending, 0, __ATOMIC_ACQUIRE))
+                        send_progress(d, j);
+
+        pthread_mutex_lock(&p->lock);
+        done = p->done;
+        p->done = NULL;
+        pthread_mutex_unlock(&p->lock);
+        for (; done; done = next) {
+                next = done->qnext;
+                job_finish(d, done);
+        }
+}
+
+int pool_start(struct daemon *d) {
+        struct pool *p = &d->pool;
+
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (p->efd < 0)
+                return gmem_error(negative_errno(), "eventfd");
+        p->ev = event_new(d->base, p->efd, EV_READ | EV_PERSIST, on_pool_event, d);
+        if (!p->ev || event_add(p->ev, NULL) < 0)
+                return gmem_error(-ENOMEM, "pool event");
+        p->threads = calloc(d->config.workers, sizeof(pthread_t));
+        if (!p->threads)
+                return gmem_error(-ENOMEM, "worker threads");
+        for (; p->n_threads < d->config.workers; p->n_threads++) {
+                int k = pthread_create(&p->threads[p->n_threads], NULL, worker, p);
+                if (k != 0)
+                        return gmem_error(-k, "start worker thread %u", p->n_threads);
+        }
+        return 0;
+}
+
+void pool_stop(struct daemon *d) {
+        struct pool *p = &d->pool;
+
+        jobs_cancel_all(d);
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < p->n_threads; i++)
+                pthread_join(p->threads[i], NULL);
+        free(p->threads);
+        p->threads = NULL;
+        p->n_threads = 0;
+        /* every job is now on the done list: answer and free them */
+        if (p->ev)
+                on_pool_event(p->efd, 0, d);
+        if (p->ev)
+                event_free(p->ev);
+        p->ev = NULL;
+        if (p->efd >= 0)
+                close(p->efd);
+        p->efd = -1;
+}
+
+struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct conn *c, const cJSON *req_id) {
+        struct job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return NULL;
+        j->d = d;
+        j->op = op;
+        j->fd = -1;
+        j->m = m;
+        m->refs++;
+        j->conn = c;
+        c->refs++;
+        j->req_id = req_id ? cJSON_Duplicate(req_id, true) : cJSON_CreateNull();
+        return j;
+}
+
+/* On failure the caller still owns j and frees it with job_discard(). */
+int job_submit(struct daemon *d, struct job *j) {
+        struct pool *p = &d->pool;
+
+        if (d->n_jobs >= d->config.limits.max_jobs)
+                return gmem_error(-EBUSY, "%" PRIu64 " jobs are running or queued (limit)", d->n_jobs);
+        j->id = ++d->job_serial;
+        j->total = j->len;
+        j->next = d->jobs;
+        if (d->jobs)
+                d->jobs->prev = j;
+        d->jobs = j;
+        d->n_jobs++;
+        j->m->running_jobs++;
+        if (j->op == JOB_POPULATE)
+                region_set_state(d, j->m, REGION_POPULATING);
+
+        pthread_mutex_lock(&p->lock);
+        if (p->queue_tail)
+                p->queue_tail->qnext = j;
+        else
+                p->queue_head = j;
+        p->queue_tail = j;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        log_debug("job %" PRIu64 ": %s '%s' %" PRIu64 "+%" PRIu64, j->id, op_names[j->op], j->m->name, j->off, j->len);
+        return 0;
+}
+
+void job_discard(struct daemon *d, struct job *j) {
+        if (j)
+                job_free(d, j);
+}
+
+struct job *job_find(struct daemon *d, uint64_t id) {
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (j->id == id)
+                        return j;
+        return NULL;
+}
+
+void jobs_cancel_conn(struct daemon *d, struct conn *c) {
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (j->conn == c)
+                        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+}
+
+void jobs_cancel_region(struct daemon *d, struct managed *m) {
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (j->m == m)
+                        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+}
+
+void jobs_cancel_all(struct daemon *d) {
+        for (struct job *j = d->jobs; j; j = j->next)
+                __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+}

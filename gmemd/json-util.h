@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Typed access to request members: a missing member takes its default, a wrong type is -EINVAL
+ * with a message naming the member. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* Non-negative integers exactly representable in a JSON number (below 2^53). */
+int json_get_u64(const cJSON *o, const char *key, bool required, uint64_t def, uint64_t *ret);
+int json_get_str(const cJSON *o, const char *key, bool required, const char *def, const char **ret);
+int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret);

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "log.h"
+
+int log_max_level = LOG_INFO;
+
+void log_msg(int level, const char *fmt, ...) {
+        char line[1024];
+        va_list ap;
+
+        if (level > log_max_level)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        /* one write per line, so lines from threads do not interleave */
+        fprintf(stderr, "<%d>%s\n", level, line);
+}

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The regions gmemd holds: the table, who may do what, who holds them, and their events. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "log.h"
+
+static const char *const state_names[_REGION_STATE_MAX] = {
+        [REGION_EMPTY] = "empty",
+        [REGION_POPULATING] = "populating",
+        [REGION_POPULATED] = "populated",
+        [REGION_FAILED] = "failed",
+};
+
+bool region_name_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+
+        if (n < 1 || n > REGION_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char ch = name[i];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      ch == '.' || ch == '_' || ch == '-'))
+                        return false;
+        }
+        return true;
+}
+
+struct managed *region_find(struct daemon *d, const char *name) {
+        for (struct managed *m = d->regions; m; m = m->next)
+                if (strcmp(m->name, name) == 0)
+                        return m;
+        return NULL;
+}
+
+uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid) {
+        uint64_t sum = 0;
+        for (struct managed *m = d->regions; m; m = m->next)
+                if (m->owner == uid)
+                        sum += gmem_region_size(m->region);
+        return sum;
+}
+
+bool region_may(const struct conn *c, const struct managed *m, enum access a) {
+        if (c->cred.uid == 0 || c->cred.uid == m->owner)
+                return true;
+        if (a == ACCESS_ADMIN)
+                return false;
+        for (unsigned i = 0; i < m->n_grant_uids; i++)
+                if (m->grant_uids[i] == c->cred.uid)
+                        return true;
+        for (unsigned i = 0; i < m->n_grant_gids; i++) {
+                if (m->grant_gids[i] == c->cred.gid)
+                        return true;
+                for (unsigned g = 0; g < c->n_groups; g++)
+                        if (m->grant_gids[i] == c->groups[g])
+                                return true;
+        }
+        return false;
+}
+
+void region_add_holder(struct managed *m, struct conn *c, const char *role) {
+        struct holder h = { .pid = c->cred.pid, .uid = c->cred.uid, .role = role, .conn = c };
+
+        for (unsigned i = 0; i < m->n_holders; i++)
+                if (m->holders[i].conn == c && strcmp(m->holders[i].role, role) == 0)
+                        return;
+        if (m->n_holders == REGION_MAX_HOLDERS) {
+                /* full: forget the oldest holder that is gone, else the oldest that only opened */
+                unsigned victim = REGION_MAX_HOLDERS;
+                for (unsigned i = 0; i < m->n_holders && victim == REGION_MAX_HOLDERS; i++)
+                        if (!m->holders[i].conn && strcmp(m->holders[i].role, "opened") == 0)
+                                victim = i;
+                for (unsigned i = 0; i < m->n_holders && victim == REGION_MAX_HOLDERS; i++)
+                        if (strcmp(m->holders[i].role, "opened") == 0)
+                                victim = i;
+                if (victim == REGION_MAX_HOLDERS)
+                        return;
+                memmove(&m->holders[victim], &m->holders[victim + 1], (m->n_holders - victim - 1) * sizeof(h));
+                m->n_holders--;
+        }
+        m->holders[m->n_holders++] = h;
+}
+
+static void broadcast(struct daemon *d, const struct managed *m, cJSON *ev) {
+        _cleanup_free_ char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
+
+        cJSON_Delete(ev);
+        if (!text)
+                return;
+        for (struct conn *c = d->conns, *next; c; c = next) {
+                next = c->next; /* conn_send may close c */
+                if (c->watching && region_may(c, m, ACCESS_USE))
+                        conn_send(c, strdup(text), -1);
+        }
+}
+
+void broadcast_region_event(struct daemon *d, const struct managed *m, cJSON *ev) {
+        if (m->hidden || m->released) {
+                cJSON_Delete(ev);
+                return;
+        }
+        broadcast(d, m, ev);
+}
+
+static cJSON *simple_event(const char *event, const struct managed *m) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "event", event);
+        cJSON_AddStringToObject(ev, "region", m->name);
+        return ev;
+}
+
+int region_add(struct daemon *d, const char *name, struct gmem_region *r, struct conn *c, enum gmem_policy policy,
+               const char *role, bool hidden, struct managed **ret) {
+        const struct gmemd_limits *l = &d->config.limits;
+        uint64_t size = gmem_region_size(r);
+        struct managed *m;
+
+        if (!region_name_valid(name))
+                return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
+        if (region_find(d, name))
+                return gmem_error(-EEXIST, "region '%s' already exists", name);
+        if (d->n_regions >= l->max_regions)
+                return gmem_error(-ENOSPC, "region '%s': the daemon holds %" PRIu64 " regions (limit)", name, d->n_regions);
+        if (size > l->max_bytes_total || d->bytes_total > l->max_bytes_total - size)
+                return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %" PRIu64,
+                                  name, size, l->max_bytes_total);
+        if (c->cred.uid != 0) {
+                uint64_t used = region_bytes_of_uid(d, c->cred.uid);
+                if (size > l->max_bytes_per_uid || used > l->max_bytes_per_uid - size)
+                        return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would "
+                                          "exceed its limit of %" PRIu64, name, c->cred.uid, used, size, l->max_bytes_per_uid);
+        }
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return gmem_error(-ENOMEM, "region '%s'", name);
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        m->region = r;
+        m->owner = c->cred.uid;
+        m->policy = policy;
+        m->creator = c;
+        m->created_usec = now_usec();
+        m->hidden = hidden;
+        m->refs = 1;
+        region_add_holder(m, c, role);
+        m->next = d->regions;
+        if (d->regions)
+                d->regions->prev = m;
+        d->regions = m;
+        d->n_regions++;
+        d->bytes_total += size;
+        log_info("region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
+                 gmem_backend_to_string(gmem_region_backend(r)), size, role, c->cred.pid, c->cred.uid);
+        if (!hidden)
+                broadcast_region_event(d, m, simple_event("region-added", m));
+        *ret = m;
+        return 0;
+}
+
+void region_publish(struct daemon *d, struct managed *m) {
+        if (!m->hidden)
+                return;
+        m->hidden = false;
+        broadcast_region_event(d, m, simple_event("region-added", m));
+}
+
+void region_unref(struct daemon *d _unused_, struct managed *m) {
+        if (!m || --m->refs > 0)
+                return;
+        gmem_region_free(m->region);
+        free(m);
+}
+
+void region_release(struct daemon *d, struct managed *m) {
+        if (m->released)
+                return;
+        jobs_cancel_region(d, m);
+        broadcast_region_event(d, m, simple_event("region-removed", m));
+        /* from here on the region is gone for everyone: its late job events are not sent */
+        m->released = true;
+        if (m->prev)
+                m->prev->next = m->next;
+        else
+                d->regions = m->next;
+        if (m->next)
+                m->next->prev = m->prev;
+        m->prev = m->next = NULL;
+        d->n_regions--;
+        d->bytes_total -= gmem_region_size(m->region);
+        log_info("region '%s' released", m->name);
+        region_unref(d, m);
+}
+
+void region_conn_closed(struct daemon *d, struct conn *c) {
+        for (struct managed *m = d->regions, *next; m; m = next) {
+                next = m->next;
+                for (unsigned i = 0; i < m->n_holders; i++)
+                        if (m->holders[i].conn == c)
+                                m->holders[i].conn = NULL;
+                if (m->creator == c) {
+                        m->creator = NULL;
+                        if (m->policy == GMEM_POLICY_CONNECTION)
+                                region_release(d, m);
+                        else
+                                log_info("region '%s': its %s (pid %d) disconnected; the region stays", m->name,
+                                         m->holders[0].role, c->cred.pid);
+                }
+        }
+}
+
+void region_set_state(struct daemon *d, struct managed *m, enum region_state s) {
+        cJSON *ev;
+
+        if (m->state == s)
+                return;
+        m->state = s;
+        ev = simple_event("region-changed", m);
+        cJSON_AddStringToObject(ev, "state", state_names[s]);
+        broadcast_region_event(d, m, ev);
+}
+
+cJSON *region_to_json(struct daemon *d, const struct managed *m) {
+        const struct gmem_region *r = m->region;
+        cJSON *o = cJSON_CreateObject(), *grants, *uids, *gids, *holders, *jobs;
+        uint64_t resident = 0;
+
+        cJSON_AddStringToObject(o, "name", m->name);
+        cJSON_AddStringToObject(o, "backend", gmem_backend_to_string(gmem_region_backend(r)));
+        cJSON_AddNumberToObject(o, "size", (double) gmem_region_size(r));
+        cJSON_AddNumberToObject(o, "flags", (double) gmem_region_flags(r));
+        cJSON_AddNumberToObject(o, "page_size", (double) gmem_region_page_size(r));
+        cJSON_AddNumberToObject(o, "owner_uid", m->owner);
+        grants = cJSON_AddObjectToObject(o, "grants");
+        uids = cJSON_AddArrayToObject(grants, "uids");
+        for (unsigned i = 0; i < m->n_grant_uids; i++)
+                cJSON_AddItemToArray(uids, cJSON_CreateNumber(m->grant_uids[i]));
+        gids = cJSON_AddArrayToObject(grants, "gids");
+        for (unsigned i = 0; i < m->n_grant_gids; i++)
+                cJSON_AddItemToArray(gids, cJSON_CreateNumber(m->grant_gids[i]));
+        cJSON_AddStringToObject(o, "policy", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
+        cJSON_AddStringToObject(o, "state", state_names[m->state]);
+        cJSON_AddNumberToObject(o, "populated_bytes", (double) m->populated_bytes);
+        /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
+        if (gmem_region_resident((struct gmem_region *) r, 0, gmem_region_size(r), &resident) < 0)
+                cJSON_AddNullToObject(o, "resident_bytes");
+        else
+                cJSON_AddNumberToObject(o, "resident_bytes", (double) resident);
+        cJSON_AddNumberToObject(o, "created_usec", (double) m->created_usec);
+        holders = cJSON_AddArrayToObject(o, "holders");
+        for (unsigned i = 0; i < m->n_holders; i++) {
+                cJSON *h = cJSON_CreateObject();
+                cJSON_AddNumberToObject(h, "pid", m->holders[i].pid);
+                cJSON_AddNumberToObject(h, "uid", m->holders[i].uid);
+                cJSON_AddStringToObject(h, "role", m->holders[i].role);
+                cJSON_AddBoolToObject(h, "connected", m->holders[i].conn != NULL);
+                cJSON_AddItemToArray(holders, h);
+        }
+        jobs = cJSON_AddArrayToObject(o, "jobs");
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (j->m == m) {
+                        cJSON *jo = cJSON_CreateObject();
+                        cJSON_AddNumberToObject(jo, "job", (double) j->id);
+                        cJSON_AddStringToObject(jo, "op", job_op_name(j->op));
+                        cJSON_AddNumberToObject(jo, "done", (double) __atomic_load_n(&j->done, __ATOMIC_RELAXED));
+                        cJSON_AddNumberToObject(jo, "total", (double) j->len);
+                        cJSON_AddItemToArray(jobs, jo);
+                }
+        return o;
+}

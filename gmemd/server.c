@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The socket: listening, connections, framing (one JSON object per SEQPACKET message, fds as
+ * SCM_RIGHTS) and per-connection output queues. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "errno-name.h"
+#include "log.h"
+
+#define READS_PER_WAKEUP 16
+
+uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int mkdir_parents(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        char *dir;
+
+        if (!p)
+                return -ENOMEM;
+        dir = dirname(p);
+        for (char *s = dir + 1; *s; s++)
+                if (*s == '/') {
+                        *s = 0;
+                        if (mkdir(dir, mode) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        *s = '/';
+                }
+        if (mkdir(dir, mode) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+static int sockaddr_for(const char *path, struct sockaddr_un *sa) {
+        *sa = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sa->sun_path))
+                return gmem_error(-ENAMETOOLONG, "socket path '%s' is longer than %zu bytes", path, sizeof(sa->sun_path) - 1);
+        memcpy(sa->sun_path, path, strlen(path));
+        return 0;
+}
+
+/* A socket file left by a dead daemon is replaced; one a live daemon answers on is not. */
+static int check_existing(const char *path, const struct sockaddr_un *sa) {
+        _cleanup_close_ int probe = -1;
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : gmem_error(negative_errno(), "stat '%s'", path);
+        if (!S_ISSOCK(st.st_mode))
+                return gmem_error(-EEXIST, "'%s' exists and is not a socket", path);
+        probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+                return gmem_error(negative_errno(), "socket");
+        if (connect(probe, (const struct sockaddr *) sa, sizeof(*sa)) == 0)
+                return gmem_error(-EADDRINUSE, "another gmemd is listening on '%s'", path);
+        if (errno != ECONNREFUSED)
+                return gmem_error(negative_errno(), "probe '%s'", path);
+        log_notice("replacing stale socket '%s'", path);
+        if (unlink(path) < 0)
+                return gmem_error(negative_errno(), "unlink stale socket '%s'", path);
+        return 0;
+}
+
+static void conn_close(struct conn *c);
+
+static void on_read(evutil_socket_t fd, short what, void *userdata);
+static void on_write(evutil_socket_t fd, short what, void *userdata);
+
+static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) {
+        struct daemon *d = userdata;
+
+        for (int i = 0; i < READS_PER_WAKEUP; i++) {
+                int sndbuf = 4 << 20;
+                socklen_t len;
+                struct conn *c;
+                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+                if (fd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning("accept: %m");
+                        return;
+                }
+                if (d->n_conns >= d->config.limits.max_clients) {
+                        static const char busy[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EUSERS\","
+                                                   "\"message\":\"too many clients connected\"}}";
+                        (void) send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        close(fd);
+                        log_warning("refused a client: %" PRIu64 " clients connected (limit)", d->n_conns);
+                        continue;
+                }
+                c = calloc(1, sizeof(*c));
+                if (!c) {
+                        close(fd);
+                        continue;
+                }
+                c->d = d;
+                c->fd = fd;
+                c->refs = 1;
+                c->serial = ++d->conn_serial;
+                len = sizeof(c->cred);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+                        log_warning("SO_PEERCRED: %m");
+                        close(fd);
+                        free(c);
+                        continue;
+                }
+                /* large replies (a list of many regions) must fit in one datagram */
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+                        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+                len = sizeof(c->groups);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
+                        c->n_groups = len / sizeof(gid_t);
+                c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
+                c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
+                if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
+                        if (c->ev_read)
+                                event_free(c->ev_read);
+                        if (c->ev_write)
+                                event_free(c->ev_write);
+                        close(fd);
+                        free(c);
+                        continue;
+                }
+                c->next = d->conns;
+                if (d->conns)
+                        d->conns->prev = c;
+                d->conns = c;
+                d->n_conns++;
+                log_debug("client %" PRIu64 " connected: pid %d uid %d", c->serial, c->cred.pid, c->cred.uid);
+        }
+}
+
+static void close_fds(int *fds, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+}
+
+static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again) {
+        struct daemon *d = c->d;
+        unsigned max_fds = (unsigned) d->config.limits.max_fds_per_message;
+        char cbuf[CMSG_SPACE(sizeof(int) * 253)];
+        struct iovec iov = { buf, bufsize };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = cbuf,
+                .msg_controllen = CMSG_SPACE(sizeof(int) * max_fds),
+        };
+        int fds[253];
+        unsigned n_fds = 0;
+        ssize_t n;
+        cJSON *req;
+
+        *ret_again = false;
+        n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return;
+                log_debug("client %" PRIu64 ": recvmsg: %m", c->serial);
+                conn_close(c);
+                return;
+        }
+        if (n == 0 && !(mh.msg_flags & MSG_TRUNC) && mh.msg_controllen == 0) {
+                conn_close(c); /* orderly shutdown (SEQPACKET has no empty messages from our clients) */
+                return;
+        }
+        *ret_again = true;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+                        unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (unsigned i = 0; i < k && n_fds < ELEMENTSOF(fds); i++)
+                                memcpy(&fds[n_fds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                }
+        if (mh.msg_flags & MSG_CTRUNC) {
+                /* the kernel closed the fds that did not fit; close the ones that did */
+                close_fds(fds, n_fds);
+                conn_reply_error(c, NULL, -EINVAL, "too many file descriptors in one message");
+                return;
+        }
+        if (mh.msg_flags & MSG_TRUNC) {
+                char msg[128];
+                close_fds(fds, n_fds);
+                snprintf(msg, sizeof(msg), "message larger than %" PRIu64 " bytes", d->config.limits.max_message_bytes);
+                conn_reply_error(c, NULL, -EMSGSIZE, msg);
+                return;
+        }
+        req = cJSON_ParseWithLength(buf, (size_t) n);
+        if (!cJSON_IsObject(req)) {
+                cJSON_Delete(req);
+                close_fds(fds, n_fds);
+                conn_reply_error(c, NULL, -EINVAL, "not a JSON object");
+                return;
+        }
+        dispatch(c, req, fds, n_fds);
+        cJSON_Delete(req);
+}
+
+static void on_read(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct conn *c = userdata;
+        size_t bufsize = c->d->config.limits.max_message_bytes;
+        _cleanup_free_ char *buf = malloc(bufsize);
+        bool again = true;
+
+        if (!buf)
+                return;
+        c->refs++;
+        /* a bounded number per wakeup: one busy client does not starve the others */
+        for (int i = 0; i < READS_PER_WAKEUP && again && !c->closed; i++)
+                read_one(c, buf, bufsize, &again);
+        conn_unref(c);
+}
+
+/* 0 sent, -EAGAIN to retry later, other -errno: the connection is broken */
+static int send_one(struct conn *c, const struct outmsg *m) {
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { m->text, m->len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (m->fd >= 0) {
+                struct cmsghdr *cm;
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
+        }
+        for (;;) {
+                if (sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+                        return 0;
+                if (errno == EINTR)
+                        continue;
+                return negative_errno();
+        }
+}
+
+static void outmsg_free(struct outmsg *m) {
+        if (m->fd >= 0)
+                close(m->fd);
+        free(m->text);
+        free(m);
+}
+
+static void flush(struct conn *c) {
+        while (c->out_head) {
+                struct outmsg *m = c->out_head;
+                int k = send_one(c, m);
+
+                if (k == -EAGAIN) {
+                        event_add(c->ev_write, NULL);
+                        return;
+                }
+                if (k == -EMSGSIZE) {
+                        /* a reply too large for a datagram: say so instead of dropping it silently */
+                        log_warning("client %" PRIu64 ": a %zu-byte message exceeds the socket's limit", c->serial, m->len);
+                        free(m->text);
+                        m->text = strdup("{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EMSGSIZE\","
+                                         "\"message\":\"reply too large for one message\"}}");
+                        m->len = m->text ? strlen(m->text) : 0;
+                        if (m->text)
+                                continue;
+                }
+                c->out_head = m->next;
+                if (!c->out_head)
+                        c->out_tail = NULL;
+                c->n_out--;
+                outmsg_free(m);
+                if (k < 0 && k != -EMSGSIZE) {
+                        log_debug("client %" PRIu64 ": send: %s", c->serial, strerror(-k));
+                        conn_close(c);
+                        return;
+                }
+        }
+}
+
+static void on_write(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct conn *c = userdata;
+        c->refs++;
+        flush(c);
+        conn_unref(c);
+}
+
+void conn_send(struct conn *c, char *text, int fd) {
+        struct outmsg *m;
+
+        if (!text || c->closed) {
+                free(text);
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                free(text);
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        *m = (struct outmsg) { .text = text, .len = strlen(text), .fd = fd };
+        if (c->out_tail)
+                c->out_tail->next = m;
+        else
+                c->out_head = m;
+        c->out_tail = m;
+        if (++c->n_out > c->d->config.limits.max_queued_messages) {
+                log_warning("client %" PRIu64 " (pid %d) does not read its socket: %" PRIu64 " messages waiting, disconnecting",
+                            c->serial, c->cred.pid, c->n_out);
+                conn_close(c);
+                return;
+        }
+        if (c->out_head == m)
+                flush(c);
+}
+
+void conn_send_json(struct conn *c, cJSON *msg, int fd) {
+        char *text = msg ? cJSON_PrintUnformatted(msg) : NULL;
+        cJSON_Delete(msg);
+        conn_send(c, text, fd);
+}
+
+static cJSON *reply_base(const cJSON *req_id, bool ok) {
+        cJSON *r = cJSON_CreateObject();
+        if (!r)
+                return NULL;
+        cJSON_AddItemToObject(r, "id", req_id ? cJSON_Duplicate(req_id, true) : cJSON_CreateNull());
+        cJSON_AddBoolToObject(r, "ok", ok);
+        return r;
+}
+
+void conn_reply_error(struct conn *c, const cJSON *req_id, int err, const char *message) {
+        cJSON *r = reply_base(req_id, false), *e;
+
+        if (!r)
+                return;
+        e = cJSON_AddObjectToObject(r, "error");
+        cJSON_AddStringToObject(e, "code", errno_to_name(err));
+        cJSON_AddStringToObject(e, "message", message && *message ? message : strerror(err < 0 ? -err : err));
+        conn_send_json(c, r, -1);
+}
+
+void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd) {
+        cJSON *r = reply_base(req_id, true);
+
+        if (!r) {
+                cJSON_Delete(members);
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        if (members) {
+                cJSON *item = members->child;
+                while (item) {
+                        cJSON *next = item->next;
+                        cJSON_AddItemToObject(r, item->string, cJSON_DetachItemViaPointer(members, item));
+                        item = next;
+                }
+                cJSON_Delete(members);
+        }
+        conn_send_json(c, r, fd);
+}
+
+static void conn_close(struct conn *c) {
+        struct daemon *d = c->d;
+
+        if (c->closed)
+                return;
+        c->closed = true;
+        log_debug("client %" PRIu64 " (pid %d) disconnected", c->serial, c->cred.pid);
+        event_del(c->ev_read);
+        event_del(c->ev_write);
+        close(c->fd);
+        c->fd = -1;
+        while (c->out_head) {
+                struct outmsg *m = c->out_head;
+                c->out_head = m->next;
+                outmsg_free(m);
+        }
+        c->out_tail = NULL;
+        c->n_out = 0;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                d->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        d->n_conns--;
+        /* a client that vanishes mid-job: its jobs are cancelled, and its regions follow their policy */
+        jobs_cancel_conn(d, c);
+        region_conn_closed(d, c);
+        conn_unref(c);
+}
+
+void conn_unref(struct conn *c) {
+        if (!c || --c->refs > 0)
+                return;
+        event_free(c->ev_read);
+        event_free(c->ev_write);
+        free(c);
+}
+
+int server_listen(struct daemon *d) {
+        struct sockaddr_un sa;
+        _cleanup_close_ int fd = -1;
+        int k;
+
+        k = sockaddr_for(d->socket_path, &sa);
+        if (k < 0)
+                return k;
+        k = mkdir_parents(d->socket_path, 0755);
+        if (k < 0)
+                return gmem_error(k, "create the directory of '%s'", d->socket_path);
+        k = check_existing(d->socket_path, &sa);
+        if (k < 0)
+                return k;
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return gmem_error(negative_errno(), "socket");
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return gmem_error(negative_errno(), "bind '%s'", d->socket_path);
+        d->listen_fd_owned = true;
+        if (chmod(d->socket_path, d->config.socket_mode) < 0)
+                return gmem_error(negative_errno(), "chmod '%s'", d->socket_path);
+        if (listen(fd, 128) < 0)
+                return gmem_error(negative_errno(), "listen '%s'", d->socket_path);
+        d->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, d);
+        if (!d->ev_listen || event_add(d->ev_listen, NULL) < 0)
+                return gmem_error(-ENOMEM, "listen event");
+        d->listen_fd = TAKE_FD(fd);
+        return 0;
+}
+
+void server_stop(struct daemon *d) {
+        if (d->ev_listen) {
+                event_free(d->ev_listen);
+                d->ev_listen = NULL;
+        }
+        if (d->listen_fd >= 0) {
+                close(d->listen_fd);
+                d->listen_fd = -1;
+        }
+        if (d->listen_fd_owned && d->socket_path)
+                unlink(d->socket_path);
+        while (d->conns)
+                conn_close(d->conns);
+}
