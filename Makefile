@@ -138,8 +138,7 @@ run: deps
 	@$(MAKE) --no-print-directory run-run
 
 run-run: all
-	$(BUILD)/bin/gmemctl caps
-	$(BUILD)/bin/gmem-example-vmm
+	@BUILD=$(BUILD) scripts/run-demo.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -2,7 +2,9 @@
 #
 # Include from the top-level Makefile after setting BUILD (default: build;
 # it is read at include time). The host-side blob object is built with
-# $(CC) $(CPPFLAGS) $(CFLAGS). Provides:
+# $(CC) $(CPPFLAGS) $(CFLAGS). The guest itself is preprocessed and
+# assembled by $(GUEST_CC) (default $(CC), without CFLAGS) and shares its
+# ABI constants with tools/minivm.h. Provides:
 #
 #   GUEST_BIN   flat binary image of the guest (load at GPA 0x1000)
 #   GUEST_BLOB  host object defining minivm_guest_checksum_start/_end;
@@ -18,20 +20,23 @@ GUEST_OUT    := $(BUILD)/guest
 # Rules below must not become the includer's default goal.
 guest_saved_default_goal := $(.DEFAULT_GOAL)
 
-GUEST_AS ?= as
+GUEST_CC ?= $(CC)
 GUEST_LD ?= ld
+GUEST_INC := $(GUEST_SRCDIR)/../tools
 
 GUEST_OBJ  := $(GUEST_OUT)/checksum.o
 GUEST_BIN  := $(GUEST_OUT)/checksum.bin
 GUEST_BLOB := $(GUEST_OUT)/checksum-blob.o
 
-$(GUEST_OBJ): $(GUEST_SRCDIR)/checksum.S
+# A 64-bit object: the code starts in 16-bit mode and switches to 64-bit.
+$(GUEST_OBJ): $(GUEST_SRCDIR)/checksum.S $(GUEST_INC)/minivm.h
 	@mkdir -p $(@D)
-	$(GUEST_AS) --32 -o $@ $<
+	$(GUEST_CC) -m64 -nostdinc -I$(GUEST_INC) -c -o $@ $<
 
+# 0x1000 is MINIVM_GUEST_ENTRY.
 $(GUEST_BIN): $(GUEST_OBJ)
 	@mkdir -p $(@D)
-	$(GUEST_LD) -m elf_i386 -Ttext=0x1000 -e _start --oformat=binary -o $@ $<
+	$(GUEST_LD) -m elf_x86_64 -Ttext=0x1000 -e _start --oformat=binary -o $@ $<
 
 $(GUEST_BLOB): $(GUEST_SRCDIR)/checksum-blob.S $(GUEST_BIN)
 	@mkdir -p $(@D)

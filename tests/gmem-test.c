@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +103,84 @@ void *gmem_test_read_fd(int fd, uint64_t off, size_t len) {
                 got += n;
         }
         return b;
+}
+
+void gmem_test_daemon_start(struct gmem_test_daemon *d, const char *config_json) {
+        const char *build = getenv("BUILD") ?: "build";
+        char bin[256];
+        int fd;
+
+        snprintf(d->dir, sizeof(d->dir), "/tmp/gmem-test-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(d->dir));
+        ck_assert_int_eq(chmod(d->dir, 0755), 0);
+        snprintf(d->socket, sizeof(d->socket), "%s/gmemd.sock", d->dir);
+        snprintf(d->config, sizeof(d->config), "%s/gmemd.json", d->dir);
+        snprintf(d->log, sizeof(d->log), "%s/gmemd.log", d->dir);
+        fd = open(d->config, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        if (!config_json)
+                config_json = "{}";
+        ck_assert_int_eq(write(fd, config_json, strlen(config_json)), (ssize_t) strlen(config_json));
+        close(fd);
+        snprintf(bin, sizeof(bin), "%s/bin/gmemd", build);
+
+        d->pid = fork();
+        ck_assert_int_ge(d->pid, 0);
+        if (d->pid == 0) {
+                int log = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (log >= 0) {
+                        dup2(log, STDERR_FILENO);
+                        dup2(log, STDOUT_FILENO);
+                }
+                execl(bin, bin, "--socket", d->socket, "--config", d->config, "--bus", "none", "-v", (char *) NULL);
+                _exit(127);
+        }
+        /* up to 5 s for the socket to answer */
+        for (int i = 0; i < 500; i++) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), status;
+                snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->socket);
+                if (connect(s, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
+                        close(s);
+                        return;
+                }
+                close(s);
+                ck_assert_msg(waitpid(d->pid, &status, WNOHANG) == 0, "gmemd (%s) exited at start: status 0x%x, log %s",
+                              bin, status, d->log);
+                nanosleep(&(struct timespec) { 0, 10 * 1000 * 1000 }, NULL);
+        }
+        ck_abort_msg("gmemd did not answer on %s within 5 s", d->socket);
+}
+
+void gmem_test_daemon_stop(struct gmem_test_daemon *d) {
+        char cmd[128];
+        int status;
+
+        if (d->pid <= 0)
+                return;
+        ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+        ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
+        d->pid = 0;
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gmemd exited with status 0x%x (log %s)", status, d->log);
+        ck_assert_msg(access(d->socket, F_OK) < 0, "gmemd left its socket %s behind", d->socket);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+unsigned gmem_test_count_fds(pid_t pid) {
+        char path[64];
+        struct dirent *de;
+        unsigned n = 0;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
+        dir = opendir(path);
+        ck_assert_ptr_nonnull(dir);
+        while ((de = readdir(dir)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(dir);
+        return n;
 }
 
 int gmem_test_main(Suite *s) {

@@ -28,5 +28,21 @@ int gmem_test_temp_file(void);
 /* Read a whole fd range into a fresh buffer. */
 void *gmem_test_read_fd(int fd, uint64_t off, size_t len);
 
+/* A real gmemd on a socket in a fresh temporary directory, for one test. */
+struct gmem_test_daemon {
+        pid_t pid;
+        char dir[64];
+        char socket[100]; /* fits sun_path */
+        char config[128];
+        char log[128];
+};
+/* config_json: the daemon's config file content, or NULL for defaults. The socket directory is
+ * world-accessible so clients running under other uids can connect. Waits until it answers. */
+void gmem_test_daemon_start(struct gmem_test_daemon *d, const char *config_json);
+/* SIGTERM, wait, and check it exited cleanly (status 0); removes the directory. */
+void gmem_test_daemon_stop(struct gmem_test_daemon *d);
+/* Open fds of a process, from /proc/PID/fd. */
+unsigned gmem_test_count_fds(pid_t pid);
+
 /* Run one suite the usual way; returns the process exit status. */
 int gmem_test_main(Suite *s);

@@ -2,18 +2,19 @@
 /*
  * minivm-smoke - check that a real KVM guest sees host-written memory.
  *
- * Maps 8 MiB (or argv[1] MiB) of anonymous memory as slot 1 at GPA 1 MiB,
- * fills it with pseudo-random bytes, and compares the guest's checksum with
- * the host's; then changes one page and compares again. Exits 0 only if
- * both match.
- *
- * Note: where KVM emulates the guest's 32-bit code instead of running it on
- * hardware (e.g. PVM hosts), the guest hashes only ~2 MB/s.
+ * Maps two regions of 8 MiB (or argv[1] MiB) of anonymous memory: slot 1 at
+ * GPA 1 MiB and slot 2 at GPA 4 GiB, so that the guest has to use 64-bit
+ * addresses. Fills them with pseudo-random bytes and compares the guest's
+ * checksums with the host's: each region alone (printing the throughput),
+ * then several ranges in one run (minivm_run_checksum_ranges()), then again
+ * after changing one page in each region. Exits 0 only if all match.
  *
  * Build: gcc -std=gnu11 -Itools tests/minivm-smoke.c tools/minivm.c \
  *            $(GUEST_BLOB)   (see guest/guest.mk)
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,17 +22,28 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
 
 #include "minivm.h"
 
-#define MEM_SLOT	1
-#define MEM_GPA		0x100000ull
-#define MEM_SIZE_MIB	8ul		/* default; max 3071 (GPA < 4 GiB) */
+#define MEM_SIZE_MIB	8ul		/* default */
+#define MEM_MAX_MIB	4095ul		/* region 0 must end below 4 GiB */
 #define PAGE		4096ul
+#define NR_REGIONS	2
 
+struct region {
+	unsigned int slot;
+	uint64_t gpa;
+	unsigned char *mem;
+};
+
+static struct region regions[NR_REGIONS] = {
+	{ .slot = 1, .gpa = 0x100000ull },	/* 1 MiB */
+	{ .slot = 2, .gpa = 0x100000000ull },	/* 4 GiB */
+};
 static size_t mem_size;
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -57,26 +69,90 @@ static void fill_random(void *buf, size_t len)
 	}
 }
 
-/* Run the guest over the slot and compare with the host hash. */
-static int check(struct minivm *vm, const void *mem, const char *what,
-		 uint32_t *ret_hash)
+static double now(void)
 {
-	uint32_t guest, host;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Run the guest over each whole region and compare with the host hash. */
+static int check_regions(struct minivm *vm, const char *what)
+{
+	int failed = 0;
+	int i, r;
+
+	for (i = 0; i < NR_REGIONS; i++) {
+		const struct region *reg = &regions[i];
+		uint32_t guest, host;
+		double t;
+
+		t = now();
+		r = minivm_run_checksum(vm, reg->gpa, mem_size, &guest);
+		t = now() - t;
+		if (r < 0) {
+			fprintf(stderr, "%s @0x%" PRIx64 ": minivm_run_checksum: "
+				"%s (%s)\n", what, reg->gpa, strerror(-r),
+				minivm_last_exit(vm));
+			failed = 1;
+			continue;
+		}
+		host = minivm_checksum_host(reg->mem, mem_size);
+		printf("%-9s @0x%09" PRIx64 " guest 0x%08" PRIx32
+		       " host 0x%08" PRIx32 "  %s  (%.1f MB/s)\n", what,
+		       reg->gpa, guest, host, guest == host ? "OK" : "MISMATCH",
+		       mem_size / t / 1e6);
+		if (guest != host)
+			failed = 1;
+	}
+	return failed;
+}
+
+/*
+ * Several ranges in one run: both regions, an empty range, and ranges at
+ * odd dword offsets crossing a page boundary in each region.
+ */
+static int check_ranges(struct minivm *vm, const char *what)
+{
+	struct minivm_range ranges[2 * NR_REGIONS + 1];
+	const unsigned char *bufs[2 * NR_REGIONS + 1];
+	uint32_t hashes[2 * NR_REGIONS + 1];
+	size_t n = 0, i, off, len;
+	int failed = 0;
 	int r;
 
-	r = minivm_run_checksum(vm, MEM_GPA, mem_size, &guest);
-	if (r < 0) {
-		fprintf(stderr, "%s: minivm_run_checksum: %s (%s)\n", what,
-			strerror(-r), minivm_last_exit(vm));
-		return -1;
+	off = mem_size / 2 - PAGE + 12;
+	len = PAGE + 36;
+	for (i = 0; i < NR_REGIONS; i++) {
+		ranges[n] = (struct minivm_range){ regions[i].gpa, mem_size };
+		bufs[n++] = regions[i].mem;
+		ranges[n] = (struct minivm_range){ regions[i].gpa + off, len };
+		bufs[n++] = regions[i].mem + off;
 	}
-	host = minivm_checksum_host(mem, mem_size);
-	printf("%-10s guest 0x%08" PRIx32 " host 0x%08" PRIx32 "  %s\n",
-	       what, guest, host, guest == host ? "OK" : "MISMATCH");
-	if (guest != host)
-		return -1;
-	*ret_hash = host;
-	return 0;
+	ranges[n] = (struct minivm_range){ regions[1].gpa, 0 };
+	bufs[n++] = regions[1].mem;
+
+	r = minivm_run_checksum_ranges(vm, ranges, n, hashes);
+	if (r < 0) {
+		fprintf(stderr, "%s: minivm_run_checksum_ranges: %s (%s)\n",
+			what, strerror(-r), minivm_last_exit(vm));
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t host = minivm_checksum_host(bufs[i], ranges[i].len);
+
+		if (hashes[i] != host) {
+			fprintf(stderr, "%s: range %zu [0x%" PRIx64 ", +0x%"
+				PRIx64 "): guest 0x%08" PRIx32 " host 0x%08"
+				PRIx32 "\n", what, i, ranges[i].gpa,
+				ranges[i].len, hashes[i], host);
+			failed = 1;
+		}
+	}
+	printf("%-9s %zu ranges in one run  %s\n", what, n,
+	       failed ? "MISMATCH" : "OK");
+	return failed;
 }
 
 int main(int argc, char **argv)
@@ -84,19 +160,19 @@ int main(int argc, char **argv)
 	struct kvm_userspace_memory_region region;
 	struct minivm *vm = NULL;
 	unsigned long mib = MEM_SIZE_MIB;
-	unsigned char *mem;
+	uint32_t before[NR_REGIONS];
 	char *end;
-	uint32_t before = 0, after = 0;
 	int failed = 0;
-	int r;
+	int i, r;
 
 	if (argc == 2) {
 		mib = strtoul(argv[1], &end, 10);
 		if (*end)
 			mib = 0;
 	}
-	if (argc > 2 || mib == 0 || mib > 3071) {
-		fprintf(stderr, "usage: %s [size in MiB, 1-3071]\n", argv[0]);
+	if (argc > 2 || mib == 0 || mib > MEM_MAX_MIB) {
+		fprintf(stderr, "usage: %s [size in MiB, 1-%lu]\n", argv[0],
+			MEM_MAX_MIB);
 		return 2;
 	}
 	mem_size = mib << 20;
@@ -106,44 +182,62 @@ int main(int argc, char **argv)
 		fprintf(stderr, "minivm_new: %s\n", strerror(-r));
 		return 1;
 	}
+	printf("guest identity map ends at 0x%" PRIx64 "\n",
+	       minivm_gpa_limit(vm));
 
-	mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED) {
-		fprintf(stderr, "mmap: %s\n", strerror(errno));
-		minivm_free(vm);
-		return 1;
-	}
-	fill_random(mem, mem_size);
+	for (i = 0; i < NR_REGIONS; i++) {
+		struct region *reg = &regions[i];
+		void *mem;
 
-	memset(&region, 0, sizeof(region));
-	region.slot = MEM_SLOT;
-	region.guest_phys_addr = MEM_GPA;
-	region.memory_size = mem_size;
-	region.userspace_addr = (uintptr_t)mem;
-	if (ioctl(minivm_vm_fd(vm), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		fprintf(stderr, "KVM_SET_USER_MEMORY_REGION: %s\n",
-			strerror(errno));
-		minivm_free(vm);
-		munmap(mem, mem_size);
-		return 1;
-	}
-	printf("slot %d: %lu MiB at GPA 0x%llx\n", MEM_SLOT, mib, MEM_GPA);
+		mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED) {
+			fprintf(stderr, "mmap: %s\n", strerror(errno));
+			failed = 1;
+			goto out;
+		}
+		reg->mem = mem;
+		fill_random(reg->mem, mem_size);
 
-	if (check(vm, mem, "initial", &before) < 0)
-		failed = 1;
-
-	/* The guest must see a host write made after its previous run. */
-	fill_random(mem + mem_size / 2 + PAGE, PAGE);
-	if (check(vm, mem, "modified", &after) < 0)
-		failed = 1;
-	else if (after == before) {
-		fprintf(stderr, "modified page did not change the hash\n");
-		failed = 1;
+		memset(&region, 0, sizeof(region));
+		region.slot = reg->slot;
+		region.guest_phys_addr = reg->gpa;
+		region.memory_size = mem_size;
+		region.userspace_addr = (uintptr_t)reg->mem;
+		if (ioctl(minivm_vm_fd(vm), KVM_SET_USER_MEMORY_REGION,
+			  &region) < 0) {
+			fprintf(stderr, "KVM_SET_USER_MEMORY_REGION: %s\n",
+				strerror(errno));
+			failed = 1;
+			goto out;
+		}
+		printf("slot %u: %lu MiB at GPA 0x%" PRIx64 "\n", reg->slot,
+		       mib, reg->gpa);
 	}
 
+	failed |= check_regions(vm, "initial");
+	failed |= check_regions(vm, "again");
+	failed |= check_ranges(vm, "initial");
+
+	/* The guest must see host writes made after its previous run. */
+	for (i = 0; i < NR_REGIONS; i++) {
+		before[i] = minivm_checksum_host(regions[i].mem, mem_size);
+		fill_random(regions[i].mem + mem_size / 2, PAGE);
+		if (minivm_checksum_host(regions[i].mem, mem_size) ==
+		    before[i]) {
+			fprintf(stderr, "modified page did not change the "
+				"hash\n");
+			failed = 1;
+		}
+	}
+	failed |= check_regions(vm, "modified");
+	failed |= check_ranges(vm, "modified");
+
+out:
 	vm = minivm_free(vm);
-	munmap(mem, mem_size);
+	for (i = 0; i < NR_REGIONS; i++)
+		if (regions[i].mem)
+			munmap(regions[i].mem, mem_size);
 
 	printf("%s\n", failed ? "FAIL" : "PASS");
 	return failed;

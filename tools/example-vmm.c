@@ -4,7 +4,9 @@
  *
  *   1. probe the kernel and pick the best guest_memfd flags it offers;
  *   2. create a VM and a guest_memfd region on it (the VMM must: only the VM's creator can);
- *   3. populate the guest image into it through libgmem (parallel pread into the user mapping);
+ *   3. populate the guest image into it: in-process through libgmem, or — with --gmemd — by
+ *      registering the region with gmemd (which keeps its own dup: the memory outlives this
+ *      process) and asking the daemon to populate it from the image fd we pass;
  *   4. bind it as a memslot and run a guest that checksums its memory and reports over port I/O;
  *   5. compare with the checksum of the image computed on the host.
  */
@@ -18,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli-util.h"
 #include "gmem/gmem.h"
 #include "macro.h"
 #include "minivm.h"
@@ -29,26 +32,6 @@ static double now(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int parse_size(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-        uint64_t mult = 1;
-
-        errno = 0;
-        v = strtoull(s, &end, 0);
-        if (errno || end == s)
-                return -EINVAL;
-        switch (*end) {
-        case 'k': case 'K': mult = KiB; end++; break;
-        case 'm': case 'M': mult = MiB; end++; break;
-        case 'g': case 'G': mult = GiB; end++; break;
-        }
-        if (*end || (v && mult > UINT64_MAX / v))
-                return -EINVAL;
-        *ret = v * mult;
-        return 0;
 }
 
 /* A guest image: pseudo-random bytes in an unlinked temporary file. */
@@ -73,7 +56,11 @@ static int generate_image(uint64_t size) {
 
 static void usage(FILE *f) {
         fprintf(f, "usage: gmem-example-vmm [--memory SIZE] [--image FILE] [--threads N] [--verify SIZE]\n"
+                   "                        [--gmemd [SOCKET]] [--name NAME]\n"
                    "  --memory SIZE  guest memory (K/M/G suffixes; default 256M)\n"
+                   "  --gmemd        register the memory with gmemd and let it populate the image\n"
+                   "                 (socket: the argument, $GMEMD_SOCKET, or the default path)\n"
+                   "  --name NAME    the region's name at gmemd (default vm-PID)\n"
                    "  --image FILE   guest image to load (default: a generated one of the memory's size)\n"
                    "  --threads N    populate threads (default: libgmem's choice)\n"
                    "  --verify SIZE  how much the guest checksums (default: the whole image)\n");
@@ -85,12 +72,17 @@ int main(int argc, char **argv) {
                 { "image", required_argument, NULL, 'i' },
                 { "threads", required_argument, NULL, 't' },
                 { "verify", required_argument, NULL, 'v' },
+                { "gmemd", optional_argument, NULL, 'g' },
+                { "name", required_argument, NULL, 'n' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         uint64_t mem = 256 * MiB, image_size, verify = 0;
         struct gmem_populate_opts opts = { 0 };
-        const char *image_path = NULL;
+        const char *image_path = NULL, *gmemd_socket = NULL, *name = NULL;
+        bool use_gmemd = false;
+        struct gmem_client *client = NULL;
+        char default_name[32];
         struct gmem_region *region = NULL;
         struct minivm *vm = NULL;
         struct gmem_caps caps;
@@ -112,6 +104,13 @@ int main(int argc, char **argv) {
                         break;
                 case 'i':
                         image_path = optarg;
+                        break;
+                case 'g':
+                        use_gmemd = true;
+                        gmemd_socket = optarg;
+                        break;
+                case 'n':
+                        name = optarg;
                         break;
                 case 't':
                         opts.threads = (unsigned) strtoul(optarg, NULL, 10);
@@ -169,15 +168,33 @@ int main(int argc, char **argv) {
         printf("guest memory    %" PRIu64 " MiB guest_memfd, flags 0x%" PRIx64 " (kernel profile %s)\n", mem / MiB, flags,
                gmem_kernel_profile_to_string(caps.profile));
 
+        if (use_gmemd) {
+                if (!name) {
+                        snprintf(default_name, sizeof(default_name), "vm-%d", (int) getpid());
+                        name = default_name;
+                }
+                k = gmem_client_connect(gmemd_socket, &client);
+                if (k >= 0)
+                        k = gmem_client_register(client, name, region);
+                if (k < 0) {
+                        fprintf(stderr, "gmem-example-vmm: gmemd: %s\n", gmem_last_error());
+                        goto out;
+                }
+                printf("registered      as '%s' with gmemd: it now holds the memory too\n", name);
+        }
+
         t0 = now();
-        k = (int) MIN(gmem_populate_fd(region, 0, image, 0, image_size, &opts), 0);
+        if (client)
+                k = gmem_client_populate_fd(client, name, 0, image, 0, image_size);
+        else
+                k = (int) MIN(gmem_populate_fd(region, 0, image, 0, image_size, &opts), 0);
         t_pop = now() - t0;
         if (k < 0) {
                 fprintf(stderr, "gmem-example-vmm: populate: %s\n", gmem_last_error());
                 goto out;
         }
-        printf("populated       %" PRIu64 " MiB in %.3f s: %.2f GiB/s\n", image_size / MiB, t_pop,
-               (double) image_size / GiB / t_pop);
+        printf("populated       %" PRIu64 " MiB in %.3f s: %.2f GiB/s%s\n", image_size / MiB, t_pop,
+               (double) image_size / GiB / t_pop, client ? " (by gmemd)" : "");
 
         k = gmem_kvm_bind(minivm_vm_fd(vm), GUEST_SLOT, GUEST_GPA, region, 0, mem);
         if (k < 0) {
@@ -204,6 +221,7 @@ int main(int argc, char **argv) {
                t_guest, guest_hash, host_hash, guest_hash == host_hash ? "match" : "MISMATCH");
         ret = guest_hash == host_hash ? 0 : 1;
 out:
+        gmem_client_free(client);
         gmem_region_free(region);
         minivm_free(vm);
         return ret;

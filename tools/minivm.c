@@ -3,12 +3,21 @@
  * minivm - a minimal KVM VM that runs a tiny checksum guest.
  *
  * The guest (guest/checksum.S) is a flat binary embedded in the host object
- * built by guest/guest.mk. It sits at GPA 0x1000 in a 64 KiB memslot at
- * GPA 0, starts in real mode, switches to flat 32-bit protected mode, hashes
- * [ESI, ESI + ECX), writes the hash to port 0x10 and halts. There is no
- * in-kernel irqchip, so HLT exits to userspace (KVM_EXIT_HLT).
+ * built by guest/guest.mk. It sits at GPA 0x1000 in a 1 MiB memslot at
+ * GPA 0 and starts in real mode. It switches to 64-bit long mode with an
+ * identity map of guest-physical memory, drops to ring 3 (KVMs such as PVM
+ * run only guest user code natively), hashes each range of the job we wrote
+ * at MINIVM_JOB_GPA, writes each hash to port 0x10 and finally halts in
+ * ring 0. There is no in-kernel irqchip, so HLT exits to userspace
+ * (KVM_EXIT_HLT).
+ *
+ * The vCPU gets the CPUID that KVM supports, so the guest sees long mode
+ * and, where KVM offers it, 1 GiB pages; the end of the guest's identity
+ * map follows from the same CPUID (see compute_gpa_limit()).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "minivm.h"
 
 #include <endian.h>
@@ -27,7 +36,13 @@
 #define KVM_DEV_PATH	"/dev/kvm"
 #define KVM_API_VERSION_EXPECTED 12
 #define MINIVM_TSS_ADDR	0xfffbd000ul	/* 3 pages, the usual spot below 4 GiB */
-#define GPA_LIMIT	(1ull << 32)	/* the guest runs without paging */
+#define CPUID_MAX_ENTRIES 256		/* KVM's own limit is 256 */
+#define CPUID_EXT_FEATURES 0x80000001u
+#define CPUID_EXT_ADDRSIZE 0x80000008u
+#define CPUID_EDX_PDPE1GB (1u << 26)
+#define CPUID_EDX_LM	(1u << 29)
+#define GPA_LIMIT_1G	(512ull << 30)	/* 1 GiB pages: one full PDPT */
+#define GPA_LIMIT_2M	((uint64_t)MINIVM_PT_NR_PD << 30)	/* 2 MiB pages */
 
 #define FNV32_OFFSET	0x811c9dc5u
 #define FNV32_PRIME	0x01000193u
@@ -44,6 +59,7 @@ struct minivm {
 	size_t run_size;
 	void *low_mem;			/* slot 0: [0, MINIVM_LOW_MEM_SIZE) */
 	struct kvm_sregs reset_sregs;	/* real-mode entry state */
+	uint64_t gpa_limit;		/* end of the guest's identity map */
 	bool io_pending;		/* last exit was I/O or MMIO not yet
 					 * completed by a KVM_RUN */
 	char last_exit[96];
@@ -88,8 +104,8 @@ static int setup_low_mem(struct minivm *vm)
 	struct kvm_userspace_memory_region region;
 	void *mem;
 
-	if (code_size == 0 ||
-	    code_size > MINIVM_LOW_MEM_SIZE - MINIVM_GUEST_ENTRY)
+	/* The image must end before the page tables the guest builds. */
+	if (code_size == 0 || code_size > MINIVM_PT_GPA - MINIVM_GUEST_ENTRY)
 		return -E2BIG;
 
 	mem = mmap(NULL, MINIVM_LOW_MEM_SIZE, PROT_READ | PROT_WRITE,
@@ -149,6 +165,68 @@ static int setup_vcpu(struct minivm *vm)
 	return 0;
 }
 
+static const struct kvm_cpuid_entry2 *
+find_cpuid(const struct kvm_cpuid2 *cpuid, uint32_t function)
+{
+	uint32_t i;
+
+	for (i = 0; i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == function &&
+		    cpuid->entries[i].index == 0)
+			return &cpuid->entries[i];
+	return NULL;
+}
+
+/*
+ * The guest maps 512 GiB with 1 GiB pages if CPUID says it may, else
+ * MINIVM_PT_NR_PD GiB with 2 MiB pages; nothing at or above MAXPHYADDR is
+ * addressable either way.
+ */
+static uint64_t compute_gpa_limit(const struct kvm_cpuid2 *cpuid)
+{
+	const struct kvm_cpuid_entry2 *ext = find_cpuid(cpuid,
+							CPUID_EXT_FEATURES);
+	const struct kvm_cpuid_entry2 *size = find_cpuid(cpuid,
+							 CPUID_EXT_ADDRSIZE);
+	unsigned int maxphyaddr = size ? (size->eax & 0xff) : 36;
+	uint64_t limit;
+
+	limit = ext && (ext->edx & CPUID_EDX_PDPE1GB) ? GPA_LIMIT_1G
+						       : GPA_LIMIT_2M;
+	if (maxphyaddr < 64 && limit > 1ull << maxphyaddr)
+		limit = 1ull << maxphyaddr;
+	return limit;
+}
+
+/* Give the vCPU everything KVM supports (long mode, maybe 1 GiB pages). */
+static int setup_cpuid(struct minivm *vm)
+{
+	const struct kvm_cpuid_entry2 *ext;
+	struct kvm_cpuid2 *cpuid;
+	int r;
+
+	cpuid = calloc(1, sizeof(*cpuid) +
+		       CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
+	if (!cpuid)
+		return -ENOMEM;
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	r = xioctl_ptr(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
+	if (r < 0)
+		goto out;
+
+	ext = find_cpuid(cpuid, CPUID_EXT_FEATURES);
+	if (!ext || !(ext->edx & CPUID_EDX_LM)) {
+		r = -EOPNOTSUPP;
+		goto out;
+	}
+	vm->gpa_limit = compute_gpa_limit(cpuid);
+
+	r = xioctl_ptr(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
+out:
+	free(cpuid);
+	return r;
+}
+
 int minivm_new(struct minivm **ret)
 {
 	struct minivm *vm;
@@ -195,6 +273,10 @@ int minivm_new(struct minivm **ret)
 	if (r < 0)
 		goto fail;
 
+	r = setup_cpuid(vm);
+	if (r < 0)
+		goto fail;
+
 	*ret = vm;
 	return 0;
 
@@ -211,6 +293,11 @@ int minivm_vm_fd(const struct minivm *vm)
 int minivm_kvm_fd(const struct minivm *vm)
 {
 	return vm ? vm->kvm_fd : -EINVAL;
+}
+
+uint64_t minivm_gpa_limit(const struct minivm *vm)
+{
+	return vm ? vm->gpa_limit : 0;
 }
 
 const char *minivm_last_exit(const struct minivm *vm)
@@ -265,7 +352,8 @@ static int complete_pending_io(struct minivm *vm)
 	return 0;
 }
 
-static int vcpu_reset(struct minivm *vm, uint64_t gpa, uint64_t len)
+/* Back to the real-mode entry state; the guest takes no register input. */
+static int vcpu_reset(struct minivm *vm)
 {
 	struct kvm_regs regs;
 	int r;
@@ -277,9 +365,25 @@ static int vcpu_reset(struct minivm *vm, uint64_t gpa, uint64_t len)
 	memset(&regs, 0, sizeof(regs));
 	regs.rflags = 0x2;		/* reserved bit 1; IF = 0 */
 	regs.rip = MINIVM_GUEST_ENTRY;
-	regs.rsi = gpa;
-	regs.rcx = len;
 	return xioctl_ptr(vm->vcpu_fd, KVM_SET_REGS, &regs);
+}
+
+/* The job the guest reads at MINIVM_JOB_GPA (see minivm.h). */
+static void write_job(struct minivm *vm, const struct minivm_range *ranges,
+		      size_t n, uint64_t flags)
+{
+	unsigned char *job = (unsigned char *)vm->low_mem + MINIVM_JOB_GPA;
+	uint64_t v[2];
+	size_t i;
+
+	v[0] = htole64(n);
+	v[1] = htole64(flags);
+	memcpy(job, v, sizeof(v));
+	for (i = 0; i < n; i++) {
+		v[0] = htole64(ranges[i].gpa);
+		v[1] = htole64(ranges[i].len);
+		memcpy(job + 16 * (i + 1), v, sizeof(v));
+	}
 }
 
 static const char *exit_name(uint32_t reason)
@@ -322,7 +426,7 @@ static void describe_exit(struct minivm *vm)
 			 run->mmio.len);
 		break;
 	case KVM_EXIT_HLT:
-		snprintf(buf, n, "KVM_EXIT_HLT before the checksum output");
+		snprintf(buf, n, "KVM_EXIT_HLT before all checksums");
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(buf, n, "KVM_EXIT_FAIL_ENTRY (reason 0x%llx)",
@@ -344,27 +448,23 @@ static void describe_exit(struct minivm *vm)
 	}
 }
 
-int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
-			uint32_t *ret_hash)
+/*
+ * One guest run over n <= MINIVM_JOB_MAX_RANGES checked ranges: expect n
+ * 32-bit OUTs to the checksum port, then HLT.
+ */
+static int run_job(struct minivm *vm, const struct minivm_range *ranges,
+		   size_t n, uint64_t flags, uint32_t *ret_hashes)
 {
-	struct kvm_run *run;
-	bool have_hash = false;
-	uint32_t hash = 0;
+	struct kvm_run *run = vm->run;
+	size_t done = 0;
+	uint32_t hash;
 	int r;
-
-	if (!vm || !ret_hash)
-		return -EINVAL;
-	/* ECX carries the length, so it must fit in 32 bits. */
-	if (len % 4 != 0 || len > UINT32_MAX || gpa > GPA_LIMIT - len)
-		return -EINVAL;
-
-	run = vm->run;
-	snprintf(vm->last_exit, sizeof(vm->last_exit), "none");
 
 	r = complete_pending_io(vm);
 	if (r < 0)
 		return r;
-	r = vcpu_reset(vm, gpa, len);
+	write_job(vm, ranges, n, flags);
+	r = vcpu_reset(vm);
 	if (r < 0)
 		return r;
 
@@ -378,13 +478,13 @@ int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
 
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
-			if (!have_hash &&
+			if (done < n &&
 			    run->io.port == MINIVM_CHECKSUM_PORT &&
 			    run->io.direction == KVM_EXIT_IO_OUT &&
 			    run->io.size == 4 && run->io.count == 1) {
 				memcpy(&hash, (const unsigned char *)run +
 				       run->io.data_offset, sizeof(hash));
-				have_hash = true;
+				ret_hashes[done++] = hash;
 				continue;	/* next KVM_RUN completes it */
 			}
 			vm->io_pending = true;
@@ -393,9 +493,8 @@ int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
 			vm->io_pending = true;
 			break;
 		case KVM_EXIT_HLT:
-			if (!have_hash)
+			if (done < n)
 				break;
-			*ret_hash = hash;
 			return 0;
 		default:
 			break;
@@ -404,4 +503,58 @@ int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
 		describe_exit(vm);
 		return -EIO;
 	}
+}
+
+int minivm_run_checksum_ranges(struct minivm *vm,
+			       const struct minivm_range *ranges, size_t n,
+			       uint32_t *ret_hashes)
+{
+	size_t i, chunk;
+	int r;
+
+	if (!vm || (n > 0 && (!ranges || !ret_hashes)))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		uint64_t gpa = ranges[i].gpa, len = ranges[i].len;
+
+		if (len % 4 != 0 || len > vm->gpa_limit ||
+		    gpa > vm->gpa_limit - len)
+			return -EINVAL;
+	}
+
+	snprintf(vm->last_exit, sizeof(vm->last_exit), "none");
+	for (i = 0; i < n; i += chunk) {
+		chunk = n - i;
+		if (chunk > MINIVM_JOB_MAX_RANGES)
+			chunk = MINIVM_JOB_MAX_RANGES;
+		r = run_job(vm, ranges + i, chunk, 0, ret_hashes + i);
+		/*
+		 * KVM could not map some memory for the guest (e.g.
+		 * memfd_secret); see if it can emulate ring-0 reads of it.
+		 */
+		if (r == -EFAULT) {
+			snprintf(vm->last_exit, sizeof(vm->last_exit), "none");
+			r = run_job(vm, ranges + i, chunk, MINIVM_JOB_RING0,
+				    ret_hashes + i);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
+			uint32_t *ret_hash)
+{
+	struct minivm_range range = { .gpa = gpa, .len = len };
+	uint32_t hash;
+	int r;
+
+	if (!ret_hash)
+		return -EINVAL;
+	r = minivm_run_checksum_ranges(vm, &range, 1, &hash);
+	if (r < 0)
+		return r;
+	*ret_hash = hash;
+	return 0;
 }
