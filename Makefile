@@ -131,8 +131,11 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
+# objects made through pattern rules are kept, not rebuilt on every run
+.SECONDARY:
+
 check-run: all
-	@BUILD=$(BUILD) tests/run-tests.sh $(TESTS) $(TEST_SCRIPTS)
+	@BUILD=$(BUILD) TEST_LDFLAGS="$(LDFLAGS)" tests/run-tests.sh $(TESTS) $(TEST_SCRIPTS)
 
 run: deps
 	@$(MAKE) --no-print-directory run-run

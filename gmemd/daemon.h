@@ -39,9 +39,11 @@ struct conn {
         gid_t groups[GMEMD_MAX_GROUPS];
         unsigned n_groups;
         struct event *ev_read, *ev_write;
+        struct event *ev_close;  /* closes a broken connection from the loop, never from a send */
         struct outmsg *out_head, *out_tail;
         uint64_t n_out;
         bool hello, watching, closed;
+        bool broken;             /* nothing more is sent; closed on the next loop turn */
         unsigned refs; /* the connection list, and every job it started */
 };
 

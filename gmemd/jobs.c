@@ -11,6 +11,7 @@
 
 #include "daemon.h"
 #include "error.h"
+#include "json-util.h"
 #include "log.h"
 
 #define PROGRESS_INTERVAL_USEC 100000
@@ -114,7 +115,7 @@ static void *worker(void *userdata) {
 static cJSON *job_event(const struct job *j, const char *event) {
         cJSON *ev = cJSON_CreateObject();
         cJSON_AddStringToObject(ev, "event", event);
-        cJSON_AddNumberToObject(ev, "job", (double) j->id);
+        json_add_u64(ev, "job", j->id);
         cJSON_AddStringToObject(ev, "op", op_names[j->op]);
         cJSON_AddStringToObject(ev, "region", j->m->name);
         return ev;
@@ -127,13 +128,13 @@ static void send_progress(struct daemon *d, struct job *j) {
         if (j->conn && !j->conn->closed) {
                 ev = job_event(j, "progress");
                 cJSON_AddItemToObject(ev, "id", cJSON_Duplicate(j->req_id, true));
-                cJSON_AddNumberToObject(ev, "done", (double) done);
-                cJSON_AddNumberToObject(ev, "total", (double) total);
+                json_add_u64(ev, "done", done);
+                json_add_u64(ev, "total", total);
                 conn_send_json(j->conn, ev, -1);
         }
         ev = job_event(j, "job-progress");
-        cJSON_AddNumberToObject(ev, "done", (double) done);
-        cJSON_AddNumberToObject(ev, "total", (double) total);
+        json_add_u64(ev, "done", done);
+        json_add_u64(ev, "total", total);
         broadcast_region_event(d, j->m, ev);
 }
 
@@ -188,7 +189,7 @@ static void job_finish(struct daemon *d, struct job *j) {
         ev = job_event(j, "job-finished");
         cJSON_AddBoolToObject(ev, "ok", j->result == 0);
         if (j->result == 0)
-                cJSON_AddNumberToObject(ev, "bytes", (double) j->bytes);
+                json_add_u64(ev, "bytes", j->bytes);
         else
                 cJSON_AddStringToObject(ev, "error", j->message);
         broadcast_region_event(d, m, ev);
@@ -210,9 +211,9 @@ static void job_finish(struct daemon *d, struct job *j) {
         } else if (c) {
                 if (j->result == 0) {
                         cJSON *members = cJSON_CreateObject();
-                        cJSON_AddNumberToObject(members, "job", (double) j->id);
+                        json_add_u64(members, "job", j->id);
                         if (j->op != JOB_PREFAULT)
-                                cJSON_AddNumberToObject(members, "bytes", (double) j->bytes);
+                                json_add_u64(members, "bytes", j->bytes);
                         conn_reply_ok(c, j->req_id, members, -1);
                 } else
                         conn_reply_error(c, j->req_id, j->result, j->message);

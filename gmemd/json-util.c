@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "json-util.h"
@@ -48,4 +50,19 @@ int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret) {
                 return gmem_error(-EINVAL, "member '%s' must be true or false", key);
         *ret = cJSON_IsTrue(v);
         return 0;
+}
+
+cJSON *json_u64(uint64_t v) {
+        char digits[24];
+        snprintf(digits, sizeof(digits), "%" PRIu64, v);
+        return cJSON_CreateRaw(digits);
+}
+
+cJSON *json_add_u64(cJSON *o, const char *key, uint64_t v) {
+        cJSON *n = json_u64(v);
+        if (n && !cJSON_AddItemToObject(o, key, n)) {
+                cJSON_Delete(n);
+                return NULL;
+        }
+        return n;
 }

@@ -15,6 +15,10 @@ void log_msg(int level, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);
+        /* a client's strings quoted in a message must not forge log lines */
+        for (char *p = line; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = '?';
         /* one write per line, so lines from threads do not interleave */
         fprintf(stderr, "<%d>%s\n", level, line);
 }

@@ -78,12 +78,12 @@ static int op_hello(struct op_ctx *x) {
                 return gmem_error(-EPROTONOSUPPORT, "protocol version %" PRIu64 " (this gmemd speaks 1)", version);
         x->c->hello = true;
         r = cJSON_CreateObject();
-        cJSON_AddNumberToObject(r, "version", (double) MIN(version, (uint64_t) GMEMD_PROTOCOL_VERSION));
+        json_add_u64(r, "version", MIN(version, (uint64_t) GMEMD_PROTOCOL_VERSION));
         cJSON_AddStringToObject(r, "server", "gmemd " GMEM_VERSION_STRING);
-        cJSON_AddNumberToObject(r, "uid", x->c->cred.uid);
+        json_add_u64(r, "uid", x->c->cred.uid);
         limits = cJSON_AddObjectToObject(r, "limits");
-        cJSON_AddNumberToObject(limits, "max_message_bytes", (double) x->d->config.limits.max_message_bytes);
-        cJSON_AddNumberToObject(limits, "max_fds_per_message", (double) x->d->config.limits.max_fds_per_message);
+        json_add_u64(limits, "max_message_bytes", x->d->config.limits.max_message_bytes);
+        json_add_u64(limits, "max_fds_per_message", x->d->config.limits.max_fds_per_message);
         conn_reply_ok(x->c, x->id, r, -1);
         return 0;
 }
@@ -120,6 +120,8 @@ static int op_create(struct op_ctx *x) {
             (k = parse_policy(x->req, &policy)) < 0 ||
             (k = gmem_backend_from_string(backend_name, &backend)) < 0)
                 return k;
+        if (backend != GMEM_BACKEND_HUGETLB && cJSON_GetObjectItemCaseSensitive(x->req, "page_size"))
+                return gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", name);
         if (backend == GMEM_BACKEND_GUEST_MEMFD)
                 return gmem_error(-EINVAL, "create '%s': a guest_memfd can only be made by its VM's creator: create it "
                                   "in the VMM and register it", name);
@@ -191,6 +193,16 @@ static int op_register(struct op_ctx *x) {
         if (k < 0)
                 return gmem_error_wrap(k, "register '%s'", name);
         take_fd(x, 0); /* the region owns it now */
+        if (gmem_region_backend(r) == GMEM_BACKEND_MEMFD || gmem_region_backend(r) == GMEM_BACKEND_HUGETLB) {
+                /* An unsealed memfd could grow past the byte limits it was counted against, or shrink
+                 * under the daemon and every holder: its size must be sealed (adopt tried). */
+                int seals = fcntl(gmem_region_fd(r), F_GET_SEALS);
+                if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+                        gmem_region_free(r);
+                        return gmem_error(-EPERM, "register '%s': the memfd's size cannot be sealed; create it with "
+                                          "MFD_ALLOW_SEALING", name);
+                }
+        }
         k = region_add(x->d, name, r, x->c, policy, "registered", false, &m);
         if (k < 0) {
                 gmem_region_free(r);
@@ -446,6 +458,9 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
         gmem_error_clear();
         if (!op)
                 k = gmem_error(-EINVAL, "a request needs a string member 'op'");
+        else if (!cJSON_IsNumber(x.id) || x.id->valuedouble != (double) (int64_t) x.id->valuedouble ||
+                 x.id->valuedouble < -9007199254740992.0 || x.id->valuedouble > 9007199254740992.0)
+                k = gmem_error(-EINVAL, "a request needs an integer member 'id'");
         else if (!c->hello && strcmp(op, "hello") != 0)
                 k = gmem_error(-EPROTO, "the first request must be 'hello', not '%.40s'", op);
         else {
@@ -462,6 +477,9 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
                         k = ops[i].fn(&x);
         }
         if (k < 0) {
+                /* echo only an id that is one: anything else is answered with "id":null */
+                if (!cJSON_IsNumber(x.id) || x.id->valuedouble != (double) (int64_t) x.id->valuedouble)
+                        x.id = NULL;
                 log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->cred.pid, gmem_last_error());
                 conn_reply_error(c, x.id, k, gmem_last_error());
         }

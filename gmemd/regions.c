@@ -5,6 +5,7 @@
 
 #include "daemon.h"
 #include "error.h"
+#include "json-util.h"
 #include "log.h"
 
 static const char *const state_names[_REGION_STATE_MAX] = {
@@ -228,31 +229,31 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m) {
 
         cJSON_AddStringToObject(o, "name", m->name);
         cJSON_AddStringToObject(o, "backend", gmem_backend_to_string(gmem_region_backend(r)));
-        cJSON_AddNumberToObject(o, "size", (double) gmem_region_size(r));
-        cJSON_AddNumberToObject(o, "flags", (double) gmem_region_flags(r));
-        cJSON_AddNumberToObject(o, "page_size", (double) gmem_region_page_size(r));
-        cJSON_AddNumberToObject(o, "owner_uid", m->owner);
+        json_add_u64(o, "size", gmem_region_size(r));
+        json_add_u64(o, "flags", gmem_region_flags(r));
+        json_add_u64(o, "page_size", gmem_region_page_size(r));
+        json_add_u64(o, "owner_uid", m->owner);
         grants = cJSON_AddObjectToObject(o, "grants");
         uids = cJSON_AddArrayToObject(grants, "uids");
         for (unsigned i = 0; i < m->n_grant_uids; i++)
-                cJSON_AddItemToArray(uids, cJSON_CreateNumber(m->grant_uids[i]));
+                cJSON_AddItemToArray(uids, json_u64(m->grant_uids[i]));
         gids = cJSON_AddArrayToObject(grants, "gids");
         for (unsigned i = 0; i < m->n_grant_gids; i++)
-                cJSON_AddItemToArray(gids, cJSON_CreateNumber(m->grant_gids[i]));
+                cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
         cJSON_AddStringToObject(o, "policy", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
         cJSON_AddStringToObject(o, "state", state_names[m->state]);
-        cJSON_AddNumberToObject(o, "populated_bytes", (double) m->populated_bytes);
+        json_add_u64(o, "populated_bytes", m->populated_bytes);
         /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
         if (gmem_region_resident((struct gmem_region *) r, 0, gmem_region_size(r), &resident) < 0)
                 cJSON_AddNullToObject(o, "resident_bytes");
         else
-                cJSON_AddNumberToObject(o, "resident_bytes", (double) resident);
-        cJSON_AddNumberToObject(o, "created_usec", (double) m->created_usec);
+                json_add_u64(o, "resident_bytes", resident);
+        json_add_u64(o, "created_usec", m->created_usec);
         holders = cJSON_AddArrayToObject(o, "holders");
         for (unsigned i = 0; i < m->n_holders; i++) {
                 cJSON *h = cJSON_CreateObject();
-                cJSON_AddNumberToObject(h, "pid", m->holders[i].pid);
-                cJSON_AddNumberToObject(h, "uid", m->holders[i].uid);
+                json_add_u64(h, "pid", m->holders[i].pid);
+                json_add_u64(h, "uid", m->holders[i].uid);
                 cJSON_AddStringToObject(h, "role", m->holders[i].role);
                 cJSON_AddBoolToObject(h, "connected", m->holders[i].conn != NULL);
                 cJSON_AddItemToArray(holders, h);
@@ -261,10 +262,10 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m) {
         for (struct job *j = d->jobs; j; j = j->next)
                 if (j->m == m) {
                         cJSON *jo = cJSON_CreateObject();
-                        cJSON_AddNumberToObject(jo, "job", (double) j->id);
+                        json_add_u64(jo, "job", j->id);
                         cJSON_AddStringToObject(jo, "op", job_op_name(j->op));
-                        cJSON_AddNumberToObject(jo, "done", (double) __atomic_load_n(&j->done, __ATOMIC_RELAXED));
-                        cJSON_AddNumberToObject(jo, "total", (double) j->len);
+                        json_add_u64(jo, "done", __atomic_load_n(&j->done, __ATOMIC_RELAXED));
+                        json_add_u64(jo, "total", j->len);
                         cJSON_AddItemToArray(jobs, jo);
                 }
         return o;

@@ -74,6 +74,31 @@ static int check_existing(const char *path, const struct sockaddr_un *sa) {
 
 static void conn_close(struct conn *c);
 
+static void on_close(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        conn_close(userdata);
+}
+
+static void outmsg_free(struct outmsg *m);
+
+/* A send failed or the client stopped reading. Closing here could free regions and connections
+ * under the caller (a broadcast loop, a reply being built), so stop sending and let the loop close
+ * it on its next turn. */
+static void conn_fail(struct conn *c) {
+        if (c->broken || c->closed)
+                return;
+        c->broken = true;
+        event_del(c->ev_read);
+        event_del(c->ev_write);
+        while (c->out_head) {
+                struct outmsg *m = c->out_head;
+                c->out_head = m->next;
+                outmsg_free(m);
+        }
+        c->out_tail = NULL;
+        c->n_out = 0;
+        event_active(c->ev_close, 0, 0);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *userdata);
 static void on_write(evutil_socket_t fd, short what, void *userdata);
 
@@ -123,11 +148,14 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                         c->n_groups = len / sizeof(gid_t);
                 c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
                 c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
-                if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
+                c->ev_close = event_new(d->base, -1, 0, on_close, c);
+                if (!c->ev_read || !c->ev_write || !c->ev_close || event_add(c->ev_read, NULL) < 0) {
                         if (c->ev_read)
                                 event_free(c->ev_read);
                         if (c->ev_write)
                                 event_free(c->ev_write);
+                        if (c->ev_close)
+                                event_free(c->ev_close);
                         close(fd);
                         free(c);
                         continue;
@@ -147,6 +175,40 @@ static void close_fds(int *fds, unsigned n) {
                         close(fds[i]);
 }
 
+/* A "\u0000" escape outside of an escaped backslash: cJSON would silently cut the string there,
+ * so "vm1\u0000../x" would act on "vm1". */
+static bool has_nul_escape(const char *p, size_t n) {
+        for (size_t i = 0; i + 1 < n; i++) {
+                if (p[i] != '\\')
+                        continue;
+                if (p[i + 1] == 'u' && i + 5 < n && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
+                        return true;
+                i++; /* skip the escaped character, a backslash included */
+        }
+        return false;
+}
+
+/* One JSON object and nothing else, or NULL and why. (NUL escapes are refused after parsing,
+ * so the reply can carry the request's id.) */
+static cJSON *parse_request(const char *buf, size_t n, const char **ret_err) {
+        const char *end = NULL;
+        cJSON *req;
+
+        req = cJSON_ParseWithLengthOpts(buf, n, &end, false);
+        if (!cJSON_IsObject(req)) {
+                cJSON_Delete(req);
+                *ret_err = "not a JSON object";
+                return NULL;
+        }
+        for (; end && end < buf + n; end++)
+                if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r' && *end != 0) {
+                        cJSON_Delete(req);
+                        *ret_err = "trailing data after the JSON object";
+                        return NULL;
+                }
+        return req;
+}
+
 static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again) {
         struct daemon *d = c->d;
         unsigned max_fds = (unsigned) d->config.limits.max_fds_per_message;
@@ -160,6 +222,7 @@ static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again)
         };
         int fds[253];
         unsigned n_fds = 0;
+        const char *err = NULL;
         ssize_t n;
         cJSON *req;
 
@@ -184,12 +247,6 @@ static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again)
                         for (unsigned i = 0; i < k && n_fds < ELEMENTSOF(fds); i++)
                                 memcpy(&fds[n_fds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
                 }
-        if (mh.msg_flags & MSG_CTRUNC) {
-                /* the kernel closed the fds that did not fit; close the ones that did */
-                close_fds(fds, n_fds);
-                conn_reply_error(c, NULL, -EINVAL, "too many file descriptors in one message");
-                return;
-        }
         if (mh.msg_flags & MSG_TRUNC) {
                 char msg[128];
                 close_fds(fds, n_fds);
@@ -197,14 +254,24 @@ static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again)
                 conn_reply_error(c, NULL, -EMSGSIZE, msg);
                 return;
         }
-        req = cJSON_ParseWithLength(buf, (size_t) n);
-        if (!cJSON_IsObject(req)) {
-                cJSON_Delete(req);
+        req = parse_request(buf, (size_t) n, &err);
+        if (!req) {
                 close_fds(fds, n_fds);
-                conn_reply_error(c, NULL, -EINVAL, "not a JSON object");
+                conn_reply_error(c, NULL, -EINVAL, err);
                 return;
         }
-        dispatch(c, req, fds, n_fds);
+        if (has_nul_escape(buf, (size_t) n)) {
+                close_fds(fds, n_fds);
+                conn_reply_error(c, cJSON_GetObjectItemCaseSensitive(req, "id"), -EINVAL,
+                                 "a string in the request contains NUL (\\u0000): names and values must not");
+        } else if ((mh.msg_flags & MSG_CTRUNC) || n_fds > max_fds) {
+                /* the kernel closed the fds that did not fit; close the ones that did */
+                char msg[128];
+                close_fds(fds, n_fds);
+                snprintf(msg, sizeof(msg), "more than %u file descriptors in one message", max_fds);
+                conn_reply_error(c, cJSON_GetObjectItemCaseSensitive(req, "id"), -EINVAL, msg);
+        } else
+                dispatch(c, req, fds, n_fds);
         cJSON_Delete(req);
 }
 
@@ -218,7 +285,7 @@ static void on_read(evutil_socket_t fd _unused_, short what _unused_, void *user
                 return;
         c->refs++;
         /* a bounded number per wakeup: one busy client does not starve the others */
-        for (int i = 0; i < READS_PER_WAKEUP && again && !c->closed; i++)
+        for (int i = 0; i < READS_PER_WAKEUP && again && !c->closed && !c->broken; i++)
                 read_one(c, buf, bufsize, &again);
         conn_unref(c);
 }
@@ -274,16 +341,16 @@ static void flush(struct conn *c) {
                         if (m->text)
                                 continue;
                 }
+                if (k < 0 && k != -EMSGSIZE) {
+                        log_debug("client %" PRIu64 ": send: %s", c->serial, strerror(-k));
+                        conn_fail(c);
+                        return;
+                }
                 c->out_head = m->next;
                 if (!c->out_head)
                         c->out_tail = NULL;
                 c->n_out--;
                 outmsg_free(m);
-                if (k < 0 && k != -EMSGSIZE) {
-                        log_debug("client %" PRIu64 ": send: %s", c->serial, strerror(-k));
-                        conn_close(c);
-                        return;
-                }
         }
 }
 
@@ -297,7 +364,7 @@ static void on_write(evutil_socket_t fd _unused_, short what _unused_, void *use
 void conn_send(struct conn *c, char *text, int fd) {
         struct outmsg *m;
 
-        if (!text || c->closed) {
+        if (!text || c->closed || c->broken) {
                 free(text);
                 if (fd >= 0)
                         close(fd);
@@ -319,7 +386,7 @@ void conn_send(struct conn *c, char *text, int fd) {
         if (++c->n_out > c->d->config.limits.max_queued_messages) {
                 log_warning("client %" PRIu64 " (pid %d) does not read its socket: %" PRIu64 " messages waiting, disconnecting",
                             c->serial, c->cred.pid, c->n_out);
-                conn_close(c);
+                conn_fail(c);
                 return;
         }
         if (c->out_head == m)
@@ -343,12 +410,18 @@ static cJSON *reply_base(const cJSON *req_id, bool ok) {
 
 void conn_reply_error(struct conn *c, const cJSON *req_id, int err, const char *message) {
         cJSON *r = reply_base(req_id, false), *e;
+        char line[512];
 
         if (!r)
                 return;
+        /* one line, whatever a client put into the names it quoted back */
+        snprintf(line, sizeof(line), "%s", message && *message ? message : strerror(err < 0 ? -err : err));
+        for (char *p = line; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = '?';
         e = cJSON_AddObjectToObject(r, "error");
         cJSON_AddStringToObject(e, "code", errno_to_name(err));
-        cJSON_AddStringToObject(e, "message", message && *message ? message : strerror(err < 0 ? -err : err));
+        cJSON_AddStringToObject(e, "message", line);
         conn_send_json(c, r, -1);
 }
 
@@ -382,6 +455,7 @@ static void conn_close(struct conn *c) {
         log_debug("client %" PRIu64 " (pid %d) disconnected", c->serial, c->cred.pid);
         event_del(c->ev_read);
         event_del(c->ev_write);
+        event_del(c->ev_close);
         close(c->fd);
         c->fd = -1;
         while (c->out_head) {
@@ -409,6 +483,7 @@ void conn_unref(struct conn *c) {
                 return;
         event_free(c->ev_read);
         event_free(c->ev_write);
+        event_free(c->ev_close);
         free(c);
 }
 

@@ -23,7 +23,7 @@ echo "== gmemctl caps"
 "$bin/gmemctl" caps
 echo
 echo "== gmemd on $sock; the example VMM registers its guest_memfd and gmemd populates it"
-"$bin/gmem-example-vmm" --gmemd "$sock" --name vm0 "$@"
+"$bin/gmem-example-vmm" --gmemd="$sock" --name vm0 "$@"
 echo
 echo "== the VMM has exited; gmemd still holds its memory"
 "$bin/gmemctl" --socket "$sock" list

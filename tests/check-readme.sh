@@ -10,6 +10,7 @@ cat >> "$tmp/example.c" <<'C'
 int main(void) { return load_guest(-1, -1, 0, 0) == -EINVAL ? 0 : 1; }
 C
 sed -i '1i #include <errno.h>' "$tmp/example.c"
-cc -std=gnu11 -Wall -Wextra -Werror -Iinclude "$tmp/example.c" -o "$tmp/example" -L"$BUILD/lib" -lgmem
+# TEST_LDFLAGS: the sanitizers, when the library was built with them (make asan)
+cc -std=gnu11 -Wall -Wextra -Werror -Iinclude "$tmp/example.c" -o "$tmp/example" ${TEST_LDFLAGS:-} -L"$BUILD/lib" -lgmem
 # a VM fd of -1 must be refused cleanly, without touching anything
 LD_LIBRARY_PATH="$BUILD/lib" "$tmp/example"

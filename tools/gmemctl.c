@@ -1,24 +1,264 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gmemctl: the operator's command line for gmem. */
+#include <ctype.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <linux/fs.h>
 
+#include <cjson/cJSON.h>
+
+#include "cli-util.h"
 #include "gmem/gmem.h"
 #include "kvm-compat.h"
 #include "macro.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CANCELLED 130
 
 static struct {
         const char *socket;
         bool json;
 } arg;
 
-static int fail(int err, const char *what) {
+static volatile sig_atomic_t interrupted;
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages: exactly one line on stderr for every failure
+ */
+
+/* "gmemctl: <command> <name>: <reason>", the reason from libgmem without a repeat of
+ * "<command> '<name>': " it may start with; returns 1 (the exit status). */
+static int fail(int err, const char *cmd, const char *name) {
         const char *why = gmem_last_error();
-        fprintf(stderr, "gmemctl: %s: %s\n", what, *why ? why : strerror(-err));
+        char prefix[128];
+        size_t l;
+
+        if (!*why)
+                why = strerror(-err);
+        if (name) {
+                snprintf(prefix, sizeof(prefix), "%s '%s': ", cmd, name);
+                l = strlen(prefix);
+                if (strncmp(why, prefix, l) == 0)
+                        why += l;
+        }
+        fprintf(stderr, "gmemctl: %s%s%s: ", cmd, name ? " " : "", name ?: "");
+        /* one line, whatever the daemon said */
+        for (const char *p = why; *p; p++)
+                fputc(*p == '\n' || *p == '\r' ? ' ' : *p, stderr);
+        fputc('\n', stderr);
         return 1;
 }
+
+static int failf(const char *cmd, const char *name, const char *fmt, ...) _printf_(3, 4);
+static int failf(const char *cmd, const char *name, const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "gmemctl: %s%s%s: ", cmd, name ? " " : "", name ?: "");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return 1;
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+static int usage_error(const char *cmd, const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "gmemctl: %s: ", cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, " (see gmemctl --help)\n");
+        return EXIT_USAGE;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Options every command takes, and argument parsing
+ */
+
+enum {
+        OPT_SOCKET = 0x100,
+        OPT_JSON,
+        OPT_SIZE,
+        OPT_BACKEND,
+        OPT_PAGE_SIZE,
+        OPT_PREFAULT,
+        OPT_POLICY,
+        OPT_FROM,
+        OPT_TO,
+        OPT_OFFSET,
+        OPT_SRC_OFFSET,
+        OPT_LENGTH,
+        OPT_UID,
+        OPT_GID,
+};
+
+#define COMMON_OPTIONS \
+        { "socket", required_argument, NULL, OPT_SOCKET }, \
+        { "json", no_argument, NULL, OPT_JSON }
+
+/* The global options, wherever they come; 1 when c was one of them. */
+static int common_option(int c) {
+        switch (c) {
+        case OPT_SOCKET:
+                arg.socket = optarg;
+                return 1;
+        case OPT_JSON:
+                arg.json = true;
+                return 1;
+        }
+        return 0;
+}
+
+static int size_option(const char *cmd, const char *opt, const char *s, uint64_t *ret) {
+        int k = parse_size(s, ret);
+        if (k == -ERANGE)
+                return usage_error(cmd, "size '%s' for %s is too large", s, opt);
+        if (k < 0)
+                return usage_error(cmd, "invalid size '%s' for %s (a number with an optional K, M, G or T suffix)", s, opt);
+        return 0;
+}
+
+/* getopt_long over a command's arguments; argv[0] is the command. Reports unknown options. */
+static int next_option(const char *cmd, int argc, char **argv, const struct option *opts, int *ret) {
+        int c = getopt_long(argc, argv, "", opts, NULL);
+        if (c == '?') {
+                /* opterr is off: this is the one line about it */
+                fprintf(stderr, "gmemctl: %s: invalid option or missing value: '%s' (see gmemctl --help)\n", cmd,
+                        argv[optind - 1]);
+                return -EXIT_USAGE;
+        }
+        *ret = c;
+        return c >= 0;
+}
+
+/* Exactly n positional arguments left. */
+static int positional(const char *cmd, int argc, char **argv, int n, const char *what) {
+        if (argc - optind < n)
+                return usage_error(cmd, "missing %s", what);
+        if (argc - optind > n)
+                return usage_error(cmd, "unexpected argument '%s'", argv[optind + n]);
+        return 0;
+}
+
+static void reset_getopt(void) {
+        optind = 0;
+        opterr = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Talking to gmemd
+ */
+
+static int connect_client(const char *cmd, const char *name, struct gmem_client **ret) {
+        int k = gmem_client_connect(arg.socket, ret);
+        if (k < 0)
+                return fail(k, cmd, name);
+        return 0;
+}
+
+static void client_freep(struct gmem_client **c) {
+        gmem_client_free(*c);
+}
+#define _cleanup_client_ _cleanup_(client_freep)
+
+static void json_freep(cJSON **j) {
+        cJSON_Delete(*j);
+}
+#define _cleanup_json_ _cleanup_(json_freep)
+
+/* The region object from info, parsed. */
+static int region_info(struct gmem_client *c, const char *cmd, const char *name, cJSON **ret) {
+        _cleanup_free_ char *s = NULL;
+        cJSON *j;
+        int k = gmem_client_info(c, name, &s);
+
+        if (k < 0)
+                return fail(k, cmd, name);
+        j = cJSON_Parse(s);
+        if (!j)
+                return failf(cmd, name, "gmemd's region description is not JSON");
+        *ret = j;
+        return 0;
+}
+
+static uint64_t json_u64(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+        return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t) v->valuedouble : 0;
+}
+
+static const char *json_str(const cJSON *o, const char *key, const char *dflt) {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+        return s ?: dflt;
+}
+
+static int region_size(struct gmem_client *c, const char *cmd, const char *name, uint64_t *ret) {
+        _cleanup_json_ cJSON *r = NULL;
+        int k = region_info(c, cmd, name, &r);
+        if (k)
+                return k;
+        *ret = json_u64(r, "size");
+        if (*ret == 0)
+                return failf(cmd, name, "gmemd reports no size for the region");
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Jobs: a progress bar on a terminal, Ctrl-C cancels
+ */
+
+static void on_sigint(int sig) {
+        (void) sig;
+        interrupted = 1;
+}
+
+static int job_progress(uint64_t done, uint64_t total, void *userdata) {
+        progress_bar_update(userdata, done, total);
+        return interrupted;
+}
+
+static void job_begin(struct gmem_client *c, struct progress_bar *bar, const char *cmd, const char *name) {
+        /* No SA_RESTART: a blocked receive returns, and the library asks job_progress() at once.
+         * The first Ctrl-C cancels; a second one (SA_RESETHAND) ends gmemctl there and then. */
+        struct sigaction sa = { .sa_handler = on_sigint, .sa_flags = SA_RESETHAND }, old;
+        char label[96];
+
+        sigemptyset(&sa.sa_mask);
+        /* started with SIGINT ignored (nohup, a shell's background job): it stays ignored */
+        if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+                sigaction(SIGINT, &sa, NULL);
+        snprintf(label, sizeof(label), "%s %s", cmd, name);
+        progress_bar_init(bar, label);
+        gmem_client_set_progress(c, job_progress, bar);
+}
+
+/* Tidy up after a job and turn its result into an exit status. */
+static int job_end(struct gmem_client *c, struct progress_bar *bar, int64_t k, const char *cmd, const char *name) {
+        progress_bar_done(bar);
+        gmem_client_set_progress(c, NULL, NULL);
+        if (k == -ECANCELED && interrupted) {
+                failf(cmd, name, "cancelled");
+                return EXIT_CANCELLED;
+        }
+        if (k < 0)
+                return fail((int) k, cmd, name);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * caps: what this kernel offers (probed here, not asked of gmemd)
+ */
 
 static const char *yes_no(bool b) {
         return b ? "yes" : "no";
@@ -33,21 +273,25 @@ static void print_flag(const char *name, uint64_t bit, const char *meaning) {
 
 static int cmd_caps(int argc, char **argv) {
         static const char *const vm_type_names[] = { "default", "sw_protected", "sev", "sev_es", "snp", "tdx" };
+        static const struct option options[] = { COMMON_OPTIONS, {} };
         struct gmem_caps c;
-        int k;
+        int k, o;
 
-        if (argc > 1) {
-                fprintf(stderr, "gmemctl: caps: unexpected argument '%s'\n", argv[1]);
-                return 2;
-        }
+        while ((k = next_option("caps", argc, argv, options, &o)) > 0)
+                common_option(o);
+        if (k < 0)
+                return -k;
+        if ((k = positional("caps", argc, argv, 0, "")))
+                return k;
+
         k = gmem_caps_probe(&c);
         if (k < 0)
-                return fail(k, "caps");
+                return fail(k, "caps", NULL);
         if (arg.json) {
                 _cleanup_free_ char *s = NULL;
                 k = gmem_caps_to_json(&c, &s);
                 if (k < 0)
-                        return fail(k, "caps");
+                        return fail(k, "caps", NULL);
                 printf("%s\n", s);
                 return 0;
         }
@@ -89,34 +333,937 @@ static int cmd_caps(int argc, char **argv) {
         return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * create, list, info
+ */
+
+/* --json after a change: the region as gmemd now describes it */
+static int print_info_json(struct gmem_client *c, const char *cmd, const char *name) {
+        _cleanup_free_ char *s = NULL;
+        int k = gmem_client_info(c, name, &s);
+        if (k < 0)
+                return fail(k, cmd, name);
+        printf("%s\n", s);
+        return 0;
+}
+
+static int cmd_create(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "size", required_argument, NULL, OPT_SIZE },
+                { "backend", required_argument, NULL, OPT_BACKEND },
+                { "page-size", required_argument, NULL, OPT_PAGE_SIZE },
+                { "prefault", no_argument, NULL, OPT_PREFAULT },
+                { "policy", required_argument, NULL, OPT_POLICY },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        struct gmem_create_opts opts = { .policy = GMEM_POLICY_KEEP };
+        enum gmem_backend backend = GMEM_BACKEND_MEMFD;
+        struct progress_bar bar;
+        uint64_t size = 0;
+        bool have_size = false;
+        const char *name;
+        int k, o;
+
+        while ((k = next_option("create", argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_SIZE:
+                        if ((k = size_option("create", "--size", optarg, &size)))
+                                return k;
+                        have_size = true;
+                        break;
+                case OPT_BACKEND:
+                        if (strcmp(optarg, "memfd") == 0)
+                                backend = GMEM_BACKEND_MEMFD;
+                        else if (strcmp(optarg, "hugetlb") == 0)
+                                backend = GMEM_BACKEND_HUGETLB;
+                        else if (strcmp(optarg, "secret") == 0)
+                                backend = GMEM_BACKEND_SECRET;
+                        else
+                                return usage_error("create", "unknown backend '%s' (memfd, hugetlb, secret)", optarg);
+                        break;
+                case OPT_PAGE_SIZE:
+                        if ((k = size_option("create", "--page-size", optarg, &opts.page_size)))
+                                return k;
+                        break;
+                case OPT_PREFAULT:
+                        opts.prefault = true;
+                        break;
+                case OPT_POLICY:
+                        if (strcmp(optarg, "keep") == 0)
+                                opts.policy = GMEM_POLICY_KEEP;
+                        else if (strcmp(optarg, "connection") == 0)
+                                opts.policy = GMEM_POLICY_CONNECTION;
+                        else
+                                return usage_error("create", "unknown policy '%s' (keep, connection)", optarg);
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional("create", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if (!have_size)
+                return usage_error("create", "--size is required");
+        if (size == 0)
+                return usage_error("create", "--size must not be 0");
+        if (opts.page_size && backend != GMEM_BACKEND_HUGETLB)
+                return usage_error("create", "--page-size applies to --backend hugetlb only");
+
+        if ((k = connect_client("create", name, &c)))
+                return k;
+        job_begin(c, &bar, "create", name);
+        k = gmem_client_create(c, name, backend, size, &opts);
+        if ((k = job_end(c, &bar, k, "create", name)))
+                return k;
+        return arg.json ? print_info_json(c, "create", name) : 0;
+}
+
+static const char *user_name(uint64_t uid, char buf[static 24]) {
+        struct passwd pw, *res = NULL;
+        char tmp[1024];
+
+        if (getpwuid_r((uid_t) uid, &pw, tmp, sizeof(tmp), &res) == 0 && res) {
+                snprintf(buf, 24, "%s", res->pw_name);
+                return buf;
+        }
+        snprintf(buf, 24, "%" PRIu64, uid);
+        return buf;
+}
+
+static const char *group_name(uint64_t gid, char buf[static 24]) {
+        struct group gr, *res = NULL;
+        char tmp[1024];
+
+        if (getgrgid_r((gid_t) gid, &gr, tmp, sizeof(tmp), &res) == 0 && res) {
+                snprintf(buf, 24, "%s", res->gr_name);
+                return buf;
+        }
+        snprintf(buf, 24, "%" PRIu64, gid);
+        return buf;
+}
+
+/* "4242,4300(gone)" */
+static void format_holders(const cJSON *holders, char *buf, size_t l) {
+        const cJSON *h;
+        size_t n = 0;
+
+        buf[0] = 0;
+        cJSON_ArrayForEach(h, holders) {
+                int w = snprintf(buf + n, l - n, "%s%" PRIu64 "%s", n ? "," : "", json_u64(h, "pid"),
+                                 cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(h, "connected")) ? "(gone)" : "");
+                if (w < 0 || (size_t) w >= l - n)
+                        break;
+                n += w;
+        }
+        if (!buf[0])
+                snprintf(buf, l, "-");
+}
+
+static int cmd_list(int argc, char **argv) {
+        static const struct option options[] = { COMMON_OPTIONS, {} };
+        enum { NAME, BACKEND, SIZE, RESIDENT, OWNER, STATE, HOLDERS, _COLS };
+        static const char *const headers[_COLS] = { "NAME", "BACKEND", "SIZE", "RESIDENT", "OWNER", "STATE", "HOLDERS" };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        _cleanup_free_ char *s = NULL;
+        _cleanup_json_ cJSON *regions = NULL;
+        size_t width[_COLS], n, i = 0;
+        char (*cells)[_COLS][128] = NULL;
+        const cJSON *r;
+        int k, o;
+
+        while ((k = next_option("list", argc, argv, options, &o)) > 0)
+                common_option(o);
+        if (k < 0)
+                return -k;
+        if ((k = positional("list", argc, argv, 0, "")))
+                return k;
+        if ((k = connect_client("list", NULL, &c)))
+                return k;
+        k = gmem_client_list(c, &s);
+        if (k < 0)
+                return fail(k, "list", NULL);
+        if (arg.json) {
+                printf("%s\n", s);
+                return 0;
+        }
+        regions = cJSON_Parse(s);
+        if (!cJSON_IsArray(regions))
+                return failf("list", NULL, "gmemd's region list is not a JSON array");
+
+        n = cJSON_GetArraySize(regions);
+        cells = calloc(n ? n : 1, sizeof(*cells));
+        if (!cells)
+                return failf("list", NULL, "out of memory");
+        for (int col = 0; col < _COLS; col++)
+                width[col] = strlen(headers[col]);
+        cJSON_ArrayForEach(r, regions) {
+                char b[FORMAT_SIZE_MAX], u[24];
+                snprintf(cells[i][NAME], 128, "%s", json_str(r, "name", "?"));
+                snprintf(cells[i][BACKEND], 128, "%s", json_str(r, "backend", "?"));
+                snprintf(cells[i][SIZE], 128, "%s", format_size(b, json_u64(r, "size")));
+                snprintf(cells[i][RESIDENT], 128, "%s", format_size(b, json_u64(r, "resident_bytes")));
+                snprintf(cells[i][OWNER], 128, "%s", user_name(json_u64(r, "owner_uid"), u));
+                snprintf(cells[i][STATE], 128, "%s", json_str(r, "state", "?"));
+                format_holders(cJSON_GetObjectItemCaseSensitive(r, "holders"), cells[i][HOLDERS], 128);
+                for (int col = 0; col < _COLS; col++)
+                        width[col] = MAX(width[col], strlen(cells[i][col]));
+                i++;
+        }
+
+        /* names and words left-aligned, sizes right-aligned, the last column unpadded */
+        for (int col = 0; col < _COLS; col++)
+                printf(col == SIZE || col == RESIDENT ? "%*s%s" : "%-*s%s", col == HOLDERS ? 0 : (int) width[col],
+                       headers[col], col == HOLDERS ? "\n" : "  ");
+        for (i = 0; i < n; i++)
+                for (int col = 0; col < _COLS; col++)
+                        printf(col == SIZE || col == RESIDENT ? "%*s%s" : "%-*s%s", col == HOLDERS ? 0 : (int) width[col],
+                               cells[i][col], col == HOLDERS ? "\n" : "  ");
+        free(cells);
+        return 0;
+}
+
+static void print_ids(const char *label, const cJSON *ids, bool groups) {
+        const cJSON *v;
+        bool any = false;
+
+        printf("%-16s", label);
+        cJSON_ArrayForEach(v, ids) {
+                char b[24];
+                uint64_t id = cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t) v->valuedouble : 0;
+                printf("%s%s", any ? ", " : "", groups ? group_name(id, b) : user_name(id, b));
+                any = true;
+        }
+        printf("%s\n", any ? "" : "-");
+}
+
+static int cmd_info(int argc, char **argv) {
+        static const struct option options[] = { COMMON_OPTIONS, {} };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        _cleanup_json_ cJSON *r = NULL;
+        _cleanup_free_ char *s = NULL;
+        const cJSON *grants, *h, *j, *holders, *jobs;
+        char b[FORMAT_SIZE_MAX], u[24];
+        const char *name;
+        uint64_t v;
+        int k, o;
+
+        while ((k = next_option("info", argc, argv, options, &o)) > 0)
+                common_option(o);
+        if (k < 0)
+                return -k;
+        if ((k = positional("info", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if ((k = connect_client("info", name, &c)))
+                return k;
+        k = gmem_client_info(c, name, &s);
+        if (k < 0)
+                return fail(k, "info", name);
+        if (arg.json) {
+                printf("%s\n", s);
+                return 0;
+        }
+        r = cJSON_Parse(s);
+        if (!r)
+                return failf("info", name, "gmemd's region description is not JSON");
+
+        printf("%-16s%s\n", "name:", json_str(r, "name", name));
+        printf("%-16s%s\n", "backend:", json_str(r, "backend", "?"));
+        v = json_u64(r, "size");
+        printf("%-16s%s (%" PRIu64 " bytes)\n", "size:", format_size(b, v), v);
+        if (strcmp(json_str(r, "backend", ""), "guest_memfd") == 0)
+                printf("%-16s0x%" PRIx64 "\n", "flags:", json_u64(r, "flags"));
+        printf("%-16s%s\n", "page size:", format_size(b, json_u64(r, "page_size")));
+        printf("%-16s%s (uid %" PRIu64 ")\n", "owner:", user_name(json_u64(r, "owner_uid"), u), json_u64(r, "owner_uid"));
+        grants = cJSON_GetObjectItemCaseSensitive(r, "grants");
+        print_ids("granted users:", cJSON_GetObjectItemCaseSensitive(grants, "uids"), false);
+        print_ids("granted groups:", cJSON_GetObjectItemCaseSensitive(grants, "gids"), true);
+        printf("%-16s%s\n", "policy:", json_str(r, "policy", "?"));
+        printf("%-16s%s\n", "state:", json_str(r, "state", "?"));
+        v = json_u64(r, "populated_bytes");
+        printf("%-16s%s (%" PRIu64 " bytes)\n", "populated:", format_size(b, v), v);
+        v = json_u64(r, "resident_bytes");
+        printf("%-16s%s (%" PRIu64 " bytes)\n", "resident:", format_size(b, v), v);
+        v = json_u64(r, "created_usec");
+        if (v) {
+                time_t t = (time_t) (v / 1000000);
+                struct tm tm;
+                char when[64];
+                if (localtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm))
+                        printf("%-16s%s\n", "created:", when);
+        }
+        holders = cJSON_GetObjectItemCaseSensitive(r, "holders");
+        printf(cJSON_GetArraySize(holders) ? "%s\n" : "%-16s-\n", "holders:");
+        cJSON_ArrayForEach(h, holders)
+                printf("  pid %" PRIu64 " uid %s, %s%s\n", json_u64(h, "pid"), user_name(json_u64(h, "uid"), u),
+                       json_str(h, "role", "?"),
+                       cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(h, "connected")) ? ", disconnected" : "");
+        jobs = cJSON_GetObjectItemCaseSensitive(r, "jobs");
+        printf(cJSON_GetArraySize(jobs) ? "%s\n" : "%-16s-\n", "jobs:");
+        cJSON_ArrayForEach(j, jobs) {
+                uint64_t done = json_u64(j, "done"), total = json_u64(j, "total");
+                char b2[FORMAT_SIZE_MAX];
+                printf("  job %" PRIu64 " %s %s/%s\n", json_u64(j, "job") ?: json_u64(j, "id"), json_str(j, "op", "?"),
+                       format_size(b, done), format_size(b2, total));
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * populate, prefault, dump, punch
+ */
+
+/* Bytes in a regular file or a block device; -ENOTSUP for anything whose size we cannot know. */
+static int fd_size(int fd, uint64_t *ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode)) {
+                *ret = (uint64_t) st.st_size;
+                return 0;
+        }
+        if (S_ISBLK(st.st_mode)) {
+                uint64_t sz;
+                if (ioctl(fd, BLKGETSIZE64, &sz) < 0)
+                        return -errno;
+                *ret = sz;
+                return 0;
+        }
+        return -ENOTSUP;
+}
+
+static int cmd_populate(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "from", required_argument, NULL, OPT_FROM },
+                { "offset", required_argument, NULL, OPT_OFFSET },
+                { "src-offset", required_argument, NULL, OPT_SRC_OFFSET },
+                { "length", required_argument, NULL, OPT_LENGTH },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        _cleanup_close_ int src = -1;
+        struct progress_bar bar;
+        uint64_t off = 0, src_off = 0, len = 0, rsize, fsize = 0;
+        bool have_len = false;
+        const char *name, *from = NULL;
+        int k, o;
+
+        while ((k = next_option("populate", argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_FROM:
+                        from = optarg;
+                        break;
+                case OPT_OFFSET:
+                        if ((k = size_option("populate", "--offset", optarg, &off)))
+                                return k;
+                        break;
+                case OPT_SRC_OFFSET:
+                        if ((k = size_option("populate", "--src-offset", optarg, &src_off)))
+                                return k;
+                        break;
+                case OPT_LENGTH:
+                        if ((k = size_option("populate", "--length", optarg, &len)))
+                                return k;
+                        have_len = true;
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional("populate", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if (!from)
+                return usage_error("populate", "--from FILE is required");
+        if (have_len && len == 0)
+                return usage_error("populate", "--length must not be 0");
+
+        /* opened here, with the caller's own rights; gmemd only ever sees the fd */
+        src = open(from, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (src < 0)
+                return failf("populate", name, "open '%s': %s", from, strerror(errno));
+        if (!have_len) {
+                k = fd_size(src, &fsize);
+                if (k == -ENOTSUP)
+                        return usage_error("populate", "'%s' is neither a file nor a block device: give --length", from);
+                if (k < 0)
+                        return failf("populate", name, "stat '%s': %s", from, strerror(-k));
+                if (src_off >= fsize)
+                        return failf("populate", name, "'%s' has no data after offset %" PRIu64 " (it has %" PRIu64 " bytes)",
+                                     from, src_off, fsize);
+                len = fsize - src_off;
+        }
+
+        if ((k = connect_client("populate", name, &c)))
+                return k;
+        if (!have_len) {
+                if ((k = region_size(c, "populate", name, &rsize)))
+                        return k;
+                if (off >= rsize)
+                        return failf("populate", name, "offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", off,
+                                     rsize);
+                len = MIN(len, rsize - off);
+        }
+        job_begin(c, &bar, "populate", name);
+        k = gmem_client_populate_fd(c, name, off, src, src_off, len);
+        return job_end(c, &bar, k, "populate", name);
+}
+
+static int cmd_prefault(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "offset", required_argument, NULL, OPT_OFFSET },
+                { "length", required_argument, NULL, OPT_LENGTH },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        struct progress_bar bar;
+        uint64_t off = 0, len = 0, rsize;
+        bool have_len = false;
+        const char *name;
+        int k, o;
+
+        while ((k = next_option("prefault", argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_OFFSET:
+                        if ((k = size_option("prefault", "--offset", optarg, &off)))
+                                return k;
+                        break;
+                case OPT_LENGTH:
+                        if ((k = size_option("prefault", "--length", optarg, &len)))
+                                return k;
+                        have_len = true;
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional("prefault", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if (have_len && len == 0)
+                return usage_error("prefault", "--length must not be 0");
+
+        if ((k = connect_client("prefault", name, &c)))
+                return k;
+        if (!have_len) {
+                if ((k = region_size(c, "prefault", name, &rsize)))
+                        return k;
+                if (off >= rsize)
+                        return failf("prefault", name, "offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", off,
+                                     rsize);
+                len = rsize - off;
+        }
+        job_begin(c, &bar, "prefault", name);
+        k = gmem_client_prefault(c, name, off, len);
+        return job_end(c, &bar, k, "prefault", name);
+}
+
+static int cmd_dump(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "to", required_argument, NULL, OPT_TO },
+                { "offset", required_argument, NULL, OPT_OFFSET },
+                { "length", required_argument, NULL, OPT_LENGTH },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        _cleanup_close_ int dst = -1;
+        struct progress_bar bar;
+        uint64_t off = 0, len = 0, rsize;
+        bool have_len = false;
+        const char *name, *to = NULL;
+        struct stat st;
+        int64_t n;
+        int k, o;
+
+        while ((k = next_option("dump", argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_TO:
+                        to = optarg;
+                        break;
+                case OPT_OFFSET:
+                        if ((k = size_option("dump", "--offset", optarg, &off)))
+                                return k;
+                        break;
+                case OPT_LENGTH:
+                        if ((k = size_option("dump", "--length", optarg, &len)))
+                                return k;
+                        have_len = true;
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional("dump", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if (!to)
+                return usage_error("dump", "--to FILE is required");
+        if (have_len && len == 0)
+                return usage_error("dump", "--length must not be 0");
+
+        if ((k = connect_client("dump", name, &c)))
+                return k;
+        if (!have_len) {
+                if ((k = region_size(c, "dump", name, &rsize)))
+                        return k;
+                if (off >= rsize)
+                        return failf("dump", name, "offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", off, rsize);
+                len = rsize - off;
+        }
+
+        /* a block device is written in place; anything else becomes a fresh file only we can read */
+        if (stat(to, &st) == 0 && S_ISBLK(st.st_mode))
+                dst = open(to, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        else
+                dst = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
+        if (dst < 0)
+                return failf("dump", name, "open '%s': %s", to, strerror(errno));
+
+        job_begin(c, &bar, "dump", name);
+        n = gmem_client_dump_fd(c, name, off, len, dst, 0);
+        if ((k = job_end(c, &bar, n, "dump", name)))
+                return k;
+        /* holes at the end leave a regular file short: give it the full length */
+        if (fstat(dst, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size < len && ftruncate(dst, (off_t) len) < 0)
+                return failf("dump", name, "extend '%s' to %" PRIu64 " bytes: %s", to, len, strerror(errno));
+        if (arg.json)
+                printf("{\"bytes\":%" PRId64 "}\n", n);
+        return 0;
+}
+
+static int cmd_punch(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "offset", required_argument, NULL, OPT_OFFSET },
+                { "length", required_argument, NULL, OPT_LENGTH },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        uint64_t off = 0, len = 0;
+        bool have_off = false, have_len = false;
+        const char *name;
+        int k, o;
+
+        while ((k = next_option("punch", argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_OFFSET:
+                        if ((k = size_option("punch", "--offset", optarg, &off)))
+                                return k;
+                        have_off = true;
+                        break;
+                case OPT_LENGTH:
+                        if ((k = size_option("punch", "--length", optarg, &len)))
+                                return k;
+                        have_len = true;
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional("punch", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if (!have_off || !have_len)
+                return usage_error("punch", "--offset and --length are required");
+        if (len == 0)
+                return usage_error("punch", "--length must not be 0");
+
+        if ((k = connect_client("punch", name, &c)))
+                return k;
+        k = gmem_client_punch(c, name, off, len);
+        if (k < 0)
+                return fail(k, "punch", name);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * grant, revoke, release, cancel
+ */
+
+static int parse_user(const char *s, uint32_t *ret) {
+        struct passwd pw, *res = NULL;
+        char tmp[1024];
+
+        if (parse_uint32(s, ret) == 0)
+                return *ret == UINT32_MAX ? -EINVAL : 0;
+        if (getpwnam_r(s, &pw, tmp, sizeof(tmp), &res) != 0 || !res)
+                return -ENOENT;
+        *ret = res->pw_uid;
+        return 0;
+}
+
+static int parse_group(const char *s, uint32_t *ret) {
+        struct group gr, *res = NULL;
+        char tmp[1024];
+
+        if (parse_uint32(s, ret) == 0)
+                return *ret == UINT32_MAX ? -EINVAL : 0;
+        if (getgrnam_r(s, &gr, tmp, sizeof(tmp), &res) != 0 || !res)
+                return -ENOENT;
+        *ret = res->gr_gid;
+        return 0;
+}
+
+static int access_command(int argc, char **argv, const char *cmd, bool grant) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "uid", required_argument, NULL, OPT_UID },
+                { "gid", required_argument, NULL, OPT_GID },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        bool have_uid = false, have_gid = false;
+        uint32_t uid = 0, gid = 0;
+        const char *name;
+        int k, o;
+
+        while ((k = next_option(cmd, argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_UID:
+                        if (parse_user(optarg, &uid) < 0)
+                                return usage_error(cmd, "no user '%s'", optarg);
+                        have_uid = true;
+                        break;
+                case OPT_GID:
+                        if (parse_group(optarg, &gid) < 0)
+                                return usage_error(cmd, "no group '%s'", optarg);
+                        have_gid = true;
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional(cmd, argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if (have_uid == have_gid)
+                return usage_error(cmd, "give exactly one of --uid and --gid");
+
+        if ((k = connect_client(cmd, name, &c)))
+                return k;
+        if (grant)
+                k = have_uid ? gmem_client_grant_uid(c, name, uid) : gmem_client_grant_gid(c, name, gid);
+        else
+                k = have_uid ? gmem_client_revoke_uid(c, name, uid) : gmem_client_revoke_gid(c, name, gid);
+        if (k < 0)
+                return fail(k, cmd, name);
+        return arg.json ? print_info_json(c, cmd, name) : 0;
+}
+
+static int cmd_grant(int argc, char **argv) {
+        return access_command(argc, argv, "grant", true);
+}
+
+static int cmd_revoke(int argc, char **argv) {
+        return access_command(argc, argv, "revoke", false);
+}
+
+static int cmd_release(int argc, char **argv) {
+        static const struct option options[] = { COMMON_OPTIONS, {} };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        const char *name;
+        int k, o;
+
+        while ((k = next_option("release", argc, argv, options, &o)) > 0)
+                common_option(o);
+        if (k < 0)
+                return -k;
+        if ((k = positional("release", argc, argv, 1, "region name")))
+                return k;
+        name = argv[optind];
+        if ((k = connect_client("release", name, &c)))
+                return k;
+        k = gmem_client_release(c, name);
+        if (k < 0)
+                return fail(k, "release", name);
+        return 0;
+}
+
+static int cmd_cancel(int argc, char **argv) {
+        static const struct option options[] = { COMMON_OPTIONS, {} };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        uint64_t job;
+        int k, o;
+
+        while ((k = next_option("cancel", argc, argv, options, &o)) > 0)
+                common_option(o);
+        if (k < 0)
+                return -k;
+        if ((k = positional("cancel", argc, argv, 1, "job number")))
+                return k;
+        if (parse_uint64(argv[optind], UINT64_MAX, &job) < 0)
+                return usage_error("cancel", "invalid job number '%s'", argv[optind]);
+        if ((k = connect_client("cancel", argv[optind], &c)))
+                return k;
+        k = gmem_client_cancel(c, job);
+        if (k < 0)
+                return fail(k, "cancel", argv[optind]);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * watch, exec
+ */
+
+static int cmd_watch(int argc, char **argv) {
+        static const struct option options[] = { COMMON_OPTIONS, {} };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        int k, o;
+
+        while ((k = next_option("watch", argc, argv, options, &o)) > 0)
+                common_option(o);
+        if (k < 0)
+                return -k;
+        if ((k = positional("watch", argc, argv, 0, "")))
+                return k;
+        if ((k = connect_client("watch", NULL, &c)))
+                return k;
+        k = gmem_client_watch(c);
+        if (k < 0)
+                return fail(k, "watch", NULL);
+        /* one JSON object per line until Ctrl-C (the default action ends us) or gmemd goes away */
+        for (;;) {
+                _cleanup_free_ char *ev = NULL;
+                k = gmem_client_next_event(c, -1, &ev);
+                if (k < 0)
+                        return fail(k, "watch", NULL);
+                printf("%s\n", ev);
+                fflush(stdout);
+        }
+}
+
+struct exec_region {
+        const char *name;        /* NULL ends the array */
+        struct gmem_region *region;
+        int fd;
+};
+
+/* Only on the way out without exec(): the regions' fds go with them. */
+static void exec_regions_freep(struct exec_region **p) {
+        for (struct exec_region *r = *p; r && r->name; r++)
+                gmem_region_free(r->region);
+        free(*p);
+}
+
+static void strv_freep(char ***p) {
+        for (char **s = *p; s && *s; s++)
+                free(*s);
+        free(*p);
+}
+
+/* GMEM_FD_<NAME>: upper case, anything outside [A-Z0-9_] as '_' */
+static void env_name(const char *name, char *buf, size_t l) {
+        size_t n = snprintf(buf, l, "GMEM_FD_");
+        for (const char *p = name; *p && n + 1 < l; p++) {
+                char ch = (char) toupper((unsigned char) *p);
+                buf[n++] = (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ? ch : '_';
+        }
+        buf[n] = 0;
+}
+
+/* arg with every {fd:NAME} replaced by that region's fd number; NULL and *ret_bad (the unknown
+ * name's start) when a NAME was not opened. */
+static char *substitute_fds(const char *a, const struct exec_region *regions, size_t n, const char **ret_bad) {
+        size_t cap = strlen(a) + 1, len = 0;
+        char *out = malloc(cap);
+
+        if (!out)
+                return NULL;
+        for (const char *p = a; *p;) {
+                const char *end;
+                if (strncmp(p, "{fd:", 4) == 0 && (end = strchr(p + 4, '}'))) {
+                        size_t nl = end - (p + 4);
+                        bool found = false;
+                        for (size_t i = 0; i < n; i++)
+                                if (strlen(regions[i].name) == nl && strncmp(regions[i].name, p + 4, nl) == 0) {
+                                        char num[16];
+                                        int w = snprintf(num, sizeof(num), "%d", regions[i].fd);
+                                        /* "{fd:X}" is at least 6 bytes and a number at most 10: grow when needed */
+                                        if (len + w + 1 + strlen(end + 1) >= cap) {
+                                                char *o2;
+                                                cap = len + w + strlen(end + 1) + 1;
+                                                o2 = realloc(out, cap);
+                                                if (!o2) {
+                                                        free(out);
+                                                        return NULL;
+                                                }
+                                                out = o2;
+                                        }
+                                        memcpy(out + len, num, w);
+                                        len += w;
+                                        found = true;
+                                        break;
+                                }
+                        if (!found) {
+                                free(out);
+                                *ret_bad = p;
+                                return NULL;
+                        }
+                        p = end + 1;
+                        continue;
+                }
+                if (len + 2 > cap) {
+                        char *o2 = realloc(out, cap *= 2);
+                        if (!o2) {
+                                free(out);
+                                return NULL;
+                        }
+                        out = o2;
+                }
+                out[len++] = *p++;
+        }
+        out[len] = 0;
+        return out;
+}
+
+static int cmd_exec(int argc, char **argv) {
+        _cleanup_client_ struct gmem_client *c = NULL;
+        _cleanup_(exec_regions_freep) struct exec_region *regions = NULL;
+        _cleanup_(strv_freep) char **cmdv = NULL;
+        size_t n = 0;
+        int sep = -1, k;
+
+        /* gmemctl [global options] exec NAME... -- CMD ARGS... */
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--") == 0) {
+                        sep = i;
+                        break;
+                }
+        if (sep < 0)
+                return usage_error("exec", "missing '--' before the command");
+        if (sep + 1 >= argc)
+                return usage_error("exec", "no command after '--'");
+
+        regions = calloc(sep, sizeof(*regions));
+        if (!regions)
+                return failf("exec", NULL, "out of memory");
+        for (int i = 1; i < sep; i++) {
+                bool dup = false;
+                if (strcmp(argv[i], "--json") == 0) {
+                        arg.json = true;
+                        continue;
+                }
+                if (strncmp(argv[i], "--socket=", 9) == 0) {
+                        arg.socket = argv[i] + 9;
+                        continue;
+                }
+                if (strcmp(argv[i], "--socket") == 0 && i + 1 < sep) {
+                        arg.socket = argv[++i];
+                        continue;
+                }
+                if (argv[i][0] == '-')
+                        return usage_error("exec", "unexpected option '%s' (options go before the command name)", argv[i]);
+                for (size_t j = 0; j < n; j++)
+                        dup |= strcmp(regions[j].name, argv[i]) == 0;
+                if (!dup)
+                        regions[n++] = (struct exec_region) { .name = argv[i], .fd = -1 };
+        }
+
+        if (n == 0)
+                return usage_error("exec", "no region named before '--'");
+        if ((k = connect_client("exec", regions[0].name, &c)))
+                return k;
+        for (size_t i = 0; i < n; i++) {
+                char env[96], num[16];
+                int fd, flags;
+
+                k = gmem_client_open(c, regions[i].name, &regions[i].region);
+                if (k < 0)
+                        return fail(k, "exec", regions[i].name);
+                /* its fd stays open across exec() for the program */
+                fd = gmem_region_fd(regions[i].region);
+                flags = fcntl(fd, F_GETFD);
+                if (flags < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+                        return failf("exec", regions[i].name, "clear FD_CLOEXEC on fd %d: %s", fd, strerror(errno));
+                regions[i].fd = fd;
+                env_name(regions[i].name, env, sizeof(env));
+                snprintf(num, sizeof(num), "%d", fd);
+                if (setenv(env, num, 1) < 0)
+                        return failf("exec", regions[i].name, "setenv %s: %s", env, strerror(errno));
+        }
+
+        cmdv = calloc(argc - sep, sizeof(char *));
+        if (!cmdv)
+                return failf("exec", NULL, "out of memory");
+        for (int i = sep + 1; i < argc; i++) {
+                const char *bad = NULL;
+                cmdv[i - sep - 1] = substitute_fds(argv[i], regions, n, &bad);
+                if (!cmdv[i - sep - 1]) {
+                        if (bad)
+                                return usage_error("exec", "'%.*s' names no region given before '--'",
+                                                   (int) (strchr(bad, '}') - bad + 1), bad);
+                        return failf("exec", NULL, "out of memory");
+                }
+        }
+        gmem_client_free(TAKE_PTR(c));
+        fflush(NULL);
+        execvp(cmdv[0], cmdv);
+        fprintf(stderr, "gmemctl: exec %s: %s\n", cmdv[0], strerror(errno));
+        return 127; /* the shell's "command not found" */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ */
+
 static const struct {
         const char *name;
         int (*fn)(int argc, char **argv);
+        const char *args;
         const char *help;
 } commands[] = {
-        { "caps", cmd_caps, "what this kernel offers for guest memory" },
+        { "caps", cmd_caps, "", "what this kernel offers for guest memory" },
+        { "create", cmd_create, "NAME --size SIZE [--backend memfd|hugetlb|secret] [--page-size SIZE] [--prefault] "
+                                "[--policy keep|connection]", "create a region in gmemd" },
+        { "list", cmd_list, "", "the regions you may see" },
+        { "info", cmd_info, "NAME", "one region in detail" },
+        { "populate", cmd_populate, "NAME --from FILE [--offset N] [--src-offset N] [--length N]",
+          "copy a file into a region" },
+        { "prefault", cmd_prefault, "NAME [--offset N --length N]", "allocate a region's memory now" },
+        { "dump", cmd_dump, "NAME --to FILE [--offset N] [--length N]", "write a region to a file" },
+        { "punch", cmd_punch, "NAME --offset N --length N", "discard a range (it reads back as zeroes)" },
+        { "grant", cmd_grant, "NAME --uid UID|--gid GID", "let a user or group open and use a region" },
+        { "revoke", cmd_revoke, "NAME --uid UID|--gid GID", "take a grant back" },
+        { "release", cmd_release, "NAME", "drop a region from gmemd" },
+        { "cancel", cmd_cancel, "JOB", "cancel a running job" },
+        { "watch", cmd_watch, "", "print events as JSON lines until interrupted" },
+        { "exec", cmd_exec, "NAME... -- CMD [ARGS...]",
+          "run CMD with the regions' fds ({fd:NAME} in ARGS, $GMEM_FD_NAME)" },
 };
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: gmemctl [--socket PATH] [--json] COMMAND [ARGS...]\n\ncommands:\n");
+        fprintf(f, "usage: gmemctl [--socket PATH] [--json] COMMAND [ARGS...]\n\n"
+                   "Sizes and offsets take K, M, G and T suffixes (powers of 1024).\n\ncommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+                if (*commands[i].args)
+                        fprintf(f, "  %-9s %s\n%14s%s\n", commands[i].name, commands[i].args, "", commands[i].help);
+                else
+                        fprintf(f, "  %s\n%14s%s\n", commands[i].name, "", commands[i].help);
 }
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                { "socket", required_argument, NULL, 's' },
-                { "json", no_argument, NULL, 'j' },
+                COMMON_OPTIONS,
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         int c;
 
+        opterr = 0;
         while ((c = getopt_long(argc, argv, "+hj", options, NULL)) >= 0)
                 switch (c) {
-                case 's':
-                        arg.socket = optarg;
-                        break;
                 case 'j':
                         arg.json = true;
                         break;
@@ -124,16 +1271,22 @@ int main(int argc, char **argv) {
                         usage(stdout);
                         return 0;
                 default:
-                        usage(stderr);
-                        return 2;
+                        if (common_option(c))
+                                break;
+                        fprintf(stderr, "gmemctl: invalid option '%s' (see gmemctl --help)\n", argv[optind - 1]);
+                        return EXIT_USAGE;
                 }
         if (optind >= argc) {
-                usage(stderr);
-                return 2;
+                fprintf(stderr, "gmemctl: no command given (see gmemctl --help)\n");
+                return EXIT_USAGE;
         }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (strcmp(argv[optind], commands[i].name) == 0)
-                        return commands[i].fn(argc - optind, argv + optind);
+                if (strcmp(argv[optind], commands[i].name) == 0) {
+                        int sub_argc = argc - optind;
+                        char **sub_argv = argv + optind;
+                        reset_getopt();
+                        return commands[i].fn(sub_argc, sub_argv);
+                }
         fprintf(stderr, "gmemctl: unknown command '%s' (see gmemctl --help)\n", argv[optind]);
-        return 2;
+        return EXIT_USAGE;
 }

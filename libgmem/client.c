@@ -1,0 +1,565 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gmem_client_*: the operations of the gmemd protocol (docs/protocol.md), one call each. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+#include "error.h"
+
+#define NAME_MAX_LEN 64
+
+static const char *const policy_names[_GMEM_POLICY_MAX] = {
+        [GMEM_POLICY_KEEP] = "keep",
+        [GMEM_POLICY_CONNECTION] = "connection",
+};
+
+/* "op 'name'" for messages; the name has been checked, so it prints as it is. */
+struct what {
+        char s[NAME_MAX_LEN + 48];
+};
+
+static const char *what_of(struct what *w, const char *op, const char *name) {
+        if (name)
+                snprintf(w->s, sizeof(w->s), "%s '%s'", op, name);
+        else
+                snprintf(w->s, sizeof(w->s), "%s", op);
+        return w->s;
+}
+
+static bool name_valid(const char *name) {
+        size_t l = 0;
+
+        for (const char *p = name; *p; p++, l++)
+                if (l >= NAME_MAX_LEN ||
+                    !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '.' || *p == '_' || *p == '-'))
+                        return false;
+        return l > 0;
+}
+
+/* The client and the region name every named operation takes. */
+static int check_named(const struct gmem_client *c, const char *op, const char *name) {
+        if (!c)
+                return gmem_error(-EINVAL, "%s: NULL client", op);
+        if (!name)
+                return gmem_error(-EINVAL, "%s: NULL region name", op);
+        if (!name_valid(name)) {
+                char shown[NAME_MAX_LEN + 4];
+                size_t i;
+                /* one printable line, whatever the caller passed */
+                for (i = 0; name[i] && i < NAME_MAX_LEN; i++)
+                        shown[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+                strcpy(shown + i, name[i] ? "..." : "");
+                return gmem_error(-EINVAL, "%s: invalid region name '%s' (1 to %d of A-Z a-z 0-9 . _ -)", op, shown,
+                                  NAME_MAX_LEN);
+        }
+        return 0;
+}
+
+/* An integer the protocol carries exactly. */
+static int check_u64(const char *what, const char *field, uint64_t v) {
+        if (v > CLIENT_JSON_INT_MAX)
+                return gmem_error(-ERANGE, "%s: %s %" PRIu64 " is above what the protocol carries (2^53)", what, field, v);
+        return 0;
+}
+
+static int check_range(const char *what, uint64_t off, uint64_t len) {
+        int k;
+
+        if (len == 0)
+                return gmem_error(-EINVAL, "%s: length 0", what);
+        if (off > UINT64_MAX - len)
+                return gmem_error(-ERANGE, "%s: range %" PRIu64 "+%" PRIu64 " overflows", what, off, len);
+        if ((k = check_u64(what, "offset", off)) < 0 || (k = check_u64(what, "length", len)) < 0)
+                return k;
+        return 0;
+}
+
+/* An fd to pass: open, and as described. */
+static int check_fd(const char *what, const char *role, int fd) {
+        if (fd < 0)
+                return gmem_error(-EINVAL, "%s: invalid %s fd %d", what, role, fd);
+        if (fcntl(fd, F_GETFD) < 0)
+                return gmem_error(negative_errno(), "%s: %s fd %d", what, role, fd);
+        return 0;
+}
+
+static int oom(const char *what) {
+        return gmem_error(-ENOMEM, "%s: build the request", what);
+}
+
+/* {"op":op} plus "name" when given; NULL on allocation failure. */
+static cJSON *request(const char *op, const char *name) {
+        cJSON *req = cJSON_CreateObject();
+
+        if (!req || !cJSON_AddStringToObject(req, "op", op) || (name && !cJSON_AddStringToObject(req, "name", name))) {
+                cJSON_Delete(req);
+                return NULL;
+        }
+        return req;
+}
+
+static bool add_u64(cJSON *req, const char *key, uint64_t v) {
+        return cJSON_AddNumberToObject(req, key, (double) v) != NULL;
+}
+
+/* Put "what: <the message recorded so far>" in front of a failure from a call below us. */
+static int prefix_error(int err, const char *what) {
+        char m[512];
+        snprintf(m, sizeof(m), "%s: %s", what, gmem_last_error());
+        return gmem_error_set_message(err, m);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Session
+ */
+
+_public_ int gmem_client_connect(const char *socket_path, struct gmem_client **ret) {
+        _cleanup_free_ char *dflt = NULL, *what = NULL;
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        struct gmem_client *c;
+        char client_name[128];
+        uint64_t version;
+        int fd, k;
+
+        if (!ret)
+                return gmem_error(-EINVAL, "connect: NULL result");
+        if (!socket_path) {
+                k = gmem_client_default_socket(&dflt);
+                if (k < 0)
+                        return prefix_error(k, "connect");
+                socket_path = dflt;
+        }
+        k = gmem_client_socket_connect(socket_path, &fd);
+        if (k < 0)
+                return k;
+
+        c = calloc(1, sizeof(*c));
+        if (c)
+                c->buf = malloc(CLIENT_BUFFER_SIZE);
+        if (!c || !c->buf) {
+                free(c);
+                close(fd);
+                return gmem_error(-ENOMEM, "connect: allocate the client");
+        }
+        c->fd = fd;
+        c->buf_size = CLIENT_BUFFER_SIZE;
+
+        if (asprintf(&what, "hello to gmemd at '%s'", socket_path) < 0)
+                what = NULL;
+        snprintf(client_name, sizeof(client_name), "%s (libgmem %s)", program_invocation_short_name, GMEM_VERSION_STRING);
+        req = request("hello", NULL);
+        if (!what || !req || !add_u64(req, "version", CLIENT_PROTOCOL_VERSION) ||
+            !cJSON_AddStringToObject(req, "client", client_name)) {
+                gmem_client_free(c);
+                return oom("connect");
+        }
+        k = gmem_client_call(c, what, req, -1, &reply, NULL);
+        if (k < 0) {
+                gmem_client_free(c);
+                return k;
+        }
+        if (gmem_json_get_u64(reply, "version", &version) < 0) {
+                gmem_client_free(c);
+                return gmem_error(-EPROTO, "%s: gmemd's reply names no protocol version", what);
+        }
+        if (version < 1 || version > CLIENT_PROTOCOL_VERSION) {
+                gmem_client_free(c);
+                return gmem_error(-EPROTONOSUPPORT, "%s: gmemd chose protocol version %" PRIu64 ", this client speaks 1 to %d",
+                                  what, version, CLIENT_PROTOCOL_VERSION);
+        }
+        c->version = (unsigned) version;
+        *ret = c;
+        return 0;
+}
+
+_public_ struct gmem_client *gmem_client_free(struct gmem_client *c) {
+        if (!c)
+                return NULL;
+        if (c->fd >= 0)
+                close(c->fd);
+        gmem_client_events_clear(c);
+        free(c->buf);
+        free(c);
+        return NULL;
+}
+
+_public_ void gmem_client_set_progress(struct gmem_client *c, gmem_progress_fn fn, void *userdata) {
+        if (!c)
+                return;
+        c->progress = fn;
+        c->userdata = userdata;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Regions in and out
+ */
+
+_public_ int gmem_client_register_policy(struct gmem_client *c, const char *name, struct gmem_region *r,
+                                         enum gmem_policy policy) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "register", name)) < 0)
+                return k;
+        what = what_of(&w, "register", name);
+        if (!r)
+                return gmem_error(-EINVAL, "%s: NULL region", what);
+        if ((unsigned) policy >= _GMEM_POLICY_MAX)
+                return gmem_error(-EINVAL, "%s: invalid policy %d", what, (int) policy);
+        if ((k = check_fd(what, "region", gmem_region_fd(r))) < 0)
+                return k;
+
+        req = request("register", name);
+        if (!req || !cJSON_AddStringToObject(req, "policy", policy_names[policy]) ||
+            (gmem_region_backend(r) == GMEM_BACKEND_GUEST_MEMFD && !add_u64(req, "flags", gmem_region_flags(r))))
+                return oom(what);
+        return gmem_client_call(c, what, req, gmem_region_fd(r), NULL, NULL);
+}
+
+_public_ int gmem_client_register(struct gmem_client *c, const char *name, struct gmem_region *r) {
+        return gmem_client_register_policy(c, name, r, GMEM_POLICY_KEEP);
+}
+
+_public_ int gmem_client_create(struct gmem_client *c, const char *name, enum gmem_backend backend, uint64_t size,
+                                const struct gmem_create_opts *opts) {
+        static const struct gmem_create_opts defaults = { .policy = GMEM_POLICY_KEEP };
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "create", name)) < 0)
+                return k;
+        what = what_of(&w, "create", name);
+        if (!opts)
+                opts = &defaults;
+        if (backend != GMEM_BACKEND_MEMFD && backend != GMEM_BACKEND_HUGETLB && backend != GMEM_BACKEND_SECRET)
+                return gmem_error(-EINVAL, "%s: gmemd creates memfd, hugetlb or secret regions, not %s%s", what,
+                                  gmem_backend_to_string(backend) ?: "an invalid backend",
+                                  backend == GMEM_BACKEND_GUEST_MEMFD ? " (create it on the VM fd and register it)" : "");
+        if (size == 0)
+                return gmem_error(-EINVAL, "%s: size 0", what);
+        if ((k = check_u64(what, "size", size)) < 0)
+                return k;
+        if ((unsigned) opts->policy >= _GMEM_POLICY_MAX)
+                return gmem_error(-EINVAL, "%s: invalid policy %d", what, (int) opts->policy);
+        if (opts->page_size && backend != GMEM_BACKEND_HUGETLB)
+                return gmem_error(-EINVAL, "%s: a page size applies to hugetlb regions only", what);
+        if ((k = check_u64(what, "page size", opts->page_size)) < 0)
+                return k;
+
+        req = request("create", name);
+        if (!req || !add_u64(req, "size", size) ||
+            !cJSON_AddStringToObject(req, "backend", gmem_backend_to_string(backend)) ||
+            (opts->page_size && !add_u64(req, "page_size", opts->page_size)) ||
+            !cJSON_AddBoolToObject(req, "prefault", opts->prefault) ||
+            !cJSON_AddStringToObject(req, "policy", policy_names[opts->policy]))
+                return oom(what);
+        return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+_public_ int gmem_client_open(struct gmem_client *c, const char *name, struct gmem_region **ret) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_close_ int fd = -1;
+        struct gmem_region *r = NULL;
+        const cJSON *region;
+        const char *backend, *what;
+        struct what w;
+        uint64_t flags;
+        int k;
+
+        if ((k = check_named(c, "open", name)) < 0)
+                return k;
+        what = what_of(&w, "open", name);
+        if (!ret)
+                return gmem_error(-EINVAL, "%s: NULL result", what);
+
+        req = request("open", name);
+        if (!req)
+                return oom(what);
+        k = gmem_client_call(c, what, req, -1, &reply, &fd);
+        if (k < 0)
+                return k;
+
+        region = cJSON_GetObjectItemCaseSensitive(reply, "region");
+        backend = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(region, "backend"));
+        if (backend && strcmp(backend, "guest_memfd") == 0 && gmem_json_get_u64(region, "flags", &flags) == 0)
+                k = gmem_region_adopt_guest_memfd(fd, flags, &r);
+        else
+                k = gmem_region_adopt(fd, &r);
+        if (k < 0)
+                return prefix_error(k, what);
+        TAKE_FD(fd); /* the region has it */
+        *ret = r;
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Jobs and data
+ */
+
+_public_ int gmem_client_populate_fd(struct gmem_client *c, const char *name, uint64_t dst_off, int src_fd,
+                                     uint64_t src_off, uint64_t len) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "populate", name)) < 0)
+                return k;
+        what = what_of(&w, "populate", name);
+        if ((k = check_fd(what, "source", src_fd)) < 0 || (k = check_range(what, dst_off, len)) < 0)
+                return k;
+        if (src_off > UINT64_MAX - len)
+                return gmem_error(-ERANGE, "%s: source range %" PRIu64 "+%" PRIu64 " overflows", what, src_off, len);
+        if ((k = check_u64(what, "source offset", src_off)) < 0)
+                return k;
+
+        req = request("populate", name);
+        if (!req || !add_u64(req, "offset", dst_off) || !add_u64(req, "src_offset", src_off) ||
+            !add_u64(req, "length", len))
+                return oom(what);
+        return gmem_client_call(c, what, req, src_fd, NULL, NULL);
+}
+
+_public_ int gmem_client_prefault(struct gmem_client *c, const char *name, uint64_t off, uint64_t len) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "prefault", name)) < 0)
+                return k;
+        what = what_of(&w, "prefault", name);
+        if ((k = check_range(what, off, len)) < 0)
+                return k;
+
+        req = request("prefault", name);
+        if (!req || !add_u64(req, "offset", off) || !add_u64(req, "length", len))
+                return oom(what);
+        return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+_public_ int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, uint64_t off, uint64_t len, int dst_fd,
+                                     uint64_t dst_off) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        struct what w;
+        const char *what;
+        uint64_t bytes;
+        int k;
+
+        if ((k = check_named(c, "dump", name)) < 0)
+                return k;
+        what = what_of(&w, "dump", name);
+        if ((k = check_fd(what, "destination", dst_fd)) < 0 || (k = check_range(what, off, len)) < 0)
+                return k;
+        if (dst_off > UINT64_MAX - len)
+                return gmem_error(-ERANGE, "%s: destination range %" PRIu64 "+%" PRIu64 " overflows", what, dst_off, len);
+        if ((k = check_u64(what, "destination offset", dst_off)) < 0)
+                return k;
+
+        req = request("dump", name);
+        if (!req || !add_u64(req, "offset", off) || !add_u64(req, "length", len) || !add_u64(req, "dst_offset", dst_off))
+                return oom(what);
+        k = gmem_client_call(c, what, req, dst_fd, &reply, NULL);
+        if (k < 0)
+                return k;
+        if (gmem_json_get_u64(reply, "bytes", &bytes) < 0)
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no byte count", what);
+        return (int64_t) bytes;
+}
+
+_public_ int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t off, uint64_t len) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "punch", name)) < 0)
+                return k;
+        what = what_of(&w, "punch", name);
+        if ((k = check_range(what, off, len)) < 0)
+                return k;
+
+        req = request("punch", name);
+        if (!req || !add_u64(req, "offset", off) || !add_u64(req, "length", len))
+                return oom(what);
+        return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+_public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
+        _cleanup_json_ cJSON *req = NULL;
+        char what[48];
+        int k;
+
+        snprintf(what, sizeof(what), "cancel job %" PRIu64, job);
+        if (!c)
+                return gmem_error(-EINVAL, "%s: NULL client", what);
+        if ((k = check_u64(what, "job", job)) < 0)
+                return k;
+        req = request("cancel", NULL);
+        if (!req || !add_u64(req, "job", job))
+                return oom(what);
+        return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Access and lifetime
+ */
+
+static int access_change(struct gmem_client *c, const char *op, const char *name, const char *key, uint32_t id) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, op, name)) < 0)
+                return k;
+        what = what_of(&w, op, name);
+        if (id == UINT32_MAX)
+                return gmem_error(-EINVAL, "%s: invalid %s %" PRIu32, what, key, id);
+
+        req = request(op, name);
+        if (!req || !add_u64(req, key, id))
+                return oom(what);
+        return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+_public_ int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid) {
+        return access_change(c, "grant", name, "uid", uid);
+}
+
+_public_ int gmem_client_grant_gid(struct gmem_client *c, const char *name, uint32_t gid) {
+        return access_change(c, "grant", name, "gid", gid);
+}
+
+_public_ int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid) {
+        return access_change(c, "revoke", name, "uid", uid);
+}
+
+_public_ int gmem_client_revoke_gid(struct gmem_client *c, const char *name, uint32_t gid) {
+        return access_change(c, "revoke", name, "gid", gid);
+}
+
+_public_ int gmem_client_release(struct gmem_client *c, const char *name) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "release", name)) < 0)
+                return k;
+        what = what_of(&w, "release", name);
+        req = request("release", name);
+        if (!req)
+                return oom(what);
+        return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Questions
+ */
+
+/* cJSON prints integers above INT_MAX with "%1.15g" (1.79524834220211e+15): turn every integral
+ * number into raw text of its digits first, so sizes and timestamps come out as the daemon sent them. */
+static int integers_verbatim(cJSON *j) {
+        cJSON *v, *next;
+
+        for (v = j ? j->child : NULL; v; v = next) {
+                next = v->next;
+                if (cJSON_IsNumber(v) && v->valuedouble >= -1e18 && v->valuedouble <= 1e18 &&
+                    v->valuedouble == (double) (int64_t) v->valuedouble) {
+                        char digits[32];
+                        cJSON *raw;
+                        snprintf(digits, sizeof(digits), "%" PRId64, (int64_t) v->valuedouble);
+                        raw = cJSON_CreateRaw(digits);
+                        if (!raw)
+                                return -ENOMEM;
+                        /* the member keeps its key: hand it over, or the replaced item takes it along */
+                        raw->string = v->string;
+                        raw->type |= v->type & cJSON_StringIsConst;
+                        v->string = NULL;
+                        cJSON_ReplaceItemViaPointer(j, v, raw);
+                } else if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+                        int k = integers_verbatim(v);
+                        if (k < 0)
+                                return k;
+                }
+        }
+        return 0;
+}
+
+/* Ask, and hand back member `key` of the reply as JSON text. */
+static int query(struct gmem_client *c, const char *what, cJSON *req, const char *key, bool array, char **ret_json) {
+        _cleanup_json_ cJSON *reply = NULL;
+        const cJSON *v;
+        char *s;
+        int k;
+
+        k = gmem_client_call(c, what, req, -1, &reply, NULL);
+        if (k < 0)
+                return k;
+        v = cJSON_GetObjectItemCaseSensitive(reply, key);
+        if (array ? !cJSON_IsArray(v) : !cJSON_IsObject(v))
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no \"%s\" %s", what, key, array ? "array" : "object");
+        s = integers_verbatim((cJSON *) v) < 0 ? NULL : cJSON_PrintUnformatted(v);
+        if (!s)
+                return gmem_error(-ENOMEM, "%s: print the reply", what);
+        *ret_json = s;
+        return 0;
+}
+
+_public_ int gmem_client_list(struct gmem_client *c, char **ret_json) {
+        _cleanup_json_ cJSON *req = NULL;
+
+        if (!c || !ret_json)
+                return gmem_error(-EINVAL, "list: NULL argument");
+        req = request("list", NULL);
+        if (!req)
+                return oom("list");
+        return query(c, "list", req, "regions", true, ret_json);
+}
+
+_public_ int gmem_client_info(struct gmem_client *c, const char *name, char **ret_json) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "info", name)) < 0)
+                return k;
+        what = what_of(&w, "info", name);
+        if (!ret_json)
+                return gmem_error(-EINVAL, "%s: NULL result", what);
+        req = request("info", name);
+        if (!req)
+                return oom(what);
+        return query(c, what, req, "region", false, ret_json);
+}
+
+_public_ int gmem_client_caps(struct gmem_client *c, char **ret_json) {
+        _cleanup_json_ cJSON *req = NULL;
+
+        if (!c || !ret_json)
+                return gmem_error(-EINVAL, "caps: NULL argument");
+        req = request("caps", NULL);
+        if (!req)
+                return oom("caps");
+        return query(c, "caps", req, "caps", false, ret_json);
+}
+
+_public_ int gmem_client_watch(struct gmem_client *c) {
+        _cleanup_json_ cJSON *req = NULL;
+
+        if (!c)
+                return gmem_error(-EINVAL, "watch: NULL client");
+        req = request("watch", NULL);
+        if (!req)
+                return oom("watch");
+        return gmem_client_call(c, "watch", req, -1, NULL, NULL);
+}

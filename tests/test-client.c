@@ -1,0 +1,1250 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libgmem's gmemd client (gmem_client_*), in two halves:
+ *  - against the real daemon ($BUILD/bin/gmemd, started per test on a socket in a fresh directory):
+ *    round trips with checksums on every memfd backend and on a VMM's own guest_memfd, open,
+ *    progress and cancellation, list/info contents, grants (checked from another uid), release,
+ *    the daemon's errors as errnos with its messages, and watch events;
+ *  - against a scripted fake server in this file, for what a well-behaved daemon never does on
+ *    demand: refusals before anything is sent, events and stray fds between a request and its reply,
+ *    replies larger than the receive buffer, reordered cancel replies, unknown error codes,
+ *    a wrong protocol version, a connection dropped mid-call.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "gmem-test.h"
+#include "gmem/gmem.h"
+#include "error.h" /* gmem_error_clear() */
+
+#define MiB_ (1024u * 1024u)
+#define SENTINEL_PTR ((void *) (uintptr_t) 0x5a5a5a5a)
+
+/* ---------------------------------------------------------------------------------------------
+ * Small helpers
+ */
+
+static uint64_t fnv1a(const void *p, size_t n) {
+        const uint8_t *b = p;
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (size_t i = 0; i < n; i++) {
+                h ^= b[i];
+                h *= 0x100000001b3ull;
+        }
+        return h;
+}
+
+static bool all_zero(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (p[i])
+                        return false;
+        return true;
+}
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static cJSON *parse(const char *s) {
+        cJSON *j = cJSON_Parse(s);
+        ck_assert_msg(j, "not JSON: %s", s);
+        return j;
+}
+
+static uint64_t jnum(const cJSON *o, const char *k) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+        ck_assert_msg(cJSON_IsNumber(v), "member '%s' is not a number", k);
+        ck_assert(v->valuedouble >= 0);
+        return (uint64_t) v->valuedouble;
+}
+
+static const char *jstr(const cJSON *o, const char *k) {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+        ck_assert_msg(s, "member '%s' is not a string", k);
+        return s;
+}
+
+static bool jarray_has(const cJSON *a, uint64_t v) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, a)
+                if (cJSON_IsNumber(e) && (uint64_t) e->valuedouble == v)
+                        return true;
+        return false;
+}
+
+#define EXPECT_FAIL(expr, err, needle) do { \
+                gmem_error_clear(); \
+                long long _k = (long long) (expr); \
+                const char *_m = gmem_last_error(); \
+                ck_assert_msg(_k == -(long long) (err), "%s returned %lld (%s), expected -%s; message: '%s'", #expr, _k, \
+                              _k < 0 ? strerror((int) -_k) : "success", #err, _m); \
+                ck_assert_msg(_m[0] && strstr(_m, (needle)), "%s: message '%s' does not mention '%s'", #expr, _m, \
+                              (needle)); \
+        } while (0)
+
+#define OK(expr) do { \
+                long long _k = (long long) (expr); \
+                ck_assert_msg(_k >= 0, "%s failed: %lld (%s): %s", #expr, _k, strerror((int) -_k), gmem_last_error()); \
+        } while (0)
+
+/* ---------------------------------------------------------------------------------------------
+ * The real daemon, one per test
+ */
+
+static char daemon_dir[64];
+static char daemon_sock[128];
+static pid_t daemon_pid = -1;
+static char daemon_missing[2 * PATH_MAX + 64]; /* why it could not start, for SKIP */
+
+static void daemon_stop(void) {
+        if (daemon_pid > 0) {
+                kill(daemon_pid, SIGTERM);
+                for (int i = 0; i < 500; i++) {
+                        if (waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
+                                daemon_pid = -1;
+                                break;
+                        }
+                        usleep(10000);
+                }
+                if (daemon_pid > 0) {
+                        kill(daemon_pid, SIGKILL);
+                        waitpid(daemon_pid, NULL, 0);
+                        daemon_pid = -1;
+                }
+        }
+        if (daemon_dir[0]) {
+                unlink(daemon_sock);
+                rmdir(daemon_dir);
+                daemon_dir[0] = 0;
+        }
+}
+
+static void daemon_start(void) {
+        const char *build = getenv("BUILD") ?: "build";
+        char bin[PATH_MAX];
+        pid_t parent = getpid();
+
+        daemon_missing[0] = 0;
+        snprintf(bin, sizeof(bin), "%s/bin/gmemd", build);
+        if (access(bin, X_OK) < 0) {
+                snprintf(daemon_missing, sizeof(daemon_missing), "%s is not built (make %s)", bin, bin);
+                return;
+        }
+        snprintf(daemon_dir, sizeof(daemon_dir), "/tmp/gmem-test-client.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(daemon_dir));
+        chmod(daemon_dir, 0755); /* other uids (the grant test) reach the socket */
+        snprintf(daemon_sock, sizeof(daemon_sock), "%s/gmemd.sock", daemon_dir);
+        atexit(daemon_stop); /* a failed assertion ends this process without the teardown */
+
+        daemon_pid = fork();
+        ck_assert_int_ge(daemon_pid, 0);
+        if (daemon_pid == 0) {
+                /* gone with the test process, however it ends */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                if (getppid() != parent)
+                        _exit(1);
+                execl(bin, bin, "--socket", daemon_sock, "--bus", "none", (char *) NULL);
+                fprintf(stderr, "exec %s: %m\n", bin);
+                _exit(127);
+        }
+
+        /* ready when it answers hello */
+        for (int i = 0; i < 250; i++) {
+                struct gmem_client *c = NULL;
+                int status;
+                if (access(daemon_sock, F_OK) == 0 && gmem_client_connect(daemon_sock, &c) == 0) {
+                        gmem_client_free(c);
+                        return;
+                }
+                if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
+                        daemon_pid = -1;
+                        ck_abort_msg("gmemd exited before it answered (status 0x%x)", status);
+                }
+                usleep(20000);
+        }
+        ck_abort_msg("gmemd did not answer on %s within 5 s: %s", daemon_sock, gmem_last_error());
+}
+
+#define REQUIRE_DAEMON() do { if (daemon_missing[0]) SKIP_TEST("%s", daemon_missing); } while (0)
+
+static struct gmem_client *connect_daemon(void) {
+        struct gmem_client *c = NULL;
+        OK(gmem_client_connect(daemon_sock, &c));
+        ck_assert_ptr_nonnull(c);
+        return c;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Round trips: populate from a file through the daemon, dump back through the daemon, compare
+ */
+
+/* The region must read back as: zeroes, then src[src_off..src_off+len), then zeroes. */
+static void check_dump(struct gmem_client *c, const char *name, uint64_t size, uint64_t dst_off, const uint8_t *src,
+                       uint64_t len) {
+        int out = gmem_test_temp_file();
+        struct stat st;
+        uint8_t *got;
+        int64_t n;
+
+        n = gmem_client_dump_fd(c, name, 0, size, out, 0);
+        ck_assert_msg(n >= 0, "dump %s: %s", name, gmem_last_error());
+        ck_assert_msg((uint64_t) n >= len && (uint64_t) n <= size, "dump %s wrote %" PRId64 " bytes (populated %" PRIu64
+                      ", size %" PRIu64 ")", name, n, len, size);
+        ck_assert_int_eq(fstat(out, &st), 0);
+        ck_assert_msg((uint64_t) st.st_size == size, "dump file has %jd bytes, not %" PRIu64, (intmax_t) st.st_size, size);
+
+        got = gmem_test_read_fd(out, 0, size);
+        ck_assert_msg(all_zero(got, dst_off), "bytes before the populated range are not zero");
+        ck_assert_msg(fnv1a(got + dst_off, len) == fnv1a(src, len) && memcmp(got + dst_off, src, len) == 0,
+                      "populated range of %s differs after the round trip", name);
+        ck_assert_msg(all_zero(got + dst_off + len, size - dst_off - len), "bytes after the populated range are not zero");
+        free(got);
+        close(out);
+}
+
+static void roundtrip(enum gmem_backend backend, uint64_t size, uint64_t seed) {
+        struct gmem_client *c = connect_daemon();
+        const char *name = gmem_backend_to_string(backend);
+        uint64_t dst_off = 2 * 4096, src_off = 777, len = size / 2 + 12345;
+        uint8_t *data = NULL;
+        int src, k;
+
+        k = gmem_client_create(c, name, backend, size, NULL);
+        if (k == -ENOMEM && backend == GMEM_BACKEND_HUGETLB) {
+                gmem_client_free(c);
+                SKIP_TEST("no free 2 MiB huge pages for a %" PRIu64 " byte region: %s", size, gmem_last_error());
+        }
+        ck_assert_msg(k == 0, "create %s: %s", name, gmem_last_error());
+        src = gmem_test_random_file(src_off + len, seed, (void **) &data);
+        OK(gmem_client_populate_fd(c, name, dst_off, src, src_off, len));
+        check_dump(c, name, size, dst_off, data + src_off, len);
+
+        /* the daemon kept what it says */
+        char *s = NULL;
+        OK(gmem_client_info(c, name, &s));
+        cJSON *r = parse(s);
+        ck_assert_str_eq(jstr(r, "backend"), name);
+        ck_assert_uint_eq(jnum(r, "size"), size);
+        ck_assert_str_eq(jstr(r, "state"), "populated");
+        ck_assert_uint_ge(jnum(r, "populated_bytes"), len);
+        cJSON_Delete(r);
+        free(s);
+
+        OK(gmem_client_release(c, name));
+        close(src);
+        free(data);
+        gmem_client_free(c);
+}
+
+START_TEST(test_roundtrip_memfd) {
+        REQUIRE_DAEMON();
+        roundtrip(GMEM_BACKEND_MEMFD, 8 * MiB_, 1);
+}
+END_TEST
+
+START_TEST(test_roundtrip_secret) {
+        REQUIRE_DAEMON();
+        roundtrip(GMEM_BACKEND_SECRET, 4 * MiB_, 2);
+}
+END_TEST
+
+START_TEST(test_roundtrip_hugetlb) {
+        REQUIRE_DAEMON();
+        roundtrip(GMEM_BACKEND_HUGETLB, 4 * MiB_, 3);
+}
+END_TEST
+
+/* A VMM: its own VM and guest_memfd, custody handed to gmemd, which populates it and dumps it. */
+START_TEST(test_vmm_flow) {
+        const uint64_t flags = GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED;
+        const uint64_t size = 16 * MiB_, len = 8 * MiB_ + 4096;
+        struct gmem_region *r = NULL, *opened = NULL;
+        struct gmem_client *c;
+        struct gmem_caps caps;
+        uint8_t *data = NULL, *mine, *theirs;
+        char *s = NULL;
+        cJSON *j;
+        int vm, src;
+
+        REQUIRE_DAEMON();
+        REQUIRE_KVM();
+        OK(gmem_caps_probe(&caps));
+        if (!caps.guest_memfd || (caps.guest_memfd_flags & flags) != flags)
+                SKIP_TEST("this kernel has no guest_memfd with MMAP and INIT_SHARED");
+
+        vm = gmem_test_new_vm();
+        OK(gmem_region_new_guest_memfd(vm, size, flags, &r));
+        c = connect_daemon();
+        OK(gmem_client_register(c, "vm1", r));
+
+        OK(gmem_client_info(c, "vm1", &s));
+        j = parse(s);
+        ck_assert_str_eq(jstr(j, "backend"), "guest_memfd");
+        ck_assert_uint_eq(jnum(j, "flags"), flags);
+        ck_assert_uint_eq(jnum(j, "size"), size);
+        ck_assert_uint_eq(jnum(j, "owner_uid"), geteuid());
+        cJSON_Delete(j);
+        free(s);
+
+        src = gmem_test_random_file(len, 4, (void **) &data);
+        OK(gmem_client_populate_fd(c, "vm1", 0, src, 0, len));
+        check_dump(c, "vm1", size, 0, data, len);
+
+        /* the VMM's own mapping sees what the daemon wrote: the same memory */
+        OK(gmem_region_map(r, (void **) &mine));
+        ck_assert_msg(memcmp(mine, data, len) == 0, "the VMM's mapping does not show the populated data");
+
+        /* and whoever opens it gets a guest_memfd region with the flags the VMM used */
+        OK(gmem_client_open(c, "vm1", &opened));
+        ck_assert_int_eq(gmem_region_backend(opened), GMEM_BACKEND_GUEST_MEMFD);
+        ck_assert_uint_eq(gmem_region_flags(opened), flags);
+        ck_assert_uint_eq(gmem_region_size(opened), size);
+        OK(gmem_region_map(opened, (void **) &theirs));
+        ck_assert(memcmp(theirs, data, len) == 0);
+
+        /* the VMM exits (its VM fd and region go); the daemon's dup keeps the memory */
+        gmem_region_free(r);
+        close(vm);
+        check_dump(c, "vm1", size, 0, data, len);
+
+        OK(gmem_client_release(c, "vm1"));
+        gmem_region_free(opened);
+        close(src);
+        free(data);
+        gmem_client_free(c);
+}
+END_TEST
+
+START_TEST(test_open) {
+        const uint64_t size = 4 * MiB_, len = 3 * MiB_;
+        struct gmem_region *r = (struct gmem_region *) SENTINEL_PTR;
+        struct gmem_client *c;
+        uint8_t *data = NULL, *p;
+        unsigned fds;
+        int src, out;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "ram0", GMEM_BACKEND_MEMFD, size, NULL));
+        src = gmem_test_random_file(len, 5, (void **) &data);
+        OK(gmem_client_populate_fd(c, "ram0", 0, src, 0, len));
+
+        fds = count_fds();
+        EXPECT_FAIL(gmem_client_open(c, "nope", &r), ENOENT, "nope");
+        ck_assert_ptr_eq(r, SENTINEL_PTR);
+        ck_assert_uint_eq(count_fds(), fds);
+
+        OK(gmem_client_open(c, "ram0", &r));
+        ck_assert_uint_eq(count_fds(), fds + 1);
+        ck_assert_int_eq(gmem_region_backend(r), GMEM_BACKEND_MEMFD);
+        ck_assert_uint_eq(gmem_region_size(r), size);
+        ck_assert_int_ne(fcntl(gmem_region_fd(r), F_GETFD) & FD_CLOEXEC, 0);
+        OK(gmem_region_map(r, (void **) &p));
+        ck_assert_msg(memcmp(p, data, len) == 0 && all_zero(p + len, size - len), "the opened fd shows other data");
+
+        /* shared both ways: a write through the opened mapping is what the daemon dumps */
+        memset(p + len, 0xab, 4096);
+        out = gmem_test_temp_file();
+        ck_assert_int_eq(gmem_client_dump_fd(c, "ram0", len, 4096, out, 0), 4096);
+        uint8_t *b = gmem_test_read_fd(out, 0, 4096);
+        for (int i = 0; i < 4096; i++)
+                ck_assert_int_eq(b[i], 0xab);
+        free(b);
+
+        close(out);
+        gmem_region_free(r);
+        ck_assert_uint_eq(count_fds(), fds);
+        close(src);
+        free(data);
+        gmem_client_free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Progress and cancellation
+ */
+
+struct progress_log {
+        unsigned calls;
+        bool monotonic;
+        uint64_t done, total;
+        unsigned cancel_after; /* return non-zero on this call (0: never) */
+};
+
+static int on_progress(uint64_t done, uint64_t total, void *userdata) {
+        struct progress_log *l = userdata;
+        if (l->calls && done < l->done)
+                l->monotonic = false;
+        l->calls++;
+        l->done = done;
+        l->total = total;
+        return l->cancel_after && l->calls >= l->cancel_after;
+}
+
+START_TEST(test_progress) {
+        const uint64_t size = 64 * MiB_;
+        struct progress_log log = { .monotonic = true };
+        struct gmem_client *c;
+        int src;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "ram0", GMEM_BACKEND_MEMFD, size, NULL));
+        src = gmem_test_random_file(size, 6, NULL);
+        gmem_client_set_progress(c, on_progress, &log);
+        OK(gmem_client_populate_fd(c, "ram0", 0, src, 0, size));
+        ck_assert_uint_ge(log.calls, 1);
+        ck_assert_msg(log.monotonic, "done went backwards");
+        ck_assert_uint_eq(log.total, size);
+        ck_assert_uint_eq(log.done, size);
+
+        /* prefault and a prefaulting create report too */
+        log = (struct progress_log) { .monotonic = true };
+        OK(gmem_client_create(c, "ram1", GMEM_BACKEND_MEMFD, size, &(struct gmem_create_opts) { .prefault = true }));
+        ck_assert_uint_ge(log.calls, 1);
+        ck_assert_uint_eq(log.total, size);
+        ck_assert_uint_eq(log.done, size);
+
+        /* no callback: no calls */
+        gmem_client_set_progress(c, NULL, NULL);
+        log.calls = 0;
+        OK(gmem_client_prefault(c, "ram0", 0, size));
+        ck_assert_uint_eq(log.calls, 0);
+
+        close(src);
+        gmem_client_free(c);
+}
+END_TEST
+
+START_TEST(test_cancel) {
+        const uint64_t size = 256 * MiB_;
+        struct progress_log log = { .monotonic = true, .cancel_after = 1 };
+        struct gmem_client *c;
+        char *s = NULL;
+        cJSON *r;
+        int src;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "big", GMEM_BACKEND_MEMFD, size, NULL));
+        src = gmem_test_random_file(size, 7, NULL);
+        gmem_client_set_progress(c, on_progress, &log);
+        EXPECT_FAIL(gmem_client_populate_fd(c, "big", 0, src, 0, size), ECANCELED, "");
+        ck_assert_uint_eq(log.calls, 1); /* never asked again once it said stop */
+        ck_assert_uint_lt(log.done, size);
+
+        /* the connection goes on: the cancel's own reply was taken, nothing is left over */
+        gmem_client_set_progress(c, NULL, NULL);
+        OK(gmem_client_info(c, "big", &s));
+        r = parse(s);
+        ck_assert_str_ne(jstr(r, "state"), "populating");
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "jobs")), 0);
+        cJSON_Delete(r);
+        free(s);
+
+        /* cancelling a prefaulting create: the region is not created */
+        log = (struct progress_log) { .monotonic = true, .cancel_after = 1 };
+        gmem_client_set_progress(c, on_progress, &log);
+        EXPECT_FAIL(gmem_client_create(c, "big2", GMEM_BACKEND_MEMFD, size, &(struct gmem_create_opts) { .prefault = true }),
+                    ECANCELED, "");
+        gmem_client_set_progress(c, NULL, NULL);
+        EXPECT_FAIL(gmem_client_info(c, "big2", &s), ENOENT, "big2");
+
+        /* a job that does not exist */
+        gmem_error_clear();
+        int k = gmem_client_cancel(c, 999999);
+        ck_assert_msg(k < 0 && gmem_last_error()[0], "cancel of an unknown job: %d '%s'", k, gmem_last_error());
+
+        close(src);
+        gmem_client_free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Questions, access, lifetime, errors, events
+ */
+
+static const cJSON *find_region(const cJSON *list, const char *name) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, list)
+                if (strcmp(jstr(r, "name"), name) == 0)
+                        return r;
+        return NULL;
+}
+
+START_TEST(test_list_info) {
+        struct gmem_client *c;
+        char *s = (char *) SENTINEL_PTR;
+        const cJSON *a, *b, *h;
+        cJSON *list, *info;
+        int src;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_list(c, &s));
+        list = parse(s);
+        ck_assert(cJSON_IsArray(list));
+        ck_assert_int_eq(cJSON_GetArraySize(list), 0);
+        cJSON_Delete(list);
+        free(s);
+
+        OK(gmem_client_create(c, "a", GMEM_BACKEND_MEMFD, 1 * MiB_, NULL));
+        OK(gmem_client_create(c, "b.x_y-z", GMEM_BACKEND_SECRET, 2 * MiB_,
+                              &(struct gmem_create_opts) { .policy = GMEM_POLICY_CONNECTION }));
+        src = gmem_test_random_file(64 * 1024, 8, NULL);
+        OK(gmem_client_populate_fd(c, "a", 0, src, 0, 64 * 1024));
+
+        OK(gmem_client_list(c, &s));
+        list = parse(s);
+        free(s);
+        ck_assert_int_eq(cJSON_GetArraySize(list), 2);
+        a = find_region(list, "a");
+        b = find_region(list, "b.x_y-z");
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_str_eq(jstr(a, "backend"), "memfd");
+        ck_assert_uint_eq(jnum(a, "size"), 1 * MiB_);
+        ck_assert_uint_eq(jnum(a, "flags"), 0);
+        ck_assert_uint_eq(jnum(a, "page_size"), 4096);
+        ck_assert_uint_eq(jnum(a, "owner_uid"), geteuid());
+        ck_assert_str_eq(jstr(a, "policy"), "keep");
+        ck_assert_str_eq(jstr(a, "state"), "populated");
+        ck_assert_uint_eq(jnum(a, "populated_bytes"), 64 * 1024);
+        ck_assert_uint_ge(jnum(a, "resident_bytes"), 64 * 1024);
+        ck_assert_uint_gt(jnum(a, "created_usec"), UINT64_C(1600000000) * 1000000);
+        ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "grants"), "uids")));
+        ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "grants"), "gids")));
+        ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(a, "jobs")));
+        h = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(a, "holders"), 0);
+        ck_assert_ptr_nonnull(h);
+        ck_assert_uint_eq(jnum(h, "pid"), (uint64_t) getpid());
+        ck_assert_uint_eq(jnum(h, "uid"), geteuid());
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "connected")));
+        ck_assert_str_eq(jstr(b, "backend"), "secret");
+        ck_assert_str_eq(jstr(b, "policy"), "connection");
+        ck_assert_str_eq(jstr(b, "state"), "empty");
+
+        OK(gmem_client_info(c, "a", &s));
+        info = parse(s);
+        free(s);
+        ck_assert(cJSON_IsObject(info));
+        ck_assert_str_eq(jstr(info, "name"), "a");
+        ck_assert_uint_eq(jnum(info, "size"), jnum(a, "size"));
+        ck_assert_uint_eq(jnum(info, "created_usec"), jnum(a, "created_usec"));
+        cJSON_Delete(info);
+        cJSON_Delete(list);
+
+        OK(gmem_client_caps(c, &s));
+        info = parse(s);
+        ck_assert(cJSON_IsObject(info));
+        cJSON_Delete(info);
+        free(s);
+
+        /* policy connection: gone with the connection that made it */
+        gmem_client_free(c);
+        c = connect_daemon();
+        for (int i = 0; i < 100; i++) {
+                gmem_error_clear();
+                if (gmem_client_info(c, "b.x_y-z", &s) == -ENOENT)
+                        break;
+                free(s);
+                s = NULL;
+                usleep(10000);
+        }
+        EXPECT_FAIL(gmem_client_info(c, "b.x_y-z", &s), ENOENT, "b.x_y-z");
+        OK(gmem_client_info(c, "a", &s));
+        free(s);
+        close(src);
+        gmem_client_free(c);
+}
+END_TEST
+
+/* In a child as uid/gid 65534: info on name gives 0 or -errno, reported as the exit status. */
+static int info_as_nobody(const char *name) {
+        pid_t pid = fork();
+        int status;
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct gmem_client *c = NULL;
+                char *s = NULL;
+                int k;
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(200);
+                k = gmem_client_connect(daemon_sock, &c);
+                if (k < 0)
+                        _exit(201);
+                k = gmem_client_info(c, name, &s);
+                _exit(k < 0 ? -k : 0);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_msg(WEXITSTATUS(status) < 200, "the child as nobody could not %s",
+                      WEXITSTATUS(status) == 200 ? "change uid" : "connect");
+        return -WEXITSTATUS(status);
+}
+
+START_TEST(test_grant_revoke) {
+        struct gmem_client *c;
+        const cJSON *g;
+        char *s = NULL;
+        cJSON *r;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "g", GMEM_BACKEND_MEMFD, 1 * MiB_, NULL));
+        OK(gmem_client_grant_uid(c, "g", 1234));
+        OK(gmem_client_grant_gid(c, "g", 4321));
+        OK(gmem_client_info(c, "g", &s));
+        r = parse(s);
+        free(s);
+        g = cJSON_GetObjectItemCaseSensitive(r, "grants");
+        ck_assert(jarray_has(cJSON_GetObjectItemCaseSensitive(g, "uids"), 1234));
+        ck_assert(jarray_has(cJSON_GetObjectItemCaseSensitive(g, "gids"), 4321));
+        cJSON_Delete(r);
+
+        OK(gmem_client_revoke_uid(c, "g", 1234));
+        OK(gmem_client_revoke_gid(c, "g", 4321));
+        OK(gmem_client_info(c, "g", &s));
+        r = parse(s);
+        free(s);
+        g = cJSON_GetObjectItemCaseSensitive(r, "grants");
+        ck_assert(!jarray_has(cJSON_GetObjectItemCaseSensitive(g, "uids"), 1234));
+        ck_assert(!jarray_has(cJSON_GetObjectItemCaseSensitive(g, "gids"), 4321));
+        cJSON_Delete(r);
+
+        /* what a grant is for: another uid may use the region only while it holds one */
+        if (geteuid() == 0) {
+                ck_assert_int_eq(info_as_nobody("g"), -EACCES);
+                OK(gmem_client_grant_uid(c, "g", 65534));
+                ck_assert_int_eq(info_as_nobody("g"), 0);
+                OK(gmem_client_revoke_uid(c, "g", 65534));
+                ck_assert_int_eq(info_as_nobody("g"), -EACCES);
+                OK(gmem_client_grant_gid(c, "g", 65534));
+                ck_assert_int_eq(info_as_nobody("g"), 0);
+        }
+        gmem_client_free(c);
+        if (geteuid() != 0)
+                SKIP_TEST("grants checked from another uid need root (the grant bookkeeping itself passed)");
+}
+END_TEST
+
+START_TEST(test_release) {
+        struct gmem_client *c;
+        char *s = (char *) SENTINEL_PTR;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "r", GMEM_BACKEND_MEMFD, 1 * MiB_, NULL));
+        OK(gmem_client_release(c, "r"));
+        EXPECT_FAIL(gmem_client_info(c, "r", &s), ENOENT, "'r'");
+        ck_assert_ptr_eq(s, SENTINEL_PTR);
+        EXPECT_FAIL(gmem_client_release(c, "r"), ENOENT, "'r'");
+        /* the name is free again */
+        OK(gmem_client_create(c, "r", GMEM_BACKEND_MEMFD, 2 * MiB_, NULL));
+        gmem_client_free(c);
+}
+END_TEST
+
+START_TEST(test_errors) {
+        struct gmem_client *c, *c2 = (struct gmem_client *) SENTINEL_PTR;
+        char *s = (char *) SENTINEL_PTR, path[128];
+        int src;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+
+        /* the daemon's errno and its own words */
+        EXPECT_FAIL(gmem_client_info(c, "missing", &s), ENOENT, "missing");
+        ck_assert_ptr_eq(s, SENTINEL_PTR);
+        ck_assert_msg(strstr(gmem_last_error(), strerror(ENOENT)), "'%s' does not end with the errno's words",
+                      gmem_last_error());
+
+        OK(gmem_client_create(c, "e", GMEM_BACKEND_MEMFD, 1 * MiB_, NULL));
+        EXPECT_FAIL(gmem_client_create(c, "e", GMEM_BACKEND_MEMFD, 1 * MiB_, NULL), EEXIST, "'e'");
+        src = gmem_test_random_file(8192, 9, NULL);
+        EXPECT_FAIL(gmem_client_populate_fd(c, "e", 0, src, 0, 16384), ENODATA, "");
+        EXPECT_FAIL(gmem_client_populate_fd(c, "e", 1 * MiB_ - 4096, src, 0, 8192), ERANGE, "");
+        EXPECT_FAIL(gmem_client_punch(c, "e", 1, 4096), EINVAL, "");
+
+        /* a pipe is no memory */
+        int p[2];
+        struct gmem_region *r = NULL;
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        /* register through a region is impossible for a pipe (adopt refuses); the daemon's own refusal is
+         * reached with a memfd region whose fd was swapped for the pipe's */
+        OK(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, 1 * MiB_, &r));
+        int saved = dup(gmem_region_fd(r));
+        ck_assert_int_ge(dup3(p[0], gmem_region_fd(r), O_CLOEXEC), 0);
+        EXPECT_FAIL(gmem_client_register(c, "pipe", r), EBADFD, "");
+        ck_assert_int_ge(dup3(saved, gmem_region_fd(r), O_CLOEXEC), 0);
+        close(saved);
+        OK(gmem_client_register(c, "mine", r));
+        gmem_region_free(r);
+        close(p[0]);
+        close(p[1]);
+
+        /* no daemon there */
+        snprintf(path, sizeof(path), "%s/none.sock", daemon_dir);
+        EXPECT_FAIL(gmem_client_connect(path, &c2), ENOENT, "connect to gmemd");
+        ck_assert_ptr_eq(c2, SENTINEL_PTR);
+
+        close(src);
+        gmem_client_free(c);
+}
+END_TEST
+
+/* Take events until one is `event` for `region`, skipping others; false on timeout. */
+static bool wait_event(struct gmem_client *c, const char *event, const char *region) {
+        for (;;) {
+                char *s = NULL;
+                int k = gmem_client_next_event(c, 3000, &s);
+                if (k == -ETIME)
+                        return false;
+                ck_assert_msg(k == 0, "next_event: %s", gmem_last_error());
+                cJSON *e = parse(s);
+                bool hit = strcmp(jstr(e, "event"), event) == 0 &&
+                           strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "region")) ?: "", region) == 0;
+                cJSON_Delete(e);
+                free(s);
+                if (hit)
+                        return true;
+        }
+}
+
+START_TEST(test_watch) {
+        struct gmem_client *w, *c;
+        char *s = (char *) SENTINEL_PTR;
+        int src;
+
+        REQUIRE_DAEMON();
+        w = connect_daemon();
+        c = connect_daemon();
+        EXPECT_FAIL(gmem_client_next_event(w, 50, &s), ETIME, "");
+        ck_assert_ptr_eq(s, SENTINEL_PTR);
+        OK(gmem_client_watch(w));
+
+        OK(gmem_client_create(c, "w1", GMEM_BACKEND_MEMFD, 4 * MiB_, NULL));
+        src = gmem_test_random_file(4 * MiB_, 10, NULL);
+        OK(gmem_client_populate_fd(c, "w1", 0, src, 0, 4 * MiB_));
+        OK(gmem_client_release(c, "w1"));
+
+        /* a call on the watching connection meanwhile: the events are kept for next_event */
+        OK(gmem_client_list(w, &s));
+        free(s);
+        ck_assert_msg(wait_event(w, "region-added", "w1"), "no region-added event for w1");
+        ck_assert_msg(wait_event(w, "job-finished", "w1"), "no job-finished event for w1");
+        ck_assert_msg(wait_event(w, "region-removed", "w1"), "no region-removed event for w1");
+        EXPECT_FAIL(gmem_client_next_event(w, 100, &s), ETIME, "");
+
+        close(src);
+        gmem_client_free(c);
+        gmem_client_free(w);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * A scripted fake server: the client's side of what the real daemon rarely or never does
+ */
+
+#define FAKE_CHECK(cond) do { \
+                if (!(cond)) { \
+                        fprintf(stderr, "fake server: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+                        _exit(3); \
+                } \
+        } while (0)
+
+static char fake_dir[64], fake_sock[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+
+/* One message from the client; *ret_fd gets an fd that came with it (or -1). */
+static cJSON *fake_recv(int conn, int *ret_fd) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        static char buf[70000];
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        ssize_t n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+        int fd = -1;
+
+        if (n == 0)
+                return NULL;
+        FAKE_CHECK(n > 0);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_type == SCM_RIGHTS)
+                        memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+        buf[n] = 0;
+        if (ret_fd)
+                *ret_fd = fd;
+        else if (fd >= 0)
+                close(fd);
+        cJSON *j = cJSON_Parse(buf);
+        FAKE_CHECK(j);
+        return j;
+}
+
+static void fake_send(int conn, int fd, const char *fmt, ...) _printf_(3, 4);
+static void fake_send(int conn, int fd, const char *fmt, ...) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        char *text;
+        va_list ap;
+
+        va_start(ap, fmt);
+        FAKE_CHECK(vasprintf(&text, fmt, ap) >= 0);
+        va_end(ap);
+        struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (fd >= 0) {
+                mh.msg_control = control.buf;
+                mh.msg_controllen = sizeof(control.buf);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        }
+        FAKE_CHECK(sendmsg(conn, &mh, MSG_NOSIGNAL) == (ssize_t) iov.iov_len);
+        free(text);
+}
+
+static uint64_t fake_id(const cJSON *m) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        FAKE_CHECK(cJSON_IsNumber(id));
+        return (uint64_t) id->valuedouble;
+}
+
+static const char *fake_op(const cJSON *m) {
+        const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "op"));
+        FAKE_CHECK(op);
+        return op;
+}
+
+/* Expect a request for op; returns it (cJSON_Delete() it). */
+static cJSON *fake_expect(int conn, const char *op, int *ret_fd) {
+        cJSON *m = fake_recv(conn, ret_fd);
+        FAKE_CHECK(m);
+        if (strcmp(fake_op(m), op) != 0) {
+                /* tell the client what went wrong: its call fails with this message */
+                fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":false,\"error\":{\"code\":\"EBADMSG\","
+                          "\"message\":\"fake server: expected op %s, got %s\"}}", fake_id(m), op, fake_op(m));
+                _exit(4);
+        }
+        return m;
+}
+
+static void fake_hello(int conn) {
+        cJSON *m = fake_expect(conn, "hello", NULL);
+        FAKE_CHECK(jnum(m, "version") == 1);
+        FAKE_CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "client")));
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"version\":1,\"server\":\"fake\"}", fake_id(m));
+        cJSON_Delete(m);
+}
+
+/* Listen, fork the script, return its pid; the client connects to fake_sock. */
+static pid_t fake_start(void (*script)(int conn)) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int l;
+        pid_t pid;
+
+        snprintf(fake_dir, sizeof(fake_dir), "/tmp/gmem-test-fake.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(fake_dir));
+        snprintf(fake_sock, sizeof(fake_sock), "%s/fake.sock", fake_dir);
+        memcpy(sa.sun_path, fake_sock, sizeof(fake_sock));
+        l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(l, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(l, 4), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int conn;
+                alarm(60);
+                conn = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+                FAKE_CHECK(conn >= 0);
+                script(conn);
+                _exit(0);
+        }
+        close(l);
+        return pid;
+}
+
+static void fake_finish(pid_t pid) {
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        unlink(fake_sock);
+        rmdir(fake_dir);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fake server failed (status 0x%x)", status);
+}
+
+/* Every refusal happens before a byte is sent: after hello, the first request the server sees is
+ * the list that follows them all. */
+static void script_nothing_before_list(int conn) {
+        fake_hello(conn);
+        cJSON *m = fake_expect(conn, "list", NULL);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"regions\":[]}", fake_id(m));
+        cJSON_Delete(m);
+        FAKE_CHECK(fake_recv(conn, NULL) == NULL); /* then the client hangs up */
+}
+
+START_TEST(test_bad_arguments) {
+        struct gmem_client *c = (struct gmem_client *) SENTINEL_PTR;
+        struct gmem_region *r = (struct gmem_region *) SENTINEL_PTR, *mem = NULL;
+        char *s = (char *) SENTINEL_PTR, long_name[80], long_path[200];
+        unsigned fds;
+        pid_t pid;
+        int fd;
+
+        /* connect */
+        EXPECT_FAIL(gmem_client_connect("/nonexistent/gmemd.sock", NULL), EINVAL, "connect");
+        memset(long_path, 'x', sizeof(long_path) - 1);
+        long_path[0] = '/';
+        long_path[sizeof(long_path) - 1] = 0;
+        EXPECT_FAIL(gmem_client_connect(long_path, &c), ENAMETOOLONG, "socket path");
+        EXPECT_FAIL(gmem_client_connect("", &c), EINVAL, "socket path");
+        ck_assert_ptr_eq(c, SENTINEL_PTR);
+
+        /* the default path */
+        setenv("GMEMD_SOCKET", "/somewhere/else.sock", 1);
+        OK(gmem_client_default_socket(&s));
+        ck_assert_str_eq(s, "/somewhere/else.sock");
+        free(s);
+        unsetenv("GMEMD_SOCKET");
+        OK(gmem_client_default_socket(&s));
+        if (geteuid() == 0)
+                ck_assert_str_eq(s, "/run/gmemd/gmemd.sock");
+        free(s);
+        if (geteuid() != 0) {
+                setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+                OK(gmem_client_default_socket(&s));
+                ck_assert_str_eq(s, "/run/user/4242/gmemd/gmemd.sock");
+                free(s);
+                unsetenv("XDG_RUNTIME_DIR");
+                s = (char *) SENTINEL_PTR;
+                EXPECT_FAIL(gmem_client_default_socket(&s), ENXIO, "XDG_RUNTIME_DIR");
+                ck_assert_ptr_eq(s, SENTINEL_PTR);
+        }
+        s = (char *) SENTINEL_PTR;
+
+        /* NULL client */
+        EXPECT_FAIL(gmem_client_info(NULL, "x", &s), EINVAL, "NULL client");
+        EXPECT_FAIL(gmem_client_list(NULL, &s), EINVAL, "list");
+        EXPECT_FAIL(gmem_client_release(NULL, "x"), EINVAL, "NULL client");
+        EXPECT_FAIL(gmem_client_next_event(NULL, 0, &s), EINVAL, "NULL");
+        ck_assert_ptr_null(gmem_client_free(NULL));
+        gmem_client_set_progress(NULL, NULL, NULL);
+
+        pid = fake_start(script_nothing_before_list);
+        OK(gmem_client_connect(fake_sock, &c));
+        fds = count_fds();
+        OK(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, 1 * MiB_, &mem));
+        fd = gmem_test_temp_file();
+
+        memset(long_name, 'n', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = 0;
+        EXPECT_FAIL(gmem_client_info(c, NULL, &s), EINVAL, "NULL region name");
+        EXPECT_FAIL(gmem_client_info(c, "", &s), EINVAL, "invalid region name");
+        EXPECT_FAIL(gmem_client_info(c, "a b", &s), EINVAL, "invalid region name 'a b'");
+        EXPECT_FAIL(gmem_client_info(c, "a/b", &s), EINVAL, "invalid region name");
+        EXPECT_FAIL(gmem_client_info(c, "line\nbreak", &s), EINVAL, "line?break");
+        EXPECT_FAIL(gmem_client_info(c, long_name, &s), EINVAL, "invalid region name");
+        long_name[64] = 0; /* 64 is fine: refused below for another reason, proving the name passed */
+        EXPECT_FAIL(gmem_client_info(c, long_name, NULL), EINVAL, "NULL result");
+        EXPECT_FAIL(gmem_client_list(c, NULL), EINVAL, "list");
+        EXPECT_FAIL(gmem_client_caps(c, NULL), EINVAL, "caps");
+        EXPECT_FAIL(gmem_client_open(c, "x", NULL), EINVAL, "open 'x'");
+        EXPECT_FAIL(gmem_client_create(c, "x", GMEM_BACKEND_MEMFD, 0, NULL), EINVAL, "size 0");
+        EXPECT_FAIL(gmem_client_create(c, "x", GMEM_BACKEND_GUEST_MEMFD, 1 * MiB_, NULL), EINVAL, "register it");
+        EXPECT_FAIL(gmem_client_create(c, "x", (enum gmem_backend) 42, 1 * MiB_, NULL), EINVAL, "invalid backend");
+        EXPECT_FAIL(gmem_client_create(c, "x", GMEM_BACKEND_MEMFD, 1 * MiB_,
+                                       &(struct gmem_create_opts) { .page_size = 2 * MiB_ }), EINVAL, "hugetlb");
+        EXPECT_FAIL(gmem_client_create(c, "x", GMEM_BACKEND_MEMFD, 1 * MiB_,
+                                       &(struct gmem_create_opts) { .policy = (enum gmem_policy) 9 }), EINVAL, "policy");
+        EXPECT_FAIL(gmem_client_create(c, "x", GMEM_BACKEND_MEMFD, UINT64_C(1) << 60, NULL), ERANGE, "size");
+        EXPECT_FAIL(gmem_client_register(c, "x", NULL), EINVAL, "NULL region");
+        EXPECT_FAIL(gmem_client_register_policy(c, "x", mem, (enum gmem_policy) 7), EINVAL, "policy");
+        EXPECT_FAIL(gmem_client_populate_fd(c, "x", 0, -1, 0, 4096), EINVAL, "source fd");
+        EXPECT_FAIL(gmem_client_populate_fd(c, "x", 0, 9999, 0, 4096), EBADF, "source fd 9999");
+        EXPECT_FAIL(gmem_client_populate_fd(c, "x", 0, fd, 0, 0), EINVAL, "length 0");
+        EXPECT_FAIL(gmem_client_populate_fd(c, "x", UINT64_MAX, fd, 0, 2), ERANGE, "overflows");
+        EXPECT_FAIL(gmem_client_populate_fd(c, "x", 0, fd, UINT64_MAX, 2), ERANGE, "overflows");
+        EXPECT_FAIL(gmem_client_prefault(c, "x", 0, 0), EINVAL, "length 0");
+        EXPECT_FAIL(gmem_client_punch(c, "x", 0, 0), EINVAL, "length 0");
+        EXPECT_FAIL(gmem_client_dump_fd(c, "x", 0, 4096, -1, 0), EINVAL, "destination fd");
+        EXPECT_FAIL(gmem_client_dump_fd(c, "x", 0, 0, fd, 0), EINVAL, "length 0");
+        EXPECT_FAIL(gmem_client_grant_uid(c, "x", UINT32_MAX), EINVAL, "uid");
+        EXPECT_FAIL(gmem_client_revoke_gid(c, "x", UINT32_MAX), EINVAL, "gid");
+        EXPECT_FAIL(gmem_client_cancel(c, UINT64_MAX), ERANGE, "job");
+        EXPECT_FAIL(gmem_client_next_event(c, 0, NULL), EINVAL, "NULL");
+        ck_assert_ptr_eq(s, SENTINEL_PTR);
+        ck_assert_ptr_eq(r, SENTINEL_PTR);
+        ck_assert_uint_eq(count_fds(), fds + 2); /* the memfd and the temp file, nothing else */
+
+        /* the fake server's first request after hello must be this one */
+        OK(gmem_client_list(c, &s));
+        ck_assert_str_eq(s, "[]");
+        free(s);
+        gmem_client_free(c);
+        gmem_region_free(mem);
+        close(fd);
+        fake_finish(pid);
+}
+END_TEST
+
+/* Between a request and its reply: an event before hello's reply, a progress event for another call,
+ * a stray reply and an event each carrying an fd, then a reply bigger than 64 KiB. Then error
+ * replies with an unknown code, without a message and without an id, and a hang-up mid-call. */
+static void script_transport(int conn) {
+        int memfd = memfd_create("stray", MFD_CLOEXEC);
+        cJSON *m;
+        char *pad;
+
+        FAKE_CHECK(memfd >= 0);
+        m = fake_expect(conn, "hello", NULL);
+        fake_send(conn, -1, "{\"event\":\"region-added\",\"region\":\"early\"}");
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"version\":1}", fake_id(m));
+        cJSON_Delete(m);
+
+        m = fake_expect(conn, "info", NULL);
+        FAKE_CHECK(strcmp(jstr(m, "name"), "x") == 0);
+        fake_send(conn, -1, "{\"event\":\"progress\",\"id\":%" PRIu64 ",\"job\":1,\"done\":1,\"total\":2}", fake_id(m) + 100);
+        fake_send(conn, memfd, "{\"id\":%" PRIu64 ",\"ok\":true}", fake_id(m) + 1000);
+        fake_send(conn, memfd, "{\"event\":\"region-changed\",\"region\":\"x\",\"state\":\"populating\"}");
+        pad = malloc(100001);
+        FAKE_CHECK(pad);
+        memset(pad, 'p', 100000);
+        pad[100000] = 0;
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"region\":{\"name\":\"x\",\"size\":%" PRIu64 ",\"pad\":\"%s\"}}",
+                  fake_id(m), UINT64_C(1795248342202110), pad);
+        free(pad);
+        cJSON_Delete(m);
+
+        m = fake_expect(conn, "list", NULL);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":false,\"error\":{\"code\":\"EWHATEVER\",\"message\":\"strange things\"}}",
+                  fake_id(m));
+        cJSON_Delete(m);
+
+        m = fake_expect(conn, "caps", NULL);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":false,\"error\":{\"code\":\"EACCES\"}}", fake_id(m));
+        cJSON_Delete(m);
+
+        /* open answered without its fd */
+        m = fake_expect(conn, "open", NULL);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"region\":{\"backend\":\"memfd\"}}", fake_id(m));
+        cJSON_Delete(m);
+
+        /* a refusal of a message whose id the server could not read */
+        m = fake_expect(conn, "punch", NULL);
+        fake_send(conn, -1, "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EMSGSIZE\",\"message\":\"message larger "
+                  "than 65536 bytes\"}}");
+        cJSON_Delete(m);
+
+        m = fake_expect(conn, "release", NULL);
+        cJSON_Delete(m);
+        close(conn); /* gone mid-call */
+        close(memfd);
+}
+
+START_TEST(test_transport) {
+        struct gmem_client *c = NULL;
+        struct gmem_region *r = (struct gmem_region *) SENTINEL_PTR;
+        char *s = NULL;
+        unsigned fds = count_fds();
+        cJSON *j;
+        pid_t pid;
+
+        pid = fake_start(script_transport);
+        OK(gmem_client_connect(fake_sock, &c));
+        OK(gmem_client_info(c, "x", &s));
+        ck_assert_uint_gt(strlen(s), 100000);
+        /* integers come out as integers, not 1.79524834220211e+15 */
+        ck_assert_msg(strstr(s, "\"size\":1795248342202110"), "reprinted reply: %.80s", s);
+        j = parse(s);
+        ck_assert_str_eq(jstr(j, "name"), "x");
+        cJSON_Delete(j);
+        free(s);
+        ck_assert_uint_eq(count_fds(), fds + 1); /* the socket; both stray fds closed */
+
+        /* the events that arrived meanwhile, in order; the foreign progress event is not one */
+        OK(gmem_client_next_event(c, 0, &s));
+        j = parse(s);
+        ck_assert_str_eq(jstr(j, "event"), "region-added");
+        ck_assert_str_eq(jstr(j, "region"), "early");
+        cJSON_Delete(j);
+        free(s);
+        OK(gmem_client_next_event(c, 0, &s));
+        j = parse(s);
+        ck_assert_str_eq(jstr(j, "event"), "region-changed");
+        cJSON_Delete(j);
+        free(s);
+        s = (char *) SENTINEL_PTR;
+
+        EXPECT_FAIL(gmem_client_list(c, &s), EIO, "strange things");
+        EXPECT_FAIL(gmem_client_caps(c, &s), EACCES, "caps");
+        EXPECT_FAIL(gmem_client_open(c, "x", &r), EPROTO, "file descriptor");
+        ck_assert_ptr_eq(r, SENTINEL_PTR);
+        EXPECT_FAIL(gmem_client_punch(c, "x", 0, 4096), EMSGSIZE, "message larger than 65536 bytes");
+        EXPECT_FAIL(gmem_client_release(c, "x"), ECONNRESET, "gmemd closed the connection");
+        EXPECT_FAIL(gmem_client_release(c, "x"), ECONNRESET, "");
+        ck_assert_ptr_eq(s, SENTINEL_PTR);
+        EXPECT_FAIL(gmem_client_next_event(c, 10, &s), ECONNRESET, "gmemd closed the connection");
+        gmem_client_free(c);
+        ck_assert_uint_eq(count_fds(), fds);
+        fake_finish(pid);
+}
+END_TEST
+
+/* Progress asks to cancel: the cancel request names the job; the job's ECANCELED reply comes
+ * before the cancel's own reply, which the client still takes before returning. */
+static void script_cancel(int conn) {
+        cJSON *m, *cancel;
+        uint64_t id;
+        int fd = -1;
+
+        fake_hello(conn);
+        m = fake_expect(conn, "populate", &fd);
+        FAKE_CHECK(fd >= 0);
+        close(fd);
+        FAKE_CHECK(jnum(m, "offset") == 4096 && jnum(m, "src_offset") == 8192 && jnum(m, "length") == 65536);
+        id = fake_id(m);
+        cJSON_Delete(m);
+        fake_send(conn, -1, "{\"event\":\"progress\",\"id\":%" PRIu64 ",\"job\":77,\"done\":10,\"total\":65536}", id);
+        fake_send(conn, -1, "{\"event\":\"progress\",\"id\":%" PRIu64 ",\"job\":77,\"done\":20,\"total\":65536}", id);
+        cancel = fake_expect(conn, "cancel", NULL);
+        FAKE_CHECK(jnum(cancel, "job") == 77);
+        FAKE_CHECK(fake_id(cancel) != id);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":false,\"error\":{\"code\":\"ECANCELED\",\"message\":\"job 77 cancelled\"}}",
+                  id);
+        fake_send(conn, -1, "{\"event\":\"progress\",\"id\":%" PRIu64 ",\"job\":77,\"done\":30,\"total\":65536}", id);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true}", fake_id(cancel));
+        cJSON_Delete(cancel);
+
+        /* the next call sees only its own reply */
+        m = fake_expect(conn, "dump", &fd);
+        FAKE_CHECK(fd >= 0);
+        close(fd);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"job\":78,\"bytes\":4096}", fake_id(m));
+        cJSON_Delete(m);
+        FAKE_CHECK(fake_recv(conn, NULL) == NULL);
+}
+
+START_TEST(test_cancel_protocol) {
+        struct progress_log log = { .monotonic = true, .cancel_after = 2 };
+        struct gmem_client *c = NULL;
+        int fd = gmem_test_temp_file();
+        pid_t pid;
+
+        pid = fake_start(script_cancel);
+        OK(gmem_client_connect(fake_sock, &c));
+        gmem_client_set_progress(c, on_progress, &log);
+        EXPECT_FAIL(gmem_client_populate_fd(c, "x", 4096, fd, 8192, 65536), ECANCELED, "job 77 cancelled");
+        ck_assert_uint_eq(log.calls, 2);
+        ck_assert_uint_eq(log.done, 20);
+        ck_assert_uint_eq(log.total, 65536);
+        ck_assert_int_eq(gmem_client_dump_fd(c, "x", 0, 4096, fd, 0), 4096);
+        ck_assert_uint_eq(log.calls, 2);
+        gmem_client_free(c);
+        close(fd);
+        fake_finish(pid);
+}
+END_TEST
+
+static void script_version(int conn) {
+        cJSON *m = fake_expect(conn, "hello", NULL);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":true,\"version\":2}", fake_id(m));
+        cJSON_Delete(m);
+        FAKE_CHECK(fake_recv(conn, NULL) == NULL);
+}
+
+static void script_hello_refused(int conn) {
+        cJSON *m = fake_expect(conn, "hello", NULL);
+        fake_send(conn, -1, "{\"id\":%" PRIu64 ",\"ok\":false,\"error\":{\"code\":\"EUSERS\",\"message\":\"too many clients: "
+                  "Too many users\"}}", fake_id(m));
+        cJSON_Delete(m);
+        FAKE_CHECK(fake_recv(conn, NULL) == NULL);
+}
+
+START_TEST(test_hello) {
+        struct gmem_client *c = (struct gmem_client *) SENTINEL_PTR;
+        unsigned fds = count_fds();
+        pid_t pid;
+
+        pid = fake_start(script_version);
+        EXPECT_FAIL(gmem_client_connect(fake_sock, &c), EPROTONOSUPPORT, "version 2");
+        ck_assert_ptr_eq(c, SENTINEL_PTR);
+        fake_finish(pid);
+
+        pid = fake_start(script_hello_refused);
+        EXPECT_FAIL(gmem_client_connect(fake_sock, &c), EUSERS, "too many clients: Too many users");
+        ck_assert_msg(!strstr(gmem_last_error(), "Too many users: Too many users"), "errno words twice: %s",
+                      gmem_last_error());
+        ck_assert_ptr_eq(c, SENTINEL_PTR);
+        fake_finish(pid);
+        ck_assert_uint_eq(count_fds(), fds);
+}
+END_TEST
+
+static Suite *client_suite(void) {
+        Suite *s = suite_create("client");
+        TCase *real = tcase_create("gmemd");
+        TCase *fake = tcase_create("fake");
+
+        tcase_add_checked_fixture(real, daemon_start, daemon_stop);
+        tcase_set_timeout(real, 120);
+        tcase_add_test(real, test_roundtrip_memfd);
+        tcase_add_test(real, test_roundtrip_secret);
+        tcase_add_test(real, test_roundtrip_hugetlb);
+        tcase_add_test(real, test_vmm_flow);
+        tcase_add_test(real, test_open);
+        tcase_add_test(real, test_progress);
+        tcase_add_test(real, test_cancel);
+        tcase_add_test(real, test_list_info);
+        tcase_add_test(real, test_grant_revoke);
+        tcase_add_test(real, test_release);
+        tcase_add_test(real, test_errors);
+        tcase_add_test(real, test_watch);
+        suite_add_tcase(s, real);
+
+        tcase_add_test(fake, test_bad_arguments);
+        tcase_add_test(fake, test_transport);
+        tcase_add_test(fake, test_cancel_protocol);
+        tcase_add_test(fake, test_hello);
+        suite_add_tcase(s, fake);
+        return s;
+}
+
+int main(void) {
+        return gmem_test_main(client_suite());
+}
