@@ -1,0 +1,56 @@
+#!/bin/bash
+# gmemd's socket lifecycle: a live daemon's socket is refused with a clear message, a stale one
+# (left by a daemon killed with SIGKILL) is replaced, SIGTERM removes the socket and exits 0,
+# and a bad config or path is one clear line and a non-zero exit.
+set -euo pipefail
+BUILD=${BUILD:-build}
+gmemd=$BUILD/bin/gmemd
+dir=$(mktemp -d /tmp/gmem-sock-XXXXXX)
+pids=()
+cleanup() {
+        for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null || true; done
+        rm -rf "$dir"
+}
+trap cleanup EXIT
+sock=$dir/run/gmemd/gmemd.sock   # the directories do not exist yet: gmemd makes them
+fail() { echo "FAIL: $*"; exit 1; }
+
+wait_socket() {
+        for _ in $(seq 200); do [[ -S $1 ]] && return 0; sleep 0.025; done
+        fail "no socket at $1"
+}
+
+"$gmemd" --socket "$sock" --bus none 2> "$dir/a.log" & a=$!; pids+=("$a")
+wait_socket "$sock"
+[[ $(stat -c %a "$(dirname "$sock")") == 755 ]] || fail "socket directory mode $(stat -c %a "$(dirname "$sock")")"
+
+# a second daemon on the same socket: refused, and the first keeps serving
+if "$gmemd" --socket "$sock" --bus none 2> "$dir/b.log"; then fail "a second gmemd started on a live socket"; fi
+grep -q "another gmemd is listening on '$sock'" "$dir/b.log" || fail "unclear refusal: $(cat "$dir/b.log")"
+"$BUILD/bin/gmemctl" --socket "$sock" list > /dev/null || fail "the first daemon stopped serving"
+
+# SIGKILL leaves the socket file behind: the next daemon replaces it
+kill -9 "$a"; wait "$a" 2> /dev/null || true
+[[ -S $sock ]] || fail "expected a stale socket file"
+"$gmemd" --socket "$sock" --bus none 2> "$dir/c.log" & c=$!; pids+=("$c")
+for _ in $(seq 200); do grep -q "listening" "$dir/c.log" && break; sleep 0.025; done
+grep -q "replacing stale socket" "$dir/c.log" || fail "stale socket not reported: $(cat "$dir/c.log")"
+"$BUILD/bin/gmemctl" --socket "$sock" create r1 --size 1M > /dev/null || fail "the new daemon does not serve"
+
+# SIGTERM: exit 0 and the socket is gone
+kill -TERM "$c"
+rc=0; wait "$c" || rc=$?
+[[ $rc == 0 ]] || fail "gmemd exited $rc on SIGTERM"
+[[ ! -e $sock ]] || fail "socket left behind after SIGTERM"
+
+# bad configuration: one line on stderr, non-zero exit, no socket
+echo '{"limits":{"max_clients":0}}' > "$dir/bad.json"
+if "$gmemd" --socket "$sock" --bus none --config "$dir/bad.json" 2> "$dir/d.log"; then fail "started with a bad config"; fi
+[[ $(wc -l < "$dir/d.log") == 1 ]] && grep -q "max_clients" "$dir/d.log" || fail "unclear config error: $(cat "$dir/d.log")"
+if "$gmemd" --socket "$sock" --bus none --config "$dir/missing.json" 2> "$dir/e.log"; then fail "started with a missing explicit config"; fi
+grep -q "missing.json" "$dir/e.log" || fail "unclear missing-config error: $(cat "$dir/e.log")"
+long=$dir/$(printf 'x%.0s' $(seq 120))
+if "$gmemd" --socket "$long" --bus none 2> "$dir/f.log"; then fail "started on a too-long path"; fi
+grep -q "longer than" "$dir/f.log" || fail "unclear path error: $(cat "$dir/f.log")"
+[[ ! -e $sock ]] || fail "a failed start left a socket"
+echo "ok"
