@@ -4,6 +4,9 @@
 
 #include <check.h>
 #include <errno.h>
+#include <string.h>
+
+#include "error.h" /* gmem_error_clear(): every check sees the message of its own call */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +17,21 @@ void gmem_test_skip(const char *test, const char *fmt, ...) __attribute__((forma
 #define SKIP_TEST(...) do { gmem_test_skip(__func__, __VA_ARGS__); return; } while (0)
 /* Skip unless /dev/kvm is usable: on a machine that has it, these tests must run. */
 #define REQUIRE_KVM() do { if (!gmem_test_have_kvm()) SKIP_TEST("/dev/kvm is not usable here"); } while (0)
+
+/* Values a refused call must leave in its ret_* outputs. */
+#define SENTINEL_PTR ((void *) (uintptr_t) 0x5a5a5a5a)
+#define SENTINEL_U64 UINT64_C(0xa5a5a5a5a5a5a5a5)
+
+/* Run expr: it must fail with exactly -err and leave a message that mentions needle. */
+#define EXPECT_FAIL(expr, err, needle) do { \
+                gmem_error_clear(); \
+                long long _k = (long long) (expr); \
+                const char *_m = gmem_last_error(); \
+                ck_assert_msg(_k == -(long long) (err), "%s returned %lld (%s), expected -%s (%s); message: '%s'", \
+                              #expr, _k, _k < 0 ? strerror((int) -_k) : "success", #err, strerror(err), _m); \
+                ck_assert_msg(_m[0] && strstr(_m, (needle)), "%s: message '%s' does not mention '%s'", #expr, _m, \
+                              (needle)); \
+        } while (0)
 
 bool gmem_test_have_kvm(void);
 /* A fresh VM fd (default type). */

@@ -34,10 +34,8 @@
 
 #include "gmem-test.h"
 #include "gmem/gmem.h"
-#include "error.h" /* gmem_error_clear() */
 
 #define MiB_ (1024u * 1024u)
-#define SENTINEL_PTR ((void *) (uintptr_t) 0x5a5a5a5a)
 
 /* ---------------------------------------------------------------------------------------------
  * Small helpers
@@ -58,19 +56,6 @@ static bool all_zero(const uint8_t *p, size_t n) {
                 if (p[i])
                         return false;
         return true;
-}
-
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        unsigned n = 0;
-
-        ck_assert_ptr_nonnull(d);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
 }
 
 static cJSON *parse(const char *s) {
@@ -100,15 +85,6 @@ static bool jarray_has(const cJSON *a, uint64_t v) {
         return false;
 }
 
-#define EXPECT_FAIL(expr, err, needle) do { \
-                gmem_error_clear(); \
-                long long _k = (long long) (expr); \
-                const char *_m = gmem_last_error(); \
-                ck_assert_msg(_k == -(long long) (err), "%s returned %lld (%s), expected -%s; message: '%s'", #expr, _k, \
-                              _k < 0 ? strerror((int) -_k) : "success", #err, _m); \
-                ck_assert_msg(_m[0] && strstr(_m, (needle)), "%s: message '%s' does not mention '%s'", #expr, _m, \
-                              (needle)); \
-        } while (0)
 
 #define OK(expr) do { \
                 long long _k = (long long) (expr); \
@@ -357,13 +333,13 @@ START_TEST(test_open) {
         src = gmem_test_random_file(len, 5, (void **) &data);
         OK(gmem_client_populate_fd(c, "ram0", 0, src, 0, len));
 
-        fds = count_fds();
+        fds = gmem_test_count_fds(getpid());
         EXPECT_FAIL(gmem_client_open(c, "nope", &r), ENOENT, "nope");
         ck_assert_ptr_eq(r, SENTINEL_PTR);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds);
 
         OK(gmem_client_open(c, "ram0", &r));
-        ck_assert_uint_eq(count_fds(), fds + 1);
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds + 1);
         ck_assert_int_eq(gmem_region_backend(r), GMEM_BACKEND_MEMFD);
         ck_assert_uint_eq(gmem_region_size(r), size);
         ck_assert_int_ne(fcntl(gmem_region_fd(r), F_GETFD) & FD_CLOEXEC, 0);
@@ -381,7 +357,7 @@ START_TEST(test_open) {
 
         close(out);
         gmem_region_free(r);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds);
         close(src);
         free(data);
         gmem_client_free(c);
@@ -968,7 +944,7 @@ START_TEST(test_bad_arguments) {
 
         pid = fake_start(script_nothing_before_list);
         OK(gmem_client_connect(fake_sock, &c));
-        fds = count_fds();
+        fds = gmem_test_count_fds(getpid());
         OK(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, 1 * MiB_, &mem));
         fd = gmem_test_temp_file();
 
@@ -1010,7 +986,7 @@ START_TEST(test_bad_arguments) {
         EXPECT_FAIL(gmem_client_next_event(c, 0, NULL), EINVAL, "NULL");
         ck_assert_ptr_eq(s, SENTINEL_PTR);
         ck_assert_ptr_eq(r, SENTINEL_PTR);
-        ck_assert_uint_eq(count_fds(), fds + 2); /* the memfd and the temp file, nothing else */
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds + 2); /* the memfd and the temp file, nothing else */
 
         /* the fake server's first request after hello must be this one */
         OK(gmem_client_list(c, &s));
@@ -1081,7 +1057,7 @@ START_TEST(test_transport) {
         struct gmem_client *c = NULL;
         struct gmem_region *r = (struct gmem_region *) SENTINEL_PTR;
         char *s = NULL;
-        unsigned fds = count_fds();
+        unsigned fds = gmem_test_count_fds(getpid());
         cJSON *j;
         pid_t pid;
 
@@ -1095,7 +1071,7 @@ START_TEST(test_transport) {
         ck_assert_str_eq(jstr(j, "name"), "x");
         cJSON_Delete(j);
         free(s);
-        ck_assert_uint_eq(count_fds(), fds + 1); /* the socket; both stray fds closed */
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds + 1); /* the socket; both stray fds closed */
 
         /* the events that arrived meanwhile, in order; the foreign progress event is not one */
         OK(gmem_client_next_event(c, 0, &s));
@@ -1121,7 +1097,7 @@ START_TEST(test_transport) {
         ck_assert_ptr_eq(s, SENTINEL_PTR);
         EXPECT_FAIL(gmem_client_next_event(c, 10, &s), ECONNRESET, "gmemd closed the connection");
         gmem_client_free(c);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds);
         fake_finish(pid);
 }
 END_TEST
@@ -1198,7 +1174,7 @@ static void script_hello_refused(int conn) {
 
 START_TEST(test_hello) {
         struct gmem_client *c = (struct gmem_client *) SENTINEL_PTR;
-        unsigned fds = count_fds();
+        unsigned fds = gmem_test_count_fds(getpid());
         pid_t pid;
 
         pid = fake_start(script_version);
@@ -1212,7 +1188,7 @@ START_TEST(test_hello) {
                       gmem_last_error());
         ck_assert_ptr_eq(c, SENTINEL_PTR);
         fake_finish(pid);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(gmem_test_count_fds(getpid()), fds);
 }
 END_TEST
 

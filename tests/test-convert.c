@@ -23,7 +23,6 @@
 
 #include "gmem-test.h"
 #include "gmem/gmem.h"
-#include "error.h"       /* gmem_error_clear() */
 #include "kvm-compat.h"
 #include "region.h"      /* struct gmem_region: the private range set, to check it exactly */
 #include "sysops.h"
@@ -34,15 +33,6 @@
 #define GPA 0x100000u
 #define SHARED_FLAGS (GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED)
 
-#define EXPECT_FAIL(expr, err, needle) do { \
-                gmem_error_clear(); \
-                long long _k = (long long) (expr); \
-                const char *_m = gmem_last_error(); \
-                ck_assert_msg(_k == -(long long) (err), "%s returned %lld (%s), expected -%s; message: '%s'", \
-                              #expr, _k, _k < 0 ? strerror((int) -_k) : "success", #err, _m); \
-                ck_assert_msg(_m[0] && strstr(_m, (needle)), "%s: message '%s' does not mention '%s'", \
-                              #expr, _m, (needle)); \
-        } while (0)
 
 #define MAX_CALLS 64
 

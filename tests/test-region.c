@@ -19,23 +19,12 @@
 
 #include "gmem-test.h"
 #include "gmem/gmem.h"
-#include "error.h"       /* gmem_error_clear() */
 #include "kvm-compat.h"  /* KVM_CREATE_GUEST_MEMFD for fds made behind the library's back */
 
 #define PS 4096u
 #define SIZE (64u * PS)
-#define SENTINEL_PTR ((void *) (uintptr_t) 0x5a5a5a5a)
 #define SHARED_FLAGS (GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED)
 
-#define EXPECT_FAIL(expr, err, needle) do { \
-                gmem_error_clear(); \
-                long long _k = (long long) (expr); \
-                const char *_m = gmem_last_error(); \
-                ck_assert_msg(_k == -(long long) (err), "%s returned %lld (%s), expected -%s; message: '%s'", \
-                              #expr, _k, _k < 0 ? strerror((int) -_k) : "success", #err, _m); \
-                ck_assert_msg(_m[0] && strstr(_m, (needle)), "%s: message '%s' does not mention '%s'", \
-                              #expr, _m, (needle)); \
-        } while (0)
 
 static bool fd_is_open(int fd) {
         return fcntl(fd, F_GETFD) >= 0;
