@@ -13,6 +13,13 @@ SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
+DBUSSERVICEDIR ?= $(DATADIR)/dbus-1/system-services
+DBUSIFACEDIR ?= $(DATADIR)/dbus-1/interfaces
 MANDIR ?= $(DATADIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
@@ -34,11 +41,13 @@ CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 LIBEVENT_CFLAGS = $(shell $(PKG_CONFIG) --cflags libevent_pthreads)
 LIBEVENT_LIBS = $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads)
+SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
 
 BASE_CFLAGS = -std=gnu11 $(WARNINGS) -fvisibility=hidden -fPIC -pthread -D_GNU_SOURCE \
 	-Iinclude -Ilibgmem -Itools -MMD -MP
 ALL_CFLAGS = $(BASE_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
-$(BUILD)/obj/gmemd/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS)
+$(BUILD)/obj/gmemd/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
 
 SOVERSION := 0
 LIBVERSION := 0.1.0
@@ -112,7 +121,7 @@ $(BUILD)/bin/gmem-example-vmm: $(BUILD)/obj/tools/example-vmm.o $(CLI_UTIL) $(MI
 # The daemon links the static library: it shares libgmem's internal helpers (errors, macros).
 $(DAEMON): $(GMEMD_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) -pthread $(LDFLAGS) -o $@ $(GMEMD_OBJS) $(LIB_A) $(CJSON_LIBS) $(LIBEVENT_LIBS)
+	$(CC) -pthread $(LDFLAGS) -o $@ $(GMEMD_OBJS) $(LIB_A) $(CJSON_LIBS) $(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
 
 $(BUILD)/bin/gmem-bench: $(BUILD)/obj/tools/gmem-bench.o $(LIB_SO)
 	@mkdir -p $(dir $@)
@@ -166,6 +175,14 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/
 	$(foreach s,$(wildcard man/*.[1-8]),install -D -m 0644 $(s) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(s)))/$(notdir $(s));)
+	$(foreach u,$(wildcard systemd/*.service systemd/*.socket),\
+		install -d $(DESTDIR)$(SYSTEMDUNITDIR) && \
+		sed 's|@SBINDIR@|$(SBINDIR)|g' $(u) > $(DESTDIR)$(SYSTEMDUNITDIR)/$(notdir $(u));)
+	$(if $(wildcard systemd/gmemd.sysusers),install -D -m 0644 systemd/gmemd.sysusers $(DESTDIR)$(SYSUSERSDIR)/gmemd.conf)
+	$(if $(wildcard systemd/gmemd.tmpfiles),install -D -m 0644 systemd/gmemd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/gmemd.conf)
+	$(if $(wildcard dbus/org.gmem.Broker1.conf),install -D -m 0644 dbus/org.gmem.Broker1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.gmem.Broker1.conf)
+	$(if $(wildcard dbus/org.gmem.Broker1.service),install -D -m 0644 dbus/org.gmem.Broker1.service $(DESTDIR)$(DBUSSERVICEDIR)/org.gmem.Broker1.service)
+	$(if $(wildcard dbus/org.gmem.Broker1.xml),install -D -m 0644 dbus/org.gmem.Broker1.xml $(DESTDIR)$(DBUSIFACEDIR)/org.gmem.Broker1.xml)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "macro.h"
 #include "gmem/gmem.h"
 
 #define GMEMD_PROTOCOL_VERSION 1
@@ -30,14 +31,21 @@ struct outmsg {
         int fd; /* sent with the message, then closed; -1 for none */
 };
 
+/* Who is asking: from SO_PEERCRED/SO_PEERGROUPS on the socket, or the bus's credentials. */
+struct peer {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        gid_t groups[GMEMD_MAX_GROUPS];
+        unsigned n_groups;
+};
+
 struct conn {
         struct daemon *d;
         struct conn *prev, *next;
         int fd;
         uint64_t serial;
-        struct ucred cred;
-        gid_t groups[GMEMD_MAX_GROUPS];
-        unsigned n_groups;
+        struct peer peer;
         struct event *ev_read, *ev_write;
         struct event *ev_close;  /* closes a broken connection from the loop, never from a send */
         struct outmsg *out_head, *out_tail;
@@ -59,7 +67,7 @@ struct holder {
         pid_t pid;
         uid_t uid;
         const char *role;   /* "created", "registered", "opened" */
-        struct conn *conn;  /* NULL once that connection closed */
+        struct conn *conn;  /* NULL once that connection closed, or for a D-Bus caller */
 };
 
 struct managed {
@@ -103,6 +111,7 @@ struct job {
         uint64_t off, len, fd_off;
         int fd;                      /* source (populate) or destination (dump) */
         bool publish_on_success;     /* create --prefault: reveal the region when done */
+        void *dbus_data;             /* the D-Bus side's, for a job started over the bus */
         /* shared with the worker */
         int cancel;
         uint64_t done, total;
@@ -155,20 +164,20 @@ void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd);
 /* regions.c */
 bool region_name_valid(const char *name);
 struct managed *region_find(struct daemon *d, const char *name); /* hidden ones too */
-int region_add(struct daemon *d, const char *name, struct gmem_region *r, struct conn *owner_conn,
+/* owner: who creates or registers it; c: their socket connection, NULL over D-Bus. */
+int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct conn *c,
                enum gmem_policy policy, const char *role, bool hidden, struct managed **ret);
 void region_publish(struct daemon *d, struct managed *m);
 void region_release(struct daemon *d, struct managed *m);
 void region_unref(struct daemon *d, struct managed *m);
 enum access { ACCESS_USE, ACCESS_ADMIN };
-bool region_may(const struct conn *c, const struct managed *m, enum access a);
-void region_add_holder(struct managed *m, struct conn *c, const char *role);
+bool region_may(const struct peer *p, const struct managed *m, enum access a);
+void region_add_holder(struct managed *m, const struct peer *p, struct conn *c, const char *role);
 void region_conn_closed(struct daemon *d, struct conn *c);
 cJSON *region_to_json(struct daemon *d, const struct managed *m);
 uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid);
 void region_set_state(struct daemon *d, struct managed *m, enum region_state s);
-/* Events to every watcher that may see the region; consumes ev. */
-void broadcast_region_event(struct daemon *d, const struct managed *m, cJSON *ev);
+const char *region_state_to_string(enum region_state s);
 
 /* jobs.c */
 int pool_start(struct daemon *d);

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "json-util.h"
 #include "log.h"
+#include "notify.h"
 
 #define PROGRESS_INTERVAL_USEC 100000
 
@@ -112,30 +113,22 @@ static void *worker(void *userdata) {
         }
 }
 
-static cJSON *job_event(const struct job *j, const char *event) {
-        cJSON *ev = cJSON_CreateObject();
-        cJSON_AddStringToObject(ev, "event", event);
-        json_add_u64(ev, "job", j->id);
-        cJSON_AddStringToObject(ev, "op", op_names[j->op]);
-        cJSON_AddStringToObject(ev, "region", j->m->name);
-        return ev;
-}
-
 static void send_progress(struct daemon *d, struct job *j) {
         uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED), total = __atomic_load_n(&j->total, __ATOMIC_RELAXED);
-        cJSON *ev;
 
+        /* to the requester, on the request's own stream */
         if (j->conn && !j->conn->closed) {
-                ev = job_event(j, "progress");
+                cJSON *ev = cJSON_CreateObject();
+                cJSON_AddStringToObject(ev, "event", "progress");
                 cJSON_AddItemToObject(ev, "id", cJSON_Duplicate(j->req_id, true));
+                json_add_u64(ev, "job", j->id);
+                cJSON_AddStringToObject(ev, "op", op_names[j->op]);
+                cJSON_AddStringToObject(ev, "region", j->m->name);
                 json_add_u64(ev, "done", done);
                 json_add_u64(ev, "total", total);
                 conn_send_json(j->conn, ev, -1);
         }
-        ev = job_event(j, "job-progress");
-        json_add_u64(ev, "done", done);
-        json_add_u64(ev, "total", total);
-        broadcast_region_event(d, j->m, ev);
+        notify_job_progress(d, j, done, total);
 }
 
 static void job_unlink(struct daemon *d, struct job *j) {
@@ -162,7 +155,6 @@ static void job_finish(struct daemon *d, struct job *j) {
         struct managed *m = j->m;
         struct conn *c = j->conn && !j->conn->closed ? j->conn : NULL;
         uint64_t size = gmem_region_size(m->region);
-        cJSON *ev;
 
         /* off the list first: replies and region descriptions below no longer show it */
         job_unlink(d, j);
@@ -186,13 +178,7 @@ static void job_finish(struct daemon *d, struct job *j) {
                         region_set_state(d, m, m->populated_bytes ? REGION_POPULATED : REGION_EMPTY);
         }
 
-        ev = job_event(j, "job-finished");
-        cJSON_AddBoolToObject(ev, "ok", j->result == 0);
-        if (j->result == 0)
-                json_add_u64(ev, "bytes", j->bytes);
-        else
-                cJSON_AddStringToObject(ev, "error", j->message);
-        broadcast_region_event(d, m, ev);
+        notify_job_finished(d, j);
 
         if (j->publish_on_success) {
                 if (j->result == 0 && !m->released) {
@@ -300,8 +286,9 @@ struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct 
         j->fd = -1;
         j->m = m;
         m->refs++;
-        j->conn = c;
-        c->refs++;
+        j->conn = c;          /* NULL for a job started over D-Bus */
+        if (c)
+                c->refs++;
         j->req_id = req_id ? cJSON_Duplicate(req_id, true) : cJSON_CreateNull();
         return j;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "actions.h"
 #include "daemon.h"
 #include "error.h"
 #include "json-util.h"
@@ -33,24 +34,10 @@ static void reply_region(struct op_ctx *x, const struct managed *m, int fd) {
         conn_reply_ok(x->c, x->id, members, fd);
 }
 
-/* The named, visible region the caller may act on; EACCES when it exists but is not theirs. */
 static int lookup(struct op_ctx *x, enum access a, const char *what, struct managed **ret) {
         const char *name;
-        struct managed *m;
         int k = json_get_str(x->req, "name", true, NULL, &name);
-
-        if (k < 0)
-                return k;
-        if (!region_name_valid(name))
-                return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
-        m = region_find(x->d, name);
-        if (!m || m->hidden)
-                return gmem_error(-ENOENT, "no region '%s'", name);
-        if (!region_may(x->c, m, a))
-                return gmem_error(-EACCES, "region '%s': uid %d may not %s it (owner uid %d)", name, x->c->cred.uid, what,
-                                  m->owner);
-        *ret = m;
-        return 0;
+        return k < 0 ? k : action_lookup(x->d, &x->c->peer, name, a, what, ret);
 }
 
 static int parse_policy(const cJSON *req, enum gmem_policy *ret) {
@@ -80,7 +67,7 @@ static int op_hello(struct op_ctx *x) {
         r = cJSON_CreateObject();
         json_add_u64(r, "version", MIN(version, (uint64_t) GMEMD_PROTOCOL_VERSION));
         cJSON_AddStringToObject(r, "server", "gmemd " GMEM_VERSION_STRING);
-        json_add_u64(r, "uid", x->c->cred.uid);
+        json_add_u64(r, "uid", x->c->peer.uid);
         limits = cJSON_AddObjectToObject(r, "limits");
         json_add_u64(limits, "max_message_bytes", x->d->config.limits.max_message_bytes);
         json_add_u64(limits, "max_fds_per_message", x->d->config.limits.max_fds_per_message);
@@ -103,126 +90,57 @@ static int op_caps(struct op_ctx *x) {
 }
 
 static int op_create(struct op_ctx *x) {
-        const char *name, *backend_name;
-        enum gmem_backend backend;
-        enum gmem_policy policy;
-        struct gmem_region *r = NULL;
-        uint64_t size, page;
+        struct create_args a = {};
+        const char *backend_name;
         struct managed *m;
-        bool prefault;
+        struct job *j;
         int k;
 
-        if ((k = json_get_str(x->req, "name", true, NULL, &name)) < 0 ||
-            (k = json_get_u64(x->req, "size", true, 0, &size)) < 0 ||
+        if ((k = json_get_str(x->req, "name", true, NULL, &a.name)) < 0 ||
+            (k = json_get_u64(x->req, "size", true, 0, &a.size)) < 0 ||
             (k = json_get_str(x->req, "backend", false, "memfd", &backend_name)) < 0 ||
-            (k = json_get_u64(x->req, "page_size", false, 2 * MiB, &page)) < 0 ||
-            (k = json_get_bool(x->req, "prefault", false, &prefault)) < 0 ||
-            (k = parse_policy(x->req, &policy)) < 0 ||
-            (k = gmem_backend_from_string(backend_name, &backend)) < 0)
+            (k = json_get_u64(x->req, "page_size", false, 0, &a.page_size)) < 0 ||
+            (k = json_get_bool(x->req, "prefault", false, &a.prefault)) < 0 ||
+            (k = parse_policy(x->req, &a.policy)) < 0 ||
+            (k = gmem_backend_from_string(backend_name, &a.backend)) < 0)
                 return k;
-        if (backend != GMEM_BACKEND_HUGETLB && cJSON_GetObjectItemCaseSensitive(x->req, "page_size"))
-                return gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", name);
-        if (backend == GMEM_BACKEND_GUEST_MEMFD)
-                return gmem_error(-EINVAL, "create '%s': a guest_memfd can only be made by its VM's creator: create it "
-                                  "in the VMM and register it", name);
-        if (!region_name_valid(name))
-                return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
-        if (region_find(x->d, name))
-                return gmem_error(-EEXIST, "region '%s' already exists", name);
-        if (size > x->d->config.limits.max_bytes_total)
-                return gmem_error(-ENOSPC, "create '%s': %" PRIu64 " bytes exceed the daemon's limit", name, size);
-
-        k = backend == GMEM_BACKEND_HUGETLB ? gmem_region_new_hugetlb(page, size, &r) : gmem_region_new_memfd(backend, size, &r);
+        if (cJSON_GetObjectItemCaseSensitive(x->req, "page_size") && a.backend != GMEM_BACKEND_HUGETLB)
+                return gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", a.name);
+        k = action_create(x->d, &x->c->peer, x->c, &a, x->id, &m, &j);
         if (k < 0)
                 return k;
-        k = region_add(x->d, name, r, x->c, policy, "created", prefault, &m);
-        if (k < 0) {
-                gmem_region_free(r);
-                return k;
-        }
-        if (prefault) {
-                struct job *j = job_new(x->d, JOB_PREFAULT, m, x->c, x->id);
-                if (!j) {
-                        region_release(x->d, m);
-                        return gmem_error(-ENOMEM, "create '%s': prefault job", name);
-                }
-                j->len = size;
-                j->publish_on_success = true;
-                k = job_submit(x->d, j);
-                if (k < 0) {
-                        job_discard(x->d, j);
-                        region_release(x->d, m);
-                        return k;
-                }
-                return 0; /* answered when the memory is in */
-        }
-        reply_region(x, m, -1);
+        if (!j) /* with prefault, the job answers when the memory is in */
+                reply_region(x, m, -1);
         return 0;
 }
 
 static int op_register(struct op_ctx *x) {
-        const char *name;
-        enum gmem_policy policy;
-        struct gmem_region *r = NULL;
         const cJSON *flags_item = cJSON_GetObjectItemCaseSensitive(x->req, "flags");
+        enum gmem_policy policy;
         struct managed *m;
+        const char *name;
         uint64_t flags;
-        int k, fd;
+        int k;
 
         if ((k = json_get_str(x->req, "name", true, NULL, &name)) < 0 ||
             (k = json_get_u64(x->req, "flags", false, 0, &flags)) < 0 ||
             (k = parse_policy(x->req, &policy)) < 0)
                 return k;
-        if (!region_name_valid(name))
-                return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
-        if (region_find(x->d, name))
-                return gmem_error(-EEXIST, "region '%s' already exists", name);
-
-        fd = x->fds[0];
-        k = flags_item && !cJSON_IsNull(flags_item) ? gmem_region_adopt_guest_memfd(fd, flags, &r) : gmem_region_adopt(fd, &r);
-        if (k == -EBADFD && flags_item && !cJSON_IsNull(flags_item)) {
-                /* 'flags' only describe a guest_memfd: anything else is adopted for what it is */
-                gmem_error_clear();
-                k = gmem_region_adopt(fd, &r);
-                if (k >= 0 && gmem_region_backend(r) != GMEM_BACKEND_GUEST_MEMFD && flags != 0) {
-                        take_fd(x, 0);
-                        gmem_region_free(r);
-                        return gmem_error(-EINVAL, "register '%s': flags 0x%" PRIx64 " given for a non-guest_memfd", name, flags);
-                }
-        }
+        /* the fd is borrowed: the region keeps a dup, and dispatch() closes ours */
+        k = action_register(x->d, &x->c->peer, x->c, name, x->fds[0], flags_item && !cJSON_IsNull(flags_item), flags,
+                            policy, &m);
         if (k < 0)
-                return gmem_error_wrap(k, "register '%s'", name);
-        take_fd(x, 0); /* the region owns it now */
-        if (gmem_region_backend(r) == GMEM_BACKEND_MEMFD || gmem_region_backend(r) == GMEM_BACKEND_HUGETLB) {
-                /* An unsealed memfd could grow past the byte limits it was counted against, or shrink
-                 * under the daemon and every holder: its size must be sealed (adopt tried). */
-                int seals = fcntl(gmem_region_fd(r), F_GET_SEALS);
-                if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
-                        gmem_region_free(r);
-                        return gmem_error(-EPERM, "register '%s': the memfd's size cannot be sealed; create it with "
-                                          "MFD_ALLOW_SEALING", name);
-                }
-        }
-        k = region_add(x->d, name, r, x->c, policy, "registered", false, &m);
-        if (k < 0) {
-                gmem_region_free(r);
                 return k;
-        }
         reply_region(x, m, -1);
         return 0;
 }
 
 static int op_open(struct op_ctx *x) {
         struct managed *m;
-        int fd, k = lookup(x, ACCESS_USE, "open", &m);
+        int fd, k;
 
-        if (k < 0)
+        if ((k = lookup(x, ACCESS_USE, "open", &m)) < 0 || (k = action_open(x->d, &x->c->peer, x->c, m, &fd)) < 0)
                 return k;
-        fd = fcntl(gmem_region_fd(m->region), F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return gmem_error(negative_errno(), "open '%s': dup", m->name);
-        region_add_holder(m, x->c, "opened");
-        log_debug("region '%s' opened by pid %d uid %d", m->name, x->c->cred.pid, x->c->cred.uid);
         reply_region(x, m, fd);
         return 0;
 }
@@ -231,7 +149,7 @@ static int op_list(struct op_ctx *x) {
         cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "regions");
 
         for (struct managed *m = x->d->regions; m; m = m->next)
-                if (!m->hidden && region_may(x->c, m, ACCESS_USE))
+                if (!m->hidden && region_may(&x->c->peer, m, ACCESS_USE))
                         cJSON_AddItemToArray(arr, region_to_json(x->d, m));
         conn_reply_ok(x->c, x->id, r, -1);
         return 0;
@@ -249,66 +167,41 @@ static int op_info(struct op_ctx *x) {
 /* offset/length of the request within the region: length defaults to the rest */
 static int request_range(struct op_ctx *x, const struct managed *m, const char *what, uint64_t def_len,
                          uint64_t *ret_off, uint64_t *ret_len) {
-        uint64_t size = gmem_region_size(m->region), off, len;
+        uint64_t off, len;
         int k;
 
-        if ((k = json_get_u64(x->req, "offset", false, 0, &off)) < 0)
+        if ((k = json_get_u64(x->req, "offset", false, 0, &off)) < 0 ||
+            (k = json_get_u64(x->req, "length", false, 0, &len)) < 0 ||
+            (k = action_range(m, what, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len, def_len,
+                              ret_len)) < 0)
                 return k;
-        if (off > size)
-                return gmem_error(-ERANGE, "%s '%s': offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", what,
-                                  m->name, off, size);
-        if ((k = json_get_u64(x->req, "length", false, MIN(def_len, size - off), &len)) < 0)
-                return k;
-        if (len == 0)
-                return gmem_error(-EINVAL, "%s '%s': length 0", what, m->name);
-        if (len > size - off)
-                return gmem_error(-ERANGE, "%s '%s': range %" PRIu64 "+%" PRIu64 " is beyond the region's %" PRIu64 " bytes",
-                                  what, m->name, off, len, size);
         *ret_off = off;
-        *ret_len = len;
         return 0;
 }
 
+/* a job on the request's fd (slot 0) or none (-1), answered when it is done */
 static int start_job(struct op_ctx *x, enum job_op op, struct managed *m, uint64_t off, uint64_t len, uint64_t fd_off,
                      int fd_slot) {
-        struct job *j = job_new(x->d, op, m, x->c, x->id);
-        int k;
-
-        if (!j)
-                return gmem_error(-ENOMEM, "%s '%s': job", job_op_name(op), m->name);
-        j->off = off;
-        j->len = len;
-        j->fd_off = fd_off;
-        if (fd_slot >= 0)
-                j->fd = take_fd(x, (unsigned) fd_slot);
-        k = job_submit(x->d, j);
-        if (k < 0) {
-                job_discard(x->d, j);
-                return gmem_error_wrap(k, "%s '%s'", job_op_name(op), m->name);
-        }
-        return 0;
+        int k = action_start_job(x->d, x->c, x->id, op, m, off, len, fd_off, fd_slot >= 0 ? x->fds[fd_slot] : -1, NULL);
+        if (k >= 0 && fd_slot >= 0)
+                take_fd(x, (unsigned) fd_slot);
+        return k;
 }
 
 static int op_populate(struct op_ctx *x) {
-        uint64_t off, len, src_off, def_len = UINT64_MAX;
+        uint64_t off, len, src_off;
         struct managed *m;
-        struct stat st;
         int k;
 
         if ((k = lookup(x, ACCESS_USE, "populate", &m)) < 0 ||
-            (k = json_get_u64(x->req, "src_offset", false, 0, &src_off)) < 0)
+            (k = json_get_u64(x->req, "offset", false, 0, &off)) < 0 ||
+            (k = json_get_u64(x->req, "length", false, 0, &len)) < 0 ||
+            (k = json_get_u64(x->req, "src_offset", false, 0, &src_off)) < 0 ||
+            (k = action_populate(x->d, x->c, x->id, m, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len,
+                                 x->fds[0], src_off, NULL)) < 0)
                 return k;
-        if (fstat(x->fds[0], &st) < 0)
-                return gmem_error(negative_errno(), "populate '%s': fstat source", m->name);
-        if (S_ISREG(st.st_mode))
-                def_len = (uint64_t) st.st_size > src_off ? (uint64_t) st.st_size - src_off : 0;
-        else if (!cJSON_GetObjectItemCaseSensitive(x->req, "length"))
-                return gmem_error(-EINVAL, "populate '%s': a source that is not a regular file needs a length", m->name);
-        if (def_len == 0 && !cJSON_GetObjectItemCaseSensitive(x->req, "length"))
-                return gmem_error(-ENODATA, "populate '%s': the source has no data at offset %" PRIu64, m->name, src_off);
-        if ((k = request_range(x, m, "populate", def_len, &off, &len)) < 0)
-                return k;
-        return start_job(x, JOB_POPULATE, m, off, len, src_off, 0);
+        take_fd(x, 0);
+        return 0;
 }
 
 static int op_prefault(struct op_ctx *x) {
@@ -343,11 +236,8 @@ static int op_punch(struct op_ctx *x) {
                 return k;
         if (!cJSON_GetObjectItemCaseSensitive(x->req, "offset") || !cJSON_GetObjectItemCaseSensitive(x->req, "length"))
                 return gmem_error(-EINVAL, "punch '%s': offset and length are required", m->name);
-        if ((k = request_range(x, m, "punch", 0, &off, &len)) < 0)
+        if ((k = request_range(x, m, "punch", 0, &off, &len)) < 0 || (k = action_punch(x->d, m, off, len)) < 0)
                 return k;
-        k = gmem_punch_hole(m->region, off, len);
-        if (k < 0)
-                return gmem_error_wrap(k, "punch '%s'", m->name);
         conn_reply_ok(x->c, x->id, NULL, -1);
         return 0;
 }
@@ -355,8 +245,6 @@ static int op_punch(struct op_ctx *x) {
 static int grant_or_revoke(struct op_ctx *x, bool grant) {
         const cJSON *uid_item = cJSON_GetObjectItemCaseSensitive(x->req, "uid"),
                     *gid_item = cJSON_GetObjectItemCaseSensitive(x->req, "gid");
-        uint32_t *list;
-        unsigned *n;
         struct managed *m;
         uint64_t id;
         int k;
@@ -365,30 +253,9 @@ static int grant_or_revoke(struct op_ctx *x, bool grant) {
                 return k;
         if (!!uid_item == !!gid_item)
                 return gmem_error(-EINVAL, "%s '%s': give exactly one of uid and gid", grant ? "grant" : "revoke", m->name);
-        if ((k = json_get_u64(x->req, uid_item ? "uid" : "gid", true, 0, &id)) < 0)
+        if ((k = json_get_u64(x->req, uid_item ? "uid" : "gid", true, 0, &id)) < 0 ||
+            (k = action_grant(x->d, &x->c->peer, m, uid_item != NULL, id, grant)) < 0)
                 return k;
-        if (id >= UINT32_MAX)
-                return gmem_error(-EINVAL, "%s '%s': %s %" PRIu64 " is out of range", grant ? "grant" : "revoke", m->name,
-                                  uid_item ? "uid" : "gid", id);
-        list = uid_item ? (uint32_t *) m->grant_uids : (uint32_t *) m->grant_gids;
-        n = uid_item ? &m->n_grant_uids : &m->n_grant_gids;
-        for (unsigned i = 0; i < *n; i++)
-                if (list[i] == id) {
-                        if (!grant) {
-                                memmove(&list[i], &list[i + 1], (*n - i - 1) * sizeof(*list));
-                                (*n)--;
-                        }
-                        goto done;
-                }
-        if (grant) {
-                if (*n >= REGION_MAX_GRANTS)
-                        return gmem_error(-ENOSPC, "grant '%s': %u %ss granted already (limit)", m->name, *n,
-                                          uid_item ? "uid" : "gid");
-                list[(*n)++] = (uint32_t) id;
-        }
-done:
-        log_info("region '%s': %s %s %" PRIu64 " (by uid %d)", m->name, grant ? "granted to" : "revoked from",
-                 uid_item ? "uid" : "gid", id, x->c->cred.uid);
         reply_region(x, m, -1);
         return 0;
 }
@@ -412,19 +279,11 @@ static int op_release(struct op_ctx *x) {
 }
 
 static int op_cancel(struct op_ctx *x) {
-        struct job *j;
         uint64_t id;
-        int k = json_get_u64(x->req, "job", true, 0, &id);
+        int k;
 
-        if (k < 0)
+        if ((k = json_get_u64(x->req, "job", true, 0, &id)) < 0 || (k = action_cancel(x->d, &x->c->peer, id)) < 0)
                 return k;
-        j = job_find(x->d, id);
-        if (!j)
-                return gmem_error(-ENOENT, "no job %" PRIu64, id);
-        if (!region_may(x->c, j->m, ACCESS_USE))
-                return gmem_error(-EACCES, "job %" PRIu64 " (region '%s'): uid %d may not cancel it", id, j->m->name,
-                                  x->c->cred.uid);
-        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         conn_reply_ok(x->c, x->id, NULL, -1);
         return 0;
 }
@@ -480,7 +339,7 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
                 /* echo only an id that is one: anything else is answered with "id":null */
                 if (!cJSON_IsNumber(x.id) || x.id->valuedouble != (double) (int64_t) x.id->valuedouble)
                         x.id = NULL;
-                log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->cred.pid, gmem_last_error());
+                log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->peer.pid, gmem_last_error());
                 conn_reply_error(c, x.id, k, gmem_last_error());
         }
         for (unsigned i = 0; i < n_fds; i++)

@@ -7,13 +7,7 @@
 #include "error.h"
 #include "json-util.h"
 #include "log.h"
-
-static const char *const state_names[_REGION_STATE_MAX] = {
-        [REGION_EMPTY] = "empty",
-        [REGION_POPULATING] = "populating",
-        [REGION_POPULATED] = "populated",
-        [REGION_FAILED] = "failed",
-};
+#include "notify.h"
 
 bool region_name_valid(const char *name) {
         size_t n = name ? strlen(name) : 0;
@@ -44,16 +38,16 @@ uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid) {
         return sum;
 }
 
-bool region_may(const struct conn *c, const struct managed *m, enum access a) {
-        if (c->cred.uid == 0 || c->cred.uid == m->owner)
+bool region_may(const struct peer *c, const struct managed *m, enum access a) {
+        if (c->uid == 0 || c->uid == m->owner)
                 return true;
         if (a == ACCESS_ADMIN)
                 return false;
         for (unsigned i = 0; i < m->n_grant_uids; i++)
-                if (m->grant_uids[i] == c->cred.uid)
+                if (m->grant_uids[i] == c->uid)
                         return true;
         for (unsigned i = 0; i < m->n_grant_gids; i++) {
-                if (m->grant_gids[i] == c->cred.gid)
+                if (m->grant_gids[i] == c->gid)
                         return true;
                 for (unsigned g = 0; g < c->n_groups; g++)
                         if (m->grant_gids[i] == c->groups[g])
@@ -62,11 +56,11 @@ bool region_may(const struct conn *c, const struct managed *m, enum access a) {
         return false;
 }
 
-void region_add_holder(struct managed *m, struct conn *c, const char *role) {
-        struct holder h = { .pid = c->cred.pid, .uid = c->cred.uid, .role = role, .conn = c };
+void region_add_holder(struct managed *m, const struct peer *p, struct conn *c, const char *role) {
+        struct holder h = { .pid = p->pid, .uid = p->uid, .role = role, .conn = c };
 
         for (unsigned i = 0; i < m->n_holders; i++)
-                if (m->holders[i].conn == c && strcmp(m->holders[i].role, role) == 0)
+                if (m->holders[i].pid == p->pid && m->holders[i].conn == c && strcmp(m->holders[i].role, role) == 0)
                         return;
         if (m->n_holders == REGION_MAX_HOLDERS) {
                 /* full: forget the oldest holder that is gone, else the oldest that only opened */
@@ -85,36 +79,8 @@ void region_add_holder(struct managed *m, struct conn *c, const char *role) {
         m->holders[m->n_holders++] = h;
 }
 
-static void broadcast(struct daemon *d, const struct managed *m, cJSON *ev) {
-        _cleanup_free_ char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
-
-        cJSON_Delete(ev);
-        if (!text)
-                return;
-        for (struct conn *c = d->conns, *next; c; c = next) {
-                next = c->next; /* conn_send may close c */
-                if (c->watching && region_may(c, m, ACCESS_USE))
-                        conn_send(c, strdup(text), -1);
-        }
-}
-
-void broadcast_region_event(struct daemon *d, const struct managed *m, cJSON *ev) {
-        if (m->hidden || m->released) {
-                cJSON_Delete(ev);
-                return;
-        }
-        broadcast(d, m, ev);
-}
-
-static cJSON *simple_event(const char *event, const struct managed *m) {
-        cJSON *ev = cJSON_CreateObject();
-        cJSON_AddStringToObject(ev, "event", event);
-        cJSON_AddStringToObject(ev, "region", m->name);
-        return ev;
-}
-
-int region_add(struct daemon *d, const char *name, struct gmem_region *r, struct conn *c, enum gmem_policy policy,
-               const char *role, bool hidden, struct managed **ret) {
+int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct conn *c,
+               enum gmem_policy policy, const char *role, bool hidden, struct managed **ret) {
         const struct gmemd_limits *l = &d->config.limits;
         uint64_t size = gmem_region_size(r);
         struct managed *m;
@@ -128,24 +94,24 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, struct
         if (size > l->max_bytes_total || d->bytes_total > l->max_bytes_total - size)
                 return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %" PRIu64,
                                   name, size, l->max_bytes_total);
-        if (c->cred.uid != 0) {
-                uint64_t used = region_bytes_of_uid(d, c->cred.uid);
+        if (owner->uid != 0) {
+                uint64_t used = region_bytes_of_uid(d, owner->uid);
                 if (size > l->max_bytes_per_uid || used > l->max_bytes_per_uid - size)
                         return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would "
-                                          "exceed its limit of %" PRIu64, name, c->cred.uid, used, size, l->max_bytes_per_uid);
+                                          "exceed its limit of %" PRIu64, name, owner->uid, used, size, l->max_bytes_per_uid);
         }
         m = calloc(1, sizeof(*m));
         if (!m)
                 return gmem_error(-ENOMEM, "region '%s'", name);
         snprintf(m->name, sizeof(m->name), "%s", name);
         m->region = r;
-        m->owner = c->cred.uid;
+        m->owner = owner->uid;
         m->policy = policy;
         m->creator = c;
         m->created_usec = now_usec();
         m->hidden = hidden;
         m->refs = 1;
-        region_add_holder(m, c, role);
+        region_add_holder(m, owner, c, role);
         m->next = d->regions;
         if (d->regions)
                 d->regions->prev = m;
@@ -153,9 +119,8 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, struct
         d->n_regions++;
         d->bytes_total += size;
         log_info("region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
-                 gmem_backend_to_string(gmem_region_backend(r)), size, role, c->cred.pid, c->cred.uid);
-        if (!hidden)
-                broadcast_region_event(d, m, simple_event("region-added", m));
+                 gmem_backend_to_string(gmem_region_backend(r)), size, role, owner->pid, owner->uid);
+        notify_region_added(d, m);
         *ret = m;
         return 0;
 }
@@ -164,7 +129,7 @@ void region_publish(struct daemon *d, struct managed *m) {
         if (!m->hidden)
                 return;
         m->hidden = false;
-        broadcast_region_event(d, m, simple_event("region-added", m));
+        notify_region_added(d, m);
 }
 
 void region_unref(struct daemon *d _unused_, struct managed *m) {
@@ -178,7 +143,7 @@ void region_release(struct daemon *d, struct managed *m) {
         if (m->released)
                 return;
         jobs_cancel_region(d, m);
-        broadcast_region_event(d, m, simple_event("region-removed", m));
+        notify_region_removed(d, m);
         /* from here on the region is gone for everyone: its late job events are not sent */
         m->released = true;
         if (m->prev)
@@ -206,20 +171,16 @@ void region_conn_closed(struct daemon *d, struct conn *c) {
                                 region_release(d, m);
                         else
                                 log_info("region '%s': its %s (pid %d) disconnected; the region stays", m->name,
-                                         m->holders[0].role, c->cred.pid);
+                                         m->holders[0].role, c->peer.pid);
                 }
         }
 }
 
 void region_set_state(struct daemon *d, struct managed *m, enum region_state s) {
-        cJSON *ev;
-
         if (m->state == s)
                 return;
         m->state = s;
-        ev = simple_event("region-changed", m);
-        cJSON_AddStringToObject(ev, "state", state_names[s]);
-        broadcast_region_event(d, m, ev);
+        notify_region_changed(d, m);
 }
 
 cJSON *region_to_json(struct daemon *d, const struct managed *m) {
@@ -241,7 +202,7 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m) {
         for (unsigned i = 0; i < m->n_grant_gids; i++)
                 cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
         cJSON_AddStringToObject(o, "policy", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
-        cJSON_AddStringToObject(o, "state", state_names[m->state]);
+        cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
         json_add_u64(o, "populated_bytes", m->populated_bytes);
         /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
         if (gmem_region_resident((struct gmem_region *) r, 0, gmem_region_size(r), &resident) < 0)

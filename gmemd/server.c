@@ -107,6 +107,7 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
 
         for (int i = 0; i < READS_PER_WAKEUP; i++) {
                 int sndbuf = 4 << 20;
+                struct ucred cred;
                 socklen_t len;
                 struct conn *c;
                 int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -133,19 +134,20 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                 c->fd = fd;
                 c->refs = 1;
                 c->serial = ++d->conn_serial;
-                len = sizeof(c->cred);
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+                len = sizeof(cred);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
                         log_warning("SO_PEERCRED: %m");
                         close(fd);
                         free(c);
                         continue;
                 }
+                c->peer = (struct peer) { .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
                 /* large replies (a list of many regions) must fit in one datagram */
                 if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
                         (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-                len = sizeof(c->groups);
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
-                        c->n_groups = len / sizeof(gid_t);
+                len = sizeof(c->peer.groups);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->peer.groups, &len) == 0)
+                        c->peer.n_groups = len / sizeof(gid_t);
                 c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
                 c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
                 c->ev_close = event_new(d->base, -1, 0, on_close, c);
@@ -165,7 +167,7 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                         d->conns->prev = c;
                 d->conns = c;
                 d->n_conns++;
-                log_debug("client %" PRIu64 " connected: pid %d uid %d", c->serial, c->cred.pid, c->cred.uid);
+                log_debug("client %" PRIu64 " connected: pid %d uid %d", c->serial, c->peer.pid, c->peer.uid);
         }
 }
 
@@ -385,7 +387,7 @@ void conn_send(struct conn *c, char *text, int fd) {
         c->out_tail = m;
         if (++c->n_out > c->d->config.limits.max_queued_messages) {
                 log_warning("client %" PRIu64 " (pid %d) does not read its socket: %" PRIu64 " messages waiting, disconnecting",
-                            c->serial, c->cred.pid, c->n_out);
+                            c->serial, c->peer.pid, c->n_out);
                 conn_fail(c);
                 return;
         }
@@ -452,7 +454,7 @@ static void conn_close(struct conn *c) {
         if (c->closed)
                 return;
         c->closed = true;
-        log_debug("client %" PRIu64 " (pid %d) disconnected", c->serial, c->cred.pid);
+        log_debug("client %" PRIu64 " (pid %d) disconnected", c->serial, c->peer.pid);
         event_del(c->ev_read);
         event_del(c->ev_write);
         event_del(c->ev_close);

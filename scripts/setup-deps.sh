@@ -3,7 +3,10 @@
 # everything is present; runs `apt-get update` once when it has to install something.
 set -eu
 
-PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev"
+# build: compiler, pkg-config, libraries. tests: dbus-daemon and busctl/gdbus for the D-Bus API,
+# systemd (PID 1 in a namespace) for socket activation and the fd store, setpriv for other uids.
+PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev
+dbus systemd libglib2.0-bin util-linux python3"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "actions.h"
+#include "error.h"
+#include "log.h"
+#include "notify.h"
+
+int action_lookup(struct daemon *d, const struct peer *p, const char *name, enum access a, const char *what,
+                  struct managed **ret) {
+        struct managed *m;
+
+        if (!region_name_valid(name))
+                return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
+        m = region_find(d, name);
+        if (!m || m->hidden)
+                return gmem_error(-ENOENT, "no region '%s'", name);
+        if (!region_may(p, m, a))
+                return gmem_error(-EACCES, "region '%s': uid %d may not %s it (owner uid %d)", name, p->uid, what, m->owner);
+        *ret = m;
+        return 0;
+}
+
+static int check_new_name(struct daemon *d, const char *name) {
+        if (!region_name_valid(name))
+                return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
+        if (region_find(d, name))
+                return gmem_error(-EEXIST, "region '%s' already exists", name);
+        return 0;
+}
+
+int action_create(struct daemon *d, const struct peer *p, struct conn *c, const struct create_args *a,
+                  const cJSON *req_id, struct managed **ret, struct job **ret_job) {
+        struct gmem_region *r = NULL;
+        struct managed *m;
+        struct job *j = NULL;
+        int k;
+
+        if ((k = check_new_name(d, a->name)) < 0)
+                return k;
+        if (a->backend == GMEM_BACKEND_GUEST_MEMFD)
+                return gmem_error(-EINVAL, "create '%s': a guest_memfd can only be made by its VM's creator: create it "
+                                  "in the VMM and register it", a->name);
+        if ((unsigned) a->backend >= _GMEM_BACKEND_MAX)
+                return gmem_error(-EINVAL, "create '%s': invalid backend", a->name);
+        if (a->backend != GMEM_BACKEND_HUGETLB && a->page_size)
+                return gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", a->name);
+        if (a->size > d->config.limits.max_bytes_total)
+                return gmem_error(-ENOSPC, "create '%s': %" PRIu64 " bytes exceed the daemon's limit", a->name, a->size);
+
+        k = a->backend == GMEM_BACKEND_HUGETLB ? gmem_region_new_hugetlb(a->page_size ?: 2 * MiB, a->size, &r)
+                                               : gmem_region_new_memfd(a->backend, a->size, &r);
+        if (k < 0)
+                return gmem_error_wrap(k, "create '%s'", a->name);
+        k = region_add(d, a->name, r, p, c, a->policy, "created", a->prefault, &m);
+        if (k < 0) {
+                gmem_region_free(r);
+                return k;
+        }
+        if (a->prefault) {
+                k = action_start_job(d, c, req_id, JOB_PREFAULT, m, 0, a->size, 0, -1, &j);
+                if (k < 0) {
+                        region_release(d, m);
+                        return k;
+                }
+                j->publish_on_success = true;
+        }
+        *ret = m;
+        if (ret_job)
+                *ret_job = j;
+        return 0;
+}
+
+int action_register(struct daemon *d, const struct peer *p, struct conn *c, const char *name, int fd,
+                    bool flags_known, uint64_t flags, enum gmem_policy policy, struct managed **ret) {
+        struct gmem_region *r = NULL;
+        _cleanup_close_ int dup_fd = -1;
+        struct managed *m;
+        int k;
+
+        if ((k = check_new_name(d, name)) < 0)
+                return k;
+        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup_fd < 0)
+                return gmem_error(negative_errno(), "register '%s': dup", name);
+        k = flags_known ? gmem_region_adopt_guest_memfd(dup_fd, flags, &r) : gmem_region_adopt(dup_fd, &r);
+        if (k == -EBADFD && flags_known) {
+                /* flags only describe a guest_memfd: anything else is adopted for what it is */
+                k = gmem_region_adopt(dup_fd, &r);
+                if (k >= 0) {
+                        TAKE_FD(dup_fd);
+                        if (flags != 0) {
+                                gmem_region_free(r);
+                                return gmem_error(-EINVAL, "register '%s': flags 0x%" PRIx64 " given for a non-guest_memfd",
+                                                  name, flags);
+                        }
+                }
+        } else if (k >= 0)
+                TAKE_FD(dup_fd); /* the region owns the dup now */
+        if (k < 0)
+                return gmem_error_wrap(k, "register '%s'", name);
+        if (gmem_region_backend(r) == GMEM_BACKEND_MEMFD || gmem_region_backend(r) == GMEM_BACKEND_HUGETLB) {
+                /* An unsealed memfd could grow past the byte limits it was counted against, or shrink
+                 * under the daemon and every holder: its size must be sealed (adopt tried). */
+                int seals = fcntl(fd, F_GET_SEALS);
+                if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+                        gmem_region_free(r);
+                        return gmem_error(-EPERM, "register '%s': the memfd's size cannot be sealed; create it with "
+                                          "MFD_ALLOW_SEALING", name);
+                }
+        }
+        k = region_add(d, name, r, p, c, policy, "registered", false, &m);
+        if (k < 0) {
+                gmem_region_free(r);
+                return k;
+        }
+        *ret = m;
+        return 0;
+}
+
+int action_open(struct daemon *d _unused_, const struct peer *p, struct conn *c, struct managed *m, int *ret_fd) {
+        int fd = fcntl(gmem_region_fd(m->region), F_DUPFD_CLOEXEC, 3);
+
+        if (fd < 0)
+                return gmem_error(negative_errno(), "open '%s': dup", m->name);
+        region_add_holder(m, p, c, "opened");
+        log_debug("region '%s' opened by pid %d uid %d", m->name, p->pid, p->uid);
+        *ret_fd = fd;
+        return 0;
+}
+
+int action_range(const struct managed *m, const char *what, uint64_t off, bool have_len, uint64_t len, uint64_t def_len,
+                 uint64_t *ret_len) {
+        uint64_t size = gmem_region_size(m->region);
+
+        if (off > size)
+                return gmem_error(-ERANGE, "%s '%s': offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", what,
+                                  m->name, off, size);
+        if (!have_len)
+                len = MIN(def_len, size - off);
+        if (len == 0)
+                return gmem_error(-EINVAL, "%s '%s': length 0", what, m->name);
+        if (len > size - off)
+                return gmem_error(-ERANGE, "%s '%s': range %" PRIu64 "+%" PRIu64 " is beyond the region's %" PRIu64 " bytes",
+                                  what, m->name, off, len, size);
+        *ret_len = len;
+        return 0;
+}
+
+int action_start_job(struct daemon *d, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
+                     uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret) {
+        struct job *j = job_new(d, op, m, c, req_id);
+        int k;
+
+        if (!j)
+                return gmem_error(-ENOMEM, "%s '%s': job", job_op_name(op), m->name);
+        j->off = off;
+        j->len = len;
+        j->fd_off = fd_off;
+        j->fd = fd; /* before the job is queued: a worker may start it at once */
+        k = job_submit(d, j);
+        if (k < 0) {
+                j->fd = -1; /* on failure the caller still owns it */
+                job_discard(d, j);
+                return gmem_error_wrap(k, "%s '%s'", job_op_name(op), m->name);
+        }
+        if (ret)
+                *ret = j;
+        return 0;
+}
+
+int action_populate(struct daemon *d, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
+                    bool have_len, uint64_t len, int src_fd, uint64_t src_off, struct job **ret) {
+        uint64_t def_len = UINT64_MAX;
+        struct stat st;
+        int k;
+
+        if (fstat(src_fd, &st) < 0)
+                return gmem_error(negative_errno(), "populate '%s': fstat source", m->name);
+        if (S_ISREG(st.st_mode))
+                def_len = (uint64_t) st.st_size > src_off ? (uint64_t) st.st_size - src_off : 0;
+        else if (!have_len)
+                return gmem_error(-EINVAL, "populate '%s': a source that is not a regular file needs a length", m->name);
+        if (def_len == 0 && !have_len)
+                return gmem_error(-ENODATA, "populate '%s': the source has no data at offset %" PRIu64, m->name, src_off);
+        k = action_range(m, "populate", off, have_len, len, def_len, &len);
+        if (k < 0)
+                return k;
+        return action_start_job(d, c, req_id, JOB_POPULATE, m, off, len, src_off, src_fd, ret);
+}
+
+int action_punch(struct daemon *d _unused_, struct managed *m, uint64_t off, uint64_t len) {
+        int k = gmem_punch_hole(m->region, off, len);
+        if (k < 0)
+                return gmem_error_wrap(k, "punch '%s'", m->name);
+        return 0;
+}
+
+int action_grant(struct daemon *d, const struct peer *p, struct managed *m, bool is_uid, uint64_t id, bool grant) {
+        const char *what = grant ? "grant" : "revoke";
+        uint32_t *list = is_uid ? (uint32_t *) m->grant_uids : (uint32_t *) m->grant_gids;
+        unsigned *n = is_uid ? &m->n_grant_uids : &m->n_grant_gids;
+
+        if (id >= UINT32_MAX)
+                return gmem_error(-EINVAL, "%s '%s': %s %" PRIu64 " is out of range", what, m->name, is_uid ? "uid" : "gid", id);
+        for (unsigned i = 0; i < *n; i++)
+                if (list[i] == id) {
+                        if (!grant) {
+                                memmove(&list[i], &list[i + 1], (*n - i - 1) * sizeof(*list));
+                                (*n)--;
+                        }
+                        goto done;
+                }
+        if (grant) {
+                if (*n >= REGION_MAX_GRANTS)
+                        return gmem_error(-ENOSPC, "grant '%s': %u %ss granted already (limit)", m->name, *n,
+                                          is_uid ? "uid" : "gid");
+                list[(*n)++] = (uint32_t) id;
+        }
+done:
+        log_info("region '%s': %s %s %" PRIu64 " (by uid %d)", m->name, grant ? "granted to" : "revoked from",
+                 is_uid ? "uid" : "gid", id, p->uid);
+        notify_region_changed(d, m);
+        return 0;
+}
+
+int action_cancel(struct daemon *d, const struct peer *p, uint64_t id) {
+        struct job *j = job_find(d, id);
+
+        if (!j)
+                return gmem_error(-ENOENT, "no job %" PRIu64, id);
+        if (!region_may(p, j->m, ACCESS_USE))
+                return gmem_error(-EACCES, "job %" PRIu64 " (region '%s'): uid %d may not cancel it", id, j->m->name, p->uid);
+        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+        return 0;
+}
