@@ -89,6 +89,7 @@ struct managed {
         unsigned running_jobs;
         bool hidden;            /* being created with prefault: not visible yet */
         bool released;          /* out of the table; freed when the last job lets go */
+        bool stored;            /* its fd is in systemd's fd store */
         unsigned refs;          /* the table, and every job on it */
 };
 
@@ -149,10 +150,19 @@ struct daemon {
         uint64_t n_jobs, job_serial;
         struct pool pool;
         uint64_t bytes_total;
+        /* systemd: the fd store (store.c) and the watchdog */
+        bool store_enabled;
+        bool restoring;          /* rebuilding from the fd store: nothing to store again */
+        char *state_dir;         /* region metadata lives in <state_dir>/regions */
+        struct event *ev_watchdog;
+        uint64_t watchdog_usec;
+        void *dbus;              /* dbus.c's state */
 };
 
 /* server.c */
 int server_listen(struct daemon *d);
+/* Serve on a listening socket handed over by systemd (socket activation). */
+int server_adopt_listen_fd(struct daemon *d, int fd);
 void server_stop(struct daemon *d);
 void conn_unref(struct conn *c);
 /* Queue a message (takes text; fd is sent then closed, -1 for none). */
@@ -169,6 +179,7 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
                enum gmem_policy policy, const char *role, bool hidden, struct managed **ret);
 void region_publish(struct daemon *d, struct managed *m);
 void region_release(struct daemon *d, struct managed *m);
+void regions_free_all(struct daemon *d);
 void region_unref(struct daemon *d, struct managed *m);
 enum access { ACCESS_USE, ACCESS_ADMIN };
 bool region_may(const struct peer *p, const struct managed *m, enum access a);

@@ -5,17 +5,43 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "daemon.h"
+#include "dbus.h"
 #include "error.h"
 #include "log.h"
+#include "store.h"
+
+static void strv_free(char **v) {
+        for (char **p = v; p && *p; p++)
+                free(*p);
+        free(v);
+}
 
 static void usage(FILE *f) {
         fprintf(f, "usage: gmemd [--socket PATH] [--config FILE] [--bus system|user|none|ADDRESS] [-v]\n"
                    "  --socket PATH   listen here (default: $GMEMD_SOCKET, /run/gmemd/gmemd.sock as root,\n"
                    "                  $XDG_RUNTIME_DIR/gmemd/gmemd.sock otherwise)\n"
                    "  --config FILE   limits and settings (default " GMEMD_CONFIG_DEFAULT ")\n"
-                   "  --bus BUS       D-Bus management API (only 'none' in this build)\n"
+                   "  --bus BUS       D-Bus management API: system, user, none (default) or an address\n"
                    "  -v, --verbose   debug logging\n");
+}
+
+static void on_watchdog(evutil_socket_t fd _unused_, short what _unused_, void *userdata _unused_) {
+        (void) sd_notify(0, "WATCHDOG=1");
+}
+
+/* The listening socket systemd passed in (named by the socket unit's FileDescriptorName=gmemd),
+ * or -1. */
+static int find_listen_fd(int n, char **names) {
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                if ((names && names[i] && strcmp(names[i], "gmemd") == 0) ||
+                    sd_is_socket(fd, AF_UNIX, SOCK_SEQPACKET, 1) > 0)
+                        return fd;
+        }
+        return -1;
 }
 
 static void on_signal(evutil_socket_t sig, short what _unused_, void *userdata) {
@@ -37,7 +63,8 @@ int main(int argc, char **argv) {
         struct daemon d = { .listen_fd = -1, .pool = { .efd = -1 } };
         const char *config_path = GMEMD_CONFIG_DEFAULT, *bus = "none";
         bool config_explicit = false;
-        int c, k, ret = 1;
+        char **fd_names = NULL;
+        int c, k, n_fds, listen_fd, ret = 1;
 
         while ((c = getopt_long(argc, argv, "s:c:b:vh", options, NULL)) >= 0)
                 switch (c) {
@@ -69,10 +96,6 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "gmemd: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
-        if (strcmp(bus, "none") != 0) {
-                log_error("--bus %s: this build of gmemd has no D-Bus support; use --bus none", bus);
-                return 2;
-        }
 
         config_defaults(&d.config);
         k = config_load(config_path, config_explicit, &d.config);
@@ -98,24 +121,50 @@ int main(int argc, char **argv) {
                 log_error("cannot watch signals");
                 goto out;
         }
-        if ((k = pool_start(&d)) < 0 || (k = server_listen(&d)) < 0) {
+        n_fds = sd_listen_fds_with_names(1, &fd_names);
+        if (n_fds < 0) {
+                log_error("fds passed by systemd: %s", strerror(-n_fds));
+                goto out;
+        }
+        listen_fd = find_listen_fd(n_fds, fd_names);
+        if ((k = pool_start(&d)) < 0 ||
+            (k = listen_fd >= 0 ? server_adopt_listen_fd(&d, listen_fd) : server_listen(&d)) < 0 ||
+            (k = store_start(&d)) < 0 || (k = store_restore_fds(&d, n_fds, fd_names)) < 0 ||
+            (k = dbus_start(&d, bus)) < 0) {
                 log_error("%s", gmem_last_error());
                 goto out;
         }
-        log_notice("gmemd %s listening on %s (%u workers); regions live as long as this process: "
-                   "without systemd's fd store they do not survive a restart",
-                   GMEM_VERSION_STRING, d.socket_path, d.config.workers);
+        if (sd_watchdog_enabled(1, &d.watchdog_usec) > 0) {
+                struct timeval tv = { .tv_sec = (time_t) (d.watchdog_usec / 2 / 1000000),
+                                      .tv_usec = (suseconds_t) (d.watchdog_usec / 2 % 1000000) };
+                d.ev_watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+                if (!d.ev_watchdog || event_add(d.ev_watchdog, &tv) < 0) {
+                        log_error("cannot start the watchdog timer");
+                        goto out;
+                }
+        }
+        log_notice("gmemd %s %s %s (%u workers)", GMEM_VERSION_STRING,
+                   listen_fd >= 0 ? "serving the socket systemd passed in:" : "listening on", d.socket_path ?: "?",
+                   d.config.workers);
+        (void) sd_notify(0, "READY=1");
+        store_status(&d);
 
         event_base_dispatch(d.base);
         ret = 0;
 out:
+        (void) sd_notify(0, "STOPPING=1");
         /* jobs cancelled and answered, then every client and the socket go */
         if (d.base) {
+                dbus_stop(&d);
                 pool_stop(&d);
                 server_stop(&d);
         }
-        while (d.regions)
-                region_release(&d, d.regions);
+        /* not released: under systemd the next gmemd finds them in the fd store */
+        regions_free_all(&d);
+        if (d.ev_watchdog)
+                event_free(d.ev_watchdog);
+        strv_free(fd_names);
+        free(d.state_dir);
         if (d.ev_sigterm)
                 event_free(d.ev_sigterm);
         if (d.ev_sigint)

@@ -58,6 +58,7 @@ void notify_region_added(struct daemon *d, struct managed *m) {
         to_watchers(d, m, region_event("region-added", m));
         dbus_region_added(d, m);
         store_region_saved(d, m);
+        store_status(d);
 }
 
 void notify_region_removed(struct daemon *d, struct managed *m) {
@@ -66,6 +67,7 @@ void notify_region_removed(struct daemon *d, struct managed *m) {
         to_watchers(d, m, region_event("region-removed", m));
         dbus_region_removed(d, m);
         store_region_removed(d, m);
+        store_status(d);
 }
 
 void notify_region_changed(struct daemon *d, struct managed *m) {
@@ -83,8 +85,13 @@ void notify_region_changed(struct daemon *d, struct managed *m) {
 void notify_job_progress(struct daemon *d, struct job *j, uint64_t done, uint64_t total) {
         cJSON *ev;
 
-        if (!announced(j->m))
+        if (!announced(j->m)) {
+                /* a D-Bus requester hears of its own job whatever became of the region, as a socket
+                 * requester does on its request's stream (jobs.c) */
+                if (j->dbus_data)
+                        dbus_job_progress(d, j, done, total);
                 return;
+        }
         ev = job_event("job-progress", j);
         json_add_u64(ev, "done", done);
         json_add_u64(ev, "total", total);
@@ -95,8 +102,11 @@ void notify_job_progress(struct daemon *d, struct job *j, uint64_t done, uint64_
 void notify_job_finished(struct daemon *d, struct job *j) {
         cJSON *ev;
 
-        if (!announced(j->m))
+        if (!announced(j->m)) {
+                if (j->dbus_data)
+                        dbus_job_finished(d, j);
                 return;
+        }
         ev = job_event("job-finished", j);
         cJSON_AddBoolToObject(ev, "ok", j->result == 0);
         if (j->result == 0)

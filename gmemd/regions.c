@@ -89,16 +89,21 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
         if (region_find(d, name))
                 return gmem_error(-EEXIST, "region '%s' already exists", name);
-        if (d->n_regions >= l->max_regions)
-                return gmem_error(-ENOSPC, "region '%s': the daemon holds %" PRIu64 " regions (limit)", name, d->n_regions);
-        if (size > l->max_bytes_total || d->bytes_total > l->max_bytes_total - size)
-                return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %" PRIu64,
-                                  name, size, l->max_bytes_total);
-        if (owner->uid != 0) {
-                uint64_t used = region_bytes_of_uid(d, owner->uid);
-                if (size > l->max_bytes_per_uid || used > l->max_bytes_per_uid - size)
-                        return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would "
-                                          "exceed its limit of %" PRIu64, name, owner->uid, used, size, l->max_bytes_per_uid);
+        /* a region the daemon held before its restart is held again, whatever the limits are now */
+        if (!d->restoring) {
+                if (d->n_regions >= l->max_regions)
+                        return gmem_error(-ENOSPC, "region '%s': the daemon holds %" PRIu64 " regions (limit)", name,
+                                          d->n_regions);
+                if (size > l->max_bytes_total || d->bytes_total > l->max_bytes_total - size)
+                        return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %"
+                                          PRIu64, name, size, l->max_bytes_total);
+                if (owner->uid != 0) {
+                        uint64_t used = region_bytes_of_uid(d, owner->uid);
+                        if (size > l->max_bytes_per_uid || used > l->max_bytes_per_uid - size)
+                                return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would "
+                                                  "exceed its limit of %" PRIu64, name, owner->uid, used, size,
+                                                  l->max_bytes_per_uid);
+                }
         }
         m = calloc(1, sizeof(*m));
         if (!m)
@@ -118,8 +123,9 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
         d->regions = m;
         d->n_regions++;
         d->bytes_total += size;
-        log_info("region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
-                 gmem_backend_to_string(gmem_region_backend(r)), size, role, owner->pid, owner->uid);
+        if (!d->restoring) /* store.c says what it restored */
+                log_info("region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
+                         gmem_backend_to_string(gmem_region_backend(r)), size, role, owner->pid, owner->uid);
         notify_region_added(d, m);
         *ret = m;
         return 0;
@@ -170,8 +176,8 @@ void region_conn_closed(struct daemon *d, struct conn *c) {
                         if (m->policy == GMEM_POLICY_CONNECTION)
                                 region_release(d, m);
                         else
-                                log_info("region '%s': its %s (pid %d) disconnected; the region stays", m->name,
-                                         m->holders[0].role, c->peer.pid);
+                                log_info("region '%s': pid %d, which %s it, disconnected; the region stays", m->name,
+                                         c->peer.pid, m->holders[0].role);
                 }
         }
 }
@@ -230,4 +236,17 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m) {
                         cJSON_AddItemToArray(jobs, jo);
                 }
         return o;
+}
+
+/* At exit: the regions go with the process, but they are not "removed" — under systemd their fds
+ * stay in the fd store for the next gmemd, so nothing is announced or taken out of the store. */
+void regions_free_all(struct daemon *d) {
+        while (d->regions) {
+                struct managed *m = d->regions;
+                d->regions = m->next;
+                m->released = true;
+                d->n_regions--;
+                d->bytes_total -= gmem_region_size(m->region);
+                region_unref(d, m);
+        }
 }

@@ -520,6 +520,30 @@ int server_listen(struct daemon *d) {
         return 0;
 }
 
+int server_adopt_listen_fd(struct daemon *d, int fd) {
+        struct sockaddr_un sa = {};
+        socklen_t len = sizeof(int);
+        int type = 0, listening = 0;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+                return gmem_error(-EINVAL, "the socket passed in (fd %d) is not SOCK_SEQPACKET: ListenSequentialPacket= is needed",
+                                  fd);
+        len = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+                return gmem_error(-EINVAL, "the socket passed in (fd %d) is not listening", fd);
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return gmem_error(negative_errno(), "fcntl passed socket");
+        len = sizeof(sa);
+        if (!d->socket_path && getsockname(fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0])
+                d->socket_path = strndup(sa.sun_path, sizeof(sa.sun_path));
+        d->listen_fd_owned = false; /* systemd's: it stays bound across our restarts */
+        d->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, d);
+        if (!d->ev_listen || event_add(d->ev_listen, NULL) < 0)
+                return gmem_error(-ENOMEM, "listen event");
+        d->listen_fd = fd;
+        return 0;
+}
+
 void server_stop(struct daemon *d) {
         if (d->ev_listen) {
                 event_free(d->ev_listen);

@@ -1,8 +1,332 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: the fd store arrives with the systemd integration. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "error.h"
+#include "json-util.h"
+#include "log.h"
 #include "store.h"
 
-int store_start(struct daemon *d _unused_) { return 0; }
-int store_restore(struct daemon *d _unused_) { return 0; }
-void store_region_saved(struct daemon *d _unused_, struct managed *m _unused_) {}
-void store_region_removed(struct daemon *d _unused_, struct managed *m _unused_) {}
+#define FDNAME_PREFIX "region-"
+#define METADATA_MAX_BYTES (64 * 1024)
+
+static int state_dir_default(char **ret) {
+        const char *rd = getenv("RUNTIME_DIRECTORY"), *xdg = getenv("XDG_RUNTIME_DIR");
+        char buf[4096];
+
+        if (rd && *rd)
+                snprintf(buf, sizeof(buf), "%.*s", (int) strcspn(rd, ":"), rd); /* the first, if several */
+        else if (geteuid() == 0)
+                snprintf(buf, sizeof(buf), "/run/gmemd");
+        else if (xdg && *xdg)
+                snprintf(buf, sizeof(buf), "%s/gmemd", xdg);
+        else
+                return gmem_error(-ENXIO, "no state directory: set RUNTIME_DIRECTORY or XDG_RUNTIME_DIR");
+        *ret = strdup(buf);
+        return *ret ? 0 : gmem_error(-ENOMEM, "state directory");
+}
+
+static int metadata_path(struct daemon *d, const char *name, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s/regions/%s.json", d->state_dir, name);
+        return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;
+}
+
+int store_start(struct daemon *d) {
+        char dir[4096];
+        int k;
+
+        if (!getenv("NOTIFY_SOCKET")) {
+                log_notice("not started by systemd (no NOTIFY_SOCKET): regions live only as long as this gmemd "
+                           "process and do not survive a restart");
+                return 0;
+        }
+        k = state_dir_default(&d->state_dir);
+        if (k < 0)
+                return k;
+        snprintf(dir, sizeof(dir), "%s/regions", d->state_dir);
+        if ((mkdir(d->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
+                return gmem_error(negative_errno(), "create state directory '%s'", dir);
+        d->store_enabled = true;
+        log_info("regions are kept in systemd's fd store, their metadata in %s", dir);
+        return 0;
+}
+
+static void fdstore_remove(const char *fdname) {
+        char msg[300]; /* an FDNAME is at most 255 characters */
+        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", fdname);
+        (void) sd_notify(0, msg);
+}
+
+static cJSON *metadata_json(const struct managed *m) {
+        cJSON *o = cJSON_CreateObject(), *g = cJSON_AddObjectToObject(o, "grants");
+        cJSON *uids = cJSON_AddArrayToObject(g, "uids"), *gids = cJSON_AddArrayToObject(g, "gids");
+        cJSON *holders = cJSON_AddArrayToObject(o, "holders");
+
+        cJSON_AddStringToObject(o, "name", m->name);
+        cJSON_AddStringToObject(o, "backend", gmem_backend_to_string(gmem_region_backend(m->region)));
+        json_add_u64(o, "size", gmem_region_size(m->region));
+        json_add_u64(o, "flags", gmem_region_flags(m->region));
+        json_add_u64(o, "owner_uid", m->owner);
+        for (unsigned i = 0; i < m->n_grant_uids; i++)
+                cJSON_AddItemToArray(uids, json_u64(m->grant_uids[i]));
+        for (unsigned i = 0; i < m->n_grant_gids; i++)
+                cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
+        cJSON_AddStringToObject(o, "policy", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
+        cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
+        json_add_u64(o, "populated_bytes", m->populated_bytes);
+        json_add_u64(o, "created_usec", m->created_usec);
+        for (unsigned i = 0; i < m->n_holders; i++) {
+                cJSON *h = cJSON_CreateObject();
+                json_add_u64(h, "pid", (uint64_t) m->holders[i].pid);
+                json_add_u64(h, "uid", m->holders[i].uid);
+                cJSON_AddStringToObject(h, "role", m->holders[i].role);
+                cJSON_AddItemToArray(holders, h);
+        }
+        return o;
+}
+
+/* Written to a temporary file and renamed over the old one: a crash leaves the old or the new. */
+static int write_metadata(struct daemon *d, const struct managed *m) {
+        char path[4200], tmp[4300];
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int fd = -1;
+        cJSON *o = metadata_json(m);
+        size_t len;
+
+        text = o ? cJSON_Print(o) : NULL;
+        cJSON_Delete(o);
+        if (!text)
+                return -ENOMEM;
+        if (metadata_path(d, m->name, path, sizeof(path)) < 0)
+                return -ENAMETOOLONG;
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
+        len = strlen(text);
+        if (write(fd, text, len) != (ssize_t) len)
+                return errno ? negative_errno() : -EIO;
+        if (rename(tmp, path) < 0)
+                return negative_errno();
+        return 0;
+}
+
+void store_region_saved(struct daemon *d, struct managed *m) {
+        char msg[128];
+        int fd, k;
+
+        if (!d->store_enabled || m->hidden || m->released)
+                return;
+        k = write_metadata(d, m);
+        if (k < 0)
+                log_warning("region '%s': cannot save its metadata: %s; it will not survive a restart", m->name, strerror(-k));
+        if (m->stored || d->restoring) {
+                m->stored = true;
+                return;
+        }
+        fd = gmem_region_fd(m->region);
+        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=" FDNAME_PREFIX "%s", m->name);
+        k = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+        if (k <= 0)
+                log_warning("region '%s': cannot put its fd into systemd's fd store: %s", m->name,
+                            k < 0 ? strerror(-k) : "no NOTIFY_SOCKET");
+        else
+                m->stored = true;
+}
+
+void store_region_removed(struct daemon *d, struct managed *m) {
+        char path[4200], fdname[128];
+
+        if (!d->store_enabled)
+                return;
+        snprintf(fdname, sizeof(fdname), FDNAME_PREFIX "%s", m->name);
+        fdstore_remove(fdname);
+        m->stored = false;
+        if (metadata_path(d, m->name, path, sizeof(path)) == 0 && unlink(path) < 0 && errno != ENOENT)
+                log_warning("region '%s': remove metadata '%s': %m", m->name, path);
+}
+
+static cJSON *read_metadata(struct daemon *d, const char *name) {
+        char path[4200];
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *text = NULL;
+        ssize_t n;
+
+        if (metadata_path(d, name, path, sizeof(path)) < 0)
+                return NULL;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        text = malloc(METADATA_MAX_BYTES + 1);
+        if (fd < 0 || !text)
+                return NULL;
+        n = read(fd, text, METADATA_MAX_BYTES + 1);
+        if (n <= 0 || n > METADATA_MAX_BYTES)
+                return NULL;
+        return cJSON_ParseWithLength(text, (size_t) n);
+}
+
+static const char *holder_role(const char *s) {
+        /* the role strings are static: map back to them */
+        static const char *const roles[] = { "created", "registered", "opened" };
+        for (size_t i = 0; i < ELEMENTSOF(roles); i++)
+                if (s && strcmp(s, roles[i]) == 0)
+                        return roles[i];
+        return "opened";
+}
+
+/* Rebuild one region from its fd and metadata; the fd is ours either way. */
+static int restore_one(struct daemon *d, const char *name, int fd) {
+        cJSON *meta = read_metadata(d, name);
+        const char *backend_name = NULL, *policy = "keep", *state = "empty";
+        uint64_t size = 0, flags = 0, owner = 0, populated = 0, created = 0;
+        struct gmem_region *r = NULL;
+        enum gmem_backend backend;
+        struct managed *m = NULL;
+        struct peer owner_peer = {};
+        const cJSON *grants, *holders;
+        int k;
+
+        if (!meta) {
+                close(fd);
+                return gmem_error(-ENOENT, "no metadata for region '%s'", name);
+        }
+        if ((k = json_get_str(meta, "backend", true, NULL, &backend_name)) < 0 ||
+            (k = json_get_u64(meta, "size", true, 0, &size)) < 0 || (k = json_get_u64(meta, "flags", false, 0, &flags)) < 0 ||
+            (k = json_get_u64(meta, "owner_uid", true, 0, &owner)) < 0 ||
+            (k = json_get_str(meta, "policy", false, "keep", &policy)) < 0 ||
+            (k = json_get_str(meta, "state", false, "empty", &state)) < 0 ||
+            (k = json_get_u64(meta, "populated_bytes", false, 0, &populated)) < 0 ||
+            (k = json_get_u64(meta, "created_usec", false, 0, &created)) < 0 ||
+            (k = gmem_backend_from_string(backend_name, &backend)) < 0) {
+                cJSON_Delete(meta);
+                close(fd);
+                return gmem_error_wrap(k, "metadata of region '%s'", name);
+        }
+        k = backend == GMEM_BACKEND_GUEST_MEMFD ? gmem_region_adopt_guest_memfd(fd, flags, &r) : gmem_region_adopt(fd, &r);
+        if (k < 0) {
+                cJSON_Delete(meta);
+                close(fd);
+                return gmem_error_wrap(k, "region '%s' from the fd store", name);
+        }
+        if (gmem_region_backend(r) != backend || gmem_region_size(r) != size) {
+                gmem_region_free(r);
+                cJSON_Delete(meta);
+                return gmem_error(-EINVAL, "region '%s': the stored fd is a %s of %" PRIu64 " bytes, the metadata says %s of %"
+                                  PRIu64, name, gmem_backend_to_string(gmem_region_backend(r)), gmem_region_size(r),
+                                  backend_name, size);
+        }
+        owner_peer.uid = (uid_t) owner;
+        k = region_add(d, name, r, &owner_peer, NULL, strcmp(policy, "connection") == 0 ? GMEM_POLICY_CONNECTION : GMEM_POLICY_KEEP,
+                       "registered", false, &m);
+        if (k < 0) {
+                gmem_region_free(r);
+                cJSON_Delete(meta);
+                return k;
+        }
+        grants = cJSON_GetObjectItemCaseSensitive(meta, "grants");
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(grants, "uids"))
+                if (cJSON_IsNumber(item) && m->n_grant_uids < REGION_MAX_GRANTS)
+                        m->grant_uids[m->n_grant_uids++] = (uid_t) item->valuedouble;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(grants, "gids"))
+                if (cJSON_IsNumber(item) && m->n_grant_gids < REGION_MAX_GRANTS)
+                        m->grant_gids[m->n_grant_gids++] = (gid_t) item->valuedouble;
+        /* the holders as they were: all of them gone with the old daemon's connections */
+        holders = cJSON_GetObjectItemCaseSensitive(meta, "holders");
+        if (cJSON_GetArraySize(holders) > 0) {
+                m->n_holders = 0;
+                cJSON_ArrayForEach(item, holders) {
+                        uint64_t pid = 0, uid = 0;
+                        const char *role = NULL;
+                        if (m->n_holders >= REGION_MAX_HOLDERS || json_get_u64(item, "pid", false, 0, &pid) < 0 ||
+                            json_get_u64(item, "uid", false, 0, &uid) < 0 || json_get_str(item, "role", false, NULL, &role) < 0)
+                                continue;
+                        m->holders[m->n_holders++] = (struct holder) { .pid = (pid_t) pid, .uid = (uid_t) uid,
+                                                                       .role = holder_role(role) };
+                }
+        }
+        m->creator = NULL;
+        m->populated_bytes = populated;
+        m->created_usec = created ?: m->created_usec;
+        for (int s = 0; s < _REGION_STATE_MAX; s++)
+                if (strcmp(state, region_state_to_string(s)) == 0)
+                        m->state = s == REGION_POPULATING ? (populated ? REGION_POPULATED : REGION_EMPTY) : (enum region_state) s;
+        m->stored = true;
+        cJSON_Delete(meta); /* backend_name, policy and state pointed into it */
+        (void) write_metadata(d, m);
+        log_info("region '%s' restored from the fd store: %s, %" PRIu64 " bytes, owner uid %" PRIu64 ", %u+%u grants",
+                 name, gmem_backend_to_string(backend), size, owner, m->n_grant_uids, m->n_grant_gids);
+        return 0;
+}
+
+int store_restore_fds(struct daemon *d, int n, char **names) {
+        char dir[4200];
+        unsigned restored = 0;
+        DIR *dd;
+        struct dirent *de;
+
+        d->restoring = true;
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *fdname = names ? names[i] : NULL;
+
+                if (fd == d->listen_fd)
+                        continue;
+                if (!fdname || strncmp(fdname, FDNAME_PREFIX, strlen(FDNAME_PREFIX)) != 0 ||
+                    !region_name_valid(fdname + strlen(FDNAME_PREFIX)) || !d->store_enabled) {
+                        /* not ours, or no store to keep it in: drop it, as logind does */
+                        log_warning("dropping an unrecognised fd '%s' passed in by systemd", fdname ?: "(unnamed)");
+                        close(fd);
+                        if (fdname)
+                                fdstore_remove(fdname);
+                        continue;
+                }
+                if (restore_one(d, fdname + strlen(FDNAME_PREFIX), fd) < 0) {
+                        log_warning("dropping fd store entry '%s': %s", fdname, gmem_last_error());
+                        fdstore_remove(fdname);
+                } else
+                        restored++;
+        }
+        d->restoring = false;
+
+        /* metadata whose fd did not come back describes memory that is gone */
+        if (d->store_enabled) {
+                snprintf(dir, sizeof(dir), "%s/regions", d->state_dir);
+                dd = opendir(dir);
+                while (dd && (de = readdir(dd))) {
+                        size_t len = strlen(de->d_name);
+                        char name[REGION_NAME_MAX + 1];
+                        if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0 || len - 5 > REGION_NAME_MAX)
+                                continue;
+                        snprintf(name, sizeof(name), "%.*s", (int) (len - 5), de->d_name);
+                        if (!region_find(d, name)) {
+                                log_warning("region '%s': metadata without memory (its fd was not passed back); removing it",
+                                            name);
+                                (void) unlinkat(dirfd(dd), de->d_name, 0);
+                        }
+                }
+                if (dd)
+                        closedir(dd);
+        }
+        if (restored)
+                log_notice("restored %u region%s from systemd's fd store", restored, restored == 1 ? "" : "s");
+        return 0;
+}
+
+int store_restore(struct daemon *d) {
+        return store_restore_fds(d, 0, NULL);
+}
+
+void store_status(struct daemon *d) {
+        char msg[160];
+        if (!getenv("NOTIFY_SOCKET"))
+                return;
+        snprintf(msg, sizeof(msg), "STATUS=%" PRIu64 " region%s, %" PRIu64 " MiB held, %" PRIu64 " client%s", d->n_regions,
+                 d->n_regions == 1 ? "" : "s", d->bytes_total >> 20, d->n_conns, d->n_conns == 1 ? "" : "s");
+        (void) sd_notify(0, msg);
+}

@@ -198,6 +198,8 @@ _public_ int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, cons
 }
 
 /* Dump one chunk: backed pages are written, runs of unbacked pages become holes in dst. */
+static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, uint64_t *ret_count);
+
 static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct copy_ctx *c = userdata;
         uint64_t ps = page_size(), start = c->off + off, end = start + len;
@@ -205,6 +207,8 @@ static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_
         _cleanup_free_ unsigned char *vec = malloc(npages);
         uint64_t written = 0, i = 0;
 
+        if (c->r->backend == GMEM_BACKEND_HUGETLB)
+                return dump_chunk_by_read(c, off, len, ret_count);
         if (!vec)
                 return gmem_error(-ENOMEM, "dump: mincore vector");
         if (mincore(c->map + first, npages * ps, vec) < 0)
@@ -237,6 +241,43 @@ static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_
                 if (k < 0)
                         return k;
                 i = j;
+        }
+        *ret_count = written;
+        return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n) {
+        return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* hugetlb: mincore() reports this process's page tables, not the file, so a mapping that did not
+ * fault the pages in itself sees none. read() on hugetlbfs gives the file's pages and zeroes for
+ * holes without allocating any: read, and leave holes where pages are zero. */
+static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        uint64_t ps = page_size(), start = c->off + off, written = 0;
+        _cleanup_free_ uint8_t *b = malloc(len);
+        int k;
+
+        if (!b)
+                return gmem_error(-ENOMEM, "dump: buffer of %" PRIu64 " bytes", len);
+        k = read_full(c->r->fd, b, len, start, NULL);
+        if (k < 0)
+                return k;
+        for (uint64_t i = 0; i < len;) {
+                uint64_t n = MIN(ps - (start + i) % ps, len - i);
+                bool zero = all_zero(b + i, n);
+                uint64_t dst = c->fd_off + off + i;
+
+                if (zero)
+                        k = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) dst, (off_t) n) < 0 ?
+                            write_full(c->fd, b + i, n, dst, "dump") : 0;
+                else {
+                        k = write_full(c->fd, b + i, n, dst, "dump");
+                        written += n;
+                }
+                if (k < 0)
+                        return k;
+                i += n;
         }
         *ret_count = written;
         return 0;

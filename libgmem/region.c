@@ -506,6 +506,15 @@ _public_ int gmem_region_resident(struct gmem_region *r, uint64_t off, uint64_t 
         if (k < 0)
                 return k;
 
+        if (r->backend == GMEM_BACKEND_HUGETLB && off == 0 && len == r->size) {
+                /* mincore() on hugetlb sees this process's page tables only; hugetlbfs counts the
+                 * file's pages in st_blocks, which is exact for the whole file */
+                struct stat st;
+                if (fstat(r->fd, &st) < 0)
+                        return gmem_error(negative_errno(), "resident: fstat hugetlb region");
+                *ret_bytes = MIN((uint64_t) st.st_blocks * 512, r->size);
+                return 0;
+        }
         first = align_down(off, ps);
         last = align_up(off + len, ps);
         vec = malloc((last - first) / ps);

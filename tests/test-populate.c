@@ -289,6 +289,38 @@ START_TEST(many_threads_small_chunks) {
 }
 END_TEST
 
+static void seen_by_a_fresh_holder(enum gmem_backend b) {
+        /* What a restarted gmemd sees: a region populated by someone else, adopted from a dup of its
+         * fd and mapped afresh. Its data and residency must show, whatever the backend (mincore on
+         * hugetlb sees only this process's page tables). */
+        struct gmem_region *r, *other = NULL;
+        uint64_t size = 8u << 20, resident = 0;
+        uint8_t *data = malloc(4u << 20), *back;
+
+        NEW_REGION_OR_SKIP(r, b, size);
+        gmem_test_fill(data, 4u << 20, 21);
+        ck_assert_int_eq(gmem_populate_buf(r, 2u << 20, data, 4u << 20, NULL), 4u << 20);
+        ck_assert_int_eq(gmem_region_adopt(dup(gmem_region_fd(r)), &other), 0);
+        gmem_region_free(r);
+
+        ck_assert_int_eq(gmem_region_resident(other, 0, size, &resident), 0);
+        ck_assert_uint_eq(resident, 4u << 20);
+        back = dump_all(other, 0, size);
+        ck_assert_mem_eq(back + (2u << 20), data, 4u << 20);
+        for (size_t i = 0; i < (2u << 20); i++)
+                ck_assert(back[i] == 0 && back[(6u << 20) + i] == 0);
+        free(back);
+        free(data);
+        gmem_region_free(other);
+}
+
+START_TEST(fresh_holder_memfd) { seen_by_a_fresh_holder(GMEM_BACKEND_MEMFD); }
+END_TEST
+START_TEST(fresh_holder_hugetlb) { seen_by_a_fresh_holder(GMEM_BACKEND_HUGETLB); }
+END_TEST
+START_TEST(fresh_holder_guest_memfd) { seen_by_a_fresh_holder(GMEM_BACKEND_GUEST_MEMFD); }
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("populate");
         TCase *tc = tcase_create("data path");
@@ -308,6 +340,9 @@ int main(void) {
         tcase_add_test(tc, source_is_another_region);
         tcase_add_test(tc, dump_is_sparse_and_overwrites_old_content);
         tcase_add_test(tc, many_threads_small_chunks);
+        tcase_add_test(tc, fresh_holder_memfd);
+        tcase_add_test(tc, fresh_holder_hugetlb);
+        tcase_add_test(tc, fresh_holder_guest_memfd);
         suite_add_tcase(s, tc);
         return gmem_test_main(s);
 }

@@ -1,0 +1,486 @@
+#!/bin/bash
+# gmemd under the real systemd: systemd 252 boots as PID 1 of a PID+mount namespace with the
+# project's units (ExecStart pointed at this build with --bus none; RestartSec and WatchdogSec
+# shortened), and:
+#  - the first client socket-activates gmemd (socket 0660 root:gmem, group from our sysusers.d),
+#    which reaches active/running (READY=1), sends STATUS= and WATCHDOG=1;
+#  - regions are made and populated from random files: memfd (with a hole punched and grants to
+#    uid 1234 and gid 2345), secret, hugetlb when there are free huge pages, an empty one, and a
+#    guest_memfd that a real VMM registers and has gmemd populate; one fd each in the fd store;
+#  - gmemd is SIGKILLed, then SIGABRTed, then `systemctl restart`ed: each time every region must
+#    come back with the same backend, size, flags, owner, grants, policy and state and the same
+#    bytes (sha256 of `gmemctl dump`);
+#  - release takes the fd out of the store and deletes the metadata; fds in the store that gmemd
+#    does not recognise (put there by an ExecStartPre= of the test) are dropped; `systemctl stop`
+#    empties the store and the next activation starts with nothing, stale metadata removed.
+#
+# Safety (DESIGN.md §6): systemd sees only the test's own unit directory (SYSTEMD_UNIT_PATH, no
+# trailing colon), no generators, private tmpfs on /run, /tmp and /dev/shm, a read-only root file
+# system, /proc/sys and /sys, its own UTS/IPC/net/cgroup namespaces and cgroup subtree, and a pty
+# as /dev/console (see tests/systemd/ns-init.sh). It is killed by its own pid, and afterwards the
+# test checks that marker files in the host's /tmp and /run are still there, the hostname is the
+# same, no mount and no cgroup was left behind. GMEM_TEST_SYSTEMD_KEEP=1 keeps the test directory
+# (logs, dumps, units); GMEM_TEST_SYSTEMD_HARNESS_ONLY=1 only boots and stops systemd.
+#
+# Exit 0 pass, 77 skip (last line says why), anything else fail.
+set -u
+export LC_ALL=C
+src=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD == /* ]] || BUILD=$src/$BUILD
+gmemd=$BUILD/bin/gmemd
+gmemctl=$BUILD/bin/gmemctl
+vmm=$BUILD/bin/gmem-example-vmm
+systemd_bin=/lib/systemd/systemd
+sock=/run/gmemd/gmemd.sock
+t0=$SECONDS
+
+say() { printf '[%3ds] %s\n' $((SECONDS - t0)) "$*"; }
+skip() {
+        echo "$*"
+        exit 77
+}
+
+# --- probes: can this machine run the test at all? -------------------------------------------
+[[ $(id -u) == 0 ]] || skip "not root: running systemd as PID 1 in a namespace needs root"
+for b in "$gmemd" "$gmemctl"; do
+        [[ -x $b ]] || skip "$b is not built"
+done
+[[ -x $systemd_bin ]] || skip "no $systemd_bin"
+for c in unshare nsenter findmnt systemctl jq sha256sum; do
+        command -v "$c" > /dev/null || skip "no $c"
+done
+cg2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
+[[ -n $cg2 ]] || skip "no cgroup2 hierarchy mounted: systemd in a namespace needs one"
+own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+[[ -n $own && -d $cg2$own ]] || skip "cannot find this process's cgroup2 directory"
+unshare --pid --fork --mount --mount-proc --uts --ipc --net --cgroup true 2> /dev/null ||
+        skip "unshare cannot make PID/mount/UTS/IPC/net/cgroup namespaces here"
+
+# --- state the test owns; everything is undone in cleanup -------------------------------------
+T=$(mktemp -d /tmp/gmem-systemd-XXXXXX) || exit 1
+chmod 0755 "$T"
+cg=$cg2${own%/}/gmem-test-$$
+marker_tmp=$(mktemp /tmp/gmem-systemd-marker-XXXXXX)
+marker_run=$(mktemp /run/gmem-systemd-marker-XXXXXX)
+hostname_before=$(hostname)
+mounts_before=$(wc -l < /proc/self/mountinfo)
+scriptpid="" upid="" sdpid="" cleaned=0
+
+# is $1 still the systemd we started (child of our unshare, in our cgroup)?
+is_our_systemd() {
+        [[ -n $1 && -n $upid ]] || return 1
+        [[ $(awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2> /dev/null) == "$upid" ]] || return 1
+        grep -q "^0::.*/gmem-test-$$" "/proc/$1/cgroup" 2> /dev/null
+}
+
+stop_systemd() {
+        if [[ -n $sdpid ]] && is_our_systemd "$sdpid"; then
+                kill -KILL "$sdpid" 2> /dev/null
+        fi
+        if [[ -n $scriptpid ]]; then
+                # unshare exits once its child, the namespace's PID 1, is gone; script with it
+                wait "$scriptpid" 2> /dev/null
+                scriptpid=""
+        fi
+        upid=""
+        sdpid=""
+        # every process of the namespace is gone with its PID 1; the cgroups it made remain
+        if [[ $cg == "$cg2"*/gmem-test-$$ && -d $cg ]]; then
+                for _ in $(seq 100); do
+                        grep -q '^populated 0' "$cg/cgroup.events" 2> /dev/null && break
+                        sleep 0.05
+                done
+                find "$cg" -depth -type d -exec rmdir {} + 2> /dev/null
+                [[ -d $cg ]] && echo "WARNING: could not remove cgroup $cg"
+        fi
+}
+
+host_untouched() {
+        local bad=0
+        [[ -f $marker_tmp ]] || { echo "HOST TOUCHED: $marker_tmp vanished from the host's /tmp"; bad=1; }
+        [[ -f $marker_run ]] || { echo "HOST TOUCHED: $marker_run vanished from the host's /run"; bad=1; }
+        [[ $(hostname) == "$hostname_before" ]] || { echo "HOST TOUCHED: hostname is now $(hostname)"; bad=1; }
+        [[ $(wc -l < /proc/self/mountinfo) == "$mounts_before" ]] || { echo "HOST TOUCHED: mount table changed"; bad=1; }
+        return $bad
+}
+
+cleanup() {
+        ((cleaned)) && return
+        cleaned=1
+        stop_systemd
+        host_untouched || rc_override=1
+        rm -f "$marker_tmp" "$marker_run"
+        if [[ ${GMEM_TEST_SYSTEMD_KEEP:-0} == 1 ]]; then
+                echo "kept $T"
+        elif [[ $T == /tmp/gmem-systemd-* ]]; then
+                rm -rf "$T"
+        fi
+}
+rc_override=0
+trap 'cleanup; [[ $rc_override == 1 ]] && exit 1' EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+        echo "---- systemd (console) ----"
+        tail -n 40 "$T/console.log" 2> /dev/null | tr -d "\r"
+        echo "---- gmemd (stdout/stderr of every run) ----"
+        tail -n 60 "$T/gmemd.log" 2> /dev/null
+}
+fail() {
+        echo "FAIL: $*"
+        show_logs
+        exit 1
+}
+
+# --- the unit directory: the project's units as `make install` writes them, plus test drop-ins --
+units=$T/units
+mkdir -p "$units" "$T/generators"
+: > "$T/gmemd.log"
+for u in "$src"/systemd/gmemd.service "$src"/systemd/gmemd.socket; do
+        [[ -f $u ]] || skip "no $u"
+        # as `make install` does with SBINDIR=$BUILD/bin
+        sed "s|@SBINDIR@|$BUILD/bin|g" "$u" > "$units/$(basename "$u")"
+done
+mkdir -p "$units/gmemd.service.d"
+cat > "$units/gmemd.service.d/50-test.conf" << EOF
+# test only: no D-Bus in the namespace, quick restarts, output into the test's log
+[Service]
+ExecStart=
+ExecStart=$gmemd --bus none
+RestartSec=100ms
+# short, so the test sees gmemd's WATCHDOG=1 pings (every WATCHDOG_USEC/2)
+WatchdogSec=2s
+StandardOutput=append:/run/gmem-test/gmemd.log
+StandardError=inherit
+EOF
+# the targets the units' default dependencies name, empty
+for t in sysinit basic sockets shutdown; do
+        printf '[Unit]\nDescription=%s (gmem test)\nDefaultDependencies=no\n' "$t" > "$units/$t.target"
+done
+cat > "$units/gmem-test.target" << 'EOF'
+[Unit]
+Description=gmem systemd test
+DefaultDependencies=no
+Wants=gmem-hello.service gmemd.socket
+EOF
+# proves systemd runs units here before gmemd is involved
+cat > "$units/gmem-hello.service" << 'EOF'
+[Unit]
+Description=gmem test: systemd starts services
+DefaultDependencies=no
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'echo "hello from $$" > /run/gmem-test/hello'
+EOF
+
+# the group the socket unit wants (SocketGroup=gmem): systemd-sysusers applies our sysusers.d
+# entry to a copy of the host's /etc without any gmem group; the resulting /etc/group is
+# bind-mounted over /etc/group inside
+mkdir -p "$T/sysroot/etc" "$T/sysroot/usr/lib/sysusers.d"
+for f in passwd group shadow gshadow; do
+        [[ -f /etc/$f ]] && cp -p "/etc/$f" "$T/sysroot/etc/$f"
+done
+sed -i '/^gmem:/d' "$T/sysroot/etc/group" "$T/sysroot/etc/gshadow" 2> /dev/null
+command -v systemd-sysusers > /dev/null || skip "no systemd-sysusers"
+cp "$src/systemd/gmemd.sysusers" "$T/sysroot/usr/lib/sysusers.d/gmemd.conf"
+# a bare name is looked up in sysusers.d under --root
+systemd-sysusers --root="$T/sysroot" gmemd.conf > "$T/sysusers.out" 2>&1 ||
+        fail "systemd-sysusers on gmemd.sysusers: $(cat "$T/sysusers.out")"
+grep -q '^gmem:' "$T/sysroot/etc/group" || fail "sysusers did not create group gmem: $(cat "$T/sysusers.out")"
+cp "$T/sysroot/etc/group" "$T/etc-group"
+gmem_gid=$(awk -F: '$1 == "gmem" { print $3 }' "$T/etc-group")
+
+# random sources for the regions; the namespace sees this directory as /run/gmem-test
+head -c 16M /dev/urandom > "$T/src-memfd"
+head -c 8M /dev/urandom > "$T/src-secret"
+head -c 4M /dev/urandom > "$T/src-hugetlb"
+chmod 0644 "$T"/src-*
+
+# --- boot ------------------------------------------------------------------------------------
+say "booting systemd as PID 1 in a new namespace (cgroup $cg)"
+mkdir "$cg" || skip "cannot create cgroup $cg"
+# script(1) gives the namespace a pty for its console and logs it; its child moves itself into
+# our cgroup and becomes unshare, whose child becomes systemd
+SHELL=/bin/sh script -q -e -f -c "echo \$\$ > $cg/cgroup.procs && exec unshare --pid --fork --mount \
+        --mount-proc --uts --ipc --net --cgroup --propagation private -- /bin/bash $src/tests/systemd/ns-init.sh $T" \
+        "$T/console.log" > /dev/null 2>&1 < /dev/null &
+scriptpid=$!
+
+for _ in $(seq 100); do
+        upid=$(cat "/proc/$scriptpid/task/$scriptpid/children" 2> /dev/null | awk '{ print $1 }')
+        if [[ -n $upid && $(cat "/proc/$upid/comm" 2> /dev/null) == unshare ]]; then
+                sdpid=$(cat "/proc/$upid/task/$upid/children" 2> /dev/null | awk '{ print $1 }')
+                [[ -n $sdpid ]] && break
+        fi
+        kill -0 "$scriptpid" 2> /dev/null || break
+        sleep 0.05
+done
+[[ -n $sdpid ]] || skip "the namespace did not come up: $(tail -n 3 "$T/console.log" | tr -s '\r\n' '  ')"
+
+ns() { nsenter --target "$sdpid" --mount --pid --uts --ipc --net --cgroup -- "$@"; }
+sctl() { ns systemctl --no-pager "$@"; }
+
+booted=0
+for _ in $(seq 200); do
+        if ! is_our_systemd "$sdpid"; then
+                break
+        fi
+        state=$(sctl is-system-running 2> /dev/null)
+        case $state in running | degraded)
+                booted=1
+                break ;;
+        esac
+        sleep 0.1
+done
+if ((!booted)); then
+        show_logs
+        skip "systemd did not boot in the namespace (state '${state:-none}'); see the log above"
+fi
+say "systemd $(sctl --version | awk 'NR == 1 { print $2 }') is PID 1 of the namespace (host pid $sdpid), state $state"
+[[ $(ns cat /run/gmem-test/hello 2> /dev/null) == "hello from "* ]] || fail "the trivial test unit did not run"
+[[ $(sctl show -p LoadState --value gmemd.service) == loaded ]] || fail "gmemd.service is not loaded: $(sctl status gmemd.service 2>&1)"
+# no generator ran, and only our unit directory is searched
+[[ -z $(ls -A "/proc/$sdpid/root/run/systemd/generator" 2> /dev/null) ]] || fail "generators ran in the namespace"
+
+if [[ ${GMEM_TEST_SYSTEMD_HARNESS_ONLY:-0} == 1 ]]; then
+        say "harness only (GMEM_TEST_SYSTEMD_HARNESS_ONLY=1): stopping systemd"
+        stop_systemd
+        host_untouched || fail "the host was touched"
+        echo "ok (harness only)"
+        exit 0
+fi
+
+# --- socket activation -------------------------------------------------------------------------
+for _ in $(seq 100); do
+        [[ $(sctl show -p ActiveState --value gmemd.socket) == active ]] && break
+        sleep 0.05
+done
+[[ $(sctl show -p ActiveState --value gmemd.socket) == active ]] || fail "gmemd.socket is not listening"
+st=$(ns stat -c '%a %U %G %F' "$sock")
+[[ $st == "660 root gmem socket" ]] || fail "socket is '$st', want '660 root gmem socket'"
+[[ $(sctl show -p ActiveState --value gmemd.service) == inactive ]] || fail "gmemd started before anyone connected"
+say "gmemd.socket listens on $sock (0660 root:gmem); gmemd.service not started yet"
+
+gc() { ns "$gmemctl" --socket "$sock" "$@"; }
+gc list > /dev/null || fail "first connection (socket activation) failed"
+for _ in $(seq 100); do
+        [[ $(sctl show -p ActiveState --value gmemd.service) == active ]] && break
+        sleep 0.05
+done
+show() { sctl show -p "$1" --value gmemd.service; }
+[[ $(show ActiveState)/$(show SubState) == active/running ]] ||
+        fail "gmemd.service did not reach active/running (READY=1): $(show ActiveState)/$(show SubState)"
+pid1=$(show MainPID)
+status1=$(show StatusText)
+[[ -n $status1 ]] || fail "gmemd sent no STATUS="
+[[ $(show WatchdogUSec) != 0 && -n $(show WatchdogUSec) ]] || fail "no watchdog configured"
+say "socket-activated: gmemd pid $pid1 (namespace pid) is ready, status: $status1"
+grep -q 'without systemd\|not started by systemd\|do not survive' "$T/gmemd.log" &&
+        fail "gmemd under systemd claims regions do not survive a restart"
+wd1=$(show WatchdogTimestampMonotonic)
+sleep 1.5
+wd2=$(show WatchdogTimestampMonotonic)
+((wd2 > wd1)) || fail "no WATCHDOG=1 from gmemd in 1.5 s with WatchdogSec=2s ($wd1 -> $wd2)"
+[[ $(show MainPID) == "$pid1" ]] || fail "gmemd was restarted while idle (watchdog?)"
+say "watchdog: gmemd pings (WatchdogSec=2s in the test)"
+
+# --- regions -------------------------------------------------------------------------------------
+caps=$(gc --json caps) || fail "caps"
+# DevicePolicy=closed with DeviceAllow=/dev/kvm: gmemd still reaches KVM
+if [[ -c /dev/kvm ]]; then
+        jq -e '.kvm.usable == true' <<< "$caps" > /dev/null || fail "gmemd cannot use /dev/kvm under its unit: $(jq -c .kvm <<< "$caps")"
+fi
+names=(r-memfd)
+gc create r-memfd --size 16M --backend memfd > /dev/null || fail "create r-memfd"
+gc populate r-memfd --from /run/gmem-test/src-memfd > /dev/null || fail "populate r-memfd"
+gc punch r-memfd --offset 4M --length 1M > /dev/null || fail "punch r-memfd"
+gc grant r-memfd --uid 1234 > /dev/null || fail "grant uid"
+gc grant r-memfd --gid 2345 > /dev/null || fail "grant gid"
+if gc create r-secret --size 8M --backend secret > "$T/secret.out" 2>&1; then
+        names+=(r-secret)
+        gc populate r-secret --from /run/gmem-test/src-secret > /dev/null || fail "populate r-secret"
+        gc grant r-secret --gid "$gmem_gid" > /dev/null || fail "grant r-secret"
+else
+        say "no secret region here: $(cat "$T/secret.out")"
+fi
+free_huge=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2> /dev/null || echo 0)
+if ((free_huge >= 4)) && gc create r-hugetlb --size 4M --backend hugetlb > "$T/huge.out" 2>&1; then
+        names+=(r-hugetlb)
+        gc populate r-hugetlb --from /run/gmem-test/src-hugetlb > /dev/null || fail "populate r-hugetlb"
+else
+        say "no hugetlb region here (free 2M pages: $free_huge) $(cat "$T/huge.out" 2> /dev/null)"
+fi
+gc create r-empty --size 2M > /dev/null || fail "create r-empty"
+names+=(r-empty)
+# a guest_memfd made by a real VMM on its own VM, registered and populated through gmemd; the
+# VMM exits and gmemd (then systemd's fd store) is all that holds the guest's memory
+if [[ -x $vmm ]] && jq -e '.guest_memfd.supported == true' <<< "$caps" > /dev/null 2>&1; then
+        if ns env TMPDIR=/tmp "$vmm" --memory 16M --gmemd="$sock" --name vm0 > "$T/vmm.out" 2>&1; then
+                names+=(vm0)
+        else
+                fail "example VMM with --gmemd: $(tail -n 5 "$T/vmm.out")"
+        fi
+fi
+
+# what a region is, minus what legitimately changes with the process (holders, jobs, residency)
+norm() { jq -S '.region // . | del(.holders, .jobs, .resident_bytes)'; }
+declare -A info_before sum_before
+for n in "${names[@]}"; do
+        info_before[$n]=$(gc --json info "$n" | norm) || fail "info $n"
+        gc dump "$n" --to "/run/gmem-test/dump-$n-before" > /dev/null || fail "dump $n"
+        sum_before[$n]=$(sha256sum < "$T/dump-$n-before" | cut -d' ' -f1)
+done
+# the dumps are what was written (the punched MiB reads back as zeroes)
+cp "$T/src-memfd" "$T/expect-memfd"
+dd if=/dev/zero of="$T/expect-memfd" bs=1M seek=4 count=1 conv=notrunc status=none
+cmp -s "$T/expect-memfd" "$T/dump-r-memfd-before" || fail "r-memfd does not hold what was populated"
+if [[ " ${names[*]} " == *" r-secret "* ]]; then
+        cmp -s "$T/src-secret" "$T/dump-r-secret-before" || fail "r-secret does not hold what was populated"
+fi
+[[ $(jq -r '.owner_uid' <<< "${info_before[r-memfd]}") == 0 ]] || fail "r-memfd owner: ${info_before[r-memfd]}"
+[[ $(jq -c '.grants' <<< "${info_before[r-memfd]}") == '{"gids":[2345],"uids":[1234]}' ]] ||
+        fail "r-memfd grants: $(jq -c .grants <<< "${info_before[r-memfd]}")"
+say "regions ${names[*]}: populated, granted, dumped ($(for n in "${names[@]}"; do printf '%s=%.12s ' "$n" "${sum_before[$n]}"; done))"
+
+nstore=$(show NFileDescriptorStore)
+[[ $nstore == "${#names[@]}" ]] || fail "fd store holds $nstore fds, want ${#names[@]} (one per region)"
+for n in "${names[@]}"; do
+        [[ -f /proc/$sdpid/root/run/gmemd/regions/$n.json ]] || fail "no metadata file for $n in /run/gmemd/regions"
+done
+say "fd store: $nstore fds; metadata in /run/gmemd/regions: $(ls "/proc/$sdpid/root/run/gmemd/regions" | tr '\n' ' ')"
+
+# --- crash: SIGKILL, systemd restarts gmemd with the fd store ----------------------------------
+wait_restarted() { # old-pid: until a new main pid is active/running
+        for _ in $(seq 200); do
+                local p
+                p=$(show MainPID)
+                if [[ $p != 0 && $p != "$1" && $(show ActiveState)/$(show SubState) == active/running ]]; then
+                        echo "$p"
+                        return 0
+                fi
+                sleep 0.05
+        done
+        return 1
+}
+check_regions_back() { # what: every region, same metadata and content
+        local n list
+        list=$(gc --json list) || fail "list after $1"
+        for n in "${names[@]}"; do
+                local now sum
+                now=$(gc --json info "$n" | norm) || fail "$n is gone after $1; list: $list"
+                [[ $now == "${info_before[$n]}" ]] ||
+                        fail "$n changed across $1: $(diff <(echo "${info_before[$n]}") <(echo "$now") | tr '\n' ' ')"
+                rm -f "$T/dump-$n-after"
+                gc dump "$n" --to "/run/gmem-test/dump-$n-after" > /dev/null || fail "dump $n after $1"
+                sum=$(sha256sum < "$T/dump-$n-after" | cut -d' ' -f1)
+                if [[ $sum != "${sum_before[$n]}" ]]; then
+                        local res
+                        res=$(gc --json info "$n" | jq -c '.region // . | {state, populated_bytes, resident_bytes}')
+                        if cmp -s "$T/dump-$n-after" <(head -c "$(stat -c %s "$T/dump-$n-after")" /dev/zero); then
+                                fail "$n reads back as all zeroes after $1 (now $res; the dump left holes for every" \
+                                        "page: is residency judged from the new process's page tables?)"
+                        fi
+                        fail "$n content changed across $1 (now $res): $(cmp "$T/dump-$n-before" "$T/dump-$n-after" | head -n 1)"
+                fi
+        done
+        [[ $(jq 'if type == "array" then length else (.regions | length) end' <<< "$list") == "${#names[@]}" ]] ||
+                fail "after $1 gmemd has other regions than before: $list"
+}
+
+ns kill -KILL "$pid1" || fail "kill gmemd"
+say "SIGKILLed gmemd (pid $pid1)"
+pid2=$(wait_restarted "$pid1") || fail "systemd did not restart gmemd after SIGKILL"
+[[ $(show NRestarts) -ge 1 ]] || fail "NRestarts is $(show NRestarts)"
+say "systemd restarted gmemd: pid $pid2, status: $(show StatusText)"
+check_regions_back "a SIGKILL"
+[[ $(show NFileDescriptorStore) == "${#names[@]}" ]] || fail "fd store holds $(show NFileDescriptorStore) after the restart"
+say "every region is back with the same owner, grants, flags, state and content"
+bad=$(grep -naP '[^\t\x20-\x7e]' "$T/gmemd.log" | head -n 3 | cat -v)
+[[ -z $bad ]] || fail "gmemd logged unprintable bytes: $bad"
+
+# a watchdog-style abort is a crash like any other
+ns kill -ABRT "$pid2" || fail "kill -ABRT gmemd"
+pid3=$(wait_restarted "$pid2") || fail "systemd did not restart gmemd after SIGABRT"
+check_regions_back "a SIGABRT"
+say "and again after SIGABRT (pid $pid3)"
+
+# an operator's restart (SIGTERM, then a new gmemd): the store is kept across the restart job
+sctl restart gmemd.service || fail "systemctl restart gmemd.service"
+pid3b=$(wait_restarted "$pid3") || fail "gmemd not back after systemctl restart"
+check_regions_back "systemctl restart"
+say "and after systemctl restart (pid $pid3b)"
+
+# --- release: out of the fd store and the metadata directory -----------------------------------
+gc release r-empty > /dev/null || fail "release r-empty"
+mapfile -t names < <(printf '%s\n' "${names[@]}" | grep -vx r-empty)
+for _ in $(seq 50); do
+        [[ $(show NFileDescriptorStore) == "${#names[@]}" ]] && break
+        sleep 0.05
+done
+[[ $(show NFileDescriptorStore) == "${#names[@]}" ]] || fail "released region still in the fd store ($(show NFileDescriptorStore) fds)"
+[[ ! -e /proc/$sdpid/root/run/gmemd/regions/r-empty.json ]] || fail "released region's metadata left behind"
+say "release: FDSTOREREMOVE'd and its metadata deleted"
+
+# --- foreign fds in the store are dropped: inject some before the next start ------------------
+py=/usr/bin/python3
+if [[ -x $py ]]; then
+        cat > "$T/inject.py" << 'EOF'
+import array, os, socket
+# put fds gmemd does not know into its fd store: a name it does not use, and a region name
+# without metadata
+path = os.environ["NOTIFY_SOCKET"]
+if path.startswith("@"):
+    path = "\0" + path[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(path)
+for name in ("bogus-thing", "region-orphan"):
+    fd = os.memfd_create(name)
+    os.ftruncate(fd, 4096)
+    s.sendmsg([("FDSTORE=1\nFDNAME=%s" % name).encode()],
+              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    os.close(fd)
+EOF
+        cat > "$units/gmemd.service.d/60-inject.conf" << EOF
+[Service]
+NotifyAccess=all
+ExecStartPre=+$py /run/gmem-test/inject.py
+EOF
+        sctl daemon-reload || fail "daemon-reload"
+        pid=$(show MainPID)
+        ns kill -KILL "$pid"
+        pid4=$(wait_restarted "$pid") || fail "no restart after the injection"
+        check_regions_back "foreign fds in the store"
+        for _ in $(seq 50); do
+                [[ $(show NFileDescriptorStore) == "${#names[@]}" ]] && break
+                sleep 0.05
+        done
+        [[ $(show NFileDescriptorStore) == "${#names[@]}" ]] ||
+                fail "foreign fds stayed in the fd store: $(show NFileDescriptorStore) fds for ${#names[@]} regions"
+        [[ ! -e /proc/$sdpid/root/run/gmemd/regions/orphan.json ]] || fail "metadata made up for an unknown fd"
+        rm -f "$units/gmemd.service.d/60-inject.conf"
+        sctl daemon-reload || fail "daemon-reload"
+        say "fds gmemd did not recognise (bogus-thing, region-orphan) were dropped from the store (pid $pid4)"
+else
+        say "no $py: foreign fd store entries not tested"
+fi
+
+# --- stop: the store is emptied; the next activation starts clean --------------------------------
+# (systemctl warns that the socket can still activate the service: that is the point)
+sctl stop gmemd.service 2> "$T/stop.err" || fail "systemctl stop gmemd.service: $(cat "$T/stop.err")"
+[[ $(show NFileDescriptorStore) == 0 ]] || fail "fd store not emptied by stop"
+[[ $(sctl show -p ActiveState --value gmemd.socket) == active ]] || fail "the socket went away with the service"
+ns test -S "$sock" || fail "stopping the service removed the socket"
+list=$(gc --json list) || fail "socket activation after stop"
+[[ $(jq 'if type == "array" then length else (.regions | length) end' <<< "$list") == 0 ]] || fail "regions survived a stop: $list"
+[[ -z $(ls -A "/proc/$sdpid/root/run/gmemd/regions" 2> /dev/null) ]] ||
+        fail "stale metadata after a stop and start: $(ls "/proc/$sdpid/root/run/gmemd/regions")"
+say "stop empties the store; the next activation starts with no regions and no stale metadata"
+
+sctl stop gmemd.socket gmemd.service 2> /dev/null
+say "stopping systemd (host pid $sdpid)"
+stop_systemd
+host_untouched || fail "the host was touched"
+say "host /tmp, /run, hostname and mounts untouched; no process or cgroup left"
+echo "ok"
