@@ -79,10 +79,12 @@ endif
 all: lib tools tests
 
 include guest/guest.mk
+# the multiboot guest QEMU boots in tests/check-qemu.sh (MULTIBOOT_GUEST: its path)
+-include guest/multiboot.mk
 
 lib: $(LIB_SO) $(LIB_A) $(LIB_PC)
 tools: $(TOOLS) $(DAEMON)
-tests: $(TESTS)
+tests: $(TESTS) $(MULTIBOOT_GUEST)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
