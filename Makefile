@@ -20,6 +20,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
 DBUSSERVICEDIR ?= $(DATADIR)/dbus-1/system-services
 DBUSIFACEDIR ?= $(DATADIR)/dbus-1/interfaces
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 MANDIR ?= $(DATADIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
@@ -185,6 +186,7 @@ install: all
 	$(if $(wildcard dbus/org.gmem.Broker1.conf),install -D -m 0644 dbus/org.gmem.Broker1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.gmem.Broker1.conf)
 	$(if $(wildcard dbus/org.gmem.Broker1.service),install -D -m 0644 dbus/org.gmem.Broker1.service $(DESTDIR)$(DBUSSERVICEDIR)/org.gmem.Broker1.service)
 	$(if $(wildcard dbus/org.gmem.Broker1.xml),install -D -m 0644 dbus/org.gmem.Broker1.xml $(DESTDIR)$(DBUSIFACEDIR)/org.gmem.Broker1.xml)
+	$(if $(wildcard completion/gmemctl.bash),install -D -m 0644 completion/gmemctl.bash $(DESTDIR)$(BASHCOMPDIR)/gmemctl)
 
 clean:
 	rm -rf $(BUILD) build-asan
