@@ -80,6 +80,17 @@ static void on_close(evutil_socket_t fd _unused_, short what _unused_, void *use
 
 static void outmsg_free(struct outmsg *m);
 
+/* Whatever was waiting to be sent is dropped, with the fds it carried. */
+static void conn_drop_queue(struct conn *c) {
+        while (c->out_head) {
+                struct outmsg *m = c->out_head;
+                c->out_head = m->next;
+                outmsg_free(m);
+        }
+        c->out_tail = NULL;
+        c->n_out = 0;
+}
+
 /* A send failed or the client stopped reading. Closing here could free regions and connections
  * under the caller (a broadcast loop, a reply being built), so stop sending and let the loop close
  * it on its next turn. */
@@ -89,13 +100,7 @@ static void conn_fail(struct conn *c) {
         c->broken = true;
         event_del(c->ev_read);
         event_del(c->ev_write);
-        while (c->out_head) {
-                struct outmsg *m = c->out_head;
-                c->out_head = m->next;
-                outmsg_free(m);
-        }
-        c->out_tail = NULL;
-        c->n_out = 0;
+        conn_drop_queue(c);
         event_active(c->ev_close, 0, 0);
 }
 
@@ -460,13 +465,7 @@ static void conn_close(struct conn *c) {
         event_del(c->ev_close);
         close(c->fd);
         c->fd = -1;
-        while (c->out_head) {
-                struct outmsg *m = c->out_head;
-                c->out_head = m->next;
-                outmsg_free(m);
-        }
-        c->out_tail = NULL;
-        c->n_out = 0;
+        conn_drop_queue(c);
         if (c->prev)
                 c->prev->next = c->next;
         else
