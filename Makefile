@@ -157,9 +157,7 @@ run-run: all
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/bin/gmem-bench --backend memfd
-	$(BUILD)/bin/gmem-bench --backend guest_memfd
-	$(BUILD)/bin/gmem-bench --backend secret
+	@BUILD=$(BUILD) scripts/bench.sh
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \

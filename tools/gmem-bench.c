@@ -8,6 +8,8 @@
  *   prefault  gmem_prefault
  *             vs QEMU's prealloc: min(cores, 16) threads, capped at one per 64 MiB, equal
  *             contiguous parts, one MADV_POPULATE_WRITE each (touching pages on EINVAL)
+ *   handoff   (with --socket: a running gmemd) gmem_client_open() of a region, per fd
+ *             vs the floor: a raw SCM_RIGHTS ping-pong between two processes
  *
  * Every trial uses a fresh region; trials alternate between candidate and baseline after one
  * discarded warm-up of each, and the median of each is reported.
@@ -21,6 +23,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "gmem/gmem.h"
@@ -36,6 +40,7 @@ static struct {
         unsigned trials;
         enum gmem_backend backend;
         bool json;
+        const char *socket;
 } arg = { .size = 256 * MiB, .trials = 5, .backend = GMEM_BACKEND_MEMFD };
 
 static int kvm_vm = -1;
@@ -162,6 +167,84 @@ static double prefault_gmem(void) {
         return t;
 }
 
+/* ---- fd handoff ---- */
+
+#define HANDOFF_ROUNDS 2000
+
+static int send_fd(int s, int fd) {
+        char c = 0, cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { &c, 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        return sendmsg(s, &mh, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int s) {
+        char c, cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { &c, 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        int fd = -1;
+
+        if (recvmsg(s, &mh, MSG_CMSG_CLOEXEC) != 1 || !CMSG_FIRSTHDR(&mh))
+                return -1;
+        memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+        return fd;
+}
+
+/* Seconds per fd: the asking process sends a request, the other answers with an fd (which is
+ * what a client of gmemd does, without the daemon's work in between). */
+static double handoff_raw(void) {
+        int sp[2], memfd = memfd_create("bench", MFD_CLOEXEC);
+        double t;
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 || memfd < 0)
+                exit(1);
+        pid = fork();
+        if (pid == 0) {
+                close(sp[0]);
+                for (int i = 0; i < HANDOFF_ROUNDS; i++) {
+                        char c;
+                        if (read(sp[1], &c, 1) != 1 || send_fd(sp[1], memfd) < 0)
+                                _exit(1);
+                }
+                _exit(0);
+        }
+        close(sp[1]);
+        t = now();
+        for (int i = 0; i < HANDOFF_ROUNDS; i++) {
+                int fd;
+                if (write(sp[0], "?", 1) != 1 || (fd = recv_fd(sp[0])) < 0)
+                        exit(1);
+                close(fd);
+        }
+        t = (now() - t) / HANDOFF_ROUNDS;
+        close(sp[0]);
+        close(memfd);
+        waitpid(pid, NULL, 0);
+        return t;
+}
+
+static struct gmem_client *bench_client;
+
+static double handoff_gmemd(void) {
+        double t = now();
+        for (int i = 0; i < HANDOFF_ROUNDS; i++) {
+                struct gmem_region *r = NULL;
+                if (gmem_client_open(bench_client, "gmem-bench", &r) < 0) {
+                        fprintf(stderr, "gmem-bench: open: %s\n", gmem_last_error());
+                        exit(1);
+                }
+                gmem_region_free(r);
+        }
+        return (now() - t) / HANDOFF_ROUNDS;
+}
+
 struct result {
         const char *name, *baseline;
         double candidate_s, baseline_s;
@@ -186,6 +269,17 @@ static struct result compare(const char *name, double (*candidate)(void), const 
 
 static void print(const struct result *r, bool last) {
         double gib = (double) arg.size / GiB;
+
+        if (strcmp(r->name, "handoff") == 0) {
+                if (arg.json)
+                        printf("  {\"op\":\"handoff\",\"baseline\":\"%s\",\"usec_per_fd\":%.2f,"
+                               "\"baseline_usec_per_fd\":%.2f,\"speedup\":%.3f}%s\n", r->baseline, r->candidate_s * 1e6,
+                               r->baseline_s * 1e6, r->baseline_s / r->candidate_s, last ? "" : ",");
+                else
+                        printf("%-9s %7.1f us/fd     %-28s %7.1f us/fd     gmemd costs x%.2f the floor\n", r->name,
+                               r->candidate_s * 1e6, r->baseline, r->baseline_s * 1e6, r->candidate_s / r->baseline_s);
+                return;
+        }
         if (arg.json)
                 printf("  {\"op\":\"%s\",\"baseline\":\"%s\",\"bytes\":%" PRIu64 ",\"seconds\":%.4f,\"baseline_seconds\":%.4f,"
                        "\"gib_per_s\":%.3f,\"baseline_gib_per_s\":%.3f,\"speedup\":%.3f}%s\n",
@@ -202,9 +296,11 @@ int main(int argc, char **argv) {
                 { "trials", required_argument, NULL, 't' },
                 { "backend", required_argument, NULL, 'b' },
                 { "json", no_argument, NULL, 'j' },
+                { "socket", required_argument, NULL, 'S' },
                 {},
         };
-        struct result res[2];
+        struct result res[3];
+        unsigned n_res = 2;
         int c;
 
         while ((c = getopt_long(argc, argv, "s:t:b:j", options, NULL)) >= 0)
@@ -224,8 +320,12 @@ int main(int argc, char **argv) {
                 case 'j':
                         arg.json = true;
                         break;
+                case 'S':
+                        arg.socket = optarg;
+                        break;
                 default:
-                        fprintf(stderr, "usage: gmem-bench [--size MiB] [--trials N] [--backend memfd|secret|guest_memfd|hugetlb] [--json]\n");
+                        fprintf(stderr, "usage: gmem-bench [--size MiB] [--trials N] [--backend memfd|secret|guest_memfd|hugetlb] [--json]\n"
+                                        "                  [--socket GMEMD_SOCKET]\n");
                         return 2;
                 }
         if (arg.size == 0 || arg.size % (2 * MiB)) {
@@ -262,10 +362,20 @@ int main(int argc, char **argv) {
                        gmem_backend_to_string(arg.backend), arg.size / MiB, arg.trials, sysconf(_SC_NPROCESSORS_ONLN));
         res[0] = compare("populate", populate_gmem, "1-thread memcpy via mapping", populate_memcpy);
         res[1] = compare("prefault", prefault_gmem, "QEMU prealloc threads", prefault_qemu);
+        if (arg.socket) {
+                if (gmem_client_connect(arg.socket, &bench_client) < 0 ||
+                    gmem_client_create(bench_client, "gmem-bench", GMEM_BACKEND_MEMFD, 2 * MiB, NULL) < 0) {
+                        fprintf(stderr, "gmem-bench: gmemd at %s: %s\n", arg.socket, gmem_last_error());
+                        return 1;
+                }
+                res[n_res++] = compare("handoff", handoff_gmemd, "raw SCM_RIGHTS ping-pong", handoff_raw);
+                (void) gmem_client_release(bench_client, "gmem-bench");
+                gmem_client_free(bench_client);
+        }
         if (arg.json)
                 printf("[\n");
-        print(&res[0], false);
-        print(&res[1], true);
+        for (unsigned i = 0; i < n_res; i++)
+                print(&res[i], i + 1 == n_res);
         if (arg.json)
                 printf("]\n");
         return 0;
