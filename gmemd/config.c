@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
+
+#include "gmem/gmem.h"
 
 #include "config.h"
 #include "error.h"
@@ -57,7 +60,7 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
         _cleanup_free_ char *text = NULL;
         struct gmemd_config c = *ret;
         const cJSON *limits;
-        const char *mode_str;
+        const char *mode_str, *profile;
         uint64_t workers;
         cJSON *root;
         ssize_t n;
@@ -110,6 +113,14 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
                         k = gmem_error(-ERANGE, "config '%s': workers = %" PRIu64 " outside [1, 256]", path, workers);
                 else
                         c.workers = (unsigned) workers;
+        }
+        if (k >= 0 && (k = json_get_str(root, "kernel_profile", false, NULL, &profile)) >= 0 && profile) {
+                enum gmem_kernel_profile p;
+                if (gmem_kernel_profile_from_string(profile, &p) < 0)
+                        k = gmem_error(-EINVAL, "config '%s': kernel_profile '%.40s' (upstream, direct-map-removal, write, "
+                                       "secret-hiding)", path, profile);
+                else
+                        snprintf(c.kernel_profile, sizeof(c.kernel_profile), "%s", profile);
         }
         if (k >= 0 && (k = json_get_str(root, "socket_mode", false, NULL, &mode_str)) >= 0 && mode_str) {
                 char *end;

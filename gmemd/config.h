@@ -22,6 +22,7 @@ struct gmemd_config {
         struct gmemd_limits limits;
         unsigned workers;
         mode_t socket_mode;
+        char kernel_profile[32]; /* "" = detect by behaviour; else a gmem_kernel_profile name */
 };
 
 void config_defaults(struct gmemd_config *c);

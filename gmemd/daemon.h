@@ -153,6 +153,7 @@ struct daemon {
         /* systemd: the fd store (store.c) and the watchdog */
         bool store_enabled;
         bool restoring;          /* rebuilding from the fd store: nothing to store again */
+        bool stopping;           /* shutting down: closing connections releases nothing */
         char *state_dir;         /* region metadata lives in <state_dir>/regions */
         struct event *ev_watchdog;
         uint64_t watchdog_usec;

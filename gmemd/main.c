@@ -20,12 +20,13 @@ static void strv_free(char **v) {
 }
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: gmemd [--socket PATH] [--config FILE] [--bus system|user|none|ADDRESS] [-v]\n"
+        fprintf(f, "usage: gmemd [--socket PATH] [--config FILE] [--bus system|user|none|ADDRESS] [-v] [--version]\n"
                    "  --socket PATH   listen here (default: $GMEMD_SOCKET, /run/gmemd/gmemd.sock as root,\n"
                    "                  $XDG_RUNTIME_DIR/gmemd/gmemd.sock otherwise)\n"
                    "  --config FILE   limits and settings (default " GMEMD_CONFIG_DEFAULT ")\n"
                    "  --bus BUS       D-Bus management API: system, user, none (default) or an address\n"
-                   "  -v, --verbose   debug logging\n");
+                   "  -v, --verbose   debug logging\n"
+                   "  -h, --help      this text; --version: the version\n");
 }
 
 static void on_watchdog(evutil_socket_t fd _unused_, short what _unused_, void *userdata _unused_) {
@@ -101,6 +102,11 @@ int main(int argc, char **argv) {
         k = config_load(config_path, config_explicit, &d.config);
         if (k < 0) {
                 log_error("%s", gmem_last_error());
+                return 1;
+        }
+        /* before anything asks libgmem about the kernel: it reads this once per process */
+        if (d.config.kernel_profile[0] && setenv("GMEM_KERNEL_PROFILE", d.config.kernel_profile, 1) < 0) {
+                log_error("set the kernel profile: %m");
                 return 1;
         }
         if (!d.socket_path && gmem_client_default_socket(&d.socket_path) < 0) {

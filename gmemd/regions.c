@@ -173,7 +173,7 @@ void region_conn_closed(struct daemon *d, struct conn *c) {
                                 m->holders[i].conn = NULL;
                 if (m->creator == c) {
                         m->creator = NULL;
-                        if (m->policy == GMEM_POLICY_CONNECTION)
+                        if (m->policy == GMEM_POLICY_CONNECTION && !d->stopping)
                                 region_release(d, m);
                         else
                                 log_info("region '%s': pid %d, which %s it, disconnected; the region stays", m->name,

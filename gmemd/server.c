@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,19 +43,31 @@ static int mkdir_parents(const char *path, mode_t mode) {
         return 0;
 }
 
-static int sockaddr_for(const char *path, struct sockaddr_un *sa) {
+/* "@name" is the abstract namespace, as for the client: no file, nothing to create or remove. */
+static bool is_abstract(const char *path) {
+        return path[0] == '@';
+}
+
+static int sockaddr_for(const char *path, struct sockaddr_un *sa, socklen_t *ret_len) {
+        size_t n = strlen(path);
+
         *sa = (struct sockaddr_un) { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof(sa->sun_path))
+        if (n >= sizeof(sa->sun_path))
                 return gmem_error(-ENAMETOOLONG, "socket path '%s' is longer than %zu bytes", path, sizeof(sa->sun_path) - 1);
-        memcpy(sa->sun_path, path, strlen(path));
+        memcpy(sa->sun_path, path, n);
+        if (is_abstract(path))
+                sa->sun_path[0] = 0;
+        *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + (is_abstract(path) ? 0 : 1));
         return 0;
 }
 
 /* A socket file left by a dead daemon is replaced; one a live daemon answers on is not. */
-static int check_existing(const char *path, const struct sockaddr_un *sa) {
+static int check_existing(const char *path, const struct sockaddr_un *sa, socklen_t sa_len) {
         _cleanup_close_ int probe = -1;
         struct stat st;
 
+        if (is_abstract(path))
+                return 0; /* bind() itself refuses a name in use */
         if (lstat(path, &st) < 0)
                 return errno == ENOENT ? 0 : gmem_error(negative_errno(), "stat '%s'", path);
         if (!S_ISSOCK(st.st_mode))
@@ -62,7 +75,7 @@ static int check_existing(const char *path, const struct sockaddr_un *sa) {
         probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (probe < 0)
                 return gmem_error(negative_errno(), "socket");
-        if (connect(probe, (const struct sockaddr *) sa, sizeof(*sa)) == 0)
+        if (connect(probe, (const struct sockaddr *) sa, sa_len) == 0)
                 return gmem_error(-EADDRINUSE, "another gmemd is listening on '%s'", path);
         if (errno != ECONNREFUSED)
                 return gmem_error(negative_errno(), "probe '%s'", path);
@@ -489,26 +502,28 @@ void conn_unref(struct conn *c) {
 }
 
 int server_listen(struct daemon *d) {
+        bool abstract = is_abstract(d->socket_path);
         struct sockaddr_un sa;
+        socklen_t sa_len = 0;
         _cleanup_close_ int fd = -1;
         int k;
 
-        k = sockaddr_for(d->socket_path, &sa);
+        k = sockaddr_for(d->socket_path, &sa, &sa_len);
         if (k < 0)
                 return k;
-        k = mkdir_parents(d->socket_path, 0755);
-        if (k < 0)
+        if (!abstract && (k = mkdir_parents(d->socket_path, 0755)) < 0)
                 return gmem_error(k, "create the directory of '%s'", d->socket_path);
-        k = check_existing(d->socket_path, &sa);
+        k = check_existing(d->socket_path, &sa, sa_len);
         if (k < 0)
                 return k;
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return gmem_error(negative_errno(), "socket");
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return gmem_error(negative_errno(), "bind '%s'", d->socket_path);
-        d->listen_fd_owned = true;
-        if (chmod(d->socket_path, d->config.socket_mode) < 0)
+        if (bind(fd, (struct sockaddr *) &sa, sa_len) < 0)
+                return gmem_error(negative_errno(), errno == EADDRINUSE ? "bind '%s': another gmemd may be listening there" :
+                                  "bind '%s'", d->socket_path);
+        d->listen_fd_owned = !abstract;
+        if (!abstract && chmod(d->socket_path, d->config.socket_mode) < 0)
                 return gmem_error(negative_errno(), "chmod '%s'", d->socket_path);
         if (listen(fd, 128) < 0)
                 return gmem_error(negative_errno(), "listen '%s'", d->socket_path);
@@ -544,6 +559,9 @@ int server_adopt_listen_fd(struct daemon *d, int fd) {
 }
 
 void server_stop(struct daemon *d) {
+        /* connections closing now is the daemon stopping, not their clients leaving: it must not
+         * release their regions (under systemd they wait in the fd store for the next gmemd) */
+        d->stopping = true;
         if (d->ev_listen) {
                 event_free(d->ev_listen);
                 d->ev_listen = NULL;

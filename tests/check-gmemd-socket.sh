@@ -53,4 +53,31 @@ long=$dir/$(printf 'x%.0s' $(seq 120))
 if "$gmemd" --socket "$long" --bus none 2> "$dir/f.log"; then fail "started on a too-long path"; fi
 grep -q "longer than" "$dir/f.log" || fail "unclear path error: $(cat "$dir/f.log")"
 [[ ! -e $sock ]] || fail "a failed start left a socket"
+# an abstract socket ("@name"): served, and nothing to create or remove on disk
+abs="@gmem-test-$$"
+"$gmemd" --socket "$abs" --bus none 2> "$dir/g.log" & g=$!; pids+=("$g")
+for _ in $(seq 200); do "$BUILD/bin/gmemctl" --socket "$abs" list > /dev/null 2>&1 && break; sleep 0.025; done
+"$BUILD/bin/gmemctl" --socket "$abs" create abs1 --size 1M > /dev/null || fail "no service on the abstract socket $abs"
+kill -TERM "$g"; rc=0; wait "$g" || rc=$?
+[[ $rc == 0 ]] || fail "gmemd on an abstract socket exited $rc on SIGTERM"
+
+# kernel_profile in the config: refused when unknown, in force (and said to be set) when known
+echo '{"kernel_profile":"no-such-series"}' > "$dir/kp-bad.json"
+if "$gmemd" --socket "$sock" --bus none --config "$dir/kp-bad.json" 2> "$dir/h.log"; then fail "started with a bad kernel_profile"; fi
+grep -q "kernel_profile" "$dir/h.log" || fail "unclear kernel_profile error: $(cat "$dir/h.log")"
+echo '{"kernel_profile":"secret-hiding"}' > "$dir/kp.json"
+"$gmemd" --socket "$sock" --bus none --config "$dir/kp.json" 2> "$dir/i.log" & i=$!; pids+=("$i")
+wait_socket "$sock"
+python3 - "$sock" <<'PY' || fail "the daemon's caps do not show the configured profile"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+for req in ({"op": "hello", "id": 1, "version": 1}, {"op": "caps", "id": 2}):
+    s.send(json.dumps(req).encode())
+    reply = json.loads(s.recv(1 << 20))
+    assert reply["ok"], reply
+kernel = reply["caps"]["kernel"]
+assert kernel["profile"] == "secret-hiding" and kernel["profile_source"] == "explicit", kernel
+PY
+kill -TERM "$i"; wait "$i" || true
 echo "ok"
