@@ -1129,6 +1129,26 @@ static char *substitute_fds(const char *a, const struct exec_region *regions, si
         return out;
 }
 
+/* memfd_secret and guest_memfd cannot be reopened through /proc/self/fd (ENXIO): a program told
+ * to open that path (QEMU's mem-path=) will fail, and the reason is worth a line up front. */
+static void warn_reopen(const char *a, const struct exec_region *regions, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                enum gmem_backend b = gmem_region_backend(regions[i].region);
+                char fdref[96], proc[128], dev[128];
+
+                if (b != GMEM_BACKEND_SECRET && b != GMEM_BACKEND_GUEST_MEMFD)
+                        continue;
+                snprintf(fdref, sizeof(fdref), "{fd:%s}", regions[i].name);
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%s", fdref);
+                snprintf(dev, sizeof(dev), "/dev/fd/%s", fdref);
+                if (strstr(a, proc) || strstr(a, dev))
+                        fprintf(stderr, "gmemctl: exec %s: warning: a %s region cannot be reopened through /proc/self/fd/%d "
+                                "(the kernel answers ENXIO), so QEMU's mem-path= cannot use it; give the fd to a VMM "
+                                "that mmaps it (see docs/qemu.md)\n", regions[i].name,
+                                b == GMEM_BACKEND_SECRET ? "secret (memfd_secret)" : "guest_memfd", regions[i].fd);
+        }
+}
+
 static int cmd_exec(int argc, char **argv) {
         _cleanup_client_ struct gmem_client *c = NULL;
         _cleanup_(exec_regions_freep) struct exec_region *regions = NULL;
@@ -1200,6 +1220,7 @@ static int cmd_exec(int argc, char **argv) {
                 return failf("exec", NULL, "out of memory");
         for (int i = sep + 1; i < argc; i++) {
                 const char *bad = NULL;
+                warn_reopen(argv[i], regions, n);
                 cmdv[i - sep - 1] = substitute_fds(argv[i], regions, n, &bad);
                 if (!cmdv[i - sep - 1]) {
                         if (bad)
