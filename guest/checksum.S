@@ -1,26 +1,35 @@
 /*
- * checksum.S - tiny x86 guest that hashes ranges of guest-physical memory.
+ * checksum.S - tiny x86 guest that hashes ranges of guest-physical memory
+ * and reports the hashes on a serial port.
  *
  * Loaded at GPA 0x1000 (MINIVM_GUEST_ENTRY) and entered in 16-bit real mode
- * with CS=0, IP=0x1000 and interrupts disabled. It takes no input in
- * registers: it reads the job the VMM left at MINIVM_JOB_GPA (uint64_t
- * count, uint64_t flags, count x { uint64_t gpa, len }) and, for each
- * range in order, computes FNV-1a over it taken as little-endian dwords:
+ * with CS=0, IP=0x1000, interrupts disabled and RBP = the vCPU's index;
+ * every vCPU of the VM runs this same code. Each reads the job the VMM left
+ * in its own area (MINIVM_VCPU_AREA_GPA + index * MINIVM_VCPU_AREA_SIZE:
+ * uint64_t count, flags, first_id, reserved, then count x { uint64_t gpa,
+ * len }) and, for each range in order, computes FNV-1a over it taken as
+ * little-endian dwords:
  *
  *	h = 0x811c9dc5; for each dword d: h ^= d; h *= 0x01000193 (mod 2^32)
  *
- * and writes h with a 32-bit OUT to port MINIVM_CHECKSUM_PORT. Then it
- * halts. len must be a multiple of 4 (0 is allowed); the VMM checks that
- * the ranges lie inside the identity map.
+ * and writes one line to the serial port (MINIVM_SERIAL_PORT: the
+ * transmit register of a 16550; the guest never polls the line status):
+ *
+ *	vcpu 1 range 4 gpa=0x100000000 len=0xb00000 hash=0x1b2c3d4e
+ *
+ * numbering ranges from first_id. Then it writes "vcpu 1 done" and halts.
+ * len must be a multiple of 4 (0 is allowed); the VMM checks that the
+ * ranges lie inside the identity map.
  *
  * How it gets there:
  *
  * 1. Ring 0 (real mode, then 64-bit): pick page tables by CPUID, enable
- *    PAE, EFER.LME and paging at once, far-jump to 64-bit code, load IDT
- *    and TSS, and IRETQ to ring 3.
- * 2. Ring 3 (64-bit): complete the identity map, hash the ranges, OUT each
- *    hash (the TSS I/O bitmap allows ports 0x10-0x13 and nothing else),
- *    and execute HLT at user_done. HLT is privileged, so this raises #GP.
+ *    PAE, EFER.LME and paging at once, far-jump to 64-bit code, load the
+ *    IDT and this vCPU's TSS, and IRETQ to ring 3.
+ * 2. Ring 3 (64-bit): complete the identity map, hash the ranges, print
+ *    the report with OUTs (each TSS's I/O bitmap allows the serial port and
+ *    nothing else), and execute HLT at user_done. HLT is privileged, so
+ *    this raises #GP.
  * 3. Ring 0: the #GP handler halts if the fault came from user_done;
  *    anything else ends in a triple fault (KVM_EXIT_SHUTDOWN).
  *
@@ -45,11 +54,11 @@
  *			of this image; ring 3 builds the others at
  *			MINIVM_PT_GPA, writing only entries that differ, so
  *			later runs only read them (that matters where KVM
- *			write-protects guest page tables).
+ *			write-protects guest page tables). vCPUs running at
+ *			once may both write an entry, always the same value.
  *
- * Memory the guest writes: those page directories; the TSS descriptor's
- * busy bit (cleared before LTR, set by LTR); and the 48-byte #GP frame
- * just below MINIVM_GUEST_ENTRY (the ring-0 stack).
+ * Memory the guest writes: those page directories; its TSS descriptor's
+ * busy bit (cleared before LTR, set by LTR); and its own stacks.
  */
 #include "minivm.h"
 
@@ -68,14 +77,21 @@
 
 /*
  * Selectors as in Linux: PVM requires user code to run with the host's
- * __USER_CS (0x33) and __USER_DS (0x2b).
+ * __USER_CS (0x33) and __USER_DS (0x2b). vCPU i loads the TSS at
+ * TSS_SEL + 16 * i.
  */
 #define KERNEL_CS	0x10
 #define USER_DS		0x2b
 #define USER_CS		0x33
 #define TSS_SEL		0x40
 
-#define RING0_STACK	MINIVM_GUEST_ENTRY	/* grows down into page 0 */
+/*
+ * A TSS: 104 bytes, then the I/O permission bitmap up to the serial port's
+ * byte and the extra byte the CPU may read; 1 = denied.
+ */
+#define IOMAP_BYTES	(MINIVM_SERIAL_PORT / 8 + 2)
+#define TSS_SIZE	(104 + IOMAP_BYTES)
+#define TSS_STRIDE	((TSS_SIZE + 7) & ~7)
 
 #define FNV_OFFSET	0x811c9dc5
 #define FNV_PRIME	0x01000193
@@ -110,13 +126,25 @@ _start:
 	.code64
 lm64:
 	lidt	idt_desc
-	movb	$0x89, tss_desc + 5	/* available TSS: LTR marks it busy */
-	movw	$TSS_SEL, %ax
+	movl	%ebp, %eax		/* EBP: this vCPU's index */
+	shll	$4, %eax		/* 16-byte TSS descriptors */
+	movb	$0x89, tss_desc + 5(%rax) /* available TSS: LTR marks it busy */
+	addl	$TSS_SEL, %eax
 	ltr	%ax			/* RSP0 for the #GP from ring 3 */
-	testb	$MINIVM_JOB_RING0, MINIVM_JOB_GPA + 8
-	jnz	user			/* stay in ring 0 */
-	movl	$iret_frame, %esp
-	iretq				/* -> user, ring 3 */
+	imull	$MINIVM_VCPU_AREA_SIZE, %ebp, %ebx
+	addl	$MINIVM_VCPU_AREA_GPA, %ebx /* RBX = this vCPU's area */
+	leaq	MINIVM_USER_STACK_TOP(%rbx), %rax
+	testb	$MINIVM_JOB_RING0, MINIVM_JOB_FLAGS(%rbx)
+	jnz	1f
+	leaq	MINIVM_KERNEL_STACK_TOP(%rbx), %rsp
+	pushq	$USER_DS		/* IRETQ frame into ring 3 */
+	pushq	%rax			/* RSP */
+	pushq	$RFLAGS_USER
+	pushq	$USER_CS
+	pushq	$user			/* RIP */
+	iretq
+1:	movq	%rax, %rsp		/* stay in ring 0 */
+	jmp	user
 
 /* #GP from ring 3: error code, RIP, CS, RFLAGS, RSP, SS on the stack. */
 gp_handler:
@@ -149,7 +177,24 @@ gp_handler:
 .Ldone\@:
 .endm
 
-	/* Ring 3 from here on (ring 0 with MINIVM_JOB_RING0). */
+/* print: write the NUL-terminated string at label to the serial port. */
+.macro	print label
+	movl	$\label, %esi
+	call	puts
+.endm
+
+/* printnum: write reg in base (10 or 16), with at least digits digits. */
+.macro	printnum reg, base, digits
+	movq	\reg, %rax
+	movl	$\base, %ecx
+	movl	$\digits, %r8d
+	call	putnum
+.endm
+
+	/*
+	 * Ring 3 from here on (ring 0 with MINIVM_JOB_RING0). RBX: this
+	 * vCPU's area, RBP: its index.
+	 */
 user:
 	/*
 	 * Page directories for GiB 1 and up (unused with 1 GiB pages). They
@@ -158,15 +203,15 @@ user:
 	 */
 	fill	MINIVM_PT_GPA, ((1<<30)+PTE_LEAF), 0x200000, ((MINIVM_PT_NR_PD-1)*512)
 
-	movl	$MINIVM_JOB_GPA, %ebx
-	movq	(%rbx), %r8		/* R8 = ranges left */
-	addq	$16, %rbx		/* RBX = next { gpa, len } */
-	testq	%r8, %r8
-	jz	user_done
+	movq	MINIVM_JOB_COUNT(%rbx), %r12	/* R12 = ranges left */
+	movq	MINIVM_JOB_FIRST_ID(%rbx), %r14	/* R14 = this range's id */
+	leaq	MINIVM_JOB_RANGES(%rbx), %r13	/* R13 = next { gpa, len } */
+	testq	%r12, %r12
+	jz	report_done
 
 next_range:
-	movq	(%rbx), %rsi		/* RSI = gpa */
-	movq	8(%rbx), %rcx		/* RCX = len */
+	movq	(%r13), %rsi		/* RSI = gpa */
+	movq	8(%r13), %rcx		/* RCX = len */
 	movl	$FNV_OFFSET, %eax
 	movq	%rcx, %rdx
 	andl	$28, %edx		/* RDX = tail bytes (len % 32) */
@@ -206,14 +251,79 @@ next_range:
 	subl	$4, %edx
 	jnz	4b
 
-3:	movw	$MINIVM_CHECKSUM_PORT, %dx
-	outl	%eax, %dx		/* report this range's hash */
-	addq	$16, %rbx
-	decq	%r8
+3:	movl	%eax, %r15d		/* R15 = hash */
+	print	s_vcpu
+	printnum %rbp, 10, 1
+	print	s_range
+	printnum %r14, 10, 1
+	print	s_gpa
+	printnum (%r13), 16, 1
+	print	s_len
+	printnum 8(%r13), 16, 1
+	print	s_hash
+	printnum %r15, 16, 8
+	print	s_newline
+	addq	$16, %r13
+	incq	%r14
+	decq	%r12
 	jnz	next_range
 
+report_done:
+	print	s_vcpu
+	printnum %rbp, 10, 1
+	print	s_done
 user_done:
 	hlt				/* #GP -> gp_handler; in ring 0: halt */
+
+/*
+ * The serial port takes a byte per OUT, and each OUT is an exit to the VMM:
+ * ~30 us under PVM (a string OUT exits once per byte too), so a report
+ * line costs ~2 ms. That is little next to the hashing.
+ */
+
+/* puts: write the NUL-terminated string at RSI. Clobbers RAX, RDX, RSI. */
+puts:
+	movw	$MINIVM_SERIAL_PORT, %dx
+1:	lodsb
+	testb	%al, %al
+	jz	2f
+	outb	%al, %dx
+	jmp	1b
+2:	ret
+
+/*
+ * putnum: write RAX in base RCX, with at least R8 digits. The digits are
+ * built below the stack pointer (nothing else uses this stack), last
+ * first. Clobbers RAX, RDX, RDI, R8.
+ */
+putnum:
+	movq	%rsp, %rdi
+1:	xorl	%edx, %edx
+	divq	%rcx			/* RAX = RAX / base, RDX = digit */
+	movzbl	digits(%rdx), %edx
+	decq	%rdi
+	movb	%dl, (%rdi)
+	decq	%r8
+	testq	%rax, %rax
+	jnz	1b
+	testq	%r8, %r8
+	jg	1b
+	movw	$MINIVM_SERIAL_PORT, %dx
+2:	movb	(%rdi), %al
+	outb	%al, %dx
+	incq	%rdi
+	cmpq	%rsp, %rdi
+	jb	2b
+	ret
+
+digits:		.ascii	"0123456789abcdef"
+s_vcpu:		.asciz	"vcpu "
+s_range:	.asciz	" range "
+s_gpa:		.asciz	" gpa=0x"
+s_len:		.asciz	" len=0x"
+s_hash:		.asciz	" hash=0x"
+s_newline:	.asciz	"\n"
+s_done:		.asciz	" done\n"
 
 	/*
 	 * GDT. The "accessed" type bits are preset so the CPU never writes
@@ -229,15 +339,19 @@ gdt:
 	.quad	0x00cff3000000ffff	/* 0x2b: user data */
 	.quad	0x00affb000000ffff	/* 0x33: user code, 64-bit */
 	.quad	0
-tss_desc:				/* 0x40: 64-bit TSS (16 bytes) */
-	.word	tss_end - tss - 1	/* limit */
-	.word	tss			/* base 15:0 (the image is below 64K) */
+tss_desc:				/* 0x40 + 16 * i: vCPU i's TSS */
+	.set	i, 0
+	.rept	MINIVM_MAX_VCPUS
+	.word	TSS_SIZE - 1		/* limit */
+	.word	tss + i * TSS_STRIDE	/* base 15:0 (the image is below 64K) */
 	.byte	0			/* base 23:16 */
 	.byte	0x89			/* present, DPL 0, available TSS */
 	.byte	0			/* limit 19:16, flags */
 	.byte	0			/* base 31:24 */
 	.long	0			/* base 63:32 */
 	.long	0
+	.set	i, i + 1
+	.endr
 gdt_end:
 
 gdt_desc:
@@ -246,17 +360,21 @@ gdt_desc:
 
 	.balign	8
 tss:
+	.set	i, 0
+	.rept	MINIVM_MAX_VCPUS
 	.long	0
-	.quad	RING0_STACK		/* RSP0 */
+	/* RSP0: the top of vCPU i's ring-0 stack */
+	.quad	MINIVM_VCPU_AREA_GPA + i * MINIVM_VCPU_AREA_SIZE + MINIVM_KERNEL_STACK_TOP
 	.fill	11, 8, 0		/* RSP1, RSP2, reserved, IST1-7, reserved */
 	.word	0
-	.word	iomap - tss		/* I/O permission bitmap offset */
-	/* 1 = denied. A 32-bit OUT to port 0x10 needs ports 0x10-0x13. */
-iomap:
-	.byte	0xff, 0xff		/* ports 0x00-0x0f */
-	.byte	0xf0			/* ports 0x10-0x17: 0x10-0x13 allowed */
-	.byte	0xff			/* ports 0x18-0x1f; the CPU reads 2 bytes */
-tss_end:
+	.word	104			/* I/O permission bitmap offset */
+	/* the byte of ports 0x3f8-0x3ff allows only the first */
+	.fill	MINIVM_SERIAL_PORT / 8, 1, 0xff
+	.byte	0xff & ~(1 << (MINIVM_SERIAL_PORT % 8))
+	.byte	0xff			/* the CPU reads 2 bytes */
+	.fill	TSS_STRIDE - TSS_SIZE, 1, 0
+	.set	i, i + 1
+	.endr
 
 	/* IDT: only #GP (13), a 64-bit interrupt gate to gp_handler. */
 	.balign	16
@@ -274,11 +392,6 @@ idt_end:
 idt_desc:
 	.word	idt_end - idt - 1
 	.quad	idt
-
-	/* IRETQ frame into ring 3: RIP, CS, RFLAGS, RSP (unused), SS. */
-	.balign	8
-iret_frame:
-	.quad	user, USER_CS, RFLAGS_USER, 0, USER_DS
 
 	/*
 	 * Page tables. Pad with zeroes (not-present entries), not the

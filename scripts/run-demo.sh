@@ -1,14 +1,19 @@
 #!/bin/bash
-# make run: gmemd on a private socket, the example VMM through it, what the daemon then holds.
+# make run: gmemd on a private socket; the example VMM through it (3 guest_memfd regions, one at
+# 4 GiB, populated by gmemd and checked by the guest on several vCPUs); then the VMM is killed
+# while it runs, and gmemd still holds its memory. Arguments go to the VMM (see --help).
+# Exits non-zero if the guest did not see exactly the image.
 set -euo pipefail
 BUILD=${BUILD:-build}
 bin=$BUILD/bin
 
 dir=$(mktemp -d /tmp/gmem-run-XXXXXX)
 sock=$dir/gmemd.sock
+vmm=
 "$bin/gmemd" --socket "$sock" --bus none 2> "$dir/gmemd.log" &
 pid=$!
 stop() {
+        [[ -n $vmm ]] && kill -KILL "$vmm" 2> /dev/null
         kill "$pid" 2> /dev/null && wait "$pid" || true
         rm -rf "$dir"
 }
@@ -19,13 +24,31 @@ for _ in $(seq 100); do
         sleep 0.05
 done
 
+vcpus=$(nproc)
+((vcpus <= 4)) || vcpus=4
 echo "== gmemctl caps"
 "$bin/gmemctl" caps
 echo
-echo "== gmemd on $sock; the example VMM registers its guest_memfd and gmemd populates it"
-"$bin/gmem-example-vmm" --gmemd="$sock" --name vm0 "$@"
+echo "== gmemd on $sock; the example VMM registers its guest_memfd regions, gmemd populates them,"
+echo "   and its guest checks them on $vcpus vCPU(s), reporting on a serial port"
+TMPDIR=$dir "$bin/gmem-example-vmm" --gmemd="$sock" --name vm --memory 512M --regions 3 --vcpus "$vcpus" \
+        --hold 600 "$@" > "$dir/vmm.out" 2>&1 &
+vmm=$!
+# the VMM verifies, then holds its VM and memory until it is killed
+while ! grep -q '^holding ' "$dir/vmm.out" && kill -0 "$vmm" 2> /dev/null; do
+        sleep 0.1
+done
+cat "$dir/vmm.out"
 echo
-echo "== the VMM has exited; gmemd still holds its memory"
+if kill -KILL "$vmm" 2> /dev/null; then
+        wait "$vmm" 2> /dev/null || true
+        echo "== SIGKILL to the VMM (pid $vmm) while it ran; gmemd still holds its memory"
+else
+        wait "$vmm" || exit # it failed before holding
+        echo "== the VMM has exited; gmemd still holds its memory"
+fi
+vmm=
 "$bin/gmemctl" --socket "$sock" list
 echo
-"$bin/gmemctl" --socket "$sock" info vm0
+"$bin/gmemctl" --socket "$sock" info vm-1
+grep -q '^verified ' "$dir/vmm.out"

@@ -136,6 +136,10 @@ else
         pids+=("$tracer")
         for _ in $(seq 200); do [[ -S $sock ]] && break; sleep 0.05; done
         [[ -S $sock ]] || fail "gmemd under strace did not listen: $(cat "$tmp/gmemd.log")"
+        # gmemd itself too: killing strace alone would leave it running, detached, if a check fails
+        gpid=$(cat "/proc/$tracer/task/$tracer/children" 2> /dev/null | awk '{ print $1 }')
+        [[ -n $gpid ]] || fail "cannot find gmemd under strace"
+        pids+=("$gpid")
         gc() { "$gmemctl" --socket "$sock" "$@" > /dev/null || fail "gmemctl $*"; }
         gc caps
         gc create a --size 4M --backend memfd
@@ -158,15 +162,13 @@ else
                 gc release h
         fi
         if [[ -x $BUILD/bin/gmem-example-vmm && -r /dev/kvm && -w /dev/kvm ]]; then
-                TMPDIR=$tmp "$BUILD/bin/gmem-example-vmm" --memory 8M --gmemd="$sock" --name vm0 > "$tmp/vmm.log" 2>&1 ||
+                TMPDIR=$tmp "$BUILD/bin/gmem-example-vmm" --memory 8M --gmemd="$sock" --name vm0 --regions 1 > "$tmp/vmm.log" 2>&1 ||
                         fail "example VMM through gmemd: $(tail -n 3 "$tmp/vmm.log")"
-                gc dump vm0 --to "$tmp/dump-vm0"
-                gc release vm0
+                gc dump vm0-0 --to "$tmp/dump-vm0"
+                gc release vm0-0
         fi
         gc release a
         # SIGTERM to gmemd itself (strace's child), so strace writes its summary and exits
-        gpid=$(cat "/proc/$tracer/task/$tracer/children" 2> /dev/null | awk '{ print $1 }')
-        [[ -n $gpid ]] || fail "cannot find gmemd under strace"
         kill -TERM "$gpid"
         wait "$tracer"
         pids=()

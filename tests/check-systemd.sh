@@ -317,8 +317,8 @@ names+=(r-empty)
 # a guest_memfd made by a real VMM on its own VM, registered and populated through gmemd; the
 # VMM exits and gmemd (then systemd's fd store) is all that holds the guest's memory
 if [[ -x $vmm ]] && jq -e '.guest_memfd.supported == true' <<< "$caps" > /dev/null 2>&1; then
-        if ns env TMPDIR=/tmp "$vmm" --memory 16M --gmemd="$sock" --name vm0 > "$T/vmm.out" 2>&1; then
-                names+=(vm0)
+        if ns env TMPDIR=/tmp "$vmm" --memory 16M --gmemd="$sock" --name vm0 --regions 1 > "$T/vmm.out" 2>&1; then
+                names+=(vm0-0)
         else
                 fail "example VMM with --gmemd: $(tail -n 5 "$T/vmm.out")"
         fi

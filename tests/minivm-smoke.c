@@ -6,10 +6,12 @@
  * GPA 1 MiB and slot 2 at GPA 4 GiB, so that the guest has to use 64-bit
  * addresses. Fills them with pseudo-random bytes and compares the guest's
  * checksums with the host's: each region alone (printing the throughput),
- * then several ranges in one run (minivm_run_checksum_ranges()), then again
- * after changing one page in each region. Exits 0 only if all match.
+ * then several ranges in one run (minivm_run_checksum_ranges()), then each
+ * region on its own vCPU, both running at once on two threads (minivm_run()
+ * and the serial report read back with minivm_parse_report_line()), then
+ * again after changing one page in each region. Exits 0 only if all match.
  *
- * Build: gcc -std=gnu11 -Itools tests/minivm-smoke.c tools/minivm.c \
+ * Build: gcc -std=gnu11 -pthread -Itools tests/minivm-smoke.c tools/minivm.c \
  *            $(GUEST_BLOB)   (see guest/guest.mk)
  */
 #ifndef _GNU_SOURCE
@@ -17,6 +19,7 @@
 #endif
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +97,7 @@ static int check_regions(struct minivm *vm, const char *what)
 		if (r < 0) {
 			fprintf(stderr, "%s @0x%" PRIx64 ": minivm_run_checksum: "
 				"%s (%s)\n", what, reg->gpa, strerror(-r),
-				minivm_last_exit(vm));
+				minivm_last_exit(vm, 0));
 			failed = 1;
 			continue;
 		}
@@ -136,7 +139,7 @@ static int check_ranges(struct minivm *vm, const char *what)
 	r = minivm_run_checksum_ranges(vm, ranges, n, hashes);
 	if (r < 0) {
 		fprintf(stderr, "%s: minivm_run_checksum_ranges: %s (%s)\n",
-			what, strerror(-r), minivm_last_exit(vm));
+			what, strerror(-r), minivm_last_exit(vm, 0));
 		return 1;
 	}
 	for (i = 0; i < n; i++) {
@@ -151,6 +154,80 @@ static int check_ranges(struct minivm *vm, const char *what)
 		}
 	}
 	printf("%-9s %zu ranges in one run  %s\n", what, n,
+	       failed ? "MISMATCH" : "OK");
+	return failed;
+}
+
+struct vcpu_job {
+	struct minivm *vm;
+	unsigned int vcpu;
+	struct minivm_range range;
+	int result;
+};
+
+static void *run_vcpu(void *arg)
+{
+	struct vcpu_job *job = arg;
+
+	job->result = minivm_run(job->vm, job->vcpu, &job->range, 1,
+				 job->vcpu);
+	return NULL;
+}
+
+/*
+ * Each region on its own vCPU, both at once: vCPU i reports exactly
+ * "vcpu i range i ..." with the region's hash, then "vcpu i done".
+ */
+static int check_parallel(struct minivm *vm, const char *what)
+{
+	struct vcpu_job jobs[NR_REGIONS];
+	pthread_t threads[NR_REGIONS];
+	struct minivm_report_line line;
+	const char *out;
+	int failed = 0;
+	int i, k;
+
+	for (i = 0; i < NR_REGIONS; i++) {
+		jobs[i] = (struct vcpu_job){ vm, (unsigned int)i,
+					     { regions[i].gpa, mem_size }, 0 };
+		if (pthread_create(&threads[i], NULL, run_vcpu, &jobs[i])) {
+			fprintf(stderr, "%s: pthread_create failed\n", what);
+			return 1;
+		}
+	}
+	for (i = 0; i < NR_REGIONS; i++)
+		pthread_join(threads[i], NULL);
+
+	for (i = 0; i < NR_REGIONS; i++) {
+		uint32_t host = minivm_checksum_host(regions[i].mem, mem_size);
+
+		if (jobs[i].result < 0) {
+			fprintf(stderr, "%s: vcpu %d: minivm_run: %s (%s)\n",
+				what, i, strerror(-jobs[i].result),
+				minivm_last_exit(vm, (unsigned int)i));
+			failed = 1;
+			continue;
+		}
+		out = minivm_serial_output(vm, (unsigned int)i);
+		k = minivm_parse_report_line(out, &line);
+		if (k < 0 || line.done || line.vcpu != (unsigned int)i ||
+		    line.id != (uint64_t)i || line.gpa != regions[i].gpa ||
+		    line.len != mem_size || line.hash != host) {
+			fprintf(stderr, "%s: vcpu %d reported \"%s\", host "
+				"hash 0x%08" PRIx32 "\n", what, i, out, host);
+			failed = 1;
+			continue;
+		}
+		out += k;
+		k = minivm_parse_report_line(out, &line);
+		if (k < 0 || !line.done || line.vcpu != (unsigned int)i ||
+		    out[k] != '\0') {
+			fprintf(stderr, "%s: vcpu %d did not end with done: "
+				"\"%s\"\n", what, i, out);
+			failed = 1;
+		}
+	}
+	printf("%-9s %d vCPUs at once        %s\n", what, NR_REGIONS,
 	       failed ? "MISMATCH" : "OK");
 	return failed;
 }
@@ -177,9 +254,9 @@ int main(int argc, char **argv)
 	}
 	mem_size = mib << 20;
 
-	r = minivm_new(&vm);
+	r = minivm_new_vcpus(NR_REGIONS, &vm);
 	if (r < 0) {
-		fprintf(stderr, "minivm_new: %s\n", strerror(-r));
+		fprintf(stderr, "minivm_new_vcpus: %s\n", strerror(-r));
 		return 1;
 	}
 	printf("guest identity map ends at 0x%" PRIx64 "\n",
@@ -218,6 +295,7 @@ int main(int argc, char **argv)
 	failed |= check_regions(vm, "initial");
 	failed |= check_regions(vm, "again");
 	failed |= check_ranges(vm, "initial");
+	failed |= check_parallel(vm, "initial");
 
 	/* The guest must see host writes made after its previous run. */
 	for (i = 0; i < NR_REGIONS; i++) {
@@ -232,6 +310,7 @@ int main(int argc, char **argv)
 	}
 	failed |= check_regions(vm, "modified");
 	failed |= check_ranges(vm, "modified");
+	failed |= check_parallel(vm, "modified");
 
 out:
 	vm = minivm_free(vm);

@@ -41,7 +41,7 @@ static void populate_in_child(int region_fd, int src_fd, uint64_t len) {
 static uint32_t guest_checksum(struct minivm *vm, uint64_t len) {
         uint32_t hash = 0;
         int k = minivm_run_checksum(vm, DATA_GPA, len, &hash);
-        ck_assert_msg(k == 0, "guest run: %s (%s)", strerror(-k), minivm_last_exit(vm));
+        ck_assert_msg(k == 0, "guest run: %s (%s)", strerror(-k), minivm_last_exit(vm, 0));
         return hash;
 }
 
@@ -155,6 +155,42 @@ START_TEST(hugetlb_guest) {
 }
 END_TEST
 
+START_TEST(report_lines_parse) {
+        /* the guest's serial report, as minivm_parse_report_line() reads it back */
+        const char *report = "vcpu 1 range 4 gpa=0x100000000 len=0xb00000 hash=0x0badf00d\nvcpu 1 done\n";
+        static const char *const malformed[] = {
+                "vcpu 0 range 1 gpa=0x10 len=0x4 hash=0x100000000\n", /* hash wider than 32 bits */
+                "vcpu 0 range 1 gpa=0x1F len=0x4 hash=0x1\n",         /* upper-case hex */
+                "vcpu 0 range 1 gpa=0x len=0x4 hash=0x1\n",           /* no digits */
+                "vcpu 0 range 99999999999999999999 gpa=0x0 len=0x4 hash=0x1\n", /* overflow */
+                "vcpu 0 range 1 gpa=0x10 len=0x4\n",                  /* cut short */
+                "vcpu 0 done \n",                                     /* trailing blank */
+                "vcpu 16 done\n",                                     /* no such vCPU */
+                "VCPU 0 done\n",
+                "\n",
+        };
+        struct minivm_report_line line;
+        int k;
+
+        k = minivm_parse_report_line(report, &line);
+        ck_assert_int_eq(k, strchr(report, '\n') - report + 1);
+        ck_assert(!line.done);
+        ck_assert_uint_eq(line.vcpu, 1);
+        ck_assert_uint_eq(line.id, 4);
+        ck_assert_uint_eq(line.gpa, 0x100000000);
+        ck_assert_uint_eq(line.len, 0xb00000);
+        ck_assert_uint_eq(line.hash, 0x0badf00d);
+        report += k;
+        ck_assert_int_eq(minivm_parse_report_line(report, &line), (int) strlen(report));
+        ck_assert(line.done);
+        ck_assert_uint_eq(line.vcpu, 1);
+        ck_assert_int_eq(minivm_parse_report_line(report + strlen(report), &line), -ENODATA);
+        ck_assert_int_eq(minivm_parse_report_line("vcpu 0 done", &line), 11); /* the last line may lack its \n */
+        for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+                ck_assert_msg(minivm_parse_report_line(malformed[i], &line) == -EBADMSG, "accepted: %s", malformed[i]);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("guest");
         TCase *tc = tcase_create("kvm");
@@ -165,6 +201,9 @@ int main(void) {
         tcase_add_test(tc, memfd_guest);
         tcase_add_test(tc, secret_guest);
         tcase_add_test(tc, hugetlb_guest);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("report");
+        tcase_add_test(tc, report_lines_parse);
         suite_add_tcase(s, tc);
         return gmem_test_main(s);
 }

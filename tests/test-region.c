@@ -846,7 +846,8 @@ static void residency_on(struct gmem_region *r) {
         {
                 int64_t written;
                 uint8_t *back = dump_region(r, 4 * ps, 3 * ps, &written), *zero = calloc(1, 3 * ps);
-                ck_assert_int_eq(written, 3 * ps);
+                /* hugetlb cannot tell a backed page of zeroes from a hole: it dumps zeroes as holes */
+                ck_assert_int_eq(written, gmem_region_backend(r) == GMEM_BACKEND_HUGETLB ? 0 : 3 * ps);
                 ck_assert_msg(memcmp(back, zero, 3 * ps) == 0, "prefaulted memory is not zero");
                 free(zero);
                 free(back);

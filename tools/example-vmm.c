@@ -1,18 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * gmem-example-vmm: the smallest useful VMM on libgmem, and the reference for VMM authors.
+ * gmem-example-vmm: a small VMM on libgmem, and the reference for VMM authors.
  *
- *   1. probe the kernel and pick the best guest_memfd flags it offers;
- *   2. create a VM and a guest_memfd region on it (the VMM must: only the VM's creator can);
- *   3. populate the guest image into it: in-process through libgmem, or — with --gmemd — by
- *      registering the region with gmemd (which keeps its own dup: the memory outlives this
- *      process) and asking the daemon to populate it from the image fd we pass;
- *   4. bind it as a memslot and run a guest that checksums its memory and reports over port I/O;
- *   5. compare with the checksum of the image computed on the host.
+ *   1. probe the kernel and pick the best guest_memfd flags it offers (NO_DIRECT_MAP where it has
+ *      it: then the host kernel cannot touch guest memory through its direct map);
+ *   2. create a VM with --vcpus vCPUs and --regions guest_memfd regions on it (the VMM must: only
+ *      the VM's creator can make a guest_memfd for it);
+ *   3. populate each region with its slice of the guest image: in-process through libgmem or, with
+ *      --gmemd, by registering the regions with gmemd as NAME-0, NAME-1, ... (the daemon keeps its
+ *      own dup: the memory outlives this process) and asking the daemon to populate them from the
+ *      image fd we pass;
+ *   4. bind each region as a memslot: the first at 1 MiB, the others from 4 GiB up, each on a
+ *      2 GiB boundary, so the guest reads memory below and above 4 GiB;
+ *   5. run the vCPUs, one thread each: vCPU v hashes the v-th share of every region (in ring 3) and
+ *      reports one line per range on its serial port, COM1;
+ *   6. check every line of the report against the image, hashed on the host: exit 1 on any
+ *      mismatch, missing range or malformed line;
+ *   7. with --hold, stay alive a while: kill it then, and gmemd still holds its memory.
+ *
+ * The guest is guest/checksum.S, run by tools/minivm.c (a VM with just enough to run it).
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +36,100 @@
 #include "macro.h"
 #include "minivm.h"
 
-#define GUEST_GPA MINIVM_FIRST_FREE_GPA
-#define GUEST_SLOT MINIVM_FIRST_FREE_SLOT
+#define MAX_REGIONS 32
+#define REGION_ALIGN (2 * MiB)
+#define LOW_GPA_END (3 * GiB)    /* region 0 ends below the 32-bit MMIO hole (KVM's TSS is there) */
+#define HIGH_GPA_START (4 * GiB) /* regions 1.. start here ... */
+#define HIGH_GPA_ALIGN (2 * GiB) /* ... each on such a boundary */
+#define MAX_HOLD (24 * 3600)
+#define REPORT_WIDTH 62          /* guest lines are padded to this before the host's verdict */
+
+/* One guest_memfd region of the guest's memory. */
+struct region {
+        char name[64]; /* at gmemd */
+        struct gmem_region *mem;
+        uint64_t size;
+        uint32_t slot;
+        uint64_t gpa;
+        uint64_t image_off; /* its slice of the image: [image_off, image_off + image_len) */
+        uint64_t image_len;
+};
+
+/* One range a vCPU hashes; its index in vmm.checks is the range id the guest reports. */
+struct check {
+        unsigned vcpu;
+        unsigned region;
+        struct minivm_range range;
+        uint32_t host_hash;
+        bool reported;
+};
+
+/* One vCPU thread: runs its vCPU over its ranges, which are numbered from first_id. */
+struct vcpu_thread {
+        pthread_t thread;
+        struct minivm *vm;
+        unsigned index;
+        const struct minivm_range *ranges;
+        size_t n;
+        uint64_t first_id;
+        int result;
+};
+
+struct vmm {
+        /* options */
+        uint64_t memory;
+        unsigned n_regions;
+        unsigned n_vcpus;
+        const char *image_path;
+        bool use_gmemd;
+        const char *gmemd_socket;
+        const char *name;
+        uint64_t hold;
+        bool corrupt;
+
+        struct gmem_caps caps;
+        struct minivm *vm;
+        struct gmem_client *client; /* with --gmemd */
+        int image;
+        const uint8_t *image_map;
+        uint64_t image_size;
+        struct region regions[MAX_REGIONS];
+        struct check *checks;
+        struct minivm_range *ranges; /* checks[i].range, for minivm_run() */
+        size_t n_checks;
+        uint64_t checked_bytes;
+        struct vcpu_thread threads[MINIVM_MAX_VCPUS];
+};
 
 static double now(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* "MMAP | INIT_SHARED": the names of guest_memfd flags, as this kernel numbers them. */
+static const char *flag_names(const struct gmem_caps *caps, uint64_t flags, char *buf, size_t size) {
+        const struct {
+                uint64_t bit;
+                const char *name;
+        } known[] = {
+                { caps->flag_mmap, "MMAP" },
+                { caps->flag_init_shared, "INIT_SHARED" },
+                { caps->flag_no_direct_map, "NO_DIRECT_MAP" },
+                { caps->flag_write, "WRITE" },
+        };
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (known[i].bit && (flags & known[i].bit)) {
+                        len += (size_t) snprintf(buf + len, size - MIN(len, size), "%s%s", len ? " | " : "",
+                                                 known[i].name);
+                        flags &= ~known[i].bit;
+                }
+        if (flags)
+                snprintf(buf + len, size - MIN(len, size), "%s0x%" PRIx64, len ? " | " : "", flags);
+        return buf;
 }
 
 /* A guest image: pseudo-random bytes in an unlinked temporary file. */
@@ -54,175 +152,494 @@ static int generate_image(uint64_t size) {
         return TAKE_FD(fd);
 }
 
-static void usage(FILE *f) {
-        fprintf(f, "usage: gmem-example-vmm [--memory SIZE] [--image FILE] [--threads N] [--verify SIZE]\n"
-                   "                        [--gmemd [SOCKET]] [--name NAME]\n"
-                   "  --memory SIZE  guest memory (K/M/G suffixes; default 256M)\n"
-                   "  --gmemd        register the memory with gmemd and let it populate the image\n"
-                   "                 (socket: the argument, $GMEMD_SOCKET, or the default path)\n"
-                   "  --name NAME    the region's name at gmemd (default vm-PID)\n"
-                   "  --image FILE   guest image to load (default: a generated one of the memory's size)\n"
-                   "  --threads N    populate threads (default: libgmem's choice)\n"
-                   "  --verify SIZE  how much the guest checksums (default: the whole image)\n");
+/*
+ * Sizes and GPAs: the memory split evenly in 2 MiB units (the first regions take one more unit when
+ * it does not divide), region 0 at 1 MiB, the others from 4 GiB up on 2 GiB boundaries.
+ */
+static int layout_regions(struct vmm *m) {
+        uint64_t units = align_up(m->memory, REGION_ALIGN) / REGION_ALIGN;
+
+        if (units < m->n_regions) {
+                fprintf(stderr, "gmem-example-vmm: %" PRIu64 " MiB is too little for %u regions of 2 MiB or more\n",
+                        units * REGION_ALIGN / MiB, m->n_regions);
+                return -EINVAL;
+        }
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                struct region *r = &m->regions[i];
+                const struct region *prev = i > 0 ? &m->regions[i - 1] : NULL;
+
+                snprintf(r->name, sizeof(r->name), "%s-%u", m->name, i);
+                r->size = (units / m->n_regions + (i < units % m->n_regions)) * REGION_ALIGN;
+                r->slot = MINIVM_FIRST_FREE_SLOT + i;
+                r->gpa = !prev ? MINIVM_FIRST_FREE_GPA
+                               : MAX(HIGH_GPA_START, align_up(prev->gpa + prev->size, HIGH_GPA_ALIGN));
+        }
+        if (m->regions[0].gpa + m->regions[0].size > LOW_GPA_END) {
+                fprintf(stderr, "gmem-example-vmm: regions of %" PRIu64 " MiB do not fit below 3 GiB: use more --regions\n",
+                        m->regions[0].size / MiB);
+                return -EINVAL;
+        }
+        return 0;
 }
 
-int main(int argc, char **argv) {
+/* The image (given or generated) and each region's slice of it. */
+static int open_image(struct vmm *m) {
+        uint64_t memory = 0, off = 0;
+        void *p;
+
+        for (unsigned i = 0; i < m->n_regions; i++)
+                memory += m->regions[i].size;
+        if (m->image_path) {
+                struct stat st;
+
+                m->image = open(m->image_path, O_RDONLY | O_CLOEXEC);
+                if (m->image < 0 || fstat(m->image, &st) < 0) {
+                        fprintf(stderr, "gmem-example-vmm: open '%s': %m\n", m->image_path);
+                        return -errno;
+                }
+                m->image_size = (uint64_t) st.st_size;
+                if (m->image_size < 4 || m->image_size > memory) {
+                        fprintf(stderr, "gmem-example-vmm: image '%s' has %" PRIu64 " bytes; it must have 4 to %" PRIu64
+                                " (the guest memory)\n", m->image_path, m->image_size, memory);
+                        return -EINVAL;
+                }
+        } else {
+                m->image_size = memory;
+                m->image = generate_image(memory);
+                if (m->image < 0) {
+                        fprintf(stderr, "gmem-example-vmm: generate a guest image: %s\n", strerror(-m->image));
+                        return m->image;
+                }
+        }
+        /* the host's side of the check reads it */
+        p = mmap(NULL, m->image_size, PROT_READ, MAP_SHARED, m->image, 0);
+        if (p == MAP_FAILED) {
+                fprintf(stderr, "gmem-example-vmm: mmap the image: %m\n");
+                return -errno;
+        }
+        m->image_map = p;
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                m->regions[i].image_off = off;
+                m->regions[i].image_len = MIN(m->regions[i].size, m->image_size - off);
+                off += m->regions[i].image_len;
+        }
+        return 0;
+}
+
+/* 2. Create each region on our VM and, with --gmemd, hand it to gmemd under its name. */
+static int create_regions(struct vmm *m, uint64_t flags) {
+        int k;
+
+        if (m->use_gmemd) {
+                k = gmem_client_connect(m->gmemd_socket, &m->client);
+                if (k < 0) {
+                        fprintf(stderr, "gmem-example-vmm: gmemd: %s\n", gmem_last_error());
+                        return k;
+                }
+        }
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                struct region *r = &m->regions[i];
+
+                if (r->gpa + r->size > minivm_gpa_limit(m->vm)) {
+                        fprintf(stderr, "gmem-example-vmm: %s would end at GPA 0x%" PRIx64 ", past the guest's identity map"
+                                " (0x%" PRIx64 "): use less memory or fewer regions\n",
+                                r->name, r->gpa + r->size, minivm_gpa_limit(m->vm));
+                        return -ERANGE;
+                }
+                k = gmem_region_new_guest_memfd(minivm_vm_fd(m->vm), r->size, flags, &r->mem);
+                if (k < 0) {
+                        fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
+                        return k;
+                }
+                if (m->client) {
+                        /* gmemd takes custody of a dup: from now on the memory outlives us */
+                        k = gmem_client_register(m->client, r->name, r->mem);
+                        if (k < 0) {
+                                fprintf(stderr, "gmem-example-vmm: gmemd: %s\n", gmem_last_error());
+                                return k;
+                        }
+                }
+                printf("region %-9s %4" PRIu64 " MiB at GPA 0x%09" PRIx64 ", slot %u, image 0x%" PRIx64 "+0x%" PRIx64 "%s\n",
+                       r->name, r->size / MiB, r->gpa, r->slot, r->image_off, r->image_len,
+                       m->client ? ", registered with gmemd" : "");
+        }
+        return 0;
+}
+
+/* 3. Each region gets its slice of the image. */
+static int populate_regions(struct vmm *m) {
+        double t = now();
+        int k;
+
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                struct region *r = &m->regions[i];
+
+                if (r->image_len == 0)
+                        continue;
+                if (m->client) /* the daemon copies, in parallel, from the fd we pass */
+                        k = gmem_client_populate_fd(m->client, r->name, 0, m->image, r->image_off, r->image_len);
+                else /* parallel pread() straight into the user mapping */
+                        k = (int) MIN(gmem_populate_fd(r->mem, 0, m->image, r->image_off, r->image_len, NULL), 0);
+                if (k < 0) {
+                        fprintf(stderr, "gmem-example-vmm: populate %s: %s\n", r->name, gmem_last_error());
+                        return k;
+                }
+        }
+        t = now() - t;
+        printf("populated       %" PRIu64 " MiB in %.3f s: %.2f GiB/s%s\n", m->image_size / MiB, t,
+               (double) m->image_size / GiB / t, m->client ? " (by gmemd)" : "");
+        return 0;
+}
+
+/* --corrupt: one byte of the last populated region differs from the image from now on. */
+static int corrupt_memory(struct vmm *m) {
+        unsigned i = m->n_regions;
+        uint64_t off;
+        uint8_t *p;
+        int k;
+
+        while (i > 0 && m->regions[i - 1].image_len < 4)
+                i--;
+        if (i-- == 0) {
+                fprintf(stderr, "gmem-example-vmm: --corrupt: the image is too small to check\n");
+                return -EINVAL;
+        }
+        off = align_down(m->regions[i].image_len / 2, 4);
+        k = gmem_region_map(m->regions[i].mem, (void **) &p);
+        if (k < 0) {
+                fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
+                return k;
+        }
+        p[off] ^= 0xff;
+        printf("corrupted       the byte at GPA 0x%" PRIx64 " (%s+0x%" PRIx64 "), as --corrupt asks\n", m->regions[i].gpa + off,
+               m->regions[i].name, off);
+        return 0;
+}
+
+/*
+ * 5. What each vCPU hashes: vCPU v the v-th share of every region's image bytes, in page-aligned
+ * shares. Range ids go vCPU by vCPU, so each vCPU's ranges are consecutive in checks[] and
+ * ranges[]. The host hashes the image for each.
+ */
+static int plan_checks(struct vmm *m) {
+        m->checks = calloc((size_t) m->n_regions * m->n_vcpus, sizeof(*m->checks));
+        m->ranges = calloc((size_t) m->n_regions * m->n_vcpus, sizeof(*m->ranges));
+        if (!m->checks || !m->ranges) {
+                fprintf(stderr, "gmem-example-vmm: out of memory\n");
+                return -ENOMEM;
+        }
+        for (unsigned v = 0; v < m->n_vcpus; v++) {
+                struct vcpu_thread *t = &m->threads[v];
+
+                *t = (struct vcpu_thread) {
+                        .vm = m->vm, .index = v, .ranges = m->ranges + m->n_checks, .first_id = m->n_checks,
+                };
+                for (unsigned i = 0; i < m->n_regions; i++) {
+                        const struct region *r = &m->regions[i];
+                        uint64_t len = align_down(r->image_len, 4); /* the guest hashes dwords */
+                        uint64_t share = align_up((len + m->n_vcpus - 1) / m->n_vcpus, page_size());
+                        uint64_t off = MIN(v * share, len);
+                        struct check *c = &m->checks[m->n_checks];
+
+                        if (off == len)
+                                continue;
+                        c->vcpu = v;
+                        c->region = i;
+                        c->range = (struct minivm_range) { .gpa = r->gpa + off, .len = MIN(share, len - off) };
+                        c->host_hash = minivm_checksum_host(m->image_map + r->image_off + off, c->range.len);
+                        m->ranges[m->n_checks++] = c->range;
+                        m->checked_bytes += c->range.len;
+                        t->n++;
+                }
+        }
+        return 0;
+}
+
+static void *vcpu_main(void *arg) {
+        struct vcpu_thread *t = arg;
+
+        t->result = minivm_run(t->vm, t->index, t->ranges, t->n, t->first_id);
+        return NULL;
+}
+
+/* Run every vCPU on its own thread until its guest halts. */
+static int run_vcpus(struct vmm *m) {
+        unsigned started;
+        double t = now();
+        int k = 0;
+
+        for (started = 0; started < m->n_vcpus; started++) {
+                k = -pthread_create(&m->threads[started].thread, NULL, vcpu_main, &m->threads[started]);
+                if (k < 0) {
+                        fprintf(stderr, "gmem-example-vmm: start a vCPU thread: %s\n", strerror(-k));
+                        break;
+                }
+        }
+        for (unsigned v = 0; v < started; v++)
+                pthread_join(m->threads[v].thread, NULL);
+        t = now() - t;
+        if (k < 0)
+                return k;
+        for (unsigned v = 0; v < m->n_vcpus; v++)
+                if (m->threads[v].result < 0) {
+                        fprintf(stderr, "gmem-example-vmm: vcpu %u: %s (%s)\n", v, strerror(-m->threads[v].result),
+                                minivm_last_exit(m->vm, v));
+                        return m->threads[v].result;
+                }
+        printf("guest           %u vCPU%s hashed %" PRIu64 " MiB in %zu ranges in %.3f s: %.2f GiB/s;"
+               " its report on serial port 0x%x:\n",
+               m->n_vcpus, m->n_vcpus > 1 ? "s" : "", m->checked_bytes / MiB, m->n_checks, t,
+               (double) m->checked_bytes / GiB / t, MINIVM_SERIAL_PORT);
+        return 0;
+}
+
+/*
+ * 6. Print vCPU v's serial output, each line with the host's verdict, and tick off the ranges it
+ * reports. Returns the number of bad lines: mismatches and anything malformed.
+ */
+static unsigned check_report(struct vmm *m, unsigned v) {
+        const char *p = minivm_serial_output(m->vm, v);
+        unsigned bad = 0;
+        bool done = false;
+
+        while (*p) {
+                struct minivm_report_line line;
+                int len = (int) strcspn(p, "\n");
+                int k = minivm_parse_report_line(p, &line);
+                struct check *c = k >= 0 && !line.done && line.id < m->n_checks ? &m->checks[line.id] : NULL;
+                char verdict[64] = "";
+
+                if (k < 0)
+                        snprintf(verdict, sizeof(verdict), "MALFORMED: not a report line");
+                else if (done || line.vcpu != v)
+                        snprintf(verdict, sizeof(verdict), "MALFORMED: %s", done ? "after done" : "from another vCPU");
+                else if (line.done)
+                        done = true;
+                else if (!c || c->vcpu != v || c->reported || c->range.gpa != line.gpa || c->range.len != line.len)
+                        snprintf(verdict, sizeof(verdict), "MALFORMED: not a range this vCPU was given");
+                else if (c->reported = true, line.hash == c->host_hash)
+                        snprintf(verdict, sizeof(verdict), "host: match");
+                else
+                        snprintf(verdict, sizeof(verdict), "MISMATCH: host 0x%08" PRIx32, c->host_hash);
+                if (strncmp(verdict, "MALFORMED", 9) == 0 || strncmp(verdict, "MISMATCH", 8) == 0)
+                        bad++;
+                if (*verdict)
+                        printf("  %-*.*s %s\n", REPORT_WIDTH, len, p, verdict);
+                else
+                        printf("  %.*s\n", len, p);
+                p += len + (p[len] == '\n');
+        }
+        if (!done) {
+                printf("  %-*s MALFORMED: vcpu %u did not say done\n", REPORT_WIDTH, "", v);
+                bad++;
+        }
+        return bad;
+}
+
+/* The verdict over all vCPUs' reports: 0 when the guest saw exactly the image. */
+static int check_reports(struct vmm *m) {
+        unsigned bad = 0;
+
+        for (unsigned v = 0; v < m->n_vcpus; v++)
+                bad += check_report(m, v);
+        for (size_t i = 0; i < m->n_checks; i++)
+                if (!m->checks[i].reported) {
+                        printf("  %-*s MISSING: range %zu (vcpu %u, %s)\n", REPORT_WIDTH, "", i, m->checks[i].vcpu,
+                               m->regions[m->checks[i].region].name);
+                        bad++;
+                }
+        if (bad) {
+                printf("MISMATCH        %u bad line%s in the guest's report: it did not see the image\n", bad,
+                       bad > 1 ? "s" : "");
+                return -EBADMSG;
+        }
+        printf("verified        %zu of %zu ranges match the image: %" PRIu64 " MiB in %u region%s\n", m->n_checks,
+               m->n_checks, m->checked_bytes / MiB, m->n_regions, m->n_regions > 1 ? "s" : "");
+        return 0;
+}
+
+/* 7. The lifetime story: stay alive with the VM and its memory, to be killed. */
+static void hold(const struct vmm *m) {
+        struct timespec left = { .tv_sec = (time_t) m->hold };
+
+        printf("holding         for %" PRIu64 " s (pid %d): kill me, and `gmemctl info %s` %s\n", m->hold, (int) getpid(),
+               m->regions[0].name, m->client ? "still shows the region, held by gmemd" : "shows nothing: no --gmemd");
+        while (nanosleep(&left, &left) < 0 && errno == EINTR)
+                ;
+}
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "usage: gmem-example-vmm [--memory SIZE] [--regions N] [--vcpus N] [--image FILE]\n"
+                "                        [--gmemd[=SOCKET]] [--name NAME] [--hold SECONDS] [--corrupt]\n"
+                "Run a guest on guest_memfd regions populated with an image, and check what it sees.\n"
+                "  --memory SIZE     guest memory in all, split evenly among the regions in 2 MiB units\n"
+                "                    (K/M/G suffixes; default 256M)\n"
+                "  --regions N       guest_memfd regions (default 3, at most %u): the first at 1 MiB,\n"
+                "                    the others from 4 GiB up, each on a 2 GiB boundary\n"
+                "  --vcpus N         vCPUs, one thread each (default 1, at most %u); each hashes its\n"
+                "                    share of every region and reports on its serial port\n"
+                "  --image FILE      guest image, at most the memory's size, split across the regions in\n"
+                "                    order (default: a generated one of the memory's size)\n"
+                "  --gmemd[=SOCKET]  register the regions with gmemd as NAME-0, NAME-1, ... and let it\n"
+                "                    populate them (socket: SOCKET, $GMEMD_SOCKET or the default path);\n"
+                "                    without it, libgmem populates them in this process\n"
+                "  --name NAME       the regions' names at gmemd: NAME-0, NAME-1, ... (default vm-PID)\n"
+                "  --hold SECONDS    after the check, keep running this long: kill the VMM then, and\n"
+                "                    `gmemctl info NAME-0` shows the region still held by gmemd\n"
+                "  --corrupt         self-test: flip a byte of guest memory after populating it, so the\n"
+                "                    check must fail (a MISMATCH line, exit status 1)\n"
+                "Exit status: 0 when the guest saw exactly the image, 1 otherwise, 2 for bad usage.\n",
+                MAX_REGIONS, MINIVM_MAX_VCPUS);
+}
+
+/* 0 to run, 1 to exit 0 (--help), or -EINVAL after a message. */
+static int parse_args(struct vmm *m, int argc, char **argv) {
         static const struct option options[] = {
                 { "memory", required_argument, NULL, 'm' },
+                { "regions", required_argument, NULL, 'r' },
+                { "vcpus", required_argument, NULL, 'c' },
                 { "image", required_argument, NULL, 'i' },
-                { "threads", required_argument, NULL, 't' },
-                { "verify", required_argument, NULL, 'v' },
                 { "gmemd", optional_argument, NULL, 'g' },
                 { "name", required_argument, NULL, 'n' },
+                { "hold", required_argument, NULL, 'H' },
+                { "corrupt", no_argument, NULL, 'C' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        uint64_t mem = 256 * MiB, image_size, verify = 0;
-        struct gmem_populate_opts opts = { 0 };
-        const char *image_path = NULL, *gmemd_socket = NULL, *name = NULL;
-        bool use_gmemd = false;
-        struct gmem_client *client = NULL;
-        char default_name[32];
-        struct gmem_region *region = NULL;
-        struct minivm *vm = NULL;
-        struct gmem_caps caps;
-        _cleanup_close_ int image = -1;
-        uint32_t guest_hash, host_hash;
-        double t0, t_pop, t_guest;
-        void *image_map;
-        uint64_t flags;
-        int c, k, ret = 1;
+        static char default_name[32];
+        uint64_t v;
+        int c;
 
-        while ((c = getopt_long(argc, argv, "m:i:t:v:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'm':
-                case 'v':
-                        if (parse_size(optarg, c == 'm' ? &mem : &verify) < 0 || (c == 'm' && mem == 0)) {
+                        if (parse_size(optarg, &m->memory) < 0 || m->memory == 0 || m->memory > 1024 * GiB) {
                                 fprintf(stderr, "gmem-example-vmm: invalid size '%s'\n", optarg);
-                                return 2;
+                                return -EINVAL;
+                        }
+                        break;
+                case 'r':
+                case 'c':
+                        if (parse_uint64(optarg, c == 'r' ? MAX_REGIONS : MINIVM_MAX_VCPUS, &v) < 0 || v == 0) {
+                                fprintf(stderr, "gmem-example-vmm: --%s takes 1 to %u, not '%s'\n",
+                                        c == 'r' ? "regions" : "vcpus", c == 'r' ? MAX_REGIONS : MINIVM_MAX_VCPUS, optarg);
+                                return -EINVAL;
+                        }
+                        *(c == 'r' ? &m->n_regions : &m->n_vcpus) = (unsigned) v;
+                        break;
+                case 'H':
+                        if (parse_uint64(optarg, MAX_HOLD, &m->hold) < 0) {
+                                fprintf(stderr, "gmem-example-vmm: --hold takes 0 to %u seconds, not '%s'\n", MAX_HOLD, optarg);
+                                return -EINVAL;
                         }
                         break;
                 case 'i':
-                        image_path = optarg;
+                        m->image_path = optarg;
                         break;
                 case 'g':
-                        use_gmemd = true;
-                        gmemd_socket = optarg;
+                        m->use_gmemd = true;
+                        m->gmemd_socket = optarg;
                         break;
                 case 'n':
-                        name = optarg;
+                        m->name = optarg;
                         break;
-                case 't':
-                        opts.threads = (unsigned) strtoul(optarg, NULL, 10);
+                case 'C':
+                        m->corrupt = true;
                         break;
                 case 'h':
                         usage(stdout);
-                        return 0;
+                        return 1;
                 default:
                         usage(stderr);
-                        return 2;
+                        return -EINVAL;
                 }
+        if (optind < argc) {
+                fprintf(stderr, "gmem-example-vmm: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (!m->name) {
+                snprintf(default_name, sizeof(default_name), "vm-%d", (int) getpid());
+                m->name = default_name;
+        }
+        return 0;
+}
 
-        k = gmem_caps_probe(&caps);
-        if (k < 0 || caps.kvm_error || !caps.guest_memfd) {
+int main(int argc, char **argv) {
+        struct vmm m = { .memory = 256 * MiB, .n_regions = 3, .n_vcpus = 1, .image = -1 };
+        char names[128];
+        uint64_t flags;
+        int k, ret = 1;
+
+        setvbuf(stdout, NULL, _IOLBF, 0); /* whoever watches our output sees each line at once */
+        k = parse_args(&m, argc, argv);
+        if (k != 0)
+                return k > 0 ? 0 : 2;
+        if (layout_regions(&m) < 0)
+                return 2;
+
+        /* 1. What this kernel offers */
+        k = gmem_caps_probe(&m.caps);
+        if (k < 0 || m.caps.kvm_error || !m.caps.guest_memfd) {
                 fprintf(stderr, "gmem-example-vmm: this host cannot run guests on guest_memfd (%s)\n",
-                        k < 0 ? gmem_last_error() : caps.kvm_error ? strerror(-caps.kvm_error) : "no KVM_CAP_GUEST_MEMFD");
+                        k < 0 ? gmem_last_error() : m.caps.kvm_error ? strerror(-m.caps.kvm_error) : "no KVM_CAP_GUEST_MEMFD");
                 return 1;
         }
-        flags = gmem_caps_best_guest_memfd_flags(&caps);
-        mem = align_up(mem, 2 * MiB);
+        flags = gmem_caps_best_guest_memfd_flags(&m.caps); /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
+        printf("guest_memfd     flags 0x%" PRIx64 " = %s: the best this kernel offers (%s)\n", flags,
+               flag_names(&m.caps, flags, names, sizeof(names)),
+               m.caps.flag_no_direct_map ? "guest memory is out of the host's direct map" : "it has no NO_DIRECT_MAP");
 
-        if (image_path) {
-                struct stat st;
-                image = open(image_path, O_RDONLY | O_CLOEXEC);
-                if (image < 0 || fstat(image, &st) < 0) {
-                        fprintf(stderr, "gmem-example-vmm: open '%s': %m\n", image_path);
-                        return 1;
-                }
-                image_size = (uint64_t) st.st_size;
-                if (image_size == 0 || image_size > mem) {
-                        fprintf(stderr, "gmem-example-vmm: image '%s' has %" PRIu64 " bytes; guest memory is %" PRIu64 "\n",
-                                image_path, image_size, mem);
-                        return 1;
-                }
-        } else {
-                image_size = mem;
-                image = generate_image(image_size);
-                if (image < 0) {
-                        fprintf(stderr, "gmem-example-vmm: generate a guest image: %s\n", strerror(-image));
-                        return 1;
-                }
-        }
-        verify = align_down(verify ? MIN(verify, image_size) : image_size, 4);
+        if (open_image(&m) < 0)
+                goto out;
 
-        k = minivm_new(&vm);
+        /* 2. The VM and its memory */
+        k = minivm_new_vcpus(m.n_vcpus, &m.vm);
         if (k < 0) {
                 fprintf(stderr, "gmem-example-vmm: create the VM: %s\n", strerror(-k));
-                return 1;
-        }
-        k = gmem_region_new_guest_memfd(minivm_vm_fd(vm), mem, flags, &region);
-        if (k < 0) {
-                fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
                 goto out;
         }
-        printf("guest memory    %" PRIu64 " MiB guest_memfd, flags 0x%" PRIx64 " (kernel profile %s)\n", mem / MiB, flags,
-               gmem_kernel_profile_to_string(caps.profile));
+        printf("vm              %u vCPU%s, %u guest_memfd region%s; image %s, %" PRIu64 " MiB\n", m.n_vcpus,
+               m.n_vcpus > 1 ? "s" : "", m.n_regions, m.n_regions > 1 ? "s" : "", m.image_path ?: "generated",
+               m.image_size / MiB);
+        if (create_regions(&m, flags) < 0)
+                goto out;
 
-        if (use_gmemd) {
-                if (!name) {
-                        snprintf(default_name, sizeof(default_name), "vm-%d", (int) getpid());
-                        name = default_name;
-                }
-                k = gmem_client_connect(gmemd_socket, &client);
-                if (k >= 0)
-                        k = gmem_client_register(client, name, region);
+        /* 3. Their content */
+        if (populate_regions(&m) < 0)
+                goto out;
+        if (m.corrupt && corrupt_memory(&m) < 0)
+                goto out;
+
+        /* 4. The memslots */
+        for (unsigned i = 0; i < m.n_regions; i++) {
+                const struct region *r = &m.regions[i];
+
+                k = gmem_kvm_bind(minivm_vm_fd(m.vm), r->slot, r->gpa, r->mem, 0, r->size);
                 if (k < 0) {
-                        fprintf(stderr, "gmem-example-vmm: gmemd: %s\n", gmem_last_error());
+                        fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
                         goto out;
                 }
-                printf("registered      as '%s' with gmemd: it now holds the memory too\n", name);
         }
 
-        t0 = now();
-        if (client)
-                k = gmem_client_populate_fd(client, name, 0, image, 0, image_size);
-        else
-                k = (int) MIN(gmem_populate_fd(region, 0, image, 0, image_size, &opts), 0);
-        t_pop = now() - t0;
-        if (k < 0) {
-                fprintf(stderr, "gmem-example-vmm: populate: %s\n", gmem_last_error());
+        /* 5. The guest, and 6. what it reports */
+        if (plan_checks(&m) < 0 || run_vcpus(&m) < 0)
                 goto out;
-        }
-        printf("populated       %" PRIu64 " MiB in %.3f s: %.2f GiB/s%s\n", image_size / MiB, t_pop,
-               (double) image_size / GiB / t_pop, client ? " (by gmemd)" : "");
+        ret = check_reports(&m) < 0 ? 1 : 0;
 
-        k = gmem_kvm_bind(minivm_vm_fd(vm), GUEST_SLOT, GUEST_GPA, region, 0, mem);
-        if (k < 0) {
-                fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
-                goto out;
-        }
-
-        t0 = now();
-        k = minivm_run_checksum(vm, GUEST_GPA, verify, &guest_hash);
-        t_guest = now() - t0;
-        if (k < 0) {
-                fprintf(stderr, "gmem-example-vmm: guest: %s (%s)\n", strerror(-k), minivm_last_exit(vm));
-                goto out;
-        }
-        image_map = mmap(NULL, verify, PROT_READ, MAP_SHARED, image, 0);
-        if (image_map == MAP_FAILED) {
-                fprintf(stderr, "gmem-example-vmm: mmap image: %m\n");
-                goto out;
-        }
-        host_hash = minivm_checksum_host(image_map, verify);
-        munmap(image_map, verify);
-
-        printf("guest checksum  %" PRIu64 " MiB at 0x%x in %.3f s: guest 0x%08x, host 0x%08x: %s\n", verify / MiB, GUEST_GPA,
-               t_guest, guest_hash, host_hash, guest_hash == host_hash ? "match" : "MISMATCH");
-        ret = guest_hash == host_hash ? 0 : 1;
+        /* 7. The lifetime story */
+        if (m.hold > 0)
+                hold(&m);
 out:
-        gmem_client_free(client);
-        gmem_region_free(region);
-        minivm_free(vm);
+        free(m.checks);
+        free(m.ranges);
+        gmem_client_free(m.client);
+        for (unsigned i = 0; i < m.n_regions; i++)
+                gmem_region_free(m.regions[i].mem);
+        minivm_free(m.vm);
+        if (m.image_map)
+                munmap((void *) m.image_map, m.image_size);
+        if (m.image >= 0)
+                close(m.image);
         return ret;
 }

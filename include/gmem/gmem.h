@@ -174,7 +174,8 @@ int64_t gmem_populate_fd(struct gmem_region *r, uint64_t dst_off, int src_fd, ui
 int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, const void *buf, uint64_t len,
                           const struct gmem_populate_opts *opts);
 /* Copy len bytes of the region at off to dst_fd at dst_off, skipping (leaving holes for) pages
- * that are not backed; returns the number of bytes written (holes not counted). Reads guest memory:
+ * that are not backed; returns the number of bytes written (holes not counted). hugetlb has no
+ * per-page record of what is backed: there, pages of zeroes are left as holes. Reads guest memory:
  * only for explicit dumps. */
 int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len, int dst_fd, uint64_t dst_off,
                      const struct gmem_populate_opts *opts);
