@@ -1,19 +1,1245 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder until the sd-bus implementation lands: only --bus none is accepted. */
+/*
+ * The D-Bus management API, org.gmem.Broker1 (docs/dbus.md, dbus/org.gmem.Broker1.xml), on sd-bus
+ * inside gmemd's libevent loop.
+ *
+ * Loop integration: libevent has no "prepare" hook, so whatever sd-bus wants (the fd's events, its
+ * next timeout) is re-read after every drain of sd_bus_process() and after every message sent from
+ * another callback (a job's progress, a region created over the socket): rearm().
+ *
+ * Every method call first learns who sent it: the bus daemon's GetConnectionCredentials (uid, pid
+ * and groups, all from the kernel, never from /proc), asked asynchronously so the loop never waits
+ * for the bus; the reply continues the call, so calls are answered in the order they came. Then it
+ * is an action (actions.c), which checks rights and input exactly as for the socket. Reading
+ * (properties, introspection, ListRegions, GetRegion, signals) is public on the bus; see
+ * docs/dbus.md.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include <systemd/sd-bus.h>
+
+#include "actions.h"
 #include "dbus.h"
 #include "error.h"
+#include "log.h"
 
-int dbus_start(struct daemon *d _unused_, const char *bus) {
-        if (strcmp(bus, "none") == 0)
-                return 0;
-        return gmem_error(-EOPNOTSUPP, "--bus %s: this build of gmemd has no D-Bus support; use --bus none", bus);
+#define BUS_NAME "org.gmem.Broker1"
+#define MANAGER_PATH "/org/gmem/Broker1"
+#define MANAGER_IFACE "org.gmem.Broker1.Manager"
+#define REGION_PREFIX "/org/gmem/Broker1/region"
+#define REGION_IFACE "org.gmem.Broker1.Region"
+#define JOB_PREFIX "/org/gmem/Broker1/job"
+#define JOB_IFACE "org.gmem.Broker1.Job"
+#define ERROR_PREFIX "org.gmem.Broker1.Error."
+#define NO_JOB_PATH "/"
+
+/* messages handled per wakeup before the loop gets to the other sources */
+#define PROCESS_BATCH 256
+
+struct dbus_state {
+        struct daemon *d;
+        sd_bus *bus;
+        char *bus_desc;
+        struct event *ev_read, *ev_write, *ev_timer;
+        struct event *ev_counts;        /* RegionCount/TotalBytes changed: emitted once the change is done */
+        bool read_armed, write_armed;
+        bool lost;                      /* the connection is gone: the hooks do nothing any more */
+};
+
+/* job->dbus_data of a job started over the bus: its requester hears of its end whatever becomes
+ * of its region (notify.c). Nothing to free, so it outlives the bus connection. */
+static char dbus_job_marker;
+#define DBUS_JOB ((void *) &dbus_job_marker)
+
+static const sd_bus_error_map gmem_bus_errors[] = {
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "NoSuchRegion", ENOENT),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "NoSuchJob", ENOENT),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "PermissionDenied", EACCES),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "Exists", EEXIST),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "InvalidArgument", EINVAL),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "QuotaExceeded", EDQUOT),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "LimitExceeded", ENOSPC),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "Busy", EBUSY),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "NotSupported", EOPNOTSUPP),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "ShortSource", ENODATA),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "Cancelled", ECANCELED),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "Failed", EIO),
+        SD_BUS_ERROR_MAP_END,
+};
+
+static const char *error_name(int err, bool job) {
+        switch (err < 0 ? -err : err) {
+        case ENOENT:
+                return job ? ERROR_PREFIX "NoSuchJob" : ERROR_PREFIX "NoSuchRegion";
+        case EACCES:
+        case EPERM:
+                return ERROR_PREFIX "PermissionDenied";
+        case EEXIST:
+                return ERROR_PREFIX "Exists";
+        case EINVAL:
+        case ERANGE:
+                return ERROR_PREFIX "InvalidArgument";
+        case EDQUOT:
+                return ERROR_PREFIX "QuotaExceeded";
+        case ENOSPC:
+                return ERROR_PREFIX "LimitExceeded";
+        case EBUSY:
+                return ERROR_PREFIX "Busy";
+        case EOPNOTSUPP:
+                return ERROR_PREFIX "NotSupported";
+        case ENODATA:
+                return ERROR_PREFIX "ShortSource";
+        case ECANCELED:
+                return ERROR_PREFIX "Cancelled";
+        default:
+                return ERROR_PREFIX "Failed";
+        }
 }
 
-void dbus_stop(struct daemon *d _unused_) {}
-void dbus_region_added(struct daemon *d _unused_, struct managed *m _unused_) {}
-void dbus_region_removed(struct daemon *d _unused_, struct managed *m _unused_) {}
-void dbus_region_changed(struct daemon *d _unused_, struct managed *m _unused_) {}
-void dbus_job_progress(struct daemon *d _unused_, struct job *j _unused_, uint64_t done _unused_, uint64_t total _unused_) {}
-void dbus_job_finished(struct daemon *d _unused_, struct job *j _unused_) {}
+/* An action failed with err: its named error, with the action's message. */
+static int fail(sd_bus_error *e, int err, bool job) {
+        const char *msg = gmem_last_error();
+        log_debug("D-Bus: %s: %s", error_name(err, job), msg);
+        return sd_bus_error_set(e, error_name(err, job), msg && *msg ? msg : strerror(err < 0 ? -err : err));
+}
+
+static struct dbus_state *live(struct daemon *d) {
+        struct dbus_state *s = d->dbus;
+        return s && !s->lost ? s : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Names and paths
+ */
+
+static int region_path(const char *name, char **ret) {
+        return sd_bus_path_encode(REGION_PREFIX, name, ret);
+}
+
+static int job_path(uint64_t id, char **ret) {
+        return asprintf(ret, JOB_PREFIX "/%" PRIu64, id) < 0 ? -ENOMEM : 0;
+}
+
+/* The published region a path names; only the canonical encoding of its name counts. */
+static struct managed *region_of_path(struct daemon *d, const char *path) {
+        _cleanup_free_ char *name = NULL, *canonical = NULL;
+        struct managed *m;
+
+        if (sd_bus_path_decode(path, REGION_PREFIX, &name) <= 0 || !region_name_valid(name))
+                return NULL;
+        if (region_path(name, &canonical) < 0 || strcmp(canonical, path) != 0)
+                return NULL;
+        m = region_find(d, name);
+        return m && !m->hidden && !m->released ? m : NULL;
+}
+
+/* The job id a path names (decimal, no leading zeros), or 0. */
+static uint64_t job_id_of_path(const char *path) {
+        const char *p = path;
+        uint64_t id = 0;
+
+        if (strncmp(p, JOB_PREFIX "/", strlen(JOB_PREFIX "/")) != 0)
+                return 0;
+        p += strlen(JOB_PREFIX "/");
+        if (*p < '1' || *p > '9')
+                return 0;
+        for (; *p; p++) {
+                if (*p < '0' || *p > '9' || id > (UINT64_MAX - 9) / 10)
+                        return 0;
+                id = id * 10 + (uint64_t) (*p - '0');
+        }
+        return id;
+}
+
+static struct job *job_of_path(struct daemon *d, const char *path) {
+        uint64_t id = job_id_of_path(path);
+        struct job *j = id ? job_find(d, id) : NULL;
+        return j && !j->m->released ? j : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The caller
+ */
+
+/* The reply to GetConnectionCredentials: who sent a call, as the bus daemon knows it from the kernel
+ * (SO_PEERCRED, SO_PEERGROUPS); never from /proc, which a process could exit and leave to another
+ * by the time it is read. */
+static int parse_credentials(sd_bus_message *reply, const char *sender, struct peer *ret, sd_bus_error *e) {
+        struct peer p = { .gid = (gid_t) -1 };
+        bool have_uid = false;
+        int k;
+
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *err = sd_bus_message_get_error(reply);
+                return sd_bus_error_setf(e, ERROR_PREFIX "PermissionDenied", "the credentials of %s are unknown: %s", sender,
+                                         err && err->message ? err->message : "no answer");
+        }
+        if ((k = sd_bus_message_enter_container(reply, 'a', "{sv}")) < 0)
+                goto bad;
+        while ((k = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key, *contents;
+                uint32_t u;
+
+                if ((k = sd_bus_message_read(reply, "s", &key)) < 0 ||
+                    (k = sd_bus_message_peek_type(reply, NULL, &contents)) < 0)
+                        goto bad;
+                if (strcmp(key, "UnixUserID") == 0 && strcmp(contents, "u") == 0) {
+                        if ((k = sd_bus_message_read(reply, "v", "u", &u)) < 0)
+                                goto bad;
+                        p.uid = u;
+                        have_uid = true;
+                } else if (strcmp(key, "ProcessID") == 0 && strcmp(contents, "u") == 0) {
+                        if ((k = sd_bus_message_read(reply, "v", "u", &u)) < 0)
+                                goto bad;
+                        p.pid = (pid_t) u;
+                } else if (strcmp(key, "UnixGroupIDs") == 0 && strcmp(contents, "au") == 0) {
+                        /* primary and supplementary groups: region_may() looks at both lists */
+                        const uint32_t *gids;
+                        size_t size;
+
+                        if ((k = sd_bus_message_enter_container(reply, 'v', "au")) < 0 ||
+                            (k = sd_bus_message_read_array(reply, 'u', (const void **) &gids, &size)) < 0 ||
+                            (k = sd_bus_message_exit_container(reply)) < 0)
+                                goto bad;
+                        for (size_t i = 0; i < size / sizeof(uint32_t) && p.n_groups < GMEMD_MAX_GROUPS; i++)
+                                p.groups[p.n_groups++] = gids[i];
+                } else if ((k = sd_bus_message_skip(reply, "v")) < 0)
+                        goto bad;
+                if ((k = sd_bus_message_exit_container(reply)) < 0)
+                        goto bad;
+        }
+        if (k < 0)
+                goto bad;
+        if (!have_uid)
+                return sd_bus_error_setf(e, ERROR_PREFIX "PermissionDenied", "the bus does not say which uid %s has", sender);
+        *ret = p;
+        return 0;
+bad:
+        return sd_bus_error_setf(e, ERROR_PREFIX "Failed", "the credentials of %s: unreadable reply: %s", sender, strerror(-k));
+}
+
+/* A method call's second half: reads its arguments, acts for p, replies (or fails with e set). */
+typedef int (*call_fn)(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, uint64_t job_id,
+                       sd_bus_error *e);
+
+struct pending_call {
+        struct dbus_state *s;
+        sd_bus_message *msg;    /* the method call, answered once the credentials are in */
+        call_fn fn;
+        uint64_t job_id;        /* Job.Cancel: the job by its id, which outlives the job */
+};
+
+static void pending_call_free(void *userdata) {
+        struct pending_call *c = userdata;
+        sd_bus_message_unref(c->msg);
+        free(c);
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
+        struct pending_call *c = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        struct peer p;
+        int k;
+
+        gmem_error_clear();
+        k = parse_credentials(reply, sd_bus_message_get_sender(c->msg), &p, &e);
+        if (k >= 0)
+                k = c->fn(c->s, c->msg, &p, c->job_id, &e);
+        if (k < 0) {
+                if (!sd_bus_error_is_set(&e))
+                        sd_bus_error_set_errno(&e, k);
+                (void) sd_bus_reply_method_error(c->msg, &e);
+        }
+        return 0; /* the floating slot goes now, and pending_call_free() with it */
+}
+
+/* Answer msg with fn once the bus daemon said who sent it. */
+static int call_with_caller(struct dbus_state *s, sd_bus_message *msg, call_fn fn, uint64_t job_id, sd_bus_error *e) {
+        const char *sender = sd_bus_message_get_sender(msg);
+        struct pending_call *c;
+        sd_bus_slot *slot;
+        int k;
+
+        if (!sender)
+                return sd_bus_error_set(e, ERROR_PREFIX "PermissionDenied", "the caller has no bus name: its uid is unknown");
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (struct pending_call) { .s = s, .msg = sd_bus_message_ref(msg), .fn = fn, .job_id = job_id };
+        k = sd_bus_call_method_async(s->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "GetConnectionCredentials", on_credentials, c, "s", sender);
+        if (k < 0) {
+                pending_call_free(c);
+                return k;
+        }
+        (void) sd_bus_slot_set_destroy_callback(slot, pending_call_free);
+        (void) sd_bus_slot_set_floating(slot, 1); /* the bus keeps it until the reply (or the end) */
+        sd_bus_slot_unref(slot);
+        return 1;
+}
+
+/* A method handler that answers through fn, once the caller is known. */
+#define METHOD(name, fn)                                                                       \
+        static int name(sd_bus_message *msg, void *userdata, sd_bus_error *e) {               \
+                return call_with_caller(userdata, msg, fn, 0, e);                               \
+        }
+
+/* a{sv} options: each known key with its type; anything else is refused */
+struct option_spec {
+        const char *key;
+        char type;     /* 'b' (int), 't' (uint64_t) or 's' (const char *) */
+        void *value;
+        bool *seen;
+};
+
+static int read_options(sd_bus_message *msg, const struct option_spec *specs, size_t n, sd_bus_error *e) {
+        int k;
+
+        if ((k = sd_bus_message_enter_container(msg, 'a', "{sv}")) < 0)
+                return k;
+        while ((k = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const struct option_spec *o = NULL;
+                const char *key, *contents;
+                char sig[2];
+
+                if ((k = sd_bus_message_read(msg, "s", &key)) < 0 || (k = sd_bus_message_peek_type(msg, NULL, &contents)) < 0)
+                        return k;
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(specs[i].key, key) == 0)
+                                o = &specs[i];
+                if (!o)
+                        return sd_bus_error_setf(e, ERROR_PREFIX "InvalidArgument", "unknown option '%.40s'", key);
+                sig[0] = o->type;
+                sig[1] = 0;
+                if (strcmp(contents, sig) != 0)
+                        return sd_bus_error_setf(e, ERROR_PREFIX "InvalidArgument", "option '%s' must be of type '%s', not '%.16s'",
+                                                 key, sig, contents);
+                if ((k = sd_bus_message_enter_container(msg, 'v', sig)) < 0 ||
+                    (k = sd_bus_message_read_basic(msg, o->type, o->value)) < 0 ||
+                    (k = sd_bus_message_exit_container(msg)) < 0 || (k = sd_bus_message_exit_container(msg)) < 0)
+                        return k;
+                if (o->seen)
+                        *o->seen = true;
+        }
+        if (k < 0)
+                return k;
+        return sd_bus_message_exit_container(msg);
+}
+
+/* The named region the caller may act on (action_lookup's rules). */
+static int lookup(struct dbus_state *s, const struct peer *p, const char *name, enum access a, const char *what,
+                  struct managed **ret, sd_bus_error *e) {
+        int k = action_lookup(s->d, p, name, a, what, ret);
+        return k < 0 ? fail(e, k, false) : 0;
+}
+
+static int reply_job(sd_bus_message *msg, struct job *j) {
+        _cleanup_free_ char *path = NULL;
+        int k;
+
+        j->dbus_data = DBUS_JOB;
+        if ((k = job_path(j->id, &path)) < 0)
+                return k;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+/* A dup (CLOEXEC, above stdio) of an fd that came with a message: the message keeps its own. */
+static int dup_message_fd(int fd, const char *what, sd_bus_error *e) {
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return sd_bus_error_setf(e, ERROR_PREFIX "Failed", "%s: dup the fd: %s", what, strerror(errno));
+        return copy;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * org.gmem.Broker1.Manager
+ */
+
+static int cmp_region_names(const void *a, const void *b) {
+        return strcmp((*(struct managed *const *) a)->name, (*(struct managed *const *) b)->name);
+}
+
+#define CALL_ARGS struct dbus_state *s, sd_bus_message *msg, const struct peer *p, uint64_t job_id, sd_bus_error *e
+
+static int list_regions(struct dbus_state *s, sd_bus_message *msg, const struct peer *p _unused_, uint64_t job_id _unused_,
+                        sd_bus_error *e _unused_) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ struct managed **v = NULL;
+        size_t n = 0;
+        int k;
+
+        v = calloc(s->d->n_regions + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (struct managed *m = s->d->regions; m; m = m->next)
+                if (!m->hidden && n < s->d->n_regions)
+                        v[n++] = m;
+        qsort(v, n, sizeof(*v), cmp_region_names);
+
+        if ((k = sd_bus_message_new_method_return(msg, &reply)) < 0 ||
+            (k = sd_bus_message_open_container(reply, 'a', "(sstuso)")) < 0)
+                return k;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL;
+                const struct managed *m = v[i];
+
+                if ((k = region_path(m->name, &path)) < 0 ||
+                    (k = sd_bus_message_append(reply, "(sstuso)", m->name,
+                                               gmem_backend_to_string(gmem_region_backend(m->region)),
+                                               gmem_region_size(m->region), (uint32_t) m->owner,
+                                               region_state_to_string(m->state), path)) < 0)
+                        return k;
+        }
+        if ((k = sd_bus_message_close_container(reply)) < 0)
+                return k;
+        return sd_bus_message_send(reply);
+}
+METHOD(method_list_regions, list_regions)
+
+static int get_region(struct dbus_state *s, sd_bus_message *msg, const struct peer *p _unused_, uint64_t job_id _unused_,
+                      sd_bus_error *e) {
+        _cleanup_free_ char *path = NULL;
+        struct managed *m;
+        const char *name;
+        int k;
+
+        if ((k = sd_bus_message_read(msg, "s", &name)) < 0)
+                return k;
+        if (!region_name_valid(name))
+                return fail(e, gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name), false);
+        m = region_find(s->d, name);
+        if (!m || m->hidden)
+                return fail(e, gmem_error(-ENOENT, "no region '%s'", name), false);
+        if ((k = region_path(m->name, &path)) < 0)
+                return k;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+METHOD(method_get_region, get_region)
+
+static int create_region(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, uint64_t job_id _unused_,
+                         sd_bus_error *e) {
+        _cleanup_free_ char *path = NULL, *jpath = NULL;
+        struct create_args a = { .policy = GMEM_POLICY_KEEP };
+        const char *backend, *policy = "keep";
+        int prefault = 0;
+        bool have_page_size = false;
+        const struct option_spec opts[] = {
+                { "prefault", 'b', &prefault, NULL },
+                { "page_size", 't', &a.page_size, &have_page_size },
+                { "policy", 's', &policy, NULL },
+        };
+        struct managed *m;
+        struct job *j = NULL;
+        int k;
+
+        if ((k = sd_bus_message_read(msg, "sst", &a.name, &backend, &a.size)) < 0 ||
+            (k = read_options(msg, opts, ELEMENTSOF(opts), e)) < 0)
+                return k;
+        if ((k = gmem_backend_from_string(*backend ? backend : "memfd", &a.backend)) < 0)
+                return fail(e, k, false);
+        if (strcmp(policy, "connection") == 0)
+                return fail(e, gmem_error(-EOPNOTSUPP, "create '%s': policy 'connection' ties a region to a socket "
+                                          "connection; over D-Bus regions are kept until ReleaseRegion", a.name), false);
+        if (strcmp(policy, "keep") != 0)
+                return fail(e, gmem_error(-EINVAL, "create '%s': policy '%.40s' (keep)", a.name, policy), false);
+        if (have_page_size && a.backend != GMEM_BACKEND_HUGETLB)
+                return fail(e, gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", a.name), false);
+        a.prefault = prefault;
+        if ((k = action_create(s->d, p, NULL, &a, NULL, &m, &j)) < 0)
+                return fail(e, k, false);
+        if (j)
+                j->dbus_data = DBUS_JOB; /* the region is published when it is done: JobFinished says so */
+        if ((k = region_path(m->name, &path)) < 0 || (j && (k = job_path(j->id, &jpath)) < 0))
+                return k;
+        return sd_bus_reply_method_return(msg, "oo", path, jpath ?: NO_JOB_PATH);
+}
+METHOD(method_create_region, create_region)
+
+static int register_region(CALL_ARGS) {
+        _cleanup_free_ char *path = NULL;
+        uint64_t flags = 0;
+        bool have_flags = false;
+        const struct option_spec opts[] = {
+                { "flags", 't', &flags, &have_flags },
+        };
+        const char *name;
+        struct managed *m;
+        int fd, k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 || (k = read_options(msg, opts, ELEMENTSOF(opts), e)) < 0)
+                return k;
+        /* the fd is borrowed: the region keeps a dup of its own */
+        if ((k = action_register(s->d, p, NULL, name, fd, have_flags, flags, GMEM_POLICY_KEEP, &m)) < 0)
+                return fail(e, k, false);
+        if ((k = region_path(m->name, &path)) < 0)
+                return k;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+METHOD(method_register_region, register_region)
+
+static int populate_region(CALL_ARGS) {
+        uint64_t off, src_off, len;
+        const char *name;
+        struct managed *m;
+        struct job *j;
+        int fd, src, k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "shttt", &name, &fd, &off, &src_off, &len)) < 0 ||
+            (k = lookup(s, p, name, ACCESS_USE, "populate", &m, e)) < 0)
+                return k;
+        if ((src = dup_message_fd(fd, "populate", e)) < 0)
+                return src;
+        /* length 0: the rest of the source */
+        k = action_populate(s->d, NULL, NULL, m, off, len != 0, len, src, src_off, &j);
+        if (k < 0) {
+                close(src);
+                return fail(e, k, false);
+        }
+        return reply_job(msg, j);
+}
+METHOD(method_populate_region, populate_region)
+
+static int prefault_region(CALL_ARGS) {
+        uint64_t off, len;
+        const char *name;
+        struct managed *m;
+        struct job *j;
+        int k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "stt", &name, &off, &len)) < 0 ||
+            (k = lookup(s, p, name, ACCESS_USE, "prefault", &m, e)) < 0)
+                return k;
+        if ((k = action_range(m, "prefault", off, len != 0, len, UINT64_MAX, &len)) < 0 ||
+            (k = action_start_job(s->d, NULL, NULL, JOB_PREFAULT, m, off, len, 0, -1, &j)) < 0)
+                return fail(e, k, false);
+        return reply_job(msg, j);
+}
+METHOD(method_prefault_region, prefault_region)
+
+static int dump_region(CALL_ARGS) {
+        uint64_t off, len, dst_off;
+        const char *name;
+        struct managed *m;
+        struct job *j;
+        int fd, dst, k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "shttt", &name, &fd, &off, &len, &dst_off)) < 0 ||
+            (k = lookup(s, p, name, ACCESS_USE, "dump", &m, e)) < 0)
+                return k;
+        if ((k = action_range(m, "dump", off, len != 0, len, UINT64_MAX, &len)) < 0)
+                return fail(e, k, false);
+        if ((dst = dup_message_fd(fd, "dump", e)) < 0)
+                return dst;
+        k = action_start_job(s->d, NULL, NULL, JOB_DUMP, m, off, len, dst_off, dst, &j);
+        if (k < 0) {
+                close(dst);
+                return fail(e, k, false);
+        }
+        return reply_job(msg, j);
+}
+METHOD(method_dump_region, dump_region)
+
+static int punch_hole(CALL_ARGS) {
+        uint64_t off, len;
+        const char *name;
+        struct managed *m;
+        int k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "stt", &name, &off, &len)) < 0 ||
+            (k = lookup(s, p, name, ACCESS_USE, "punch", &m, e)) < 0)
+                return k;
+        if ((k = action_range(m, "punch", off, true, len, 0, &len)) < 0 || (k = action_punch(s->d, m, off, len)) < 0)
+                return fail(e, k, false);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+METHOD(method_punch_hole, punch_hole)
+
+static int grant_or_revoke(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, bool grant, sd_bus_error *e) {
+        const char *name, *kind;
+        struct managed *m;
+        uint32_t id;
+        int k;
+
+        if ((k = sd_bus_message_read(msg, "ssu", &name, &kind, &id)) < 0)
+                return k;
+        if (strcmp(kind, "uid") != 0 && strcmp(kind, "gid") != 0)
+                return fail(e, gmem_error(-EINVAL, "%s '%.80s': kind '%.16s' (uid, gid)", grant ? "grant" : "revoke", name, kind),
+                            false);
+        if ((k = lookup(s, p, name, ACCESS_ADMIN, grant ? "grant" : "revoke", &m, e)) < 0)
+                return k;
+        if ((k = action_grant(s->d, p, m, kind[0] == 'u', id, grant)) < 0)
+                return fail(e, k, false);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int grant_region(CALL_ARGS) {
+        (void) job_id;
+        return grant_or_revoke(s, msg, p, true, e);
+}
+METHOD(method_grant_region, grant_region)
+
+static int revoke_region(CALL_ARGS) {
+        (void) job_id;
+        return grant_or_revoke(s, msg, p, false, e);
+}
+METHOD(method_revoke_region, revoke_region)
+
+static int release_region(CALL_ARGS) {
+        const char *name;
+        struct managed *m;
+        int k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_ADMIN, "release", &m, e)) < 0)
+                return k;
+        region_release(s->d, m);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+METHOD(method_release_region, release_region)
+
+static int open_region(CALL_ARGS) {
+        const char *name;
+        struct managed *m;
+        int fd, k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_USE, "open", &m, e)) < 0)
+                return k;
+        if ((k = action_open(s->d, p, NULL, m, &fd)) < 0)
+                return fail(e, k, false);
+        k = sd_bus_reply_method_return(msg, "h", fd); /* the message takes a dup of its own */
+        close(fd);
+        return k;
+}
+METHOD(method_open_region, open_region)
+
+/* Manager.CancelJob (the job's path in the message) and Job.Cancel (job_id) */
+static int cancel_job(CALL_ARGS) {
+        int k;
+
+        if (!job_id) {
+                const char *path;
+
+                if ((k = sd_bus_message_read(msg, "o", &path)) < 0)
+                        return k;
+                job_id = job_id_of_path(path);
+                if (!job_id)
+                        return fail(e, gmem_error(-ENOENT, "'%.200s' is not a job (" JOB_PREFIX "/<id>)", path), true);
+        }
+        if ((k = action_cancel(s->d, p, job_id)) < 0)
+                return fail(e, k, true);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+METHOD(method_cancel_job, cancel_job)
+
+static int get_capabilities(struct dbus_state *s _unused_, sd_bus_message *msg, const struct peer *p _unused_,
+                            uint64_t job_id _unused_, sd_bus_error *e) {
+        _cleanup_free_ char *json = NULL;
+        struct gmem_caps caps;
+        int k;
+
+        if ((k = gmem_caps_probe(&caps)) < 0 || (k = gmem_caps_to_json(&caps, &json)) < 0)
+                return fail(e, k, false);
+        return sd_bus_reply_method_return(msg, "s", json);
+}
+METHOD(method_get_capabilities, get_capabilities)
+
+static void visible_counts(struct daemon *d, uint32_t *ret_n, uint64_t *ret_bytes) {
+        uint64_t bytes = 0;
+        uint32_t n = 0;
+
+        for (struct managed *m = d->regions; m; m = m->next)
+                if (!m->hidden) {
+                        n++;
+                        bytes += gmem_region_size(m->region);
+                }
+        *ret_n = n;
+        *ret_bytes = bytes;
+}
+
+static int manager_get(sd_bus *bus _unused_, const char *path _unused_, const char *iface _unused_, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *e _unused_) {
+        struct dbus_state *s = userdata;
+        const struct gmemd_limits *l = &s->d->config.limits;
+        uint64_t bytes;
+        uint32_t n;
+
+        visible_counts(s->d, &n, &bytes);
+        if (strcmp(property, "Version") == 0)
+                return sd_bus_message_append(reply, "s", GMEM_VERSION_STRING);
+        if (strcmp(property, "RegionCount") == 0)
+                return sd_bus_message_append(reply, "u", n);
+        if (strcmp(property, "TotalBytes") == 0)
+                return sd_bus_message_append(reply, "t", bytes);
+        if (strcmp(property, "QuotaBytes") == 0)
+                return sd_bus_message_append(reply, "t", l->max_bytes_total);
+        if (strcmp(property, "UserQuotaBytes") == 0)
+                return sd_bus_message_append(reply, "t", l->max_bytes_per_uid);
+        if (strcmp(property, "MaxRegions") == 0)
+                return sd_bus_message_append(reply, "t", l->max_regions);
+        return -ENOENT;
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", manager_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("RegionCount", "u", manager_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TotalBytes", "t", manager_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("QuotaBytes", "t", manager_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("UserQuotaBytes", "t", manager_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MaxRegions", "t", manager_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("ListRegions", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sstuso)", regions), method_list_regions,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetRegion", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", region), method_get_region,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateRegion", SD_BUS_ARGS("s", name, "s", backend, "t", size, "a{sv}", options),
+                                SD_BUS_RESULT("o", region, "o", job), method_create_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RegisterRegion", SD_BUS_ARGS("s", name, "h", fd, "a{sv}", options),
+                                SD_BUS_RESULT("o", region), method_register_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PopulateRegion",
+                                SD_BUS_ARGS("s", name, "h", source, "t", offset, "t", src_offset, "t", length),
+                                SD_BUS_RESULT("o", job), method_populate_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PrefaultRegion", SD_BUS_ARGS("s", name, "t", offset, "t", length),
+                                SD_BUS_RESULT("o", job), method_prefault_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DumpRegion",
+                                SD_BUS_ARGS("s", name, "h", destination, "t", offset, "t", length, "t", dst_offset),
+                                SD_BUS_RESULT("o", job), method_dump_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelJob", SD_BUS_ARGS("o", job), SD_BUS_NO_RESULT, method_cancel_job,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PunchHole", SD_BUS_ARGS("s", name, "t", offset, "t", length), SD_BUS_NO_RESULT,
+                                method_punch_hole, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GrantRegion", SD_BUS_ARGS("s", name, "s", kind, "u", id), SD_BUS_NO_RESULT,
+                                method_grant_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RevokeRegion", SD_BUS_ARGS("s", name, "s", kind, "u", id), SD_BUS_NO_RESULT,
+                                method_revoke_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReleaseRegion", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_release_region,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenRegion", SD_BUS_ARGS("s", name), SD_BUS_RESULT("h", fd), method_open_region,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetCapabilities", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_capabilities,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("RegionAdded", SD_BUS_ARGS("s", name, "o", region), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("RegionRemoved", SD_BUS_ARGS("s", name, "o", region), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("JobProgress", SD_BUS_ARGS("o", job, "s", region, "t", done, "t", total), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("JobFinished", SD_BUS_ARGS("o", job, "s", region, "b", ok, "t", bytes, "s", error), 0),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * org.gmem.Broker1.Region: /org/gmem/Broker1/region/<name, escaped>
+ */
+
+static int region_get(sd_bus *bus _unused_, const char *path _unused_, const char *iface _unused_, const char *property,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *e _unused_) {
+        const struct managed *m = userdata;
+        struct gmem_region *r = m->region;
+        int k;
+
+        if (strcmp(property, "Name") == 0)
+                return sd_bus_message_append(reply, "s", m->name);
+        if (strcmp(property, "Backend") == 0)
+                return sd_bus_message_append(reply, "s", gmem_backend_to_string(gmem_region_backend(r)));
+        if (strcmp(property, "Size") == 0)
+                return sd_bus_message_append(reply, "t", gmem_region_size(r));
+        if (strcmp(property, "ResidentBytes") == 0) {
+                /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
+                uint64_t resident;
+                if (gmem_region_resident(r, 0, gmem_region_size(r), &resident) < 0)
+                        resident = UINT64_MAX;
+                return sd_bus_message_append(reply, "t", resident);
+        }
+        if (strcmp(property, "OwnerUID") == 0)
+                return sd_bus_message_append(reply, "u", (uint32_t) m->owner);
+        if (strcmp(property, "Flags") == 0)
+                return sd_bus_message_append(reply, "t", gmem_region_flags(r));
+        if (strcmp(property, "PageSize") == 0)
+                return sd_bus_message_append(reply, "t", gmem_region_page_size(r));
+        if (strcmp(property, "State") == 0)
+                return sd_bus_message_append(reply, "s", region_state_to_string(m->state));
+        if (strcmp(property, "PopulatedBytes") == 0)
+                return sd_bus_message_append(reply, "t", m->populated_bytes);
+        if (strcmp(property, "Policy") == 0)
+                return sd_bus_message_append(reply, "s", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
+        if (strcmp(property, "CreatedTimestamp") == 0)
+                return sd_bus_message_append(reply, "t", m->created_usec);
+        if (strcmp(property, "GrantedUIDs") == 0)
+                return sd_bus_message_append_array(reply, 'u', m->grant_uids, m->n_grant_uids * sizeof(uint32_t));
+        if (strcmp(property, "GrantedGIDs") == 0)
+                return sd_bus_message_append_array(reply, 'u', m->grant_gids, m->n_grant_gids * sizeof(uint32_t));
+        if (strcmp(property, "Holders") == 0) {
+                if ((k = sd_bus_message_open_container(reply, 'a', "(uusb)")) < 0)
+                        return k;
+                for (unsigned i = 0; i < m->n_holders; i++)
+                        if ((k = sd_bus_message_append(reply, "(uusb)", (uint32_t) m->holders[i].pid,
+                                                       (uint32_t) m->holders[i].uid, m->holders[i].role,
+                                                       m->holders[i].conn != NULL)) < 0)
+                                return k;
+                return sd_bus_message_close_container(reply);
+        }
+        return -ENOENT;
+}
+
+static const sd_bus_vtable region_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Backend", "s", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Size", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ResidentBytes", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("OwnerUID", "u", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Flags", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("PageSize", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PopulatedBytes", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Policy", "s", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CreatedTimestamp", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("GrantedUIDs", "au", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("GrantedGIDs", "au", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Holders", "a(uusb)", region_get, 0, 0),
+        SD_BUS_VTABLE_END,
+};
+
+static int region_find_cb(sd_bus *bus _unused_, const char *path, const char *iface _unused_, void *userdata, void **found,
+                          sd_bus_error *e _unused_) {
+        struct dbus_state *s = userdata;
+        struct managed *m = region_of_path(s->d, path);
+
+        if (!m)
+                return 0;
+        *found = m;
+        return 1;
+}
+
+static int region_enumerate(sd_bus *bus _unused_, const char *prefix _unused_, void *userdata, char ***ret_nodes,
+                            sd_bus_error *e _unused_) {
+        struct dbus_state *s = userdata;
+        char **v = calloc(s->d->n_regions + 1, sizeof(char *));
+        size_t n = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (struct managed *m = s->d->regions; m && n < s->d->n_regions; m = m->next)
+                if (!m->hidden && region_path(m->name, &v[n]) >= 0)
+                        n++;
+        *ret_nodes = v;
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * org.gmem.Broker1.Job: /org/gmem/Broker1/job/<id>, while the job runs or waits
+ */
+
+static int job_get(sd_bus *bus _unused_, const char *path _unused_, const char *iface _unused_, const char *property,
+                   sd_bus_message *reply, void *userdata, sd_bus_error *e _unused_) {
+        const struct job *j = userdata;
+
+        if (strcmp(property, "Id") == 0)
+                return sd_bus_message_append(reply, "t", j->id);
+        if (strcmp(property, "Operation") == 0)
+                return sd_bus_message_append(reply, "s", job_op_name(j->op));
+        if (strcmp(property, "Region") == 0)
+                return sd_bus_message_append(reply, "s", j->m->name);
+        if (strcmp(property, "Offset") == 0)
+                return sd_bus_message_append(reply, "t", j->off);
+        if (strcmp(property, "Length") == 0)
+                return sd_bus_message_append(reply, "t", j->len);
+        if (strcmp(property, "Done") == 0)
+                return sd_bus_message_append(reply, "t", __atomic_load_n(&j->done, __ATOMIC_RELAXED));
+        if (strcmp(property, "Total") == 0)
+                return sd_bus_message_append(reply, "t", __atomic_load_n(&j->total, __ATOMIC_RELAXED));
+        return -ENOENT;
+}
+
+static int method_job_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *e) {
+        struct job *j = userdata;
+        /* by id: the job may be gone when the caller is known */
+        return call_with_caller(j->d->dbus, msg, cancel_job, j->id, e);
+}
+
+static const sd_bus_vtable job_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "t", job_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Operation", "s", job_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Region", "s", job_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Offset", "t", job_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Length", "t", job_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Done", "t", job_get, 0, 0),
+        SD_BUS_PROPERTY("Total", "t", job_get, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_job_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static int job_find_cb(sd_bus *bus _unused_, const char *path, const char *iface _unused_, void *userdata, void **found,
+                       sd_bus_error *e _unused_) {
+        struct dbus_state *s = userdata;
+        struct job *j = job_of_path(s->d, path);
+
+        if (!j)
+                return 0;
+        *found = j;
+        return 1;
+}
+
+static int job_enumerate(sd_bus *bus _unused_, const char *prefix _unused_, void *userdata, char ***ret_nodes,
+                         sd_bus_error *e _unused_) {
+        struct dbus_state *s = userdata;
+        char **v = calloc(s->d->n_jobs + 1, sizeof(char *));
+        size_t n = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (struct job *j = s->d->jobs; j && n < s->d->n_jobs; j = j->next)
+                if (!j->m->released && job_path(j->id, &v[n]) >= 0)
+                        n++;
+        *ret_nodes = v;
+        return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The loop: sd-bus inside libevent
+ */
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void stop_events(struct dbus_state *s) {
+        if (s->ev_read)
+                event_del(s->ev_read);
+        if (s->ev_write)
+                event_del(s->ev_write);
+        if (s->ev_timer)
+                event_del(s->ev_timer);
+        if (s->ev_counts)
+                event_del(s->ev_counts);
+        s->read_armed = s->write_armed = false;
+}
+
+/* The bus is gone (the bus daemon went away, or sd-bus gave up on it). The regions and the socket
+ * are what matters: gmemd keeps serving them and only the D-Bus API is off until a restart. */
+static void bus_lost(struct dbus_state *s, int err) {
+        if (s->lost)
+                return;
+        s->lost = true;
+        stop_events(s);
+        log_error("D-Bus (%s): the connection is gone (%s); the D-Bus API is off until gmemd restarts, the socket "
+                  "keeps serving", s->bus_desc, strerror(err < 0 ? -err : err));
+}
+
+static void set_armed(struct event *ev, bool *armed, bool want) {
+        if (want == *armed)
+                return;
+        if (want ? event_add(ev, NULL) == 0 : event_del(ev) == 0)
+                *armed = want;
+}
+
+/* Whatever sd-bus waits for now: after every drain, and after every message sent from elsewhere. */
+static void rearm(struct dbus_state *s) {
+        uint64_t until;
+        int events, k;
+
+        if (!s || s->lost)
+                return;
+        if (sd_bus_is_open(s->bus) <= 0) {
+                bus_lost(s, -ENOTCONN);
+                return;
+        }
+        events = sd_bus_get_events(s->bus);
+        if (events < 0) {
+                bus_lost(s, events);
+                return;
+        }
+        set_armed(s->ev_read, &s->read_armed, events & POLLIN);
+        set_armed(s->ev_write, &s->write_armed, events & POLLOUT);
+
+        k = sd_bus_get_timeout(s->bus, &until);
+        if (k < 0) {
+                bus_lost(s, k);
+                return;
+        }
+        if (until == UINT64_MAX)
+                event_del(s->ev_timer);
+        else {
+                uint64_t now = mono_usec(), rel = until > now ? until - now : 0;
+                struct timeval tv = { .tv_sec = (time_t) (rel / 1000000), .tv_usec = (suseconds_t) (rel % 1000000) };
+                evtimer_add(s->ev_timer, &tv);
+        }
+}
+
+static void process(struct dbus_state *s) {
+        unsigned i;
+
+        for (i = 0; i < PROCESS_BATCH && !s->lost; i++) {
+                int k = sd_bus_process(s->bus, NULL);
+                if (k < 0) {
+                        bus_lost(s, k);
+                        return;
+                }
+                if (k == 0)
+                        break;
+        }
+        rearm(s);
+        if (i == PROCESS_BATCH && !s->lost) {
+                /* more to do: come back once the loop has looked at everything else (what is left
+                 * may sit in sd-bus's read buffer, where neither the fd nor the timeout tell of it) */
+                static const struct timeval now = { 0, 0 };
+                evtimer_add(s->ev_timer, &now);
+        }
+}
+
+static void on_bus_event(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        process(userdata);
+}
+
+static void on_counts(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct dbus_state *s = userdata;
+        int k;
+
+        if (s->lost)
+                return;
+        k = sd_bus_emit_properties_changed(s->bus, MANAGER_PATH, MANAGER_IFACE, "RegionCount", "TotalBytes", NULL);
+        if (k < 0)
+                log_debug("D-Bus: PropertiesChanged on " MANAGER_PATH ": %s", strerror(-k));
+        rearm(s);
+}
+
+/* RegionCount and TotalBytes are announced once the change is complete: the hooks run before a
+ * removed region leaves the table, and a burst of changes makes one signal. */
+static void counts_changed(struct dbus_state *s) {
+        if (!event_pending(s->ev_counts, EV_TIMEOUT, NULL)) {
+                struct timeval now = { 0, 0 };
+                evtimer_add(s->ev_counts, &now);
+        }
+}
+
+static void emitted(struct dbus_state *s, int k, const char *what, const char *about) {
+        if (k < 0)
+                log_debug("D-Bus: cannot emit %s for '%s': %s", what, about, strerror(-k));
+        rearm(s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Hooks (notify.c)
+ */
+
+void dbus_region_added(struct daemon *d, struct managed *m) {
+        struct dbus_state *s = live(d);
+        _cleanup_free_ char *path = NULL;
+        int k;
+
+        if (!s || region_path(m->name, &path) < 0)
+                return;
+        k = sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "RegionAdded", "so", m->name, path);
+        if (k >= 0)
+                k = sd_bus_emit_object_added(s->bus, path);
+        counts_changed(s);
+        emitted(s, k, "RegionAdded", m->name);
+}
+
+void dbus_region_removed(struct daemon *d, struct managed *m) {
+        struct dbus_state *s = live(d);
+        _cleanup_free_ char *path = NULL;
+        int k;
+
+        if (!s || region_path(m->name, &path) < 0)
+                return;
+        /* still in the table: InterfacesRemoved can name its interfaces */
+        k = sd_bus_emit_object_removed(s->bus, path);
+        if (k >= 0)
+                k = sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "RegionRemoved", "so", m->name, path);
+        counts_changed(s);
+        emitted(s, k, "RegionRemoved", m->name);
+}
+
+void dbus_region_changed(struct daemon *d, struct managed *m) {
+        struct dbus_state *s = live(d);
+        _cleanup_free_ char *path = NULL;
+
+        if (!s || m->hidden || m->released || region_path(m->name, &path) < 0)
+                return;
+        /* every property flagged EMITS_CHANGE: State, PopulatedBytes, ResidentBytes, the grants */
+        emitted(s, sd_bus_emit_properties_changed_strv(s->bus, path, REGION_IFACE, NULL), "PropertiesChanged", m->name);
+}
+
+void dbus_job_progress(struct daemon *d, struct job *j, uint64_t done, uint64_t total) {
+        struct dbus_state *s = live(d);
+        _cleanup_free_ char *path = NULL;
+
+        if (!s || job_path(j->id, &path) < 0)
+                return;
+        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobProgress", "ostt", path, j->m->name, done, total),
+                "JobProgress", j->m->name);
+}
+
+void dbus_job_finished(struct daemon *d, struct job *j) {
+        struct dbus_state *s = live(d);
+        _cleanup_free_ char *path = NULL;
+        bool ok = j->result == 0;
+
+        j->dbus_data = NULL;
+        if (!s || job_path(j->id, &path) < 0)
+                return;
+        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobFinished", "osbts", path, j->m->name, ok,
+                                      ok ? (uint64_t) j->bytes : 0, ok ? "" : j->message),
+                "JobFinished", j->m->name);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Start and stop
+ */
+
+/* Replies and signals still queued go out before the connection closes, for a second at most: a
+ * stopped bus daemon must not hold up gmemd's exit (sd_bus_flush() would wait for ever). */
+static void flush(sd_bus *bus) {
+        uint64_t deadline = mono_usec() + 1000000;
+        int events;
+
+        while ((events = sd_bus_get_events(bus)) > 0 && (events & POLLOUT)) {
+                uint64_t now = mono_usec();
+                struct pollfd p = { .fd = sd_bus_get_fd(bus), .events = POLLOUT };
+
+                if (now >= deadline || p.fd < 0 || poll(&p, 1, (int) ((deadline - now + 999) / 1000)) <= 0 ||
+                    sd_bus_process(bus, NULL) < 0)
+                        break;
+        }
+}
+
+static void state_free(struct dbus_state *s) {
+        if (!s)
+                return;
+        stop_events(s);
+        if (s->ev_read)
+                event_free(s->ev_read);
+        if (s->ev_write)
+                event_free(s->ev_write);
+        if (s->ev_timer)
+                event_free(s->ev_timer);
+        if (s->ev_counts)
+                event_free(s->ev_counts);
+        if (s->bus) {
+                if (!s->lost)
+                        flush(s->bus);
+                sd_bus_close_unref(s->bus);
+        }
+        free(s->bus_desc);
+        free(s);
+}
+
+static int connect_bus(const char *bus, sd_bus **ret) {
+        sd_bus *b = NULL;
+        int k;
+
+        if (strcmp(bus, "system") == 0)
+                return sd_bus_open_system(ret);
+        if (strcmp(bus, "user") == 0)
+                return sd_bus_open_user(ret);
+        if (!strchr(bus, ':'))
+                return -EINVAL;
+        if ((k = sd_bus_new(&b)) < 0)
+                return k;
+        if ((k = sd_bus_set_address(b, bus)) < 0 || (k = sd_bus_set_bus_client(b, 1)) < 0 ||
+            (k = sd_bus_negotiate_fds(b, 1)) < 0 || (k = sd_bus_start(b)) < 0) {
+                sd_bus_unref(b);
+                return k;
+        }
+        *ret = b;
+        return 0;
+}
+
+int dbus_start(struct daemon *d, const char *bus) {
+        struct dbus_state *s;
+        int k, fd;
+
+        if (!bus || strcmp(bus, "none") == 0)
+                return 0;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return gmem_error(-ENOMEM, "D-Bus");
+        s->d = d;
+        s->bus_desc = strdup(bus);
+        if (!s->bus_desc) {
+                k = gmem_error(-ENOMEM, "D-Bus");
+                goto fail;
+        }
+        k = connect_bus(bus, &s->bus);
+        if (k == -EINVAL && !strchr(bus, ':')) {
+                k = gmem_error(k, "--bus %s: not system, user, none or a D-Bus address (e.g. unix:path=/run/bus)", bus);
+                goto fail;
+        }
+        if (k < 0) {
+                k = gmem_error(k, "--bus %s: cannot connect to the bus", bus);
+                goto fail;
+        }
+        (void) sd_bus_error_add_map(gmem_bus_errors);
+
+        if ((k = sd_bus_add_object_vtable(s->bus, NULL, MANAGER_PATH, MANAGER_IFACE, manager_vtable, s)) < 0 ||
+            (k = sd_bus_add_fallback_vtable(s->bus, NULL, REGION_PREFIX, REGION_IFACE, region_vtable, region_find_cb, s)) < 0 ||
+            (k = sd_bus_add_node_enumerator(s->bus, NULL, REGION_PREFIX, region_enumerate, s)) < 0 ||
+            (k = sd_bus_add_fallback_vtable(s->bus, NULL, JOB_PREFIX, JOB_IFACE, job_vtable, job_find_cb, s)) < 0 ||
+            (k = sd_bus_add_node_enumerator(s->bus, NULL, JOB_PREFIX, job_enumerate, s)) < 0 ||
+            (k = sd_bus_add_object_manager(s->bus, NULL, MANAGER_PATH)) < 0) {
+                k = gmem_error(k, "--bus %s: cannot register the objects", bus);
+                goto fail;
+        }
+
+        k = sd_bus_request_name(s->bus, BUS_NAME, 0);
+        if (k == -EEXIST)
+                k = gmem_error(k, "--bus %s: " BUS_NAME " is owned by another process on that bus (another gmemd?)", bus);
+        else if (k == -EACCES || k == -EPERM)
+                k = gmem_error(k, "--bus %s: the bus policy does not let uid %d own " BUS_NAME " (is org.gmem.Broker1.conf "
+                               "installed in the bus's policy directory, e.g. /usr/share/dbus-1/system.d?)", bus, (int) geteuid());
+        else if (k < 0)
+                k = gmem_error(k, "--bus %s: cannot own " BUS_NAME, bus);
+        if (k < 0)
+                goto fail;
+
+        fd = sd_bus_get_fd(s->bus);
+        if (fd < 0) {
+                k = gmem_error(fd, "--bus %s: the connection has no single fd to watch", bus);
+                goto fail;
+        }
+        s->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_bus_event, s);
+        s->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_bus_event, s);
+        s->ev_timer = evtimer_new(d->base, on_bus_event, s);
+        s->ev_counts = evtimer_new(d->base, on_counts, s);
+        if (!s->ev_read || !s->ev_write || !s->ev_timer || !s->ev_counts) {
+                k = gmem_error(-ENOMEM, "D-Bus events");
+                goto fail;
+        }
+        d->dbus = s;
+        /* messages that came in while the name was requested are in sd-bus's queue already */
+        process(s);
+        if (s->lost) {
+                d->dbus = NULL;
+                k = gmem_error(-ENOTCONN, "--bus %s: the connection closed at once", bus);
+                goto fail;
+        }
+        if (strchr(bus, ':'))
+                log_notice("D-Bus: %s on %s", BUS_NAME, bus);
+        else
+                log_notice("D-Bus: %s on the %s bus", BUS_NAME, bus);
+        return 0;
+fail:
+        state_free(s);
+        return k;
+}
+
+void dbus_stop(struct daemon *d) {
+        struct dbus_state *s = d->dbus;
+
+        if (!s)
+                return;
+        d->dbus = NULL;
+        state_free(s);
+}

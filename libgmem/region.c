@@ -32,6 +32,9 @@
 #define MFD_HUGE_SHIFT 26
 #endif
 
+/* Pages whose residency one mincore() call asks for. */
+#define RESIDENT_BATCH_PAGES 65536
+
 /* Above this a size is a typo, not a guest: 16 TiB. */
 #define REGION_SIZE_MAX (UINT64_C(16) << 40)
 
@@ -517,15 +520,19 @@ _public_ int gmem_region_resident(struct gmem_region *r, uint64_t off, uint64_t 
         }
         first = align_down(off, ps);
         last = align_up(off + len, ps);
-        vec = malloc((last - first) / ps);
+        /* in batches: a vector for a whole 64 GiB region would be 16 MiB */
+        vec = malloc(RESIDENT_BATCH_PAGES);
         if (!vec)
-                return gmem_error(-ENOMEM, "resident: mincore vector for %" PRIu64 " pages", (last - first) / ps);
-        if (mincore(addr + first, last - first, vec) < 0)
-                return gmem_error(negative_errno(), "mincore region %" PRIu64 "+%" PRIu64, off, len);
-        for (uint64_t i = 0; i < (last - first) / ps; i++) {
-                uint64_t ps_start = first + i * ps;
-                if (vec[i] & 1)
-                        bytes += MIN(ps_start + ps, off + len) - MAX(ps_start, off);
+                return gmem_error(-ENOMEM, "resident: mincore vector");
+        for (uint64_t at = first; at < last; at += RESIDENT_BATCH_PAGES * ps) {
+                uint64_t n = MIN((last - at) / ps, (uint64_t) RESIDENT_BATCH_PAGES);
+                if (mincore(addr + at, n * ps, vec) < 0)
+                        return gmem_error(negative_errno(), "mincore region %" PRIu64 "+%" PRIu64, at, n * ps);
+                for (uint64_t i = 0; i < n; i++) {
+                        uint64_t page = at + i * ps;
+                        if (vec[i] & 1)
+                                bytes += MIN(page + ps, off + len) - MAX(page, off);
+                }
         }
         *ret_bytes = bytes;
         return 0;

@@ -7,7 +7,7 @@ set -eu
 # systemd (PID 1 in a namespace) for socket activation and the fd store, setpriv for other uids,
 # qemu-system-x86 for the real-VMM test (QEMU booting on a gmemd region: tests/check-qemu.sh).
 PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev
-dbus systemd libglib2.0-bin util-linux python3 qemu-system-x86"
+dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86"
 
 missing=""
 for p in $PACKAGES; do

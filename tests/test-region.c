@@ -858,6 +858,22 @@ static void residency_on(struct gmem_region *r) {
         }
 }
 
+START_TEST(residency_across_mincore_batches) {
+        /* residency is asked for in batches of 65536 pages (256 MiB of 4 KiB pages): pages on both
+         * sides of a batch boundary, and a query starting inside the second batch, must all count */
+        const uint64_t size = 320u << 20, edge = 256u << 20, ps = 4096;
+        struct gmem_region *r = NULL;
+
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, size, &r), 0);
+        ck_assert_int_eq(gmem_prefault(r, edge - ps, 2 * ps, NULL), 0);
+        ck_assert_int_eq(gmem_prefault(r, size - ps, ps, NULL), 0);
+        ck_assert_uint_eq(resident(r, 0, size), 3 * ps);
+        ck_assert_uint_eq(resident(r, edge, size - edge), 2 * ps);
+        ck_assert_uint_eq(resident(r, edge - 10, 20), 20);
+        gmem_region_free(r);
+}
+END_TEST
+
 START_TEST(residency_memfd) {
         struct gmem_region *r = NULL;
 
@@ -970,6 +986,7 @@ int main(void) {
         tcase_add_test(res, residency_secret);
         tcase_add_test(res, residency_guest_memfd);
         tcase_add_test(res, residency_hugetlb);
+        tcase_add_test(res, residency_across_mincore_batches);
         tcase_add_test(res, secret_punch_unsupported);
         suite_add_tcase(s, res);
         return gmem_test_main(s);
