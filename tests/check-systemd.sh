@@ -137,17 +137,22 @@ fail() {
 units=$T/units
 mkdir -p "$units" "$T/generators"
 : > "$T/gmemd.log"
+# gmemd runs from a copy in the test directory (/run/gmem-test inside the namespace): the service
+# has PrivateTmp=yes, so a build under /tmp (a clean clone may be there) would be out of its sight
+mkdir -p "$T/sbin"
+cp "$gmemd" "$T/sbin/gmemd"
+sbin=/run/gmem-test/sbin
 for u in "$src"/systemd/gmemd.service "$src"/systemd/gmemd.socket; do
         [[ -f $u ]] || skip "no $u"
-        # as `make install` does with SBINDIR=$BUILD/bin
-        sed "s|@SBINDIR@|$BUILD/bin|g" "$u" > "$units/$(basename "$u")"
+        # as `make install` does with SBINDIR=$sbin
+        sed "s|@SBINDIR@|$sbin|g" "$u" > "$units/$(basename "$u")"
 done
 mkdir -p "$units/gmemd.service.d"
 cat > "$units/gmemd.service.d/50-test.conf" << EOF
 # test only: no D-Bus in the namespace, quick restarts, output into the test's log
 [Service]
 ExecStart=
-ExecStart=$gmemd --bus none
+ExecStart=$sbin/gmemd --bus none
 RestartSec=100ms
 # short, so the test sees gmemd's WATCHDOG=1 pings (every WATCHDOG_USEC/2)
 WatchdogSec=2s
@@ -190,6 +195,9 @@ systemd-sysusers --root="$T/sysroot" gmemd.conf > "$T/sysusers.out" 2>&1 ||
         fail "systemd-sysusers on gmemd.sysusers: $(cat "$T/sysusers.out")"
 grep -q '^gmem:' "$T/sysroot/etc/group" || fail "sysusers did not create group gmem: $(cat "$T/sysusers.out")"
 cp "$T/sysroot/etc/group" "$T/etc-group"
+# the namespace covers /tmp with a tmpfs of its own: ns-init.sh mounts the build back where it is
+# (a clean clone may well live under /tmp)
+printf '%s\n' "$BUILD" > "$T/build-path"
 gmem_gid=$(awk -F: '$1 == "gmem" { print $3 }' "$T/etc-group")
 
 # random sources for the regions; the namespace sees this directory as /run/gmem-test

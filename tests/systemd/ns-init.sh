@@ -28,7 +28,18 @@ mount --make-rprivate /
 mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m gmem-test-run /run
 mkdir /run/gmem-test
 mount --bind "$hostdir" /run/gmem-test
+# the build directory (units and clients run its binaries) is kept in sight: stashed before the
+# private /tmp covers it, put back at the same path after
+build=$(cat /run/gmem-test/build-path)
+[[ $build == /* && -d $build ]] || fail "bad build path '$build'"
+mkdir /run/gmem-build
+mount --bind "$build" /run/gmem-build
 mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m gmem-test-tmp /tmp
+if [[ ! -d $build/bin ]]; then
+        mkdir -p "$build"
+        mount --bind /run/gmem-build "$build"
+fi
+[[ -x $build/bin/gmemd ]] || fail "the build at '$build' is not visible in the namespace"
 mount -t tmpfs -o mode=1777,nosuid,nodev,size=16m gmem-test-shm /dev/shm
 
 mount --bind /run/gmem-test/etc-group /etc/group
