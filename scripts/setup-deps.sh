@@ -4,10 +4,11 @@
 set -eu
 
 # build: compiler, pkg-config, libraries. tests: dbus-daemon and busctl/gdbus for the D-Bus API,
-# systemd (PID 1 in a namespace) for socket activation and the fd store, setpriv for other uids,
-# qemu-system-x86 for the real-VMM test (QEMU booting on a gmemd region: tests/check-qemu.sh).
+# systemd (PID 1 in a namespace) for socket activation and the fd store, setpriv/unshare/nsenter
+# for other uids and namespaces, qemu-system-x86 for the real-VMM test (tests/check-qemu.sh),
+# groff/man for the man pages, strace for the unit's system call filter.
 PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev
-dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86"
+dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86 groff-base man-db strace"
 
 missing=""
 for p in $PACKAGES; do
