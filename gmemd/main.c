@@ -85,33 +85,37 @@ int main(int argc, char **argv) {
                         break;
                 case 'h':
                         usage(stdout);
-                        return 0;
+                        ret = 0;
+                        goto out;
                 case 'V':
                         printf("gmemd %s\n", GMEM_VERSION_STRING);
-                        return 0;
+                        ret = 0;
+                        goto out;
                 default:
                         usage(stderr);
-                        return 2;
+                        ret = 2;
+                        goto out;
                 }
         if (optind < argc) {
                 fprintf(stderr, "gmemd: unexpected argument '%s'\n", argv[optind]);
-                return 2;
+                ret = 2;
+                goto out;
         }
 
         config_defaults(&d.config);
         k = config_load(config_path, config_explicit, &d.config);
         if (k < 0) {
                 log_error("%s", gmem_last_error());
-                return 1;
+                goto out;
         }
         /* before anything asks libgmem about the kernel: it reads this once per process */
         if (d.config.kernel_profile[0] && setenv("GMEM_KERNEL_PROFILE", d.config.kernel_profile, 1) < 0) {
                 log_error("set the kernel profile: %m");
-                return 1;
+                goto out;
         }
         if (!d.socket_path && gmem_client_default_socket(&d.socket_path) < 0) {
                 log_error("no socket path: %s", gmem_last_error());
-                return 1;
+                goto out;
         }
 
         /* a client that vanishes must not kill us with SIGPIPE */
@@ -158,7 +162,8 @@ int main(int argc, char **argv) {
         event_base_dispatch(d.base);
         ret = 0;
 out:
-        (void) sd_notify(0, "STOPPING=1");
+        if (d.base)
+                (void) sd_notify(0, "STOPPING=1");
         /* jobs cancelled and answered, then every client and the socket go */
         if (d.base) {
                 dbus_stop(&d);
