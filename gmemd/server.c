@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "error.h"
 #include "errno-name.h"
+#include "fd-pass.h"
 #include "log.h"
 
 #define READS_PER_WAKEUP 16
@@ -312,22 +313,8 @@ static void on_read(evutil_socket_t fd _unused_, short what _unused_, void *user
 
 /* 0 sent, -EAGAIN to retry later, other -errno: the connection is broken */
 static int send_one(struct conn *c, const struct outmsg *m) {
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = { m->text, m->len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (m->fd >= 0) {
-                struct cmsghdr *cm;
-                mh.msg_control = cbuf;
-                mh.msg_controllen = sizeof(cbuf);
-                cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
-        }
         for (;;) {
-                if (sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+                if (send_with_fds(c->fd, m->text, m->len, &m->fd, m->fd >= 0 ? 1 : 0, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
                         return 0;
                 if (errno == EINTR)
                         continue;

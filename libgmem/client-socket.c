@@ -10,6 +10,7 @@
 
 #include "client.h"
 #include "error.h"
+#include "fd-pass.h"
 
 #define ROOT_SOCKET "/run/gmemd/gmemd.sock"
 #define USER_SOCKET "gmemd/gmemd.sock"
@@ -93,36 +94,21 @@ static int transport_error(int err, const char *what) {
 }
 
 int gmem_client_send(struct gmem_client *c, const char *what, const char *text, int fd) {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = (void *) text, .iov_len = strlen(text) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        size_t len = strlen(text);
 
         if (c->fd < 0)
                 return gmem_error(-ENOTCONN, "%s: the connection to gmemd is closed", what);
-        if (fd >= 0) {
-                mh.msg_control = control.buf;
-                mh.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-        }
         for (;;) {
-                ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+                ssize_t n = send_with_fds(c->fd, text, len, &fd, fd >= 0 ? 1 : 0, MSG_NOSIGNAL);
                 if (n >= 0) {
-                        if ((size_t) n != iov.iov_len)
-                                return gmem_error(-EIO, "%s: short send to gmemd (%zd of %zu bytes)", what, n, iov.iov_len);
+                        if ((size_t) n != len)
+                                return gmem_error(-EIO, "%s: short send to gmemd (%zd of %zu bytes)", what, n, len);
                         return 0;
                 }
                 if (errno == EINTR)
                         continue;
                 if (errno == EMSGSIZE)
-                        return gmem_error(-EMSGSIZE, "%s: request of %zu bytes is too long for the socket", what,
-                                          iov.iov_len);
+                        return gmem_error(-EMSGSIZE, "%s: request of %zu bytes is too long for the socket", what, len);
                 return transport_error(negative_errno(), what);
         }
 }

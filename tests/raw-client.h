@@ -31,6 +31,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fd-pass.h"
 #include "gmem-test.h"
 
 #define RC_TIMEOUT_MS 20000
@@ -161,26 +162,8 @@ static inline int rc_connect_at(const char *file, int line, const char *path) {
 
 /* 0, or -errno. Blocking (bounded by SO_SNDTIMEO when the caller set one). */
 static inline int rc_send_raw(int s, const void *buf, size_t len, const int *fds, unsigned n_fds) {
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * 253)];
-                struct cmsghdr align;
-        } cbuf;
-        struct iovec iov = { (void *) buf, len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (n_fds > 0) {
-                struct cmsghdr *cm;
-                memset(&cbuf, 0, sizeof(cbuf));
-                mh.msg_control = cbuf.buf;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-        }
         for (;;) {
-                if (sendmsg(s, &mh, MSG_NOSIGNAL) >= 0)
+                if (send_with_fds(s, buf, len, fds, n_fds, MSG_NOSIGNAL) >= 0)
                         return 0;
                 if (errno != EINTR)
                         return -errno;

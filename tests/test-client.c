@@ -32,6 +32,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fd-pass.h"
 #include "gmem-test.h"
 #include "gmem/gmem.h"
 
@@ -791,28 +792,13 @@ static cJSON *fake_recv(int conn, int *ret_fd) {
 
 static void fake_send(int conn, int fd, const char *fmt, ...) _printf_(3, 4);
 static void fake_send(int conn, int fd, const char *fmt, ...) {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
         char *text;
         va_list ap;
 
         va_start(ap, fmt);
         FAKE_CHECK(vasprintf(&text, fmt, ap) >= 0);
         va_end(ap);
-        struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        if (fd >= 0) {
-                mh.msg_control = control.buf;
-                mh.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-        }
-        FAKE_CHECK(sendmsg(conn, &mh, MSG_NOSIGNAL) == (ssize_t) iov.iov_len);
+        FAKE_CHECK(send_with_fds(conn, text, strlen(text), &fd, fd >= 0 ? 1 : 0, MSG_NOSIGNAL) == (ssize_t) strlen(text));
         free(text);
 }
 

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "gmem/gmem.h"
+#include "fd-pass.h"
 #include "kvm-compat.h"
 #include "macro.h"
 
@@ -172,16 +173,7 @@ static double prefault_gmem(void) {
 #define HANDOFF_ROUNDS 2000
 
 static int send_fd(int s, int fd) {
-        char c = 0, cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = { &c, 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-        return sendmsg(s, &mh, 0) == 1 ? 0 : -1;
+        return send_with_fds(s, "", 1, &fd, 1, 0) == 1 ? 0 : -1;
 }
 
 static int recv_fd(int s) {
