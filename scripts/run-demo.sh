@@ -10,19 +10,15 @@ bin=$BUILD/bin
 dir=$(mktemp -d /tmp/gmem-run-XXXXXX)
 sock=$dir/gmemd.sock
 vmm=
-"$bin/gmemd" --socket "$sock" --bus none 2> "$dir/gmemd.log" &
-pid=$!
+# shellcheck source=scripts/gmemd-lib.sh
+. "$(dirname "$0")/gmemd-lib.sh"
 stop() {
         [[ -n $vmm ]] && kill -KILL "$vmm" 2> /dev/null
-        kill "$pid" 2> /dev/null && wait "$pid" || true
+        stop_gmemd
         rm -rf "$dir"
 }
 trap stop EXIT
-for _ in $(seq 100); do
-        [[ -S $sock ]] && break
-        kill -0 "$pid" 2> /dev/null || { cat "$dir/gmemd.log" >&2; exit 1; }
-        sleep 0.05
-done
+start_gmemd "$sock" "$dir/gmemd.log"
 
 vcpus=$(nproc)
 ((vcpus <= 4)) || vcpus=4

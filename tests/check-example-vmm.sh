@@ -35,14 +35,12 @@ command -v python3 > /dev/null || skip "no python3 here"
 
 tmp=$(mktemp -d /tmp/gmem-check-example-vmm.XXXXXX)
 export TMPDIR=$tmp # where the VMM puts its generated images
-gmemd_pid=
 vmm_pid=
+# shellcheck source=scripts/gmemd-lib.sh
+. scripts/gmemd-lib.sh
 cleanup() {
         [[ -n $vmm_pid ]] && kill -KILL "$vmm_pid" 2> /dev/null && wait "$vmm_pid" 2> /dev/null
-        if [[ -n $gmemd_pid ]]; then
-                kill -TERM "$gmemd_pid" 2> /dev/null
-                wait "$gmemd_pid" 2> /dev/null
-        fi
+        stop_gmemd
         rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -91,14 +89,7 @@ ok "in-process: 3 regions, 2 vCPUs, 6 ranges (one at or above 4 GiB) verified by
 
 # --- 2. through gmemd, and killed while holding --------------------------------------------------
 sock=$tmp/gmemd.sock
-"$gmemd" --socket "$sock" --bus none 2> "$tmp/gmemd.log" &
-gmemd_pid=$!
-for _ in $(seq 250); do
-        [[ -S $sock ]] && "$ctl" --socket "$sock" list > /dev/null 2>&1 && break
-        kill -0 "$gmemd_pid" 2> /dev/null || fail "gmemd exited at start"
-        sleep 0.02
-done
-[[ -S $sock ]] || fail "gmemd did not create $sock within 5 s"
+start_gmemd "$sock" "$tmp/gmemd.log" || fail "gmemd did not start"
 g() { "$ctl" --socket "$sock" "$@"; }
 
 # 64 MiB in 3 regions: 22, 22 and 20 MiB, each populated with its slice of the image

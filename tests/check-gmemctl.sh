@@ -21,12 +21,10 @@ for tool in python3 cmp truncate head; do
 done
 
 tmp=$(mktemp -d /tmp/gmem-check-gmemctl.XXXXXX)
-pid=
+# shellcheck source=scripts/gmemd-lib.sh
+. scripts/gmemd-lib.sh
 cleanup() {
-        if [[ -n $pid ]]; then
-                kill -TERM "$pid" 2> /dev/null
-                wait "$pid" 2> /dev/null
-        fi
+        stop_gmemd
         [[ -n ${watch_pid:-} ]] && kill "$watch_pid" 2> /dev/null
         rm -rf "$tmp"
 }
@@ -34,14 +32,8 @@ trap cleanup EXIT
 
 # gmemd creates the socket's directory itself
 sock=$tmp/run/gmemd.sock
-"$gmemd" --socket "$sock" --bus none 2> "$tmp/gmemd.log" &
-pid=$!
-for _ in $(seq 250); do
-        [[ -S $sock ]] && "$ctl" --socket "$sock" list > /dev/null 2>&1 && break
-        kill -0 "$pid" 2> /dev/null || fail "gmemd exited at start"
-        sleep 0.02
-done
-[[ -S $sock ]] || fail "gmemd did not create $sock within 5 s"
+start_gmemd "$sock" "$tmp/gmemd.log" || fail "gmemd did not start"
+pid=$GMEMD_PID
 
 g() { "$ctl" --socket "$sock" "$@"; }
 

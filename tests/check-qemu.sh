@@ -76,25 +76,16 @@ else
 fi
 
 tmp=$(mktemp -d /tmp/gmem-check-qemu.XXXXXX)
-pid=
+# shellcheck source=scripts/gmemd-lib.sh
+. scripts/gmemd-lib.sh
 cleanup() {
-        if [[ -n $pid ]]; then
-                kill -TERM "$pid" 2> /dev/null
-                wait "$pid" 2> /dev/null
-        fi
+        stop_gmemd
         rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 sock=$tmp/run/gmemd.sock
-"$gmemd" --socket "$sock" --bus none 2> "$tmp/gmemd.log" &
-pid=$!
-for _ in $(seq 250); do
-        [[ -S $sock ]] && "$ctl" --socket "$sock" list > /dev/null 2>&1 && break
-        kill -0 "$pid" 2> /dev/null || fail "gmemd exited at start"
-        sleep 0.02
-done
-[[ -S $sock ]] || fail "gmemd did not create $sock within 5 s"
+start_gmemd "$sock" "$tmp/gmemd.log" || fail "gmemd did not start"
 
 g() { "$ctl" --socket "$sock" "$@"; }
 
