@@ -186,7 +186,8 @@ enum access { ACCESS_USE, ACCESS_ADMIN };
 bool region_may(const struct peer *p, const struct managed *m, enum access a);
 void region_add_holder(struct managed *m, const struct peer *p, struct conn *c, const char *role);
 void region_conn_closed(struct daemon *d, struct conn *c);
-cJSON *region_to_json(struct daemon *d, const struct managed *m);
+/* measure: include resident_bytes, which may walk every page (list and info ask for it). */
+cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure);
 uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid);
 void region_set_state(struct daemon *d, struct managed *m, enum region_state s);
 const char *region_state_to_string(enum region_state s);

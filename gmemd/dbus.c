@@ -794,7 +794,8 @@ static const sd_bus_vtable region_vtable[] = {
         SD_BUS_PROPERTY("Name", "s", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Backend", "s", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Size", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("ResidentBytes", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* invalidated, not sent: measuring walks every page of a guest_memfd or secret region */
+        SD_BUS_PROPERTY("ResidentBytes", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("OwnerUID", "u", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Flags", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("PageSize", "t", region_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -1068,7 +1069,7 @@ void dbus_region_changed(struct daemon *d, struct managed *m) {
 
         if (!s || m->hidden || m->released || region_path(m->name, &path) < 0)
                 return;
-        /* every property flagged EMITS_CHANGE: State, PopulatedBytes, ResidentBytes, the grants */
+        /* State, PopulatedBytes and the grants with their values; ResidentBytes invalidated */
         emitted(s, sd_bus_emit_properties_changed_strv(s->bus, path, REGION_IFACE, NULL), "PropertiesChanged", m->name);
 }
 

@@ -185,7 +185,7 @@ static void job_finish(struct daemon *d, struct job *j) {
                         region_publish(d, m);
                         if (c) {
                                 cJSON *members = cJSON_CreateObject();
-                                cJSON_AddItemToObject(members, "region", region_to_json(d, m));
+                                cJSON_AddItemToObject(members, "region", region_to_json(d, m, false));
                                 conn_reply_ok(c, j->req_id, members, -1);
                         }
                 } else {

@@ -28,9 +28,9 @@ static int take_fd(struct op_ctx *x, unsigned i) {
         return fd;
 }
 
-static void reply_region(struct op_ctx *x, const struct managed *m, int fd) {
+static void reply_region(struct op_ctx *x, const struct managed *m, int fd, bool measure) {
         cJSON *members = cJSON_CreateObject();
-        cJSON_AddItemToObject(members, "region", region_to_json(x->d, m));
+        cJSON_AddItemToObject(members, "region", region_to_json(x->d, m, measure));
         conn_reply_ok(x->c, x->id, members, fd);
 }
 
@@ -110,7 +110,7 @@ static int op_create(struct op_ctx *x) {
         if (k < 0)
                 return k;
         if (!j) /* with prefault, the job answers when the memory is in */
-                reply_region(x, m, -1);
+                reply_region(x, m, -1, false);
         return 0;
 }
 
@@ -131,7 +131,7 @@ static int op_register(struct op_ctx *x) {
                             policy, &m);
         if (k < 0)
                 return k;
-        reply_region(x, m, -1);
+        reply_region(x, m, -1, false);
         return 0;
 }
 
@@ -141,7 +141,7 @@ static int op_open(struct op_ctx *x) {
 
         if ((k = lookup(x, ACCESS_USE, "open", &m)) < 0 || (k = action_open(x->d, &x->c->peer, x->c, m, &fd)) < 0)
                 return k;
-        reply_region(x, m, fd);
+        reply_region(x, m, fd, false);
         return 0;
 }
 
@@ -150,7 +150,7 @@ static int op_list(struct op_ctx *x) {
 
         for (struct managed *m = x->d->regions; m; m = m->next)
                 if (!m->hidden && region_may(&x->c->peer, m, ACCESS_USE))
-                        cJSON_AddItemToArray(arr, region_to_json(x->d, m));
+                        cJSON_AddItemToArray(arr, region_to_json(x->d, m, true));
         conn_reply_ok(x->c, x->id, r, -1);
         return 0;
 }
@@ -160,7 +160,7 @@ static int op_info(struct op_ctx *x) {
         int k = lookup(x, ACCESS_USE, "see", &m);
         if (k < 0)
                 return k;
-        reply_region(x, m, -1);
+        reply_region(x, m, -1, true);
         return 0;
 }
 
@@ -256,7 +256,7 @@ static int grant_or_revoke(struct op_ctx *x, bool grant) {
         if ((k = json_get_u64(x->req, uid_item ? "uid" : "gid", true, 0, &id)) < 0 ||
             (k = action_grant(x->d, &x->c->peer, m, uid_item != NULL, id, grant)) < 0)
                 return k;
-        reply_region(x, m, -1);
+        reply_region(x, m, -1, false);
         return 0;
 }
 

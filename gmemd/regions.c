@@ -189,7 +189,7 @@ void region_set_state(struct daemon *d, struct managed *m, enum region_state s) 
         notify_region_changed(d, m);
 }
 
-cJSON *region_to_json(struct daemon *d, const struct managed *m) {
+cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure) {
         const struct gmem_region *r = m->region;
         cJSON *o = cJSON_CreateObject(), *grants, *uids, *gids, *holders, *jobs;
         uint64_t resident = 0;
@@ -211,10 +211,13 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m) {
         cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
         json_add_u64(o, "populated_bytes", m->populated_bytes);
         /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
-        if (gmem_region_resident((struct gmem_region *) r, 0, gmem_region_size(r), &resident) < 0)
-                cJSON_AddNullToObject(o, "resident_bytes");
-        else
-                json_add_u64(o, "resident_bytes", resident);
+        /* only list and info pay for measuring it: the other replies leave it out */
+        if (measure) {
+                if (gmem_region_resident((struct gmem_region *) r, 0, gmem_region_size(r), &resident) < 0)
+                        cJSON_AddNullToObject(o, "resident_bytes");
+                else
+                        json_add_u64(o, "resident_bytes", resident);
+        }
         json_add_u64(o, "created_usec", m->created_usec);
         holders = cJSON_AddArrayToObject(o, "holders");
         for (unsigned i = 0; i < m->n_holders; i++) {

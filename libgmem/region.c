@@ -509,12 +509,13 @@ _public_ int gmem_region_resident(struct gmem_region *r, uint64_t off, uint64_t 
         if (k < 0)
                 return k;
 
-        if (r->backend == GMEM_BACKEND_HUGETLB && off == 0 && len == r->size) {
-                /* mincore() on hugetlb sees this process's page tables only; hugetlbfs counts the
-                 * file's pages in st_blocks, which is exact for the whole file */
+        if ((r->backend == GMEM_BACKEND_HUGETLB || r->backend == GMEM_BACKEND_MEMFD) && off == 0 && len == r->size) {
+                /* The whole file: shmem and hugetlbfs count its pages in st_blocks, exactly and at
+                 * once, where mincore() walks every page (0.7 s for 64 GiB here) — and on hugetlb
+                 * sees only this process's page tables. secretmem and guest_memfd keep no count. */
                 struct stat st;
                 if (fstat(r->fd, &st) < 0)
-                        return gmem_error(negative_errno(), "resident: fstat hugetlb region");
+                        return gmem_error(negative_errno(), "resident: fstat %s region", gmem_backend_to_string(r->backend));
                 *ret_bytes = MIN((uint64_t) st.st_blocks * 512, r->size);
                 return 0;
         }

@@ -140,9 +140,9 @@ uint64_t gmem_region_page_size(const struct gmem_region *r); /* alignment unit f
 int gmem_region_map(struct gmem_region *r, void **ret_addr);
 int gmem_region_unmap(struct gmem_region *r);
 
-/* Bytes of [off, off+len) actually backed by memory (mincore on the mapping). For hugetlb, exact
- * for the whole region (the file's block count); for a part of it, only pages this process has
- * faulted in are seen. */
+/* Bytes of [off, off+len) actually backed by memory. The whole region of a memfd or hugetlb region
+ * is answered from the file's block count (cheap); otherwise mincore on the mapping, which walks
+ * every page. For part of a hugetlb region, only pages this process has faulted in are seen. */
 int gmem_region_resident(struct gmem_region *r, uint64_t off, uint64_t len, uint64_t *ret_bytes);
 
 /* ---------------------------------------------------------------------------------------------
