@@ -3,6 +3,7 @@
 #   make            build the library, tools and tests into $(BUILD)
 #   make check      install missing packages, build, run every test
 #   make run        install missing packages, build, show caps, run the example VMM
+#   make check-kernels  boot Debian's 6.1, 6.12, 6.18, 7.x and ../shared/kernels under QEMU, run the suite in each
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -76,7 +77,7 @@ else
 Q := @
 endif
 
-.PHONY: all lib tools tests check check-run run run-run bench asan deps install clean
+.PHONY: all lib tools tests check check-run check-kernels check-kernels-run run run-run bench asan deps install clean
 all: lib tools tests
 
 include guest/guest.mk
@@ -148,6 +149,13 @@ check: deps
 
 check-run: all
 	@BUILD=$(BUILD) TEST_LDFLAGS="$(LDFLAGS)" tests/run-tests.sh $(TESTS) $(TEST_SCRIPTS)
+
+check-kernels:
+	@scripts/setup-deps.sh kernels
+	@$(MAKE) --no-print-directory check-kernels-run
+
+check-kernels-run: all
+	@BUILD=$(BUILD) tests/kernels/check-kernels.sh
 
 run: deps
 	@$(MAKE) --no-print-directory run-run

@@ -9,6 +9,11 @@ set -eu
 # groff/man for the man pages, strace for the unit's system call filter.
 PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev
 dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86 groff-base man-db strace"
+# make check-kernels (`setup-deps.sh kernels`): busybox and cpio for the initramfs, xz and zstd for
+# Debian's compressed modules, dpkg-deb and apt-get download for the kernel packages.
+if [ "${1:-}" = kernels ]; then
+        PACKAGES="$PACKAGES busybox-static cpio xz-utils zstd gzip dpkg apt debian-archive-keyring"
+fi
 
 missing=""
 for p in $PACKAGES; do
