@@ -4,6 +4,7 @@
 #   make check      install missing packages, build, run every test
 #   make run        install missing packages, build, show caps, run the example VMM
 #   make check-kernels  boot Debian's 6.1, 6.12, 6.18, 7.x and ../shared/kernels under QEMU, run the suite in each
+#   make kernel-table   put the last check-kernels matrix into README.md
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -77,7 +78,7 @@ else
 Q := @
 endif
 
-.PHONY: all lib tools tests check check-run check-kernels check-kernels-run run run-run bench asan deps install clean
+.PHONY: all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install clean
 all: lib tools tests
 
 include guest/guest.mk
@@ -156,6 +157,9 @@ check-kernels:
 
 check-kernels-run: all
 	@BUILD=$(BUILD) tests/kernels/check-kernels.sh
+
+kernel-table:
+	@python3 tests/kernels/readme-table.py $(BUILD)/kernels/matrix.tsv README.md
 
 run: deps
 	@$(MAKE) --no-print-directory run-run

@@ -51,18 +51,3 @@ int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret) {
         *ret = cJSON_IsTrue(v);
         return 0;
 }
-
-cJSON *json_u64(uint64_t v) {
-        char digits[24];
-        snprintf(digits, sizeof(digits), "%" PRIu64, v);
-        return cJSON_CreateRaw(digits);
-}
-
-cJSON *json_add_u64(cJSON *o, const char *key, uint64_t v) {
-        cJSON *n = json_u64(v);
-        if (n && !cJSON_AddItemToObject(o, key, n)) {
-                cJSON_Delete(n);
-                return NULL;
-        }
-        return n;
-}

@@ -8,11 +8,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "json-u64.h" /* json_u64(), json_add_u64(): exact integers out */
+
 /* Non-negative integers exactly representable in a JSON number (below 2^53). */
 int json_get_u64(const cJSON *o, const char *key, bool required, uint64_t def, uint64_t *ret);
 int json_get_str(const cJSON *o, const char *key, bool required, const char *def, const char **ret);
 int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret);
-
-/* Integers go out as their digits: cJSON would print 1795248899022130 as 1.79524889902213e+15. */
-cJSON *json_u64(uint64_t v);
-cJSON *json_add_u64(cJSON *o, const char *key, uint64_t v);

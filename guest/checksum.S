@@ -33,6 +33,11 @@
  * 3. Ring 0: the #GP handler halts if the fault came from user_done;
  *    anything else ends in a triple fault (KVM_EXIT_SHUTDOWN).
  *
+ * With MINIVM_JOB_STAMP in the job flags, the guest first writes every
+ * dword of each range it then hashes: the one at GPA a gets
+ * a ^ MINIVM_STAMP_XOR (content the host can predict, in memory it cannot
+ * write, such as memory private to the guest).
+ *
  * With MINIVM_JOB_RING0 in the job flags, step 2 runs in ring 0 instead
  * (no IRETQ; HLT then simply halts). That is the VMM's fallback for memory
  * that KVM can read for its instruction emulator but cannot map for the
@@ -58,7 +63,8 @@
  *			once may both write an entry, always the same value.
  *
  * Memory the guest writes: those page directories; its TSS descriptor's
- * busy bit (cleared before LTR, set by LTR); and its own stacks.
+ * busy bit (cleared before LTR, set by LTR); its own stacks; and, with
+ * MINIVM_JOB_STAMP, the ranges it is given.
  */
 #include "minivm.h"
 
@@ -210,7 +216,19 @@ user:
 	jz	report_done
 
 next_range:
-	movq	(%r13), %rsi		/* RSI = gpa */
+	testb	$MINIVM_JOB_STAMP, MINIVM_JOB_FLAGS(%rbx)
+	jz	6f
+	movq	(%r13), %rdi		/* stamp: dword at a = a ^ STAMP_XOR */
+	movq	8(%r13), %rcx
+	shrq	$2, %rcx
+	jz	6f
+5:	movl	%edi, %eax
+	xorl	$MINIVM_STAMP_XOR, %eax
+	movl	%eax, (%rdi)
+	addq	$4, %rdi
+	decq	%rcx
+	jnz	5b
+6:	movq	(%r13), %rsi		/* RSI = gpa */
 	movq	8(%r13), %rcx		/* RCX = len */
 	movl	$FNV_OFFSET, %eax
 	movq	%rcx, %rdx

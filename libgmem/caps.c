@@ -305,8 +305,8 @@ _public_ int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps) {
         c.flag_write = m.flag_write;
         c.flags_unknown = m.flags_unknown;
         c.gmem_write = m.gmem_write;
-        /* No in-place conversion uapi is merged: no profile here claims it. */
-        c.inplace_conversion = false;
+        /* found by behaviour (features.c), never from a profile or a capability number */
+        c.inplace_conversion = c.kvm_error == 0 && gmem_kernel_has(GMEM_FEATURE_INPLACE_CONVERSION) > 0;
         c.profile = m.profile;
         c.profile_source = m.explicit_profile ? GMEM_PROFILE_EXPLICIT : GMEM_PROFILE_DETECTED;
 
@@ -329,6 +329,47 @@ _public_ uint64_t gmem_caps_best_guest_memfd_flags(const struct gmem_caps *caps)
                 return 0;
         return caps->flag_mmap | (caps->flag_mmap ? caps->flag_init_shared : 0) |
                (caps->flag_mmap ? caps->flag_no_direct_map : 0);
+}
+
+_public_ int gmem_caps_pick_guest_memory(const struct gmem_caps *caps, enum gmem_backend *ret_backend,
+                                        uint64_t *ret_flags, const char **ret_reason) {
+        const char *why = NULL;
+        uint64_t flags = gmem_caps_best_guest_memfd_flags(caps);
+
+        if (!caps || !ret_backend || !ret_flags)
+                return gmem_error(-EINVAL, "pick guest memory: NULL argument");
+        if (caps->kvm_error)
+                why = "/dev/kvm is not usable here";
+        else if (!caps->guest_memfd)
+                why = "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD is 0)";
+        else if (gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) <= 0)
+                why = "this kernel offers guest_memfd only to confidential VM types, not to a default VM";
+        else if (!caps->user_memory2)
+                why = "this kernel cannot bind a guest_memfd as a memslot (no KVM_CAP_USER_MEMORY2)";
+        else if (!caps->flag_mmap)
+                why = "this kernel cannot map a guest_memfd into host userspace (no GUEST_MEMFD_FLAG_MMAP)";
+        else if (!caps->flag_init_shared)
+                why = "this kernel cannot create a guest_memfd shared with the host (no GUEST_MEMFD_FLAG_INIT_SHARED)";
+        if (why) {
+                *ret_backend = GMEM_BACKEND_MEMFD;
+                *ret_flags = 0;
+        } else {
+                /* and WRITE where write() populates: faster than the mapping (populate.c) */
+                bool write = caps->gmem_write && caps->flag_write;
+                *ret_backend = GMEM_BACKEND_GUEST_MEMFD;
+                *ret_flags = flags | (write ? caps->flag_write : 0);
+                if (caps->flag_no_direct_map)
+                        why = write ? "guest memory leaves the host's direct map (NO_DIRECT_MAP), and write() fills it "
+                                      "faster than the mapping (WRITE)"
+                                    : "guest memory leaves the host's direct map (NO_DIRECT_MAP)";
+                else
+                        why = write ? "this kernel has no NO_DIRECT_MAP: the host's direct map still covers guest memory; "
+                                      "write() fills it (WRITE)"
+                                    : "this kernel has no NO_DIRECT_MAP: the host's direct map still covers guest memory";
+        }
+        if (ret_reason)
+                *ret_reason = why;
+        return 0;
 }
 
 static const char *vm_type_name(int t) {
@@ -369,6 +410,25 @@ _public_ int gmem_caps_to_json(const struct gmem_caps *c, char **ret_json) {
         cJSON_AddNumberToObject(g, "unknown_flags", (double) c->flags_unknown);
         cJSON_AddBoolToObject(g, "write_syscall", c->gmem_write);
         cJSON_AddNumberToObject(g, "best_flags", (double) gmem_caps_best_guest_memfd_flags(c));
+        if (c->kvm_error == 0) {
+                cJSON *uffd;
+                cJSON_AddBoolToObject(g, "default_vm", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) > 0);
+                cJSON_AddBoolToObject(g, "numa_policy", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY) > 0);
+                uffd = cJSON_AddObjectToObject(g, "userfaultfd");
+                cJSON_AddBoolToObject(uffd, "missing", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) > 0);
+                cJSON_AddBoolToObject(uffd, "minor", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR) > 0);
+        }
+
+        {
+                enum gmem_backend backend;
+                uint64_t pick_flags;
+                const char *why;
+                cJSON *vm = cJSON_AddObjectToObject(root, "guest_memory");
+                (void) gmem_caps_pick_guest_memory(c, &backend, &pick_flags, &why);
+                cJSON_AddStringToObject(vm, "backend", gmem_backend_to_string(backend));
+                cJSON_AddNumberToObject(vm, "flags", (double) pick_flags);
+                cJSON_AddStringToObject(vm, "reason", why);
+        }
 
         types = cJSON_AddArrayToObject(root, "vm_types");
         for (int t = 0; t < GMEM_VM_TYPES_MAX; t++) {
@@ -392,6 +452,8 @@ _public_ int gmem_caps_to_json(const struct gmem_caps *c, char **ret_json) {
         cJSON_AddBoolToObject(secret, "supported", c->memfd_secret);
         if (!c->memfd_secret)
                 cJSON_AddStringToObject(secret, "error", strerror(-c->memfd_secret_error));
+        else if (c->kvm_error == 0)
+                cJSON_AddBoolToObject(secret, "memslot", gmem_kernel_has(GMEM_FEATURE_SECRET_MEMSLOT) > 0);
 
         huge = cJSON_AddArrayToObject(root, "hugetlb");
         for (unsigned i = 0; i < c->n_hugetlb; i++) {

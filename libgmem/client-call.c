@@ -6,6 +6,7 @@
 
 #include "client.h"
 #include "errno-name.h"
+#include "json-u64.h"
 #include "error.h"
 
 void gmem_client_msg_done(struct gmem_client_msg *m) {
@@ -84,8 +85,8 @@ static int ask_progress(struct gmem_client *c, const char *what, struct call_sta
         s->cancel_id = ++c->next_id;
         req = cJSON_CreateObject();
         if (!req || !cJSON_AddStringToObject(req, "op", "cancel") ||
-            !cJSON_AddNumberToObject(req, "id", (double) s->cancel_id) ||
-            !cJSON_AddNumberToObject(req, "job", (double) s->job) || !(text = cJSON_PrintUnformatted(req))) {
+            !json_add_u64(req, "id", s->cancel_id) ||
+            !json_add_u64(req, "job", s->job) || !(text = cJSON_PrintUnformatted(req))) {
                 cJSON_Delete(req);
                 return gmem_error(-ENOMEM, "%s: build the cancel request", what);
         }
@@ -118,7 +119,7 @@ int gmem_client_call(struct gmem_client *c, const char *what, cJSON *req, int se
                 return gmem_error(-ENOTCONN, "%s: the connection to gmemd is closed", what);
         s.id = ++c->next_id;
         cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
-        if (!cJSON_AddNumberToObject(req, "id", (double) s.id) || !(text = cJSON_PrintUnformatted(req)))
+        if (!json_add_u64(req, "id", s.id) || !(text = cJSON_PrintUnformatted(req)))
                 return gmem_error(-ENOMEM, "%s: build the request", what);
         k = gmem_client_send(c, what, text, send_fd);
         if (k < 0)

@@ -7,6 +7,7 @@
 
 #include "client.h"
 #include "error.h"
+#include "json-u64.h"
 
 #define NAME_MAX_LEN 64
 
@@ -102,7 +103,7 @@ static cJSON *request(const char *op, const char *name) {
 }
 
 static bool add_u64(cJSON *req, const char *key, uint64_t v) {
-        return cJSON_AddNumberToObject(req, key, (double) v) != NULL;
+        return json_add_u64(req, key, v) != NULL;
 }
 
 /* Put "what: <the message recorded so far>" in front of a failure from a call below us. */

@@ -5,8 +5,10 @@
  * turns shared, the shared copy when it turns private — and remember which ranges are private so
  * the data path never faults them.
  *
- * In-place conversion on the guest_memfd itself has no merged uapi yet, so no kernel profile
- * claims it and gmem_caps reports it absent.
+ * A VM type with private memory on a kernel without in-place conversion (the secret-hiding
+ * kernel's sw_protected VMs) keeps the two copies in two regions bound as one slot
+ * (gmem_kvm_bind_pair()): the VMM converts both, and each discards its own stale copy. In-place
+ * conversion on the guest_memfd itself has no merged uapi yet; gmem_kernel_has() probes for it.
  */
 #include <fcntl.h>
 #include <inttypes.h>

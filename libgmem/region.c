@@ -16,6 +16,9 @@
 #include "region.h"
 #include "sysops.h"
 
+#ifndef GUEST_MEMFD_MAGIC
+#define GUEST_MEMFD_MAGIC 0x474d454d /* "GMEM": guest_memfd's own file system, from Linux 7.0 */
+#endif
 #ifndef ANON_INODE_FS_MAGIC
 #define ANON_INODE_FS_MAGIC 0x09041934
 #endif
@@ -87,10 +90,26 @@ static int check_new_size(const char *what, uint64_t size, uint64_t psize) {
         return 0;
 }
 
+/* Flags the kernel does not offer: the merged ones by name (a kernel that predates them is not
+ * wrong, just old: -EOPNOTSUPP), other bits as invalid (-EINVAL). */
 static int check_guest_memfd_flags(const char *what, uint64_t flags, uint64_t mask) {
-        if (flags & ~mask)
+        static const struct {
+                uint64_t bit;
+                const char *name, *since;
+        } merged[] = {
+                { GMEM_GUEST_MEMFD_FLAG_MMAP, "MMAP", "host mappings of guest_memfd came with Linux 6.18" },
+                { GMEM_GUEST_MEMFD_FLAG_INIT_SHARED, "INIT_SHARED", "shared-at-creation guest_memfd came with Linux 6.18" },
+        };
+        uint64_t known = GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED;
+
+        if (flags & ~mask & ~known)
                 return gmem_error(-EINVAL, "%s: flags 0x%" PRIx64 " not supported by this kernel (supported 0x%" PRIx64 ")",
-                                  what, flags & ~mask, mask);
+                                  what, flags & ~mask & ~known, mask);
+        for (size_t i = 0; i < ELEMENTSOF(merged); i++)
+                if ((flags & merged[i].bit) && !(mask & merged[i].bit))
+                        return gmem_error(-EOPNOTSUPP, "%s: this kernel's guest_memfd has no %s flag (0x%" PRIx64
+                                          "; flags offered 0x%" PRIx64 "): %s", what, merged[i].name, merged[i].bit,
+                                          mask, merged[i].since);
         if ((flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED) && !(flags & GMEM_GUEST_MEMFD_FLAG_MMAP))
                 return gmem_error(-EINVAL, "%s: INIT_SHARED needs MMAP", what);
         return 0;
@@ -108,6 +127,13 @@ _public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flag
         if (k < 0)
                 return k;
 
+        k = gmem_kvm_check_extension(vm_fd, KVM_CAP_GUEST_MEMFD);
+        if (k < 0)
+                return gmem_error(k, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) on fd %d", vm_fd);
+        if (k == 0)
+                return gmem_error(-EOPNOTSUPP, "create guest_memfd: KVM offers no guest_memfd for this VM "
+                                  "(KVM_CAP_GUEST_MEMFD is 0: guest_memfd came with Linux 6.8, for VMs of the "
+                                  "default type with 6.18); use a memfd region");
         mask = gmem_kvm_check_extension(vm_fd, KVM_CAP_GUEST_MEMFD_FLAGS);
         if (mask < 0)
                 return gmem_error(mask, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD_FLAGS) on fd %d", vm_fd);
@@ -199,6 +225,9 @@ static int new_memfd_family(enum gmem_backend backend, uint64_t psize, uint64_t 
                 break;
         }
         case GMEM_BACKEND_SECRET:
+                k = region_check_memlock("memfd_secret", size);
+                if (k < 0)
+                        return k;
                 fd = syscall(SYS_memfd_secret, O_CLOEXEC);
                 if (fd < 0)
                         return gmem_error(negative_errno(), "memfd_secret (boot with secretmem.enable=1 on kernels "
@@ -243,6 +272,14 @@ _public_ int gmem_region_new_hugetlb(uint64_t psize, uint64_t size, struct gmem_
         return new_memfd_family(GMEM_BACKEND_HUGETLB, psize, size, ret);
 }
 
+/* The name KVM gives every guest_memfd is "[kvm-gmem]" on every kernel; how /proc shows it changed
+ * when guest_memfd got inodes of its own (7.0, and the secret-hiding series): "anon_inode:[kvm-gmem]"
+ * before, "/[kvm-gmem] (deleted)" after. */
+static bool is_kvm_gmem_name(const char *target) {
+        return streq(target, "anon_inode:[kvm-gmem]") || streq(target, "/[kvm-gmem] (deleted)") ||
+               streq(target, "/[kvm-gmem]");
+}
+
 /* What kind of memory file fd is: one of ours, or -EBADFD with a message saying what it is. */
 static int detect_backend(int fd, enum gmem_backend *ret_backend, uint64_t *ret_size, uint64_t *ret_psize) {
         char link[64], target[PATH_MAX];
@@ -269,8 +306,11 @@ static int detect_backend(int fd, enum gmem_backend *ret_backend, uint64_t *ret_
         *ret_psize = page_size();
         switch ((unsigned long) sfs.f_type) {
         case ANON_INODE_FS_MAGIC:
-                if (strcmp(target, "anon_inode:[kvm-gmem]") != 0)
+                /* an anonymous inode is any of a dozen kinds: only KVM names one [kvm-gmem] */
+                if (!is_kvm_gmem_name(target))
                         break;
+                _fallthrough_;
+        case GUEST_MEMFD_MAGIC:
                 *ret_backend = GMEM_BACKEND_GUEST_MEMFD;
                 *ret_size = st.st_size;
                 return 0;
@@ -347,7 +387,9 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
                                 munmap(p, psize);
                         r->flags = r->mappable ? GMEM_GUEST_MEMFD_FLAG_MMAP : 0;
                 }
-                r->write_syscall = fm->gmem_write && (!fm->flag_write || !flags_known || (flags & fm->flag_write));
+                /* where write() needs a creation flag (the secret-hiding series: ENODEV without it),
+                 * unknown flags mean no write(): the mapping is the way in */
+                r->write_syscall = fm->gmem_write && (!fm->flag_write || (flags_known && (flags & fm->flag_write)));
         }
         *ret = r;
         return 0;
@@ -404,6 +446,13 @@ _public_ int gmem_region_map(struct gmem_region *r, void **ret_addr) {
                 if (!r->mappable) {
                         pthread_mutex_unlock(&r->lock);
                         return gmem_error(-ENODEV, "map: this guest_memfd was created without MMAP");
+                }
+                if (r->backend == GMEM_BACKEND_SECRET) {
+                        int k = region_check_memlock("map secret region", r->size);
+                        if (k < 0) {
+                                pthread_mutex_unlock(&r->lock);
+                                return k;
+                        }
                 }
                 p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
                 if (p == MAP_FAILED) {

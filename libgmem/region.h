@@ -32,5 +32,7 @@ int region_check_range(const struct gmem_region *r, const char *what, uint64_t o
 int region_check_aligned(const struct gmem_region *r, const char *what, uint64_t off, uint64_t len);
 /* -EACCES when any part of [off, off+len) is private to the guest */
 int region_check_shared(struct gmem_region *r, const char *what, uint64_t off, uint64_t len);
+/* -ENOMEM with a message naming RLIMIT_MEMLOCK when size bytes of memfd_secret would not fit */
+int region_check_memlock(const char *what, uint64_t size);
 /* Map for the data path, with a message saying why it cannot be mapped. */
 int region_map_for(struct gmem_region *r, const char *what, uint8_t **ret_addr);

@@ -303,11 +303,13 @@ static inline cJSON *rc_vcall_at(const char *file, int line, int s, const int *f
         if (vasprintf(&text, fmt, ap) < 0)
                 RC_FAIL_AT(file, line, "vasprintf");
         req = cJSON_Parse(text);
-        if (!cJSON_IsObject(req))
+        if (!cJSON_IsObject(req) || text[0] != '{')
                 RC_FAIL_AT(file, line, "test bug: request '%s' is not a JSON object", text);
-        cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
-        cJSON_AddNumberToObject(req, "id", (double) id);
-        out = cJSON_PrintUnformatted(req);
+        if (cJSON_GetObjectItemCaseSensitive(req, "id"))
+                RC_FAIL_AT(file, line, "test bug: request '%s' has its own id", text);
+        /* the id goes in as text: reprinting the request with cJSON would round its large numbers */
+        if (asprintf(&out, "{\"id\":%ld%s%s", id, req->child ? "," : "", text + 1) < 0)
+                RC_FAIL_AT(file, line, "asprintf");
         k = rc_send_raw(s, out, strlen(out), fds, n_fds);
         if (k < 0)
                 RC_FAIL_AT(file, line, "send '%s': %s", out, strerror(-k));

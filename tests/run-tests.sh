@@ -60,6 +60,9 @@ for t in "$@"; do
         grep -E '^SKIP ' "$log" | sed 's/^/    /'
         if ((bad)); then
                 grep -vE '^(SKIP |Running suite)' "$log" | sed 's/^/    /'
+        else
+                # what a test found this kernel to do, and checked instead (tests print KERNEL lines)
+                grep -E '^KERNEL ' "$log" | sed 's/^/    /'
         fi
 done
 

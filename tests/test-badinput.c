@@ -81,7 +81,8 @@ static void fixture_memfd(struct fixture *f, enum gmem_backend b) {
 
 static bool have_shared_guest_memfd(void) {
         struct gmem_caps c;
-        return gmem_test_have_kvm() && gmem_caps_probe(&c) == 0 && c.guest_memfd && c.flag_mmap && c.flag_init_shared;
+        return gmem_test_have_kvm() && gmem_caps_probe(&c) == 0 && c.guest_memfd && c.flag_mmap && c.flag_init_shared &&
+               gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) > 0;
 }
 
 static void fixture_guest_memfd(struct fixture *f) {
@@ -252,6 +253,7 @@ START_TEST(new_guest_memfd_bad_input) {
         struct gmem_region *r = SENTINEL_PTR;
         struct gmem_caps caps;
         int vm, null_fd, kvm_fd, bad = closed_fd();
+        uint64_t unused;
         unsigned fds;
 
         /* checked before any ioctl, so these need no KVM */
@@ -279,8 +281,16 @@ START_TEST(new_guest_memfd_bad_input) {
 
         REQUIRE_KVM();
         ck_assert_int_eq(gmem_caps_probe(&caps), 0);
-        if (!caps.guest_memfd)
-                SKIP_TEST("no guest_memfd on this kernel");
+        if (gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) <= 0) {
+                /* 6.1 (no guest_memfd) and 6.12 (none for default VMs): refused up front, by name */
+                vm = gmem_test_new_vm();
+                EXPECT_REFUSED(gmem_region_new_guest_memfd(vm, REGION_SIZE, 0, &r), EOPNOTSUPP, "KVM_CAP_GUEST_MEMFD");
+                EXPECT_REFUSED(gmem_region_new_guest_memfd(vm, REGION_SIZE, GMEM_GUEST_MEMFD_FLAG_MMAP, &r), EOPNOTSUPP,
+                               "use a memfd region");
+                ck_assert_ptr_eq(r, SENTINEL_PTR);
+                close(vm);
+                return;
+        }
         fds = gmem_test_count_fds(getpid());
         /* /dev/kvm itself answers KVM_CHECK_EXTENSION but is not a VM: the kernel's refusal comes through */
         kvm_fd = open_or_die("/dev/kvm", O_RDWR);
@@ -289,7 +299,11 @@ START_TEST(new_guest_memfd_bad_input) {
         close(kvm_fd);
 
         vm = gmem_test_new_vm();
-        EXPECT_REFUSED(gmem_region_new_guest_memfd(vm, REGION_SIZE, UINT64_C(1) << 2, &r), EINVAL,
+        /* the lowest bit this kernel does not offer (1 << 2 on upstream kernels; the secret-hiding
+         * series gives 1 << 2 and 1 << 3 meanings) */
+        for (unused = UINT64_C(1) << 2; unused & caps.guest_memfd_flags; unused <<= 1)
+                ;
+        EXPECT_REFUSED(gmem_region_new_guest_memfd(vm, REGION_SIZE, unused, &r), EINVAL,
                     "not supported by this kernel");
         EXPECT_REFUSED(gmem_region_new_guest_memfd(vm, REGION_SIZE, UINT64_C(1) << 63, &r), EINVAL,
                     "flags 0x8000000000000000 not supported");
@@ -374,8 +388,7 @@ START_TEST(adopt_guest_memfd_impossible_flags) {
         struct gmem_caps caps;
         int vm, k1, k2, k3;
 
-        if (!have_shared_guest_memfd())
-                SKIP_TEST("no /dev/kvm or no mappable shared guest_memfd here");
+        REQUIRE_SHARED_GMEM();
         ck_assert_int_eq(gmem_caps_probe(&caps), 0);
         vm = gmem_test_new_vm();
         ck_assert_int_eq(gmem_region_new_guest_memfd(vm, REGION_SIZE, GMEM_GUEST_MEMFD_FLAG_MMAP |
@@ -588,11 +601,11 @@ START_TEST(populate_bad_opts_guest_memfd) {
         struct gmem_caps caps;
         struct fixture f;
 
-        if (!have_shared_guest_memfd())
-                SKIP_TEST("no /dev/kvm or no mappable shared guest_memfd here");
+        REQUIRE_SHARED_GMEM();
         ck_assert_int_eq(gmem_caps_probe(&caps), 0);
         fixture_guest_memfd(&f);
-        populate_bad_opts_on(&f, caps.gmem_write);
+        /* the fixture's guest_memfd has no WRITE flag: write() fills it only where no flag is needed */
+        populate_bad_opts_on(&f, caps.gmem_write && !caps.flag_write);
         fixture_free(&f);
 }
 END_TEST
@@ -805,9 +818,9 @@ START_TEST(bind_bad_input) {
         EXPECT_REFUSED(gmem_kvm_bind(bad, 1, 0, f.r, 0, 4095), EINVAL, "must be page aligned");
         EXPECT_REFUSED(gmem_kvm_bind(bad, 1, 0x1001, f.r, 0, 4096), EINVAL, "must be page aligned");
         EXPECT_REFUSED(gmem_kvm_bind(bad, 1, UINT64_MAX - 4095, f.r, 0, 8192), EINVAL, "gpa");
-        EXPECT_REFUSED(gmem_kvm_bind(bad, 1, 0, f.r, 0, 4096), EBADF, "KVM_SET_USER_MEMORY_REGION2");
+        EXPECT_REFUSED(gmem_kvm_bind(bad, 1, 0, f.r, 0, 4096), EBADF, "VM fd");
         dn = open_or_die("/dev/null", O_RDWR);
-        EXPECT_REFUSED(gmem_kvm_bind(dn, 1, 0, f.r, 0, 4096), ENOTTY, "KVM_SET_USER_MEMORY_REGION2");
+        EXPECT_REFUSED(gmem_kvm_bind(dn, 1, 0, f.r, 0, 4096), ENOTTY, "VM fd");
         close(dn);
         assert_intact(&f);
 
@@ -840,8 +853,7 @@ START_TEST(guest_memfd_region_bad_input) {
         uint64_t bytes = SENTINEL_U64;
         int out;
 
-        if (!have_shared_guest_memfd())
-                SKIP_TEST("no /dev/kvm or no mappable shared guest_memfd here");
+        REQUIRE_SHARED_GMEM();
         out = gmem_test_temp_file();
         fixture_guest_memfd(&f);
         populate_fd_bad_input_on(&f);
@@ -869,11 +881,16 @@ START_TEST(guest_memfd_without_mmap) {
 
         REQUIRE_KVM();
         ck_assert_int_eq(gmem_caps_probe(&caps), 0);
-        if (!caps.guest_memfd)
-                SKIP_TEST("no guest_memfd on this kernel");
-        if (caps.gmem_write)
-                SKIP_TEST("this kernel writes guest_memfd with write(): a mapping is not needed");
         vm = gmem_test_new_vm();
+        if (gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) <= 0) {
+                EXPECT_REFUSED(gmem_region_new_guest_memfd(vm, REGION_SIZE, 0, &r), EOPNOTSUPP, "KVM_CAP_GUEST_MEMFD");
+                ck_assert_ptr_eq(r, SENTINEL_PTR);
+                close(vm);
+                return;
+        }
+        /* where write() needs no flag, a guest_memfd without MMAP is still filled by write(): the
+         * paths below would not refuse; no kernel known has that */
+        ck_assert_msg(!caps.gmem_write || caps.flag_write, "write() into guest_memfd without a flag: update this test");
         ck_assert_int_eq(gmem_region_new_guest_memfd(vm, REGION_SIZE, 0, &r), 0);
         ck_assert_uint_eq(gmem_region_flags(r), 0);
         ck_assert_int_eq(gmem_region_is_private(r, 0, REGION_SIZE), 1);

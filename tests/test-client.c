@@ -265,17 +265,13 @@ START_TEST(test_vmm_flow) {
         const uint64_t size = 16 * MiB_, len = 8 * MiB_ + 4096;
         struct gmem_region *r = NULL, *opened = NULL;
         struct gmem_client *c;
-        struct gmem_caps caps;
         uint8_t *data = NULL, *mine, *theirs;
         char *s = NULL;
         cJSON *j;
         int vm, src;
 
         REQUIRE_DAEMON();
-        REQUIRE_KVM();
-        OK(gmem_caps_probe(&caps));
-        if (!caps.guest_memfd || (caps.guest_memfd_flags & flags) != flags)
-                SKIP_TEST("this kernel has no guest_memfd with MMAP and INIT_SHARED");
+        REQUIRE_SHARED_GMEM();
 
         vm = gmem_test_new_vm();
         OK(gmem_region_new_guest_memfd(vm, size, flags, &r));
@@ -648,6 +644,38 @@ START_TEST(test_release) {
         /* the name is free again */
         OK(gmem_client_create(c, "r", GMEM_BACKEND_MEMFD, 2 * MiB_, NULL));
         gmem_client_free(c);
+}
+END_TEST
+
+START_TEST(test_offsets_near_2_53) {
+        /* Offsets travel as JSON numbers, exact below 2^53: the client must send the digits, not a
+         * double printed to 15 places (2^53 - 1 would arrive as 2^53 - 2). A memfd takes a file that
+         * large, so the dump lands exactly where it was asked to. */
+        const uint64_t at = (UINT64_C(1) << 53) - 1, len = 64 * 1024;
+        struct gmem_client *c;
+        uint8_t *data = malloc(len), *back = malloc(len);
+        struct stat st;
+        int src, dst;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "far", GMEM_BACKEND_MEMFD, len, NULL));
+        src = gmem_test_random_file(len, 53, NULL);
+        ck_assert_int_eq(pread(src, data, len, 0), (ssize_t) len);
+        OK(gmem_client_populate_fd(c, "far", 0, src, 0, len));
+        dst = memfd_create("far", MFD_CLOEXEC);
+        ck_assert_int_ge(dst, 0);
+        ck_assert_int_eq(gmem_client_dump_fd(c, "far", 0, len, dst, at), (int64_t) len);
+        ck_assert_int_eq(fstat(dst, &st), 0);
+        ck_assert_uint_eq((uint64_t) st.st_size, at + len);
+        ck_assert_int_eq(pread(dst, back, len, (off_t) at), (ssize_t) len);
+        ck_assert_mem_eq(back, data, len);
+        OK(gmem_client_release(c, "far"));
+        gmem_client_free(c);
+        close(src);
+        close(dst);
+        free(data);
+        free(back);
 }
 END_TEST
 
@@ -1190,6 +1218,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_roundtrip_hugetlb);
         tcase_add_test(real, test_vmm_flow);
         tcase_add_test(real, test_open);
+        tcase_add_test(real, test_offsets_near_2_53);
         tcase_add_test(real, test_progress);
         tcase_add_test(real, test_cancel);
         tcase_add_test(real, test_list_info);

@@ -2,8 +2,12 @@
 /*
  * Shared <-> private conversion.
  *
- * (a) On the real kernel: this machine's KVM has no KVM_CAP_MEMORY_ATTRIBUTES on any VM type, so
- *     gmem_convert() must refuse cleanly and change nothing.
+ * (a) On the real kernel. A default x86 VM has no KVM_CAP_MEMORY_ATTRIBUTES, so gmem_convert()
+ *     must refuse cleanly and change nothing. Where KVM has a software-protected VM type with a
+ *     PRIVATE attribute (the secret-hiding kernel), conversions are real: a guest_memfd holds the
+ *     private half of a slot and a memfd the shared half, and a real guest reads (and writes) the
+ *     slot through shared -> private -> shared -> private, seeing each time the copy it should —
+ *     never a stale one the conversion had to discard.
  *
  * (b) The bookkeeping above the kernel. Because this kernel has no memory attributes, these tests
  *     use a MOCK ioctl layer (gmem_sysops_set(), libgmem/sysops.h): KVM_CHECK_EXTENSION(
@@ -24,6 +28,7 @@
 #include "gmem-test.h"
 #include "gmem/gmem.h"
 #include "kvm-compat.h"
+#include "minivm.h"
 #include "region.h"      /* struct gmem_region: the private range set, to check it exactly */
 #include "sysops.h"
 
@@ -161,14 +166,7 @@ static struct gmem_region *new_region(int vm, uint8_t **ret_data) {
         return r;
 }
 
-static bool have_shared_guest_memfd(void) {
-        struct gmem_caps c;
-        return gmem_test_have_kvm() && gmem_caps_probe(&c) == 0 && c.guest_memfd && c.flag_mmap && c.flag_init_shared;
-}
-#define REQUIRE_SHARED_GUEST_MEMFD() do { \
-                if (!have_shared_guest_memfd()) \
-                        SKIP_TEST("no /dev/kvm or no mappable shared guest_memfd here"); \
-        } while (0)
+#define REQUIRE_SHARED_GUEST_MEMFD() REQUIRE_SHARED_GMEM()
 
 /* ---------------------------------------------------------------------------------------------
  * (a) the real kernel
@@ -177,15 +175,19 @@ static bool have_shared_guest_memfd(void) {
 START_TEST(real_kernel_convert_unsupported) {
         struct gmem_caps c;
         struct gmem_region *r, *m;
+        enum gmem_backend pick;
+        uint64_t pick_flags;
         uint8_t *data, *mdata;
         int vm;
 
-        REQUIRE_SHARED_GUEST_MEMFD();
+        REQUIRE_KVM();
         ck_assert_int_eq(gmem_caps_probe(&c), 0);
         if (c.memory_attributes[KVM_X86_DEFAULT_VM] & KVM_MEMORY_ATTRIBUTE_PRIVATE)
                 SKIP_TEST("this kernel has KVM_CAP_MEMORY_ATTRIBUTES on the default VM type");
+        ck_assert_int_eq(gmem_caps_pick_guest_memory(&c, &pick, &pick_flags, NULL), 0);
         vm = gmem_test_new_vm();
-        r = new_region(vm, &data);
+        /* a shared guest_memfd where the kernel has one for a default VM, else memfd like m */
+        r = new_region(pick == GMEM_BACKEND_GUEST_MEMFD ? vm : -1, &data);
         m = new_region(-1, &mdata);
         /* bound as the VM's memory, as a VMM would have it */
         ck_assert_msg(gmem_kvm_bind(vm, 0, GPA, r, 0, SIZE) == 0, "%s", gmem_last_error());
@@ -210,6 +212,127 @@ START_TEST(real_kernel_convert_unsupported) {
         close(vm);
         free(data);
         free(mdata);
+}
+END_TEST
+
+#define CONV_GPA 0x100000u
+#define CONV_SLOT 1
+#define CONV_SIZE (64 * PS)
+
+static uint32_t guest_reads(struct minivm *vm) {
+        uint32_t h = 0;
+        int k = minivm_run_checksum(vm, CONV_GPA, CONV_SIZE, &h);
+        ck_assert_msg(k == 0, "guest run: %s (%s)", strerror(-k), minivm_last_exit(vm, 0));
+        return h;
+}
+
+/* Both halves of the slot, as a VMM converts them: each region discards its own stale copy. */
+static void convert_slot(struct minivm *vm, struct gmem_region *priv, struct gmem_region *shared, bool to_private) {
+        ck_assert_msg(gmem_convert(priv, minivm_vm_fd(vm), CONV_GPA, 0, CONV_SIZE, to_private) == 0, "%s",
+                      gmem_last_error());
+        ck_assert_msg(gmem_convert(shared, minivm_vm_fd(vm), CONV_GPA, 0, CONV_SIZE, to_private) == 0, "%s",
+                      gmem_last_error());
+        ck_assert_int_eq(gmem_region_is_private(priv, 0, CONV_SIZE), to_private);
+        ck_assert_int_eq(gmem_region_is_private(shared, 0, CONV_SIZE), to_private);
+}
+
+/* What the shared half holds, read through a fresh holder of its fd (which knows nothing private). */
+static void expect_shared_half(struct gmem_region *shared, const uint8_t *want, uint64_t want_resident) {
+        struct gmem_region *view = NULL;
+        uint8_t *back;
+        int out = gmem_test_temp_file();
+
+        ck_assert_int_eq(gmem_region_adopt(dup(gmem_region_fd(shared)), &view), 0);
+        /* a dump writes what is backed and leaves holes for the rest */
+        ck_assert_int_eq(gmem_dump_fd(view, 0, CONV_SIZE, out, 0, NULL), (int64_t) want_resident);
+        back = gmem_test_read_fd(out, 0, CONV_SIZE);
+        ck_assert_mem_eq(back, want, CONV_SIZE);
+        ck_assert_uint_eq(resident(view, 0, CONV_SIZE), want_resident);
+        free(back);
+        close(out);
+        gmem_region_free(view);
+}
+
+START_TEST(real_conversion_seen_by_guest) {
+        struct gmem_region *priv = NULL, *shared = NULL, *r = NULL;
+        uint8_t *a = malloc(CONV_SIZE), *b = malloc(CONV_SIZE), *stamp = malloc(CONV_SIZE), *zero = calloc(1, CONV_SIZE);
+        struct minivm *vm = NULL;
+        struct gmem_caps c;
+        uint32_t h = 0;
+        int k;
+
+        REQUIRE_KVM();
+        ck_assert_int_eq(gmem_caps_probe(&c), 0);
+        gmem_test_fill(a, CONV_SIZE, 1);
+        gmem_test_fill(b, CONV_SIZE, 2);
+        minivm_stamp_host(stamp, CONV_GPA, CONV_SIZE);
+        if (!(c.vm_types & (1u << KVM_X86_SW_PROTECTED_VM)) ||
+            !(c.memory_attributes[KVM_X86_SW_PROTECTED_VM] & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+                /* no VM type here has private memory: a guest's memory cannot convert, and trying
+                 * leaves it as it was, the guest still reading it */
+                ck_assert_int_eq(minivm_new(&vm), 0);
+                ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, CONV_SIZE, &r), 0);
+                ck_assert_int_eq(gmem_populate_buf(r, 0, a, CONV_SIZE, NULL), CONV_SIZE);
+                ck_assert_msg(gmem_kvm_bind(minivm_vm_fd(vm), CONV_SLOT, CONV_GPA, r, 0, CONV_SIZE) == 0, "%s",
+                              gmem_last_error());
+                EXPECT_FAIL(gmem_convert(r, minivm_vm_fd(vm), CONV_GPA, 0, CONV_SIZE, true), EOPNOTSUPP,
+                            "KVM_CAP_MEMORY_ATTRIBUTES");
+                ck_assert_int_eq(gmem_region_is_private(r, 0, CONV_SIZE), 0);
+                ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(a, CONV_SIZE));
+                printf("KERNEL %s: no VM type with private memory (sw_protected absent); conversion refused, "
+                       "the guest still reads its memory\n", __func__);
+                fflush(stdout);
+                goto out;
+        }
+
+        ck_assert_int_eq(minivm_new_type(KVM_X86_SW_PROTECTED_VM, 1, &vm), 0);
+        /* the private half: a guest_memfd (sw_protected refuses INIT_SHARED: it starts private and
+         * the host never maps it); the shared half: a memfd the host fills */
+        ck_assert_msg(gmem_region_new_guest_memfd(minivm_vm_fd(vm), CONV_SIZE, 0, &priv) == 0, "%s", gmem_last_error());
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, CONV_SIZE, &shared), 0);
+        ck_assert_int_eq(gmem_populate_buf(shared, 0, a, CONV_SIZE, NULL), CONV_SIZE);
+        ck_assert_msg(gmem_kvm_bind_pair(minivm_vm_fd(vm), CONV_SLOT, CONV_GPA, priv, shared, 0, CONV_SIZE) == 0,
+                      "%s", gmem_last_error());
+
+        /* 1. shared: the guest reads what the host wrote */
+        ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(a, CONV_SIZE));
+
+        /* 2. private: the shared copy is discarded (gone from the memfd, not just hidden), the host's
+         * data path refuses the range, and the guest reads its private copy: fresh zeroes */
+        convert_slot(vm, priv, shared, true);
+        expect_shared_half(shared, zero, 0);
+        EXPECT_FAIL(gmem_populate_buf(shared, 0, b, PS, NULL), EACCES, "private");
+        ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(zero, CONV_SIZE));
+        /* the guest writes its private memory; none of it reaches the shared half */
+        k = minivm_run_stamp(vm, CONV_GPA, CONV_SIZE, &h);
+        ck_assert_msg(k == 0, "guest stamp: %s (%s)", strerror(-k), minivm_last_exit(vm, 0));
+        ck_assert_uint_eq(h, minivm_checksum_host(stamp, CONV_SIZE));
+        ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(stamp, CONV_SIZE));
+        expect_shared_half(shared, zero, 0);
+
+        /* 3. shared again: the private copy (the stamp) is discarded; the guest reads the shared
+         * half, zeroes since step 2, then what the host writes now */
+        convert_slot(vm, priv, shared, false);
+        ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(zero, CONV_SIZE));
+        ck_assert_int_eq(gmem_populate_buf(shared, 0, b, CONV_SIZE, NULL), CONV_SIZE);
+        ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(b, CONV_SIZE));
+
+        /* 4. private once more: had step 3 kept the stamp, the guest would read it now */
+        convert_slot(vm, priv, shared, true);
+        ck_assert_uint_eq(guest_reads(vm), minivm_checksum_host(zero, CONV_SIZE));
+        expect_shared_half(shared, zero, 0);
+        printf("KERNEL %s: real conversions on a sw_protected VM, shared -> private -> shared -> private, each "
+               "seen by the guest\n", __func__);
+        fflush(stdout);
+out:
+        gmem_region_free(r);
+        gmem_region_free(priv);
+        gmem_region_free(shared);
+        minivm_free(vm);
+        free(a);
+        free(b);
+        free(stamp);
+        free(zero);
 }
 END_TEST
 
@@ -594,6 +717,7 @@ int main(void) {
         TCase *real = tcase_create("real"), *mocked = tcase_create("mock");
 
         tcase_add_test(real, real_kernel_convert_unsupported);
+        tcase_add_test(real, real_conversion_seen_by_guest);
         suite_add_tcase(s, real);
 
         tcase_add_checked_fixture(mocked, NULL, restore_sysops);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The custody model end to end, with a real daemon and a real guest: a VMM process creates its
- * VM and a guest_memfd, registers it with gmemd, gmemd populates it from an image, the VMM's guest
+ * VM and its guest memory — a guest_memfd, or a memfd on kernels without one to use (what
+ * gmem_caps_pick_guest_memory() says) — registers it with gmemd, gmemd populates it from an image, the VMM's guest
  * checksums it; then the VMM exits and gmemd still holds the memory, with the same content.
  */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -16,6 +18,28 @@
 
 #define DATA_SIZE (4u << 20)
 
+/* What a VMM runs its guest on here, as gmem-example-vmm picks it. */
+static enum gmem_backend guest_backend(uint64_t *ret_flags) {
+        struct gmem_caps caps;
+        enum gmem_backend b;
+        const char *why;
+
+        ck_assert_int_eq(gmem_caps_probe(&caps), 0);
+        ck_assert_int_eq(gmem_caps_pick_guest_memory(&caps, &b, ret_flags, &why), 0);
+        if (b != GMEM_BACKEND_GUEST_MEMFD)
+                printf("KERNEL guest memory on %s: %s\n", gmem_backend_to_string(b), why);
+        return b;
+}
+
+static int new_guest_memory(int vm_fd, uint64_t size, struct gmem_region **ret) {
+        uint64_t flags;
+        enum gmem_backend b = guest_backend(&flags);
+
+        if (b == GMEM_BACKEND_GUEST_MEMFD)
+                return gmem_region_new_guest_memfd(vm_fd, size, flags, ret);
+        return gmem_region_new_memfd(b, size, ret);
+}
+
 /* The VMM: exits 0 when its guest saw exactly the image. */
 static int vmm(const char *socket, const char *name, int image, uint32_t want) {
         struct gmem_client *c = NULL;
@@ -25,8 +49,7 @@ static int vmm(const char *socket, const char *name, int image, uint32_t want) {
 
         if (minivm_new(&vm) < 0)
                 return 10;
-        if (gmem_region_new_guest_memfd(minivm_vm_fd(vm), DATA_SIZE,
-                                        GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED, &r) < 0)
+        if (new_guest_memory(minivm_vm_fd(vm), DATA_SIZE, &r) < 0)
                 return 11;
         if (gmem_client_connect(socket, &c) < 0 || gmem_client_register(c, name, r) < 0)
                 return 12;
@@ -65,7 +88,7 @@ START_TEST(registered_guest_memfd_outlives_its_vmm) {
         ck_assert_int_eq(gmem_client_info(c, "vm0", &json), 0);
         info = cJSON_Parse(json);
         ck_assert_ptr_nonnull(info);
-        ck_assert_str_eq(cJSON_GetObjectItem(info, "backend")->valuestring, "guest_memfd");
+        ck_assert_str_eq(cJSON_GetObjectItem(info, "backend")->valuestring, gmem_backend_to_string(guest_backend(&(uint64_t){ 0 })));
         ck_assert_str_eq(cJSON_GetObjectItem(info, "state")->valuestring, "populated");
         ck_assert_uint_eq((uint64_t) cJSON_GetObjectItem(info, "populated_bytes")->valuedouble, DATA_SIZE);
         holders = cJSON_GetObjectItem(info, "holders");
@@ -102,8 +125,7 @@ START_TEST(connection_policy_releases_with_the_vmm) {
         REQUIRE_KVM();
         gmem_test_daemon_start(&d, NULL);
         vm = gmem_test_new_vm();
-        ck_assert_int_eq(gmem_region_new_guest_memfd(vm, 1 << 20, GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED,
-                                                     &r), 0);
+        ck_assert_int_eq(new_guest_memory(vm, 1 << 20, &r), 0);
         ck_assert_int_eq(gmem_client_connect(d.socket, &vmm_client), 0);
         ck_assert_int_eq(gmem_client_register_policy(vmm_client, "scratch", r, GMEM_POLICY_CONNECTION), 0);
         ck_assert_int_eq(gmem_client_connect(d.socket, &c), 0);

@@ -35,6 +35,8 @@ static struct gmem_region *new_region(enum gmem_backend b, uint64_t size) {
 
 #define NEW_REGION_OR_SKIP(r, b, size)                                                          \
         do {                                                                                    \
+                if (b == GMEM_BACKEND_GUEST_MEMFD)                                              \
+                        REQUIRE_SHARED_GMEM();                                                  \
                 r = new_region(b, size);                                                        \
                 if (!r)                                                                         \
                         SKIP_TEST("no %s region here: %s", gmem_backend_to_string(b),           \

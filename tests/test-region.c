@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -41,11 +43,7 @@ static const struct gmem_caps *get_caps(void) {
         return &caps;
 }
 
-#define REQUIRE_GUEST_MEMFD() do { \
-                REQUIRE_KVM(); \
-                if (!get_caps()->guest_memfd || !get_caps()->flag_mmap) \
-                        SKIP_TEST("this kernel has no mappable guest_memfd"); \
-        } while (0)
+#define REQUIRE_GUEST_MEMFD() REQUIRE_SHARED_GMEM()
 
 /* A guest_memfd made directly with the ioctl, as another VMM would hand it over. */
 static int raw_guest_memfd(int vm, uint64_t size, uint64_t flags) {
@@ -951,6 +949,104 @@ START_TEST(secret_punch_unsupported) {
 }
 END_TEST
 
+/* memfd_secret past RLIMIT_MEMLOCK: a clear -ENOMEM naming the limit, before any page is touched,
+ * never the SIGBUS some kernels (6.1, 6.12, 7.x) raise in whoever faults past it. */
+/* Raise or drop CAP_IPC_LOCK in the effective set (it stays permitted); false when we never had it. */
+static bool set_cap_ipc_lock(bool on) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2] = { 0 };
+        const uint32_t bit = UINT32_C(1) << (CAP_IPC_LOCK % 32);
+
+        ck_assert_int_eq(syscall(SYS_capget, &h, d), 0);
+        if (!(d[CAP_IPC_LOCK / 32].permitted & bit))
+                return false;
+        if (on)
+                d[CAP_IPC_LOCK / 32].effective |= bit;
+        else
+                d[CAP_IPC_LOCK / 32].effective &= ~bit;
+        ck_assert_int_eq(syscall(SYS_capset, &h, d), 0);
+        return true;
+}
+
+START_TEST(secret_memlock_limit) {
+        /* memfd_secret memory counts against RLIMIT_MEMLOCK; past it some kernels refuse the mmap,
+         * others SIGBUS the first touch. libgmem must refuse first, with a message, on every kernel
+         * (Check runs each test in its own process: a SIGBUS here fails the test, it does not end
+         * the suite). Without CAP_IPC_LOCK the limit holds everywhere; with it, the kernel decides,
+         * and either the memory works to its last byte or libgmem refuses. */
+        struct rlimit saved, low;
+        struct gmem_region *r = SENTINEL_PTR, *small = NULL, *big = NULL, *adopted = NULL;
+        void *addr = SENTINEL_PTR;
+        uint8_t page[4096], *data, *back;
+        bool had_cap;
+        int fd, k;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_MEMLOCK, &saved), 0);
+        fd = syscall(SYS_memfd_secret, O_CLOEXEC);
+        ck_assert_msg(fd >= 0, "memfd_secret: %m (boot 6.1 with secretmem.enable=1)");
+        close(fd);
+        had_cap = set_cap_ipc_lock(false);
+
+        /* made while the limit allows it, then mapped after it was lowered */
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_SECRET, 4u << 20, &big), 0);
+        low = (struct rlimit) { 1u << 20, saved.rlim_max };
+        ck_assert_int_eq(setrlimit(RLIMIT_MEMLOCK, &low), 0);
+
+        EXPECT_FAIL(gmem_region_new_memfd(GMEM_BACKEND_SECRET, 4u << 20, &r), ENOMEM, "RLIMIT_MEMLOCK");
+        ck_assert_ptr_eq(r, SENTINEL_PTR);
+        EXPECT_FAIL(gmem_region_map(big, &addr), ENOMEM, "RLIMIT_MEMLOCK");
+        ck_assert_ptr_eq(addr, SENTINEL_PTR);
+        gmem_test_fill(page, sizeof(page), 3);
+        EXPECT_FAIL(gmem_populate_buf(big, 0, page, sizeof(page), NULL), ENOMEM, "RLIMIT_MEMLOCK");
+        EXPECT_FAIL(gmem_prefault(big, 0, 4u << 20, NULL), ENOMEM, "RLIMIT_MEMLOCK");
+        /* a second holder of the same memory is held to its own limit */
+        ck_assert_int_eq(gmem_region_adopt(dup(gmem_region_fd(big)), &adopted), 0);
+        EXPECT_FAIL(gmem_prefault(adopted, 0, 4u << 20, NULL), ENOMEM, "RLIMIT_MEMLOCK");
+
+        /* what fits still works, to the last page */
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_SECRET, 512u << 10, &small), 0);
+        ck_assert_int_eq(gmem_prefault(small, 0, 512u << 10, NULL), 0);
+        ck_assert_int_eq(gmem_populate_buf(small, (512u << 10) - sizeof(page), page, sizeof(page), NULL),
+                         (int64_t) sizeof(page));
+        gmem_region_free(adopted);
+        gmem_region_free(small);
+
+        /* with CAP_IPC_LOCK, past the same limit: works to the last byte, or is refused */
+        if (had_cap) {
+                set_cap_ipc_lock(true);
+                r = NULL;
+                gmem_error_clear();
+                k = gmem_region_new_memfd(GMEM_BACKEND_SECRET, 4u << 20, &r);
+                if (k == 0) {
+                        data = malloc(4u << 20);
+                        gmem_test_fill(data, 4u << 20, 5);
+                        ck_assert_int_eq(gmem_populate_buf(r, 0, data, 4u << 20, NULL), 4u << 20);
+                        fd = gmem_test_temp_file();
+                        ck_assert_int_eq(gmem_dump_fd(r, 0, 4u << 20, fd, 0, NULL), 4u << 20);
+                        back = gmem_test_read_fd(fd, 0, 4u << 20);
+                        ck_assert_mem_eq(back, data, 4u << 20);
+                        free(back);
+                        free(data);
+                        close(fd);
+                        gmem_region_free(r);
+                        printf("KERNEL %s: CAP_IPC_LOCK exempts memfd_secret from RLIMIT_MEMLOCK here: "
+                               "4 MiB past a 1 MiB limit populated and read back\n", __func__);
+                } else {
+                        ck_assert_int_eq(k, -ENOMEM);
+                        ck_assert_ptr_null(r);
+                        ck_assert_msg(strstr(gmem_last_error(), "does not exempt CAP_IPC_LOCK"), "%s", gmem_last_error());
+                        printf("KERNEL %s: this kernel holds CAP_IPC_LOCK to RLIMIT_MEMLOCK for memfd_secret: "
+                               "refused first: %s\n", __func__, gmem_last_error());
+                }
+                fflush(stdout);
+        }
+
+        ck_assert_int_eq(setrlimit(RLIMIT_MEMLOCK, &saved), 0);
+        ck_assert_int_eq(gmem_prefault(big, 0, 4u << 20, NULL), 0);
+        gmem_region_free(big);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("region");
         TCase *create = tcase_create("create"), *adopt = tcase_create("adopt"), *gmem = tcase_create("guest_memfd");
@@ -958,6 +1054,7 @@ int main(void) {
 
         tcase_add_test(create, memfd_region);
         tcase_add_test(create, secret_region);
+        tcase_add_test(create, secret_memlock_limit);
         tcase_add_test(create, guest_memfd_regions);
         tcase_add_test(create, guest_memfd_fd_cloexec);
         tcase_add_test(create, hugetlb_not_enough_pages);

@@ -2,10 +2,13 @@
 /*
  * gmem-example-vmm: a small VMM on libgmem, and the reference for VMM authors.
  *
- *   1. probe the kernel and pick the best guest_memfd flags it offers (NO_DIRECT_MAP where it has
- *      it: then the host kernel cannot touch guest memory through its direct map);
- *   2. create a VM with --vcpus vCPUs and --regions guest_memfd regions on it (the VMM must: only
- *      the VM's creator can make a guest_memfd for it);
+ *   1. probe the kernel and pick what guest memory runs on (gmem_caps_pick_guest_memory()): a
+ *      guest_memfd with the best flags it offers (NO_DIRECT_MAP where it has it: then the host kernel
+ *      cannot touch guest memory through its direct map), or a memfd on kernels that cannot map a
+ *      shared guest_memfd for a default VM (6.1 has no guest_memfd, 6.12 none for such VMs) — saying
+ *      why in one line;
+ *   2. create a VM with --vcpus vCPUs and --regions regions on it (the VMM must: only the VM's
+ *      creator can make a guest_memfd for it);
  *   3. populate each region with its slice of the guest image: in-process through libgmem or, with
  *      --gmemd, by registering the regions with gmemd as NAME-0, NAME-1, ... (the daemon keeps its
  *      own dup: the memory outlives this process) and asking the daemon to populate them from the
@@ -44,7 +47,7 @@
 #define MAX_HOLD (24 * 3600)
 #define REPORT_WIDTH 62          /* guest lines are padded to this before the host's verdict */
 
-/* One guest_memfd region of the guest's memory. */
+/* One region of the guest's memory: a guest_memfd, or a memfd where the kernel has none to use. */
 struct region {
         char name[64]; /* at gmemd */
         struct gmem_region *mem;
@@ -88,6 +91,8 @@ struct vmm {
         bool corrupt;
 
         struct gmem_caps caps;
+        enum gmem_backend backend; /* what guest memory runs on here */
+        uint64_t flags;            /* its guest_memfd flags */
         struct minivm *vm;
         struct gmem_client *client; /* with --gmemd */
         int image;
@@ -227,7 +232,7 @@ static int open_image(struct vmm *m) {
 }
 
 /* 2. Create each region on our VM and, with --gmemd, hand it to gmemd under its name. */
-static int create_regions(struct vmm *m, uint64_t flags) {
+static int create_regions(struct vmm *m) {
         int k;
 
         if (m->use_gmemd) {
@@ -246,7 +251,10 @@ static int create_regions(struct vmm *m, uint64_t flags) {
                                 r->name, r->gpa + r->size, minivm_gpa_limit(m->vm));
                         return -ERANGE;
                 }
-                k = gmem_region_new_guest_memfd(minivm_vm_fd(m->vm), r->size, flags, &r->mem);
+                if (m->backend == GMEM_BACKEND_GUEST_MEMFD)
+                        k = gmem_region_new_guest_memfd(minivm_vm_fd(m->vm), r->size, m->flags, &r->mem);
+                else
+                        k = gmem_region_new_memfd(m->backend, r->size, &r->mem);
                 if (k < 0) {
                         fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
                         return k;
@@ -472,10 +480,11 @@ static void usage(FILE *f) {
         fprintf(f,
                 "usage: gmem-example-vmm [--memory SIZE] [--regions N] [--vcpus N] [--image FILE]\n"
                 "                        [--gmemd[=SOCKET]] [--name NAME] [--hold SECONDS] [--corrupt]\n"
-                "Run a guest on guest_memfd regions populated with an image, and check what it sees.\n"
+                "Run a guest on guest_memfd regions (memfd where the kernel has no guest_memfd to use)\n"
+                "populated with an image, and check what it sees.\n"
                 "  --memory SIZE     guest memory in all, split evenly among the regions in 2 MiB units\n"
                 "                    (K/M/G suffixes; default 256M)\n"
-                "  --regions N       guest_memfd regions (default 3, at most %u): the first at 1 MiB,\n"
+                "  --regions N       memory regions (default 3, at most %u): the first at 1 MiB,\n"
                 "                    the others from 4 GiB up, each on a 2 GiB boundary\n"
                 "  --vcpus N         vCPUs, one thread each (default 1, at most %u); each hashes its\n"
                 "                    share of every region and reports on its serial port\n"
@@ -568,7 +577,7 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
 int main(int argc, char **argv) {
         struct vmm m = { .memory = 256 * MiB, .n_regions = 3, .n_vcpus = 1, .image = -1 };
         char names[128];
-        uint64_t flags;
+        const char *why;
         int k, ret = 1;
 
         setvbuf(stdout, NULL, _IOLBF, 0); /* whoever watches our output sees each line at once */
@@ -580,15 +589,20 @@ int main(int argc, char **argv) {
 
         /* 1. What this kernel offers */
         k = gmem_caps_probe(&m.caps);
-        if (k < 0 || m.caps.kvm_error || !m.caps.guest_memfd) {
-                fprintf(stderr, "gmem-example-vmm: this host cannot run guests on guest_memfd (%s)\n",
-                        k < 0 ? gmem_last_error() : m.caps.kvm_error ? strerror(-m.caps.kvm_error) : "no KVM_CAP_GUEST_MEMFD");
+        if (k < 0 || m.caps.kvm_error) {
+                fprintf(stderr, "gmem-example-vmm: this host cannot run guests (%s)\n",
+                        k < 0 ? gmem_last_error() : strerror(-m.caps.kvm_error));
                 return 1;
         }
-        flags = gmem_caps_best_guest_memfd_flags(&m.caps); /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
-        printf("guest_memfd     flags 0x%" PRIx64 " = %s: the best this kernel offers (%s)\n", flags,
-               flag_names(&m.caps, flags, names, sizeof(names)),
-               m.caps.flag_no_direct_map ? "guest memory is out of the host's direct map" : "it has no NO_DIRECT_MAP");
+        if (gmem_caps_pick_guest_memory(&m.caps, &m.backend, &m.flags, &why) < 0) {
+                fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
+                return 1;
+        }
+        if (m.backend == GMEM_BACKEND_GUEST_MEMFD) /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
+                printf("guest_memfd     flags 0x%" PRIx64 " = %s: the best this kernel offers; %s\n", m.flags,
+                       flag_names(&m.caps, m.flags, names, sizeof(names)), why);
+        else
+                printf("memfd           guest memory on memfd, not guest_memfd: %s\n", why);
 
         if (open_image(&m) < 0)
                 goto out;
@@ -599,10 +613,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "gmem-example-vmm: create the VM: %s\n", strerror(-k));
                 goto out;
         }
-        printf("vm              %u vCPU%s, %u guest_memfd region%s; image %s, %" PRIu64 " MiB\n", m.n_vcpus,
-               m.n_vcpus > 1 ? "s" : "", m.n_regions, m.n_regions > 1 ? "s" : "", m.image_path ?: "generated",
+        printf("vm              %u vCPU%s, %u %s region%s; image %s, %" PRIu64 " MiB\n", m.n_vcpus,
+               m.n_vcpus > 1 ? "s" : "", m.n_regions, gmem_backend_to_string(m.backend), m.n_regions > 1 ? "s" : "", m.image_path ?: "generated",
                m.image_size / MiB);
-        if (create_regions(&m, flags) < 0)
+        if (create_regions(&m) < 0)
                 goto out;
 
         /* 3. Their content */

@@ -5,6 +5,10 @@
  *
  *   populate  gmem_populate_fd (parallel pread into the mapping)
  *             vs the seed's path: one thread memcpy from the mapped image through the mapping
+ *   fd-write  (where the region has a write() path: memfd, guest_memfd with WRITE)
+ *   buf-write gmem_populate_fd / gmem_populate_buf forced through write()
+ *             vs the same forced through the mapping: which path libgmem should prefer
+ *             for each source, on this kernel (guest_memfd gets the best flags plus WRITE)
  *   prefault  gmem_prefault
  *             vs QEMU's prealloc: min(cores, 16) threads, capped at one per 64 MiB, equal
  *             contiguous parts, one MADV_POPULATE_WRITE each (touching pages on EINVAL)
@@ -45,6 +49,7 @@ static struct {
 } arg = { .size = 256 * MiB, .trials = 5, .backend = GMEM_BACKEND_MEMFD };
 
 static int kvm_vm = -1;
+static uint64_t gmem_flags = GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED;
 
 static double now(void) {
         struct timespec ts;
@@ -67,8 +72,7 @@ static struct gmem_region *fresh_region(void) {
         int k;
 
         if (arg.backend == GMEM_BACKEND_GUEST_MEMFD)
-                k = gmem_region_new_guest_memfd(kvm_vm, arg.size,
-                                                GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED, &r);
+                k = gmem_region_new_guest_memfd(kvm_vm, arg.size, gmem_flags, &r);
         else
                 k = gmem_region_new_memfd(arg.backend, arg.size, &r);
         if (k < 0) {
@@ -102,6 +106,34 @@ static double populate_gmem(void) {
         t = now() - t;
         gmem_region_free(r);
         return t;
+}
+
+static double populate_path(bool from_buf, unsigned path) {
+        struct gmem_populate_opts opts = { .flags = path };
+        struct gmem_region *r = fresh_region();
+        double t = now();
+        int64_t n = from_buf ? gmem_populate_buf(r, 0, image_map, arg.size, &opts)
+                             : gmem_populate_fd(r, 0, image_fd, 0, arg.size, &opts);
+        if (n < 0) {
+                fprintf(stderr, "gmem-bench: populate: %s\n", gmem_last_error());
+                exit(1);
+        }
+        t = now() - t;
+        gmem_region_free(r);
+        return t;
+}
+static double fd_via_write(void) { return populate_path(false, GMEM_POPULATE_VIA_WRITE); }
+static double fd_via_mapping(void) { return populate_path(false, GMEM_POPULATE_VIA_MAPPING); }
+static double buf_via_write(void) { return populate_path(true, GMEM_POPULATE_VIA_WRITE); }
+static double buf_via_mapping(void) { return populate_path(true, GMEM_POPULATE_VIA_MAPPING); }
+
+/* Whether the backend's regions have a write() populate path here. */
+static bool has_write_path(void) {
+        struct gmem_populate_opts opts = { .flags = GMEM_POPULATE_VIA_WRITE };
+        struct gmem_region *r = fresh_region();
+        bool ok = gmem_populate_buf(r, 0, image_map, 4096, &opts) == 4096;
+        gmem_region_free(r);
+        return ok;
 }
 
 static double populate_memcpy(void) {
@@ -291,7 +323,7 @@ int main(int argc, char **argv) {
                 { "socket", required_argument, NULL, 'S' },
                 {},
         };
-        struct result res[3];
+        struct result res[5];
         unsigned n_res = 2;
         int c;
 
@@ -331,6 +363,9 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "gmem-bench: cannot create a VM: %m\n");
                         return 1;
                 }
+                struct gmem_caps caps;
+                if (gmem_caps_probe(&caps) == 0) /* NO_DIRECT_MAP where present, and write() */
+                        gmem_flags = gmem_caps_best_guest_memfd_flags(&caps) | (caps.gmem_write ? caps.flag_write : 0);
         }
 
         /* the image lives in a memfd: the source is warm page cache, as a cached kernel image would be */
@@ -349,11 +384,21 @@ int main(int argc, char **argv) {
                 gmem_region_free(img);
         }
 
-        if (!arg.json)
-                printf("gmem-bench: %s, %" PRIu64 " MiB, %u trials (medians), %ld cores\n",
-                       gmem_backend_to_string(arg.backend), arg.size / MiB, arg.trials, sysconf(_SC_NPROCESSORS_ONLN));
+        if (!arg.json) {
+                char what[64];
+                if (arg.backend == GMEM_BACKEND_GUEST_MEMFD)
+                        snprintf(what, sizeof(what), "guest_memfd flags 0x%" PRIx64, gmem_flags);
+                else
+                        snprintf(what, sizeof(what), "%s", gmem_backend_to_string(arg.backend));
+                printf("gmem-bench: %s, %" PRIu64 " MiB, %u trials (medians), %ld cores\n", what, arg.size / MiB,
+                       arg.trials, sysconf(_SC_NPROCESSORS_ONLN));
+        }
         res[0] = compare("populate", populate_gmem, "1-thread memcpy via mapping", populate_memcpy);
         res[1] = compare("prefault", prefault_gmem, "QEMU prealloc threads", prefault_qemu);
+        if (has_write_path()) {
+                res[n_res++] = compare("fd-write", fd_via_write, "populate_fd via the mapping", fd_via_mapping);
+                res[n_res++] = compare("buf-write", buf_via_write, "populate_buf via the mapping", buf_via_mapping);
+        }
         if (arg.socket) {
                 if (gmem_client_connect(arg.socket, &bench_client) < 0 ||
                     gmem_client_create(bench_client, "gmem-bench", GMEM_BACKEND_MEMFD, 2 * MiB, NULL) < 0) {

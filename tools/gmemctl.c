@@ -309,6 +309,14 @@ static int cmd_caps(int argc, char **argv) {
         print_flag("NO_DIRECT_MAP", c.flag_no_direct_map, "pages leave the kernel's direct map");
         print_flag("WRITE", c.flag_write, "write() populates the guest_memfd");
         printf("  write()         %s\n", yes_no(c.gmem_write));
+        if (!c.kvm_error && c.guest_memfd) {
+                printf("  default VMs     %s\n", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) > 0 ? "yes" :
+                       "no (KVM offers guest_memfd only to other VM types)");
+                printf("  NUMA policy     %s\n", yes_no(gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY) > 0));
+                printf("  userfaultfd     missing %s, minor %s\n",
+                       yes_no(gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) > 0),
+                       yes_no(gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR) > 0));
+        }
         printf("user memory2    %s\n", yes_no(c.user_memory2));
         printf("VM types       ");
         for (int t = 0; t < GMEM_VM_TYPES_MAX; t++)
@@ -320,8 +328,12 @@ static int cmd_caps(int argc, char **argv) {
         for (int t = 0; t < GMEM_VM_TYPES_MAX; t++)
                 private |= !!(c.memory_attributes[t] & KVM_MEMORY_ATTRIBUTE_PRIVATE);
         printf("conversion      memory attributes %s, in place %s\n", yes_no(private), yes_no(c.inplace_conversion));
-        printf("memfd_secret    %s%s%s\n", yes_no(c.memfd_secret), c.memfd_secret ? "" : ": ",
+        printf("memfd_secret    %s%s%s", yes_no(c.memfd_secret), c.memfd_secret ? "" : ": ",
                c.memfd_secret ? "" : strerror(-c.memfd_secret_error));
+        if (c.memfd_secret && !c.kvm_error)
+                printf(", as guest RAM %s", gmem_kernel_has(GMEM_FEATURE_SECRET_MEMSLOT) > 0 ? "yes" :
+                       "no (KVM cannot run a guest from it here)");
+        printf("\n");
         printf("hugetlb        ");
         if (!c.n_hugetlb)
                 printf(" none");
@@ -330,6 +342,13 @@ static int cmd_caps(int argc, char **argv) {
                        c.hugetlb[i].free_pages, c.hugetlb[i].total_pages);
         printf("\n");
         printf("THP             %s (shmem %s)\n", c.thp, c.shmem_thp);
+        if (!c.kvm_error) {
+                enum gmem_backend backend;
+                uint64_t flags;
+                const char *why;
+                if (gmem_caps_pick_guest_memory(&c, &backend, &flags, &why) == 0)
+                        printf("guest memory    %s, flags 0x%" PRIx64 ": %s\n", gmem_backend_to_string(backend), flags, why);
+        }
         return 0;
 }
 

@@ -246,6 +246,12 @@ out:
 
 int minivm_new_vcpus(unsigned int nr_vcpus, struct minivm **ret)
 {
+	return minivm_new_type(0, nr_vcpus, ret);
+}
+
+int minivm_new_type(unsigned long vm_type, unsigned int nr_vcpus,
+		    struct minivm **ret)
+{
 	struct minivm *vm;
 	unsigned int i;
 	int r;
@@ -278,7 +284,7 @@ int minivm_new_vcpus(unsigned int nr_vcpus, struct minivm **ret)
 		goto fail;
 	}
 
-	r = xioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	r = xioctl(vm->kvm_fd, KVM_CREATE_VM, vm_type);
 	if (r < 0)
 		goto fail;
 	vm->vm_fd = r;
@@ -608,8 +614,9 @@ static bool ranges_valid(const struct minivm *vm,
 	return true;
 }
 
-int minivm_run(struct minivm *vm, unsigned int vcpu,
-	       const struct minivm_range *ranges, size_t n, uint64_t first_id)
+static int run_ranges(struct minivm *vm, unsigned int vcpu,
+		      const struct minivm_range *ranges, size_t n,
+		      uint64_t first_id, uint64_t flags)
 {
 	struct minivm_vcpu *v;
 	int r;
@@ -623,16 +630,23 @@ int minivm_run(struct minivm *vm, unsigned int vcpu,
 
 	v = &vm->vcpus[vcpu];
 	snprintf(v->last_exit, sizeof(v->last_exit), "none");
-	r = run_job(vm, v, ranges, n, 0, first_id);
+	r = run_job(vm, v, ranges, n, flags, first_id);
 	/*
 	 * KVM could not map some memory for the guest (e.g. memfd_secret);
 	 * see if it can emulate ring-0 reads of it.
 	 */
 	if (r == -EFAULT) {
 		snprintf(v->last_exit, sizeof(v->last_exit), "none");
-		r = run_job(vm, v, ranges, n, MINIVM_JOB_RING0, first_id);
+		r = run_job(vm, v, ranges, n, flags | MINIVM_JOB_RING0,
+			    first_id);
 	}
 	return r;
+}
+
+int minivm_run(struct minivm *vm, unsigned int vcpu,
+	       const struct minivm_range *ranges, size_t n, uint64_t first_id)
+{
+	return run_ranges(vm, vcpu, ranges, n, first_id, 0);
 }
 
 /* Expect the literal prefix at *s and move past it. */
@@ -739,9 +753,9 @@ bad:
 	return -EIO;
 }
 
-int minivm_run_checksum_ranges(struct minivm *vm,
-			       const struct minivm_range *ranges, size_t n,
-			       uint32_t *ret_hashes)
+static int checksum_ranges(struct minivm *vm,
+			   const struct minivm_range *ranges, size_t n,
+			   uint64_t flags, uint32_t *ret_hashes)
 {
 	size_t i, chunk;
 	int r;
@@ -755,7 +769,7 @@ int minivm_run_checksum_ranges(struct minivm *vm,
 		chunk = n - i;
 		if (chunk > MINIVM_JOB_MAX_RANGES)
 			chunk = MINIVM_JOB_MAX_RANGES;
-		r = minivm_run(vm, 0, ranges + i, chunk, i);
+		r = run_ranges(vm, 0, ranges + i, chunk, i, flags);
 		if (r < 0)
 			return r;
 		r = report_hashes(&vm->vcpus[0], ranges + i, chunk, i,
@@ -766,8 +780,15 @@ int minivm_run_checksum_ranges(struct minivm *vm,
 	return 0;
 }
 
-int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
-			uint32_t *ret_hash)
+int minivm_run_checksum_ranges(struct minivm *vm,
+			       const struct minivm_range *ranges, size_t n,
+			       uint32_t *ret_hashes)
+{
+	return checksum_ranges(vm, ranges, n, 0, ret_hashes);
+}
+
+static int checksum_one(struct minivm *vm, uint64_t gpa, uint64_t len,
+			uint64_t flags, uint32_t *ret_hash)
 {
 	struct minivm_range range = { .gpa = gpa, .len = len };
 	uint32_t hash;
@@ -775,9 +796,32 @@ int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
 
 	if (!ret_hash)
 		return -EINVAL;
-	r = minivm_run_checksum_ranges(vm, &range, 1, &hash);
+	r = checksum_ranges(vm, &range, 1, flags, &hash);
 	if (r < 0)
 		return r;
 	*ret_hash = hash;
 	return 0;
+}
+
+int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
+			uint32_t *ret_hash)
+{
+	return checksum_one(vm, gpa, len, 0, ret_hash);
+}
+
+int minivm_run_stamp(struct minivm *vm, uint64_t gpa, uint64_t len,
+		     uint32_t *ret_hash)
+{
+	return checksum_one(vm, gpa, len, MINIVM_JOB_STAMP, ret_hash);
+}
+
+void minivm_stamp_host(void *buf, uint64_t gpa, size_t len)
+{
+	unsigned char *p = buf;
+	size_t i;
+
+	for (i = 0; i + 4 <= len; i += 4) {
+		uint32_t d = htole32((uint32_t)(gpa + i) ^ MINIVM_STAMP_XOR);
+		memcpy(p + i, &d, 4);
+	}
 }

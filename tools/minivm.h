@@ -81,6 +81,13 @@
 #define MINIVM_KERNEL_STACK_TOP	0x8000
 #define MINIVM_JOB_MAX_RANGES	((MINIVM_JOB_END - MINIVM_JOB_RANGES) / 16)
 #define MINIVM_JOB_RING0	0x1		/* job flag */
+/*
+ * Job flag: before hashing a range, the guest writes every dword of it,
+ * the one at GPA a getting (uint32_t)a ^ MINIVM_STAMP_XOR: memory the host
+ * cannot write (private to the guest) gets content the host can predict.
+ */
+#define MINIVM_JOB_STAMP	0x2
+#define MINIVM_STAMP_XOR	0x5354414d
 
 #ifndef __ASSEMBLER__
 
@@ -109,6 +116,13 @@ struct minivm_range {
  * run 64-bit code).
  */
 int minivm_new_vcpus(unsigned int nr_vcpus, struct minivm **ret);
+
+/*
+ * minivm_new_vcpus() on a VM of the given KVM type (KVM_CREATE_VM's
+ * argument: 0 default, 1 KVM_X86_SW_PROTECTED_VM, ...).
+ */
+int minivm_new_type(unsigned long vm_type, unsigned int nr_vcpus,
+		    struct minivm **ret);
 
 /* minivm_new_vcpus() with one vCPU. */
 int minivm_new(struct minivm **ret);
@@ -193,6 +207,15 @@ int minivm_run_checksum_ranges(struct minivm *vm,
 /* minivm_run_checksum_ranges() for the one range [gpa, gpa + len). */
 int minivm_run_checksum(struct minivm *vm, uint64_t gpa, uint64_t len,
 			uint32_t *ret_hash);
+
+/*
+ * minivm_run_checksum() with MINIVM_JOB_STAMP: the guest stamps the range
+ * (a write from the guest), then hashes it. minivm_stamp_host() fills buf
+ * with what the range then holds, so the hash can be checked on the host.
+ */
+int minivm_run_stamp(struct minivm *vm, uint64_t gpa, uint64_t len,
+		     uint32_t *ret_hash);
+void minivm_stamp_host(void *buf, uint64_t gpa, size_t len);
 
 /*
  * Short description of why the last run of vcpu failed, e.g.

@@ -110,8 +110,31 @@ int gmem_caps_probe(struct gmem_caps *ret_caps);
 int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps);
 /* The best guest_memfd flags this kernel offers: MMAP | INIT_SHARED | NO_DIRECT_MAP where present. */
 uint64_t gmem_caps_best_guest_memfd_flags(const struct gmem_caps *caps);
+/* What a VM of the default type should run on here: GMEM_BACKEND_GUEST_MEMFD with *ret_flags =
+ * gmem_caps_best_guest_memfd_flags(), plus WRITE where write() populates guest_memfd, when the
+ * kernel can create, map, share and bind a guest_memfd for such a VM; otherwise
+ * GMEM_BACKEND_MEMFD with *ret_flags = 0. *ret_reason (may be NULL) gets a
+ * static sentence saying why: what the kernel lacks, or whether guest memory leaves the direct map. */
+int gmem_caps_pick_guest_memory(const struct gmem_caps *caps, enum gmem_backend *ret_backend, uint64_t *ret_flags,
+                                const char **ret_reason);
 /* A JSON object describing caps (malloc'ed string, free() it). */
 int gmem_caps_to_json(const struct gmem_caps *caps, char **ret_json);
+
+/* What a kernel can do beyond its capability numbers, each found once per process by doing it on
+ * scratch objects (a tiny VM, a page of memory). */
+enum gmem_feature {
+        GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM,  /* guest_memfd on a VM of the default type (6.18+; 6.12 has none) */
+        GMEM_FEATURE_SECRET_MEMSLOT,          /* KVM runs a guest from memfd_secret memory */
+        GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY, /* mbind() on a guest_memfd mapping sets the file's policy */
+        GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING, /* userfaultfd MISSING mode on a guest_memfd mapping */
+        GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR,  /* userfaultfd MINOR mode on a guest_memfd mapping */
+        GMEM_FEATURE_INPLACE_CONVERSION,      /* a guest_memfd page converts between shared and private in place */
+        _GMEM_FEATURE_MAX,
+};
+/* 1 when the kernel has it, 0 when not (or when it cannot be tried: no /dev/kvm), -EINVAL for an
+ * unknown feature. */
+int gmem_kernel_has(enum gmem_feature f);
+const char *gmem_feature_to_string(enum gmem_feature f); /* NULL for an invalid value */
 
 /* ---------------------------------------------------------------------------------------------
  * Regions: one handle over every backend
@@ -196,6 +219,12 @@ int gmem_region_is_private(const struct gmem_region *r, uint64_t off, uint64_t l
  * KVM_MEM_GUEST_MEMFD for guest_memfd (userspace_addr set to the mapping when it is shared), a plain
  * user memory slot over the mapping for the memfd family. len 0 deletes the slot. */
 int gmem_kvm_bind(int vm_fd, uint32_t slot, uint64_t gpa, struct gmem_region *r, uint64_t off, uint64_t len);
+/* A slot whose private half is a guest_memfd region and whose shared half is another region's
+ * mapping (memfd, hugetlb), both at offset off: how a VM type with private memory runs where the
+ * guest_memfd cannot be shared in place. Convert such a slot's ranges with gmem_convert() on both
+ * regions: each discards its own stale copy. */
+int gmem_kvm_bind_pair(int vm_fd, uint32_t slot, uint64_t gpa, struct gmem_region *private_mem,
+                       struct gmem_region *shared_mem, uint64_t off, uint64_t len);
 
 /* ---------------------------------------------------------------------------------------------
  * Client of gmemd, the broker daemon (protocol: docs/protocol.md). Calls are synchronous; a job's

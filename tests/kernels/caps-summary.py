@@ -17,8 +17,12 @@ def summary(c):
         names = [n for n in ("mmap", "init_shared", "no_direct_map", "write") if g.get("flags", {}).get(n)]
         parts.append("guest_memfd 0x%x %s best 0x%x" % (g.get("flags_mask", 0), "+".join(names) or "-",
                                                        g.get("best_flags", 0)))
-        feats = [n for n, k in (("numa", "numa_policy"), ("uffd", "userfaultfd"),
-                                ("write()", "write_syscall")) if g.get(k)]
+        uffd = [m for m, on in g.get("userfaultfd", {}).items() if on]
+        feats = [n for n, k in (("numa", "numa_policy"), ("write()", "write_syscall")) if g.get(k)]
+        if uffd:
+            feats.append("uffd " + "+".join(uffd))
+        if g.get("default_vm") is False:
+            feats.append("not on default VMs")
         if feats:
             parts.append(",".join(feats))
     types = []
@@ -30,6 +34,9 @@ def summary(c):
         parts.append("in-place conversion")
     parts.append("secret " + ("yes" if c.get("memfd_secret", {}).get("supported") else "no"))
     parts.append("profile " + c.get("kernel", {}).get("profile", "?"))
+    pick = c.get("guest_memory")
+    if pick:
+        parts.append("guests on %s%s" % (pick["backend"], " 0x%x" % pick["flags"] if pick["flags"] else ""))
     return "; ".join(parts)
 
 

@@ -119,6 +119,8 @@ while IFS=$'\t' read -r name image moddir; do
         # what failed or skipped inside, with the test's own words
         grep -E '^(FAIL|SKIP) |^    ' "$log" 2>/dev/null | tr -d '\r' | grep -vE '^    SKIP ' | head -n 200 |
                 sed "s/^/[$name] /"
+        # measurements taken inside (init.sh: populate through write() against the mapping)
+        sed -n 's/^GMEM-BENCH //p' "$log" 2>/dev/null | tr -d '\r' | sed "s/^/[$name] bench: /"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%ss\n' "$name" "${release:-?}" "$summary" "$p" "$f" "$s" "${secs:-?}" >> "$rows"
 done < "$list"
 

@@ -49,8 +49,16 @@ fi
 export CK_FORK=yes GMEM_IN_KERNEL_MATRIX=1
 BUILD=build bash tests/run-tests.sh "${tests[@]}" 2>&1 | while IFS= read -r line; do
         echo "$line"
+        # when each test ended, in seconds since boot: where a kernel's minutes go
+        [[ $line =~ ^(PASS|FAIL|SKIP)\ ([^: ]+) ]] && echo "GMEM-TIME $(cut -d' ' -f1 /proc/uptime) ${BASH_REMATCH[2]}"
         [[ $line =~ ^[0-9]+\ passed,\ [0-9]+\ failed,\ [0-9]+\ skipped$ ]] && echo "GMEM-RESULT $line"
 done
+# Where a guest_memfd has a write() path besides its mapping (the secret-hiding series), which one
+# populates faster, from a file and from a buffer, measured here against each other.
+if build/bin/gmemctl --json caps | python3 -c \
+        'import json, sys; sys.exit(not json.load(sys.stdin)["guest_memfd"]["write_syscall"])' 2> /dev/null; then
+        build/bin/gmem-bench --backend guest_memfd --size 64 --trials 3 2>&1 | sed 's/^/GMEM-BENCH /'
+fi
 echo "GMEM-DONE"
 sync
 poweroff -f
