@@ -1,6 +1,7 @@
 #!/bin/bash
-# make run: gmemd on a private socket; the example VMM through it (3 guest_memfd regions, one at
-# 4 GiB, populated by gmemd and checked by the guest on several vCPUs); then the VMM is killed
+# make run: gmemd on a private socket; the example VMM through it (3 regions — guest_memfd, or memfd
+# where the kernel has none to use, as its first lines say — one at 4 GiB, populated by gmemd and
+# checked by the guest on several vCPUs); then the VMM is killed
 # while it runs, and gmemd still holds its memory. Arguments go to the VMM (see --help).
 # Exits non-zero if the guest did not see exactly the image.
 set -euo pipefail
@@ -25,7 +26,7 @@ vcpus=$(nproc)
 echo "== gmemctl caps"
 "$bin/gmemctl" caps
 echo
-echo "== gmemd on $sock; the example VMM registers its guest_memfd regions, gmemd populates them,"
+echo "== gmemd on $sock; the example VMM registers its regions, gmemd populates them,"
 echo "   and its guest checks them on $vcpus vCPU(s), reporting on a serial port"
 TMPDIR=$dir "$bin/gmem-example-vmm" --gmemd="$sock" --name vm --memory 512M --regions 3 --vcpus "$vcpus" \
         --hold 600 "$@" > "$dir/vmm.out" 2>&1 &
