@@ -11,7 +11,7 @@
 _gmemctl_command_options() {
         case $1 in
         create) echo "--size --backend --page-size --prefault --policy" ;;
-        populate) echo "--from --offset --src-offset --length" ;;
+        populate) echo "--from --offset --src-offset --length --clip" ;;
         prefault | punch) echo "--offset --length" ;;
         dump) echo "--to --offset --length" ;;
         grant | revoke) echo "--uid --gid" ;;

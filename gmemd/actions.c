@@ -13,7 +13,7 @@ int action_lookup(struct daemon *d, const struct peer *p, const char *name, enum
                   struct managed **ret) {
         struct managed *m;
 
-        if (!region_name_valid(name))
+        if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
         m = region_find(d, name);
         if (!m || m->hidden)
@@ -25,7 +25,7 @@ int action_lookup(struct daemon *d, const struct peer *p, const char *name, enum
 }
 
 static int check_new_name(struct daemon *d, const char *name) {
-        if (!region_name_valid(name))
+        if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
         if (region_find(d, name))
                 return gmem_error(-EEXIST, "region '%s' already exists", name);

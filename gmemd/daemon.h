@@ -17,12 +17,10 @@
 #include "config.h"
 #include "macro.h"
 #include "gmem/gmem.h"
+#include "protocol.h" /* PROTO_VERSION, PROTO_NAME_MAX, proto_name_valid() */
 
-#define GMEMD_PROTOCOL_VERSION 1
-#define GMEMD_MAX_GROUPS 64
 #define REGION_MAX_GRANTS 64
 #define REGION_MAX_HOLDERS 32
-#define REGION_NAME_MAX 64
 
 struct outmsg {
         struct outmsg *next;
@@ -31,12 +29,15 @@ struct outmsg {
         int fd; /* sent with the message, then closed; -1 for none */
 };
 
-/* Who is asking: from SO_PEERCRED/SO_PEERGROUPS on the socket, or the bus's credentials. */
+/* Who is asking: from SO_PEERCRED/SO_PEERGROUPS on the socket, or the bus's credentials. The
+ * supplementary groups, as many as the caller has (up to the kernel's NGROUPS_MAX), belong to
+ * whoever made the peer: the connection (freed with it), or the bus reply a D-Bus call is answered
+ * in. */
 struct peer {
         uid_t uid;
         gid_t gid;
         pid_t pid;
-        gid_t groups[GMEMD_MAX_GROUPS];
+        const gid_t *groups;
         unsigned n_groups;
 };
 
@@ -46,6 +47,7 @@ struct conn {
         int fd;
         uint64_t serial;
         struct peer peer;
+        gid_t *groups;           /* peer.groups, owned here */
         struct event *ev_read, *ev_write;
         struct event *ev_close;  /* closes a broken connection from the loop, never from a send */
         struct outmsg *out_head, *out_tail;
@@ -72,7 +74,7 @@ struct holder {
 
 struct managed {
         struct managed *prev, *next;
-        char name[REGION_NAME_MAX + 1];
+        char name[PROTO_NAME_MAX + 1];
         struct gmem_region *region;
         uid_t owner;
         uid_t grant_uids[REGION_MAX_GRANTS];
@@ -173,7 +175,6 @@ void conn_reply_error(struct conn *c, const cJSON *req_id, int err, const char *
 void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd); /* consumes members */
 
 /* regions.c */
-bool region_name_valid(const char *name);
 struct managed *region_find(struct daemon *d, const char *name); /* hidden ones too */
 /* owner: who creates or registers it; c: their socket connection, NULL over D-Bus. */
 int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct conn *c,

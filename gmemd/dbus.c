@@ -130,7 +130,7 @@ static struct managed *region_of_path(struct daemon *d, const char *path) {
         _cleanup_free_ char *name = NULL, *canonical = NULL;
         struct managed *m;
 
-        if (sd_bus_path_decode(path, REGION_PREFIX, &name) <= 0 || !region_name_valid(name))
+        if (sd_bus_path_decode(path, REGION_PREFIX, &name) <= 0 || !proto_name_valid(name))
                 return NULL;
         if (region_path(name, &canonical) < 0 || strcmp(canonical, path) != 0)
                 return NULL;
@@ -206,8 +206,9 @@ static int parse_credentials(sd_bus_message *reply, const char *sender, struct p
                             (k = sd_bus_message_read_array(reply, 'u', (const void **) &gids, &size)) < 0 ||
                             (k = sd_bus_message_exit_container(reply)) < 0)
                                 goto bad;
-                        for (size_t i = 0; i < size / sizeof(uint32_t) && p.n_groups < GMEMD_MAX_GROUPS; i++)
-                                p.groups[p.n_groups++] = gids[i];
+                        /* gid_t is uint32_t: the reply's array is the list, valid while the reply is */
+                        p.groups = (const gid_t *) gids;
+                        p.n_groups = (unsigned) (size / sizeof(uint32_t));
                 } else if ((k = sd_bus_message_skip(reply, "v")) < 0)
                         goto bad;
                 if ((k = sd_bus_message_exit_container(reply)) < 0)
@@ -410,7 +411,7 @@ static int get_region(struct dbus_state *s, sd_bus_message *msg, const struct pe
 
         if ((k = sd_bus_message_read(msg, "s", &name)) < 0)
                 return k;
-        if (!region_name_valid(name))
+        if (!proto_name_valid(name))
                 return fail(e, gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name), false);
         m = region_find(s->d, name);
         if (!m || m->hidden)
@@ -769,7 +770,7 @@ static int region_get(sd_bus *bus _unused_, const char *path _unused_, const cha
         if (strcmp(property, "PopulatedBytes") == 0)
                 return sd_bus_message_append(reply, "t", m->populated_bytes);
         if (strcmp(property, "Policy") == 0)
-                return sd_bus_message_append(reply, "s", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
+                return sd_bus_message_append(reply, "s", gmem_policy_to_string(m->policy));
         if (strcmp(property, "CreatedTimestamp") == 0)
                 return sd_bus_message_append(reply, "t", m->created_usec);
         if (strcmp(property, "GrantedUIDs") == 0)

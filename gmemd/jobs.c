@@ -120,7 +120,7 @@ static void send_progress(struct daemon *d, struct job *j) {
         if (j->conn && !j->conn->closed) {
                 cJSON *ev = cJSON_CreateObject();
                 cJSON_AddStringToObject(ev, "event", "progress");
-                cJSON_AddItemToObject(ev, "id", cJSON_Duplicate(j->req_id, true));
+                cJSON_AddItemToObject(ev, "id", proto_id_copy(j->req_id));
                 json_add_u64(ev, "job", j->id);
                 cJSON_AddStringToObject(ev, "op", op_names[j->op]);
                 cJSON_AddStringToObject(ev, "region", j->m->name);

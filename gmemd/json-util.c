@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "error.h"
 #include "json-util.h"
-
-#define JSON_INT_MAX 9007199254740992.0 /* 2^53 */
 
 int json_get_u64(const cJSON *o, const char *key, bool required, uint64_t def, uint64_t *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -17,10 +14,8 @@ int json_get_u64(const cJSON *o, const char *key, bool required, uint64_t def, u
                 *ret = def;
                 return 0;
         }
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= JSON_INT_MAX ||
-            v->valuedouble != floor(v->valuedouble))
+        if (proto_number_to_u64(v, ret) < 0)
                 return gmem_error(-EINVAL, "member '%s' must be a non-negative integer below 2^53", key);
-        *ret = (uint64_t) v->valuedouble;
         return 0;
 }
 

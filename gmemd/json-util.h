@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "json-u64.h" /* json_u64(), json_add_u64(): exact integers out */
+#include "protocol.h" /* json_u64(), json_add_u64(): exact integers out */
 
 /* Non-negative integers exactly representable in a JSON number (below 2^53). */
 int json_get_u64(const cJSON *o, const char *key, bool required, uint64_t def, uint64_t *ret);

@@ -45,19 +45,13 @@ static int parse_policy(const cJSON *req, enum gmem_policy *ret) {
         int k = json_get_str(req, "policy", false, "keep", &p);
         if (k < 0)
                 return k;
-        if (strcmp(p, "keep") == 0)
-                *ret = GMEM_POLICY_KEEP;
-        else if (strcmp(p, "connection") == 0)
-                *ret = GMEM_POLICY_CONNECTION;
-        else
-                return gmem_error(-EINVAL, "policy '%.40s' (keep, connection)", p);
-        return 0;
+        return gmem_policy_from_string(p, ret);
 }
 
 static int op_hello(struct op_ctx *x) {
         uint64_t version;
         cJSON *r, *limits;
-        int k = json_get_u64(x->req, "version", false, GMEMD_PROTOCOL_VERSION, &version);
+        int k = json_get_u64(x->req, "version", false, PROTO_VERSION, &version);
 
         if (k < 0)
                 return k;
@@ -65,7 +59,7 @@ static int op_hello(struct op_ctx *x) {
                 return gmem_error(-EPROTONOSUPPORT, "protocol version %" PRIu64 " (this gmemd speaks 1)", version);
         x->c->hello = true;
         r = cJSON_CreateObject();
-        json_add_u64(r, "version", MIN(version, (uint64_t) GMEMD_PROTOCOL_VERSION));
+        json_add_u64(r, "version", MIN(version, (uint64_t) PROTO_VERSION));
         cJSON_AddStringToObject(r, "server", "gmemd " GMEM_VERSION_STRING);
         json_add_u64(r, "uid", x->c->peer.uid);
         limits = cJSON_AddObjectToObject(r, "limits");
@@ -317,9 +311,8 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
         gmem_error_clear();
         if (!op)
                 k = gmem_error(-EINVAL, "a request needs a string member 'op'");
-        else if (!cJSON_IsNumber(x.id) || x.id->valuedouble != (double) (int64_t) x.id->valuedouble ||
-                 x.id->valuedouble < -9007199254740992.0 || x.id->valuedouble > 9007199254740992.0)
-                k = gmem_error(-EINVAL, "a request needs an integer member 'id'");
+        else if (!proto_id_valid(x.id))
+                k = gmem_error(-EINVAL, "a request needs an integer member 'id' (at most 2^53 - 1 either way)");
         else if (!c->hello && strcmp(op, "hello") != 0)
                 k = gmem_error(-EPROTO, "the first request must be 'hello', not '%.40s'", op);
         else {
@@ -337,7 +330,7 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
         }
         if (k < 0) {
                 /* echo only an id that is one: anything else is answered with "id":null */
-                if (!cJSON_IsNumber(x.id) || x.id->valuedouble != (double) (int64_t) x.id->valuedouble)
+                if (!proto_id_valid(x.id))
                         x.id = NULL;
                 log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->peer.pid, gmem_last_error());
                 conn_reply_error(c, x.id, k, gmem_last_error());

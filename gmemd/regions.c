@@ -9,20 +9,6 @@
 #include "log.h"
 #include "notify.h"
 
-bool region_name_valid(const char *name) {
-        size_t n = name ? strlen(name) : 0;
-
-        if (n < 1 || n > REGION_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char ch = name[i];
-                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                      ch == '.' || ch == '_' || ch == '-'))
-                        return false;
-        }
-        return true;
-}
-
 struct managed *region_find(struct daemon *d, const char *name) {
         for (struct managed *m = d->regions; m; m = m->next)
                 if (strcmp(m->name, name) == 0)
@@ -85,7 +71,7 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
         uint64_t size = gmem_region_size(r);
         struct managed *m;
 
-        if (!region_name_valid(name))
+        if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
         if (region_find(d, name))
                 return gmem_error(-EEXIST, "region '%s' already exists", name);
@@ -207,7 +193,7 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure) {
         gids = cJSON_AddArrayToObject(grants, "gids");
         for (unsigned i = 0; i < m->n_grant_gids; i++)
                 cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
-        cJSON_AddStringToObject(o, "policy", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
+        cJSON_AddStringToObject(o, "policy", gmem_policy_to_string(m->policy));
         cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
         json_add_u64(o, "populated_bytes", m->populated_bytes);
         /* mincore on the daemon's mapping: cheap, and never faults guest memory in */

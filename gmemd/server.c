@@ -121,6 +121,31 @@ static void conn_fail(struct conn *c) {
 static void on_read(evutil_socket_t fd, short what, void *userdata);
 static void on_write(evutil_socket_t fd, short what, void *userdata);
 
+/* The peer's supplementary groups, however many: the kernel says how much room it needs. */
+static int peer_groups(int fd, gid_t **ret_groups, unsigned *ret_n) {
+        socklen_t len = 64 * sizeof(gid_t);
+
+        for (unsigned tries = 0; tries < 4; tries++) {
+                _cleanup_free_ gid_t *g = malloc(MAX(len, (socklen_t) sizeof(gid_t)));
+                if (!g)
+                        return gmem_error(-ENOMEM, "SO_PEERGROUPS: %u bytes", (unsigned) len);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+                        *ret_n = (unsigned) (len / sizeof(gid_t));
+                        *ret_groups = TAKE_PTR(g);
+                        return 0;
+                }
+                if (errno == ENOPROTOOPT) { /* a kernel before 4.13: the primary group only */
+                        *ret_n = 0;
+                        *ret_groups = NULL;
+                        return 0;
+                }
+                if (errno != ERANGE)
+                        return gmem_error(negative_errno(), "getsockopt(SO_PEERGROUPS)");
+                /* len now holds what the list needs */
+        }
+        return gmem_error(-ERANGE, "getsockopt(SO_PEERGROUPS): the group list keeps growing");
+}
+
 static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) {
         struct daemon *d = userdata;
 
@@ -164,9 +189,13 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                 /* large replies (a list of many regions) must fit in one datagram */
                 if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
                         (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-                len = sizeof(c->peer.groups);
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->peer.groups, &len) == 0)
-                        c->peer.n_groups = len / sizeof(gid_t);
+                if (peer_groups(fd, &c->groups, &c->peer.n_groups) < 0) {
+                        log_warning("SO_PEERGROUPS: %s", gmem_last_error());
+                        close(fd);
+                        free(c);
+                        continue;
+                }
+                c->peer.groups = c->groups;
                 c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
                 c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
                 c->ev_close = event_new(d->base, -1, 0, on_close, c);
@@ -178,6 +207,7 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                         if (c->ev_close)
                                 event_free(c->ev_close);
                         close(fd);
+                        free(c->groups);
                         free(c);
                         continue;
                 }
@@ -196,21 +226,8 @@ static void close_fds(int *fds, unsigned n) {
                         close(fds[i]);
 }
 
-/* A "\u0000" escape outside of an escaped backslash: cJSON would silently cut the string there,
- * so "vm1\u0000../x" would act on "vm1". */
-static bool has_nul_escape(const char *p, size_t n) {
-        for (size_t i = 0; i + 1 < n; i++) {
-                if (p[i] != '\\')
-                        continue;
-                if (p[i + 1] == 'u' && i + 5 < n && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
-                        return true;
-                i++; /* skip the escaped character, a backslash included */
-        }
-        return false;
-}
-
-/* One JSON object and nothing else, or NULL and why. (NUL escapes are refused after parsing,
- * so the reply can carry the request's id.) */
+/* One JSON object and nothing else, or NULL and why. (Control bytes and NUL escapes in strings
+ * are refused after parsing, so the reply can carry the request's id.) */
 static cJSON *parse_request(const char *buf, size_t n, const char **ret_err) {
         const char *end = NULL;
         cJSON *req;
@@ -281,10 +298,9 @@ static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again)
                 conn_reply_error(c, NULL, -EINVAL, err);
                 return;
         }
-        if (has_nul_escape(buf, (size_t) n)) {
+        if ((err = proto_check_strings(buf, (size_t) n))) {
                 close_fds(fds, n_fds);
-                conn_reply_error(c, cJSON_GetObjectItemCaseSensitive(req, "id"), -EINVAL,
-                                 "a string in the request contains NUL (\\u0000): names and values must not");
+                conn_reply_error(c, cJSON_GetObjectItemCaseSensitive(req, "id"), -EINVAL, err);
         } else if ((mh.msg_flags & MSG_CTRUNC) || n_fds > max_fds) {
                 /* the kernel closed the fds that did not fit; close the ones that did */
                 char msg[128];
@@ -410,7 +426,7 @@ static cJSON *reply_base(const cJSON *req_id, bool ok) {
         cJSON *r = cJSON_CreateObject();
         if (!r)
                 return NULL;
-        cJSON_AddItemToObject(r, "id", req_id ? cJSON_Duplicate(req_id, true) : cJSON_CreateNull());
+        cJSON_AddItemToObject(r, "id", proto_id_copy(req_id));
         cJSON_AddBoolToObject(r, "ok", ok);
         return r;
 }
@@ -482,6 +498,7 @@ static void conn_close(struct conn *c) {
 void conn_unref(struct conn *c) {
         if (!c || --c->refs > 0)
                 return;
+        free(c->groups);
         event_free(c->ev_read);
         event_free(c->ev_write);
         event_free(c->ev_close);

@@ -77,7 +77,7 @@ static cJSON *metadata_json(const struct managed *m) {
                 cJSON_AddItemToArray(uids, json_u64(m->grant_uids[i]));
         for (unsigned i = 0; i < m->n_grant_gids; i++)
                 cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
-        cJSON_AddStringToObject(o, "policy", m->policy == GMEM_POLICY_CONNECTION ? "connection" : "keep");
+        cJSON_AddStringToObject(o, "policy", gmem_policy_to_string(m->policy));
         cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
         json_add_u64(o, "populated_bytes", m->populated_bytes);
         json_add_u64(o, "created_usec", m->created_usec);
@@ -183,6 +183,7 @@ static const char *holder_role(const char *s) {
 static int restore_one(struct daemon *d, const char *name, int fd) {
         cJSON *meta = read_metadata(d, name);
         const char *backend_name = NULL, *policy = "keep", *state = "empty";
+        enum gmem_policy pol;
         uint64_t size = 0, flags = 0, owner = 0, populated = 0, created = 0;
         struct gmem_region *r = NULL;
         enum gmem_backend backend;
@@ -221,7 +222,9 @@ static int restore_one(struct daemon *d, const char *name, int fd) {
                                   backend_name, size);
         }
         owner_peer.uid = (uid_t) owner;
-        k = region_add(d, name, r, &owner_peer, NULL, strcmp(policy, "connection") == 0 ? GMEM_POLICY_CONNECTION : GMEM_POLICY_KEEP,
+        if (gmem_policy_from_string(policy, &pol) < 0)
+                pol = GMEM_POLICY_KEEP; /* metadata from an older gmemd: kept, as it always was */
+        k = region_add(d, name, r, &owner_peer, NULL, pol,
                        "registered", false, &m);
         if (k < 0) {
                 gmem_region_free(r);
@@ -278,7 +281,7 @@ int store_restore_fds(struct daemon *d, int n, char **names) {
                 if (fd == d->listen_fd)
                         continue;
                 if (!fdname || strncmp(fdname, FDNAME_PREFIX, strlen(FDNAME_PREFIX)) != 0 ||
-                    !region_name_valid(fdname + strlen(FDNAME_PREFIX)) || !d->store_enabled) {
+                    !proto_name_valid(fdname + strlen(FDNAME_PREFIX)) || !d->store_enabled) {
                         /* not ours, or no store to keep it in: drop it, as logind does */
                         log_warning("dropping an unrecognised fd '%s' passed in by systemd", fdname ?: "(unnamed)");
                         close(fd);
@@ -300,8 +303,8 @@ int store_restore_fds(struct daemon *d, int n, char **names) {
                 dd = opendir(dir);
                 while (dd && (de = readdir(dd))) {
                         size_t len = strlen(de->d_name);
-                        char name[REGION_NAME_MAX + 1];
-                        if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0 || len - 5 > REGION_NAME_MAX)
+                        char name[PROTO_NAME_MAX + 1];
+                        if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0 || len - 5 > PROTO_NAME_MAX)
                                 continue;
                         snprintf(name, sizeof(name), "%.*s", (int) (len - 5), de->d_name);
                         if (!region_find(d, name)) {

@@ -6,7 +6,7 @@
 
 #include "client.h"
 #include "errno-name.h"
-#include "json-u64.h"
+#include "protocol.h"
 #include "error.h"
 
 void gmem_client_msg_done(struct gmem_client_msg *m) {
@@ -29,17 +29,10 @@ int gmem_client_msg_take_fd(struct gmem_client_msg *m) {
 
 int gmem_json_get_u64(const cJSON *obj, const char *name, uint64_t *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-        double d;
 
         if (!v)
                 return -ENOENT;
-        if (!cJSON_IsNumber(v))
-                return -EPROTO;
-        d = v->valuedouble;
-        if (!(d >= 0) || d > (double) CLIENT_JSON_INT_MAX || d != (double) (uint64_t) d)
-                return -EPROTO;
-        *ret = (uint64_t) d;
-        return 0;
+        return proto_number_to_u64(v, ret) < 0 ? -EPROTO : 0;
 }
 
 /* {"ok":false,"error":{"code":"EACCES","message":"…"}} → -EACCES and the daemon's words. */

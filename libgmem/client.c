@@ -7,18 +7,12 @@
 
 #include "client.h"
 #include "error.h"
-#include "json-u64.h"
+#include "protocol.h"
 
-#define NAME_MAX_LEN 64
-
-static const char *const policy_names[_GMEM_POLICY_MAX] = {
-        [GMEM_POLICY_KEEP] = "keep",
-        [GMEM_POLICY_CONNECTION] = "connection",
-};
 
 /* "op 'name'" for messages; the name has been checked, so it prints as it is. */
 struct what {
-        char s[NAME_MAX_LEN + 48];
+        char s[PROTO_NAME_MAX + 48];
 };
 
 static const char *what_of(struct what *w, const char *op, const char *name) {
@@ -29,40 +23,30 @@ static const char *what_of(struct what *w, const char *op, const char *name) {
         return w->s;
 }
 
-static bool name_valid(const char *name) {
-        size_t l = 0;
-
-        for (const char *p = name; *p; p++, l++)
-                if (l >= NAME_MAX_LEN ||
-                    !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '.' || *p == '_' || *p == '-'))
-                        return false;
-        return l > 0;
-}
-
 /* The client and the region name every named operation takes. */
 static int check_named(const struct gmem_client *c, const char *op, const char *name) {
         if (!c)
                 return gmem_error(-EINVAL, "%s: NULL client", op);
         if (!name)
                 return gmem_error(-EINVAL, "%s: NULL region name", op);
-        if (!name_valid(name)) {
-                char shown[NAME_MAX_LEN + 4];
+        if (!proto_name_valid(name)) {
+                char shown[PROTO_NAME_MAX + 4];
                 size_t i;
                 /* one printable line, whatever the caller passed */
-                for (i = 0; name[i] && i < NAME_MAX_LEN; i++)
+                for (i = 0; name[i] && i < PROTO_NAME_MAX; i++)
                         shown[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
                 strcpy(shown + i, name[i] ? "..." : "");
                 return gmem_error(-EINVAL, "%s: invalid region name '%s' (1 to %d of A-Z a-z 0-9 . _ -)", op, shown,
-                                  NAME_MAX_LEN);
+                                  PROTO_NAME_MAX);
         }
         return 0;
 }
 
 /* An integer the protocol carries exactly. */
 static int check_u64(const char *what, const char *field, uint64_t v) {
-        if (v > CLIENT_JSON_INT_MAX)
-                return gmem_error(-ERANGE, "%s: %s %" PRIu64 " is above what the protocol carries (2^53)", what, field, v);
+        if (v > PROTO_INT_MAX)
+                return gmem_error(-ERANGE, "%s: %s %" PRIu64 " is above what the protocol carries (2^53 - 1)", what, field,
+                                  v);
         return 0;
 }
 
@@ -152,7 +136,7 @@ _public_ int gmem_client_connect(const char *socket_path, struct gmem_client **r
                 what = NULL;
         snprintf(client_name, sizeof(client_name), "%s (libgmem %s)", program_invocation_short_name, GMEM_VERSION_STRING);
         req = request("hello", NULL);
-        if (!what || !req || !add_u64(req, "version", CLIENT_PROTOCOL_VERSION) ||
+        if (!what || !req || !add_u64(req, "version", PROTO_VERSION) ||
             !cJSON_AddStringToObject(req, "client", client_name)) {
                 gmem_client_free(c);
                 return oom("connect");
@@ -166,10 +150,10 @@ _public_ int gmem_client_connect(const char *socket_path, struct gmem_client **r
                 gmem_client_free(c);
                 return gmem_error(-EPROTO, "%s: gmemd's reply names no protocol version", what);
         }
-        if (version < 1 || version > CLIENT_PROTOCOL_VERSION) {
+        if (version < 1 || version > PROTO_VERSION) {
                 gmem_client_free(c);
                 return gmem_error(-EPROTONOSUPPORT, "%s: gmemd chose protocol version %" PRIu64 ", this client speaks 1 to %d",
-                                  what, version, CLIENT_PROTOCOL_VERSION);
+                                  what, version, PROTO_VERSION);
         }
         c->version = (unsigned) version;
         *ret = c;
@@ -216,7 +200,7 @@ _public_ int gmem_client_register_policy(struct gmem_client *c, const char *name
                 return k;
 
         req = request("register", name);
-        if (!req || !cJSON_AddStringToObject(req, "policy", policy_names[policy]) ||
+        if (!req || !cJSON_AddStringToObject(req, "policy", gmem_policy_to_string(policy)) ||
             (gmem_region_backend(r) == GMEM_BACKEND_GUEST_MEMFD && !add_u64(req, "flags", gmem_region_flags(r))))
                 return oom(what);
         return gmem_client_call(c, what, req, gmem_region_fd(r), NULL, NULL);
@@ -259,7 +243,7 @@ _public_ int gmem_client_create(struct gmem_client *c, const char *name, enum gm
             !cJSON_AddStringToObject(req, "backend", gmem_backend_to_string(backend)) ||
             (opts->page_size && !add_u64(req, "page_size", opts->page_size)) ||
             !cJSON_AddBoolToObject(req, "prefault", opts->prefault) ||
-            !cJSON_AddStringToObject(req, "policy", policy_names[opts->policy]))
+            !cJSON_AddStringToObject(req, "policy", gmem_policy_to_string(opts->policy)))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
 }

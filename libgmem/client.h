@@ -17,7 +17,6 @@
 #include "gmem/gmem.h"
 #include "macro.h"
 
-#define CLIENT_PROTOCOL_VERSION 1
 /* what we read in one go; longer replies (a long list) are sized by peeking first */
 #define CLIENT_BUFFER_SIZE (64 * 1024)
 /* a reply longer than this is not from a sane daemon */
@@ -26,8 +25,6 @@
 #define CLIENT_FDS_MAX 16
 /* events kept for gmem_client_next_event() while nobody takes them; the oldest go first */
 #define CLIENT_EVENTS_MAX 1024
-/* integers JSON (as cJSON reads it: a double) carries exactly */
-#define CLIENT_JSON_INT_MAX (UINT64_C(1) << 53)
 
 struct gmem_client {
         int fd;

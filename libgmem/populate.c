@@ -334,7 +334,7 @@ _public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len,
         struct gmem_job job = { .total = len, .fn = dump_chunk, .ctx = &c, .opts = opts, .align = page_size() };
         uint64_t written = 0;
         struct stat st;
-        int k;
+        int k, fl;
 
         if ((k = region_check_range(r, "dump", off, len)) < 0)
                 return k;
@@ -344,6 +344,12 @@ _public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len,
                 return gmem_error(negative_errno(), "dump: fstat destination fd %d", dst_fd);
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
                 return gmem_error(-ESPIPE, "dump: destination fd %d is not a seekable file", dst_fd);
+        fl = fcntl(dst_fd, F_GETFL);
+        if (fl < 0)
+                return gmem_error(negative_errno(), "dump: fcntl(F_GETFL) destination fd %d", dst_fd);
+        if (fl & O_APPEND) /* pwrite() on it writes at the end, whatever offset it is given */
+                return gmem_error(-EINVAL, "dump: destination fd %d is open O_APPEND: the data would land at the "
+                                  "file's end, not at offset %" PRIu64, dst_fd, dst_off);
         if (dst_off > INT64_MAX || len > INT64_MAX - dst_off)
                 return gmem_error(-EOVERFLOW, "dump: destination range %" PRIu64 "+%" PRIu64 " overflows", dst_off, len);
         if ((k = gmem_opts_check(opts, "dump")) < 0 ||

@@ -11,9 +11,14 @@ PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-d
 dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86 groff-base man-db strace"
 # make check-kernels (`setup-deps.sh kernels`): busybox and cpio for the initramfs, xz and zstd for
 # Debian's compressed modules, dpkg-deb and apt-get download for the kernel packages.
-if [ "${1:-}" = kernels ]; then
-        PACKAGES="$PACKAGES busybox-static cpio xz-utils zstd gzip dpkg apt debian-archive-keyring"
-fi
+# The other compiler and the unoptimised build CI also checks (`setup-deps.sh clang`).
+for extra in "$@"; do
+        case "$extra" in
+        kernels) PACKAGES="$PACKAGES busybox-static cpio xz-utils zstd gzip dpkg apt debian-archive-keyring" ;;
+        clang) PACKAGES="$PACKAGES clang" ;;
+        *) echo "setup-deps.sh: unknown set '$extra' (kernels, clang)" >&2; exit 2 ;;
+        esac
+done
 
 missing=""
 for p in $PACKAGES; do

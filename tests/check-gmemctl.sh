@@ -123,11 +123,17 @@ expect 0 g dump ram1 --to "$tmp/ram1.bin" --offset 1M --length 16K
 range_eq "$tmp/ram1.bin" 0 "$tmp/src" 4096 8192
 cmp -s -i 8192:0 -n 8192 "$tmp/ram1.bin" /dev/zero || fail "ram1 not zero after its populated range"
 [[ $(stat -c %s "$tmp/ram1.bin") == 16384 ]] || fail "partial dump file is $(stat -c %s "$tmp/ram1.bin") bytes"
-# the default length is clipped to the region: 10M of source into a 1.5M region
-expect 0 g populate ram1 --from "$tmp/src"
+# an image larger than the room is refused, nothing copied: 10M of source into a 1.5M region
+expect 1 g populate ram1 --from "$tmp/src"
+grep -q -- "--clip" "$tmp/err" || fail "the refusal does not say how to clip: $(cat "$tmp/err")"
+expect 0 g dump ram1 --to "$tmp/ram1.bin"
+cmp -s -n $((1024 * 1024)) "$tmp/ram1.bin" /dev/zero || fail "a refused populate wrote into ram1"
+# ... unless asked to clip, which says what it left out
+expect 0 g populate ram1 --from "$tmp/src" --clip
+grep -q "left out" "$tmp/err" || fail "--clip does not say what it left out: $(cat "$tmp/err")"
 expect 0 g dump ram1 --to "$tmp/ram1.bin"
 cmp -n $((1536 * 1024)) "$tmp/src" "$tmp/ram1.bin" || fail "clipped populate differs"
-ok "populate and dump with offsets and lengths"
+ok "populate and dump with offsets and lengths; an image too large is refused unless --clip"
 
 expect 0 g punch ram0 --offset 4K --length 4K
 expect 0 g dump ram0 --to "$tmp/punched.bin"

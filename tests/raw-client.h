@@ -294,6 +294,8 @@ static long rc_next_id = 1000;
 /* Send the JSON object written by fmt with a fresh "id" added (and fds), then wait for its
  * reply. Returns the reply; *ret_fd gets the fd that came with it (-1 none). */
 static inline cJSON *rc_vcall_at(const char *file, int line, int s, const int *fds, unsigned n_fds, int *ret_fd,
+                                 unsigned *ret_events, const char *fmt, va_list ap) __attribute__((format(printf, 8, 0)));
+static inline cJSON *rc_vcall_at(const char *file, int line, int s, const int *fds, unsigned n_fds, int *ret_fd,
                                  unsigned *ret_events, const char *fmt, va_list ap) {
         char *text = NULL, *out;
         cJSON *req;

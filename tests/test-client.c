@@ -561,16 +561,20 @@ START_TEST(test_list_info) {
 END_TEST
 
 /* In a child as uid/gid 65534: info on name gives 0 or -errno, reported as the exit status. */
-static int info_as_nobody(const char *name) {
+/* info on the region as uid/gid 65534 with n_groups supplementary groups 70000, 70001, ... */
+static int info_as_nobody_in(const char *name, unsigned n_groups) {
         pid_t pid = fork();
         int status;
 
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
                 struct gmem_client *c = NULL;
+                gid_t groups[512];
                 char *s = NULL;
                 int k;
-                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                for (unsigned i = 0; i < n_groups && i < ELEMENTSOF(groups); i++)
+                        groups[i] = 70000 + i;
+                if (setgroups(MIN(n_groups, ELEMENTSOF(groups)), groups) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
                         _exit(200);
                 k = gmem_client_connect(daemon_sock, &c);
                 if (k < 0)
@@ -583,6 +587,10 @@ static int info_as_nobody(const char *name) {
         ck_assert_msg(WEXITSTATUS(status) < 200, "the child as nobody could not %s",
                       WEXITSTATUS(status) == 200 ? "change uid" : "connect");
         return -WEXITSTATUS(status);
+}
+
+static int info_as_nobody(const char *name) {
+        return info_as_nobody_in(name, 0);
 }
 
 START_TEST(test_grant_revoke) {
@@ -623,6 +631,12 @@ START_TEST(test_grant_revoke) {
                 ck_assert_int_eq(info_as_nobody("g"), -EACCES);
                 OK(gmem_client_grant_gid(c, "g", 65534));
                 ck_assert_int_eq(info_as_nobody("g"), 0);
+                OK(gmem_client_revoke_gid(c, "g", 65534));
+                /* a grant to a supplementary group counts however many groups the caller is in:
+                 * here the 300th of 300 (the kernel's list does not fit a small buffer) */
+                OK(gmem_client_grant_gid(c, "g", 70000 + 299));
+                ck_assert_int_eq(info_as_nobody_in("g", 299), -EACCES);
+                ck_assert_int_eq(info_as_nobody_in("g", 300), 0);
         }
         gmem_client_free(c);
         if (geteuid() != 0)

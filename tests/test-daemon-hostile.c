@@ -265,6 +265,49 @@ START_TEST(name_with_an_embedded_nul) {
 }
 END_TEST
 
+START_TEST(raw_control_bytes_in_strings) {
+        /* JSON wants control bytes in strings escaped; cJSON takes them raw, and a raw NUL ends the
+         * C string early: "ref\0xyz" must not become region "ref" */
+        static const char raw_nul[] = "{\"op\":\"info\",\"id\":34,\"name\":\"ref\0xyz\"}";
+        struct env e;
+        int k;
+
+        env_start(&e, NULL);
+        EXPECT_RAW(e.s, "{\"op\":\"info\",\"id\":33,\"name\":\"ref\x01\"}", NULL, 0, 33, "EINVAL", "control byte");
+        ENV_CHECK(&e);
+        k = rc_send_raw(e.s, raw_nul, sizeof(raw_nul) - 1, NULL, 0);
+        ck_assert_int_eq(k, 0);
+        RC_EXPECT_ERROR(rc_reply(e.s, 34, NULL), "EINVAL", "control byte");
+        ENV_CHECK(&e);
+        /* escaped, they are fine where a string may hold them (and still no name) */
+        EXPECT_RAW(e.s, "{\"op\":\"info\",\"id\":35,\"name\":\"ref\\t\"}", NULL, 0, 35, "EINVAL", "name");
+        ENV_CHECK(&e);
+        env_stop(&e);
+}
+END_TEST
+
+START_TEST(ids_out_of_range) {
+        /* an id is an integer of magnitude at most 2^53 - 1, checked before any conversion (a double
+         * like 1e300 cast to an integer is undefined behaviour), and echoed digit for digit */
+        struct env e;
+        cJSON *r;
+
+        env_start(&e, NULL);
+        EXPECT_RAW(e.s, "{\"op\":\"list\",\"id\":1e300}", NULL, 0, -1, "EINVAL", "'id'");
+        EXPECT_RAW(e.s, "{\"op\":\"list\",\"id\":-1e300}", NULL, 0, -1, "EINVAL", "'id'");
+        EXPECT_RAW(e.s, "{\"op\":\"list\",\"id\":9007199254740992}", NULL, 0, -1, "EINVAL", "'id'");
+        EXPECT_RAW(e.s, "{\"op\":\"list\",\"id\":1.5}", NULL, 0, -1, "EINVAL", "'id'");
+        ENV_CHECK(&e);
+        RC_SEND(e.s, "{\"op\":\"list\",\"id\":-9007199254740991}", NULL, 0);
+        r = rc_reply(e.s, RC_ANY_ID, NULL);
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")));
+        ck_assert(cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble == -9007199254740991.0);
+        cJSON_Delete(r);
+        ENV_CHECK(&e);
+        env_stop(&e);
+}
+END_TEST
+
 START_TEST(empty_datagram) {
         /* A zero-length SEQPACKET message reads like EOF: the daemon may close the connection, but it
          * must survive and keep serving others. */
@@ -809,6 +852,17 @@ START_TEST(dump_bad_requests) {
                 } else
                         EXPECT_ERR(e.s, &out, 1, "EFBIG", "destination",
                                    "{\"op\":\"dump\",\"name\":\"ref\",\"dst_offset\":9007199254740991}");
+        }
+        ENV_CHECK(&e);
+        /* a destination open O_APPEND: pwrite() would put the data at its end, not where asked */
+        {
+                int app;
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", out);
+                app = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+                ck_assert_int_ge(app, 0);
+                EXPECT_ERR(e.s, &app, 1, "EINVAL", "O_APPEND", "{\"op\":\"dump\",\"name\":\"ref\",\"dst_offset\":4096}");
+                close(app);
+                ck_assert_int_eq(lseek(out, 0, SEEK_END), 0);
         }
         ENV_CHECK(&e);
         /* a destination open read-only: the file cannot be written (nor extended) */
@@ -1371,6 +1425,8 @@ int main(void) {
         tcase_add_test(framing, deeply_nested_json);
         tcase_add_test(framing, trailing_garbage_after_the_object);
         tcase_add_test(framing, name_with_an_embedded_nul);
+        tcase_add_test(framing, raw_control_bytes_in_strings);
+        tcase_add_test(framing, ids_out_of_range);
         tcase_add_test(framing, error_messages_are_one_line);
         tcase_add_test(framing, empty_datagram);
         tcase_add_test(framing, message_larger_than_the_limit);

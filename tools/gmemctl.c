@@ -96,6 +96,7 @@ enum {
         OPT_PREFAULT,
         OPT_POLICY,
         OPT_FROM,
+        OPT_CLIP,
         OPT_TO,
         OPT_OFFSET,
         OPT_SRC_OFFSET,
@@ -410,11 +411,7 @@ static int cmd_create(int argc, char **argv) {
                         opts.prefault = true;
                         break;
                 case OPT_POLICY:
-                        if (strcmp(optarg, "keep") == 0)
-                                opts.policy = GMEM_POLICY_KEEP;
-                        else if (strcmp(optarg, "connection") == 0)
-                                opts.policy = GMEM_POLICY_CONNECTION;
-                        else
+                        if (gmem_policy_from_string(optarg, &opts.policy) < 0)
                                 return usage_error("create", "unknown policy '%s' (keep, connection)", optarg);
                         break;
                 default:
@@ -663,13 +660,14 @@ static int cmd_populate(int argc, char **argv) {
                 { "offset", required_argument, NULL, OPT_OFFSET },
                 { "src-offset", required_argument, NULL, OPT_SRC_OFFSET },
                 { "length", required_argument, NULL, OPT_LENGTH },
+                { "clip", no_argument, NULL, OPT_CLIP },
                 {},
         };
         _cleanup_client_ struct gmem_client *c = NULL;
         _cleanup_close_ int src = -1;
         struct progress_bar bar;
         uint64_t off = 0, src_off = 0, len = 0, rsize, fsize = 0;
-        bool have_len = false;
+        bool have_len = false, clip = false;
         const char *name, *from = NULL;
         int k, o;
 
@@ -690,6 +688,9 @@ static int cmd_populate(int argc, char **argv) {
                         if ((k = size_option("populate", "--length", optarg, &len)))
                                 return k;
                         have_len = true;
+                        break;
+                case OPT_CLIP:
+                        clip = true;
                         break;
                 default:
                         common_option(o);
@@ -728,7 +729,15 @@ static int cmd_populate(int argc, char **argv) {
                 if (off >= rsize)
                         return failf("populate", name, "offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", off,
                                      rsize);
-                len = MIN(len, rsize - off);
+                if (len > rsize - off && !clip)
+                        return failf("populate", name, "'%s' has %" PRIu64 " bytes from offset %" PRIu64 ", the region room "
+                                     "for %" PRIu64 " from %" PRIu64 ": nothing copied (--clip copies what fits, --length "
+                                     "says how much)", from, len, src_off, rsize - off, off);
+                if (len > rsize - off) {
+                        fprintf(stderr, "gmemctl: populate '%s': --clip: %" PRIu64 " bytes of '%s' left out\n", name,
+                                len - (rsize - off), from);
+                        len = rsize - off;
+                }
         }
         job_begin(c, &bar, "populate", name);
         k = gmem_client_populate_fd(c, name, off, src, src_off, len);
@@ -1269,7 +1278,7 @@ static const struct {
                                 "[--policy keep|connection]", "create a region in gmemd" },
         { "list", cmd_list, "", "the regions you may see" },
         { "info", cmd_info, "NAME", "one region in detail" },
-        { "populate", cmd_populate, "NAME --from FILE [--offset N] [--src-offset N] [--length N]",
+        { "populate", cmd_populate, "NAME --from FILE [--offset N] [--src-offset N] [--length N] [--clip]",
           "copy a file into a region" },
         { "prefault", cmd_prefault, "NAME [--offset N --length N]", "allocate a region's memory now" },
         { "dump", cmd_dump, "NAME --to FILE [--offset N] [--length N]", "write a region to a file" },

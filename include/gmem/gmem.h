@@ -238,6 +238,9 @@ enum gmem_policy {
         GMEM_POLICY_CONNECTION, /* released when the creating/registering connection closes */
         _GMEM_POLICY_MAX,
 };
+/* "keep", "connection" (NULL for an invalid value); -EINVAL for an unknown name */
+const char *gmem_policy_to_string(enum gmem_policy p);
+int gmem_policy_from_string(const char *s, enum gmem_policy *ret_policy);
 
 struct gmem_create_opts {
         uint64_t page_size;     /* hugetlb: 2 MiB (default) or 1 GiB */

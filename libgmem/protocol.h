@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The wire protocol's rules, in one place for the client, gmemd and gmemctl (docs/protocol.md):
+ * its version, what a region name may be, which integers a message carries, and the names of
+ * enums on the wire.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "gmem/gmem.h"
+
+#define PROTO_VERSION 1
+/* a region name: 1 to PROTO_NAME_MAX of A-Z a-z 0-9 . _ - */
+#define PROTO_NAME_MAX 64
+/* Integers travel as JSON numbers, which readers (cJSON among them) hold as doubles: exact below
+ * 2^53. Every integer in a message is at most this, in both directions. */
+#define PROTO_INT_MAX ((UINT64_C(1) << 53) - 1)
+
+bool proto_name_valid(const char *name);
+
+/* A JSON number as a u64, checked before it is converted: 0, -EINVAL when it is not a
+ * non-negative integer, -ERANGE when it is above PROTO_INT_MAX. */
+int proto_number_to_u64(const cJSON *v, uint64_t *ret);
+
+/* A request id: an integer of magnitude at most PROTO_INT_MAX (checked before any conversion). */
+bool proto_id_valid(const cJSON *id);
+/* The id for a reply, as its digits (a copy of a valid id; JSON null for anything else). */
+cJSON *proto_id_copy(const cJSON *id);
+
+/* JSON forbids raw control bytes inside strings, and a raw NUL (or an escaped \u0000) would end a
+ * C string early — "vm1\u0000../x" acting on "vm1". NULL when text is clean, else why not. */
+const char *proto_check_strings(const char *text, size_t len);
+
+/* Integers go out as their digits: cJSON prints a double with 15 significant digits whenever that
+ * reads back within two ulps, so 9007199254740991 would leave as 9.00719925474099e+15 — another
+ * offset. Used by the client's requests and the daemon's replies alike. */
+cJSON *json_u64(uint64_t v);
+cJSON *json_add_u64(cJSON *o, const char *key, uint64_t v);
+
+/* enum names on the wire: gmem_backend_to_string(), gmem_policy_to_string() and their inverses
+ * (public: gmem/gmem.h) */
