@@ -35,6 +35,10 @@ void config_defaults(struct gmemd_config *c) {
                         .max_bytes_total = ram_bytes(),
                         .max_jobs = 16,
                         .max_queued_messages = 1024,
+                        .max_queued_bytes = 8 << 20,
+                        .max_queued_fds = 64,
+                        .max_clients_per_uid = 64,
+                        .hello_timeout_ms = 10000,
                 },
                 .workers = (unsigned) MAX(2, MIN(cores, 8)),
                 .socket_mode = 0666,
@@ -104,6 +108,10 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
                         { "max_bytes_total", 0, UINT64_MAX, 1, &c.limits.max_bytes_total },
                         { "max_jobs", 1, 4096, 0, &c.limits.max_jobs },
                         { "max_queued_messages", 16, 1 << 20, 0, &c.limits.max_queued_messages },
+                        { "max_queued_bytes", 64 << 10, 1 << 30, 0, &c.limits.max_queued_bytes },
+                        { "max_queued_fds", 1, 4096, 0, &c.limits.max_queued_fds },
+                        { "max_clients_per_uid", 1, 65536, 0, &c.limits.max_clients_per_uid },
+                        { "hello_timeout_ms", 100, 600000, 0, &c.limits.hello_timeout_ms },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(table) && k >= 0; i++)
                         k = limit(limits, table[i].key, table[i].lo, table[i].hi, table[i].ram_default, table[i].field);

@@ -16,6 +16,10 @@ struct gmemd_limits {
         uint64_t max_bytes_total;     /* likewise */
         uint64_t max_jobs;            /* running and queued, all clients together */
         uint64_t max_queued_messages; /* replies and events waiting for one slow client */
+        uint64_t max_queued_bytes;    /* ... their bytes */
+        uint64_t max_queued_fds;      /* ... and the fds they carry (each a dup held open) */
+        uint64_t max_clients_per_uid; /* one uid's share of max_clients; root is not held to it */
+        uint64_t hello_timeout_ms;    /* a connection that has not said hello by then is closed */
 };
 
 struct gmemd_config {

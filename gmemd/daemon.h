@@ -51,7 +51,8 @@ struct conn {
         struct event *ev_read, *ev_write;
         struct event *ev_close;  /* closes a broken connection from the loop, never from a send */
         struct outmsg *out_head, *out_tail;
-        uint64_t n_out;
+        uint64_t n_out, n_out_bytes, n_out_fds; /* what waits in the queue */
+        struct event *ev_hello;  /* closes a connection that never says hello */
         bool hello, watching, closed;
         bool broken;             /* nothing more is sent; closed on the next loop turn */
         unsigned refs; /* the connection list, and every job it started */
@@ -144,6 +145,7 @@ struct daemon {
         int listen_fd;
         bool listen_fd_owned;    /* we bound it (and unlink it at exit) */
         struct event *ev_listen, *ev_sigterm, *ev_sigint;
+        struct event *ev_accept_pause; /* out of fds: accept() waits a moment instead of spinning */
         struct conn *conns;
         uint64_t n_conns, conn_serial;
         struct managed *regions;

@@ -102,7 +102,7 @@ static void conn_drop_queue(struct conn *c) {
                 outmsg_free(m);
         }
         c->out_tail = NULL;
-        c->n_out = 0;
+        c->n_out = c->n_out_bytes = c->n_out_fds = 0;
 }
 
 /* A send failed or the client stopped reading. Closing here could free regions and connections
@@ -146,27 +146,79 @@ static int peer_groups(int fd, gid_t **ret_groups, unsigned *ret_n) {
         return gmem_error(-ERANGE, "getsockopt(SO_PEERGROUPS): the group list keeps growing");
 }
 
+#define ACCEPT_PAUSE_MS 100
+/* root gets in even when every slot is taken: whoever operates gmemd can always reach it */
+#define ROOT_RESERVED_CLIENTS 16
+
+static void on_accept_pause_end(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct daemon *d = userdata;
+        (void) event_add(d->ev_listen, NULL);
+}
+
+static void on_hello_timeout(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct conn *c = userdata;
+
+        if (c->hello || c->closed)
+                return;
+        log_warning("client %" PRIu64 " (pid %d uid %u) said no hello within %" PRIu64 " ms, disconnecting", c->serial,
+                    c->peer.pid, (unsigned) c->peer.uid, c->d->config.limits.hello_timeout_ms);
+        conn_fail(c);
+}
+
+/* Why a new client of uid may not have a slot, or NULL: max_clients taken by unprivileged
+ * clients (root's connections come out of a reserve of their own), or uid's share of them. */
+static const char *client_slot_refused(struct daemon *d, uid_t uid) {
+        uint64_t mine = 0, unprivileged = 0;
+
+        if (uid == 0)
+                return d->n_conns >= d->config.limits.max_clients + ROOT_RESERVED_CLIENTS ? "every slot is taken" : NULL;
+        for (struct conn *c = d->conns; c; c = c->next) {
+                mine += c->peer.uid == uid;
+                unprivileged += c->peer.uid != 0;
+        }
+        /* root's connections take no slot from the others */
+        if (unprivileged >= d->config.limits.max_clients)
+                return "max_clients connected";
+        return mine >= d->config.limits.max_clients_per_uid ? "its max_clients_per_uid connected" : NULL;
+}
+
 static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) {
         struct daemon *d = userdata;
+
+        const struct timeval hello_timeout = { (time_t) (d->config.limits.hello_timeout_ms / 1000),
+                                               (suseconds_t) (d->config.limits.hello_timeout_ms % 1000) * 1000 };
 
         for (int i = 0; i < READS_PER_WAKEUP; i++) {
                 int sndbuf = 4 << 20;
                 struct ucred cred;
-                socklen_t len;
+                socklen_t len = sizeof(cred);
+                const char *full;
                 struct conn *c;
                 int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
                 if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* the connection stays in the backlog and the socket stays readable:
+                                 * accepting again at once would spin; wait for fds to come back */
+                                log_warning("accept: %m: not accepting for %d ms", ACCEPT_PAUSE_MS);
+                                struct timeval pause = { 0, ACCEPT_PAUSE_MS * 1000 };
+                                event_del(d->ev_listen);
+                                evtimer_add(d->ev_accept_pause, &pause);
+                        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning("accept: %m");
                         return;
                 }
-                if (d->n_conns >= d->config.limits.max_clients) {
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                        log_warning("SO_PEERCRED: %m");
+                        close(fd);
+                        continue;
+                }
+                if ((full = client_slot_refused(d, cred.uid))) {
                         static const char busy[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EUSERS\","
                                                    "\"message\":\"too many clients connected\"}}";
                         (void) send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
                         close(fd);
-                        log_warning("refused a client: %" PRIu64 " clients connected (limit)", d->n_conns);
+                        log_warning("refused a client of uid %u: %s", (unsigned) cred.uid, full);
                         continue;
                 }
                 c = calloc(1, sizeof(*c));
@@ -178,13 +230,6 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                 c->fd = fd;
                 c->refs = 1;
                 c->serial = ++d->conn_serial;
-                len = sizeof(cred);
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-                        log_warning("SO_PEERCRED: %m");
-                        close(fd);
-                        free(c);
-                        continue;
-                }
                 c->peer = (struct peer) { .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
                 /* large replies (a list of many regions) must fit in one datagram */
                 if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
@@ -199,13 +244,17 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                 c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
                 c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
                 c->ev_close = event_new(d->base, -1, 0, on_close, c);
-                if (!c->ev_read || !c->ev_write || !c->ev_close || event_add(c->ev_read, NULL) < 0) {
+                c->ev_hello = evtimer_new(d->base, on_hello_timeout, c);
+                if (!c->ev_read || !c->ev_write || !c->ev_close || !c->ev_hello || event_add(c->ev_read, NULL) < 0 ||
+                    evtimer_add(c->ev_hello, &hello_timeout) < 0) {
                         if (c->ev_read)
                                 event_free(c->ev_read);
                         if (c->ev_write)
                                 event_free(c->ev_write);
                         if (c->ev_close)
                                 event_free(c->ev_close);
+                        if (c->ev_hello)
+                                event_free(c->ev_hello);
                         close(fd);
                         free(c->groups);
                         free(c);
@@ -357,10 +406,12 @@ static void flush(struct conn *c) {
                 if (k == -EMSGSIZE) {
                         /* a reply too large for a datagram: say so instead of dropping it silently */
                         log_warning("client %" PRIu64 ": a %zu-byte message exceeds the socket's limit", c->serial, m->len);
+                        c->n_out_bytes -= m->len;
                         free(m->text);
                         m->text = strdup("{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EMSGSIZE\","
                                          "\"message\":\"reply too large for one message\"}}");
                         m->len = m->text ? strlen(m->text) : 0;
+                        c->n_out_bytes += m->len;
                         if (m->text)
                                 continue;
                 }
@@ -373,6 +424,8 @@ static void flush(struct conn *c) {
                 if (!c->out_head)
                         c->out_tail = NULL;
                 c->n_out--;
+                c->n_out_bytes -= m->len;
+                c->n_out_fds -= m->fd >= 0;
                 outmsg_free(m);
         }
 }
@@ -406,9 +459,15 @@ void conn_send(struct conn *c, char *text, int fd) {
         else
                 c->out_head = m;
         c->out_tail = m;
-        if (++c->n_out > c->d->config.limits.max_queued_messages) {
-                log_warning("client %" PRIu64 " (pid %d) does not read its socket: %" PRIu64 " messages waiting, disconnecting",
-                            c->serial, c->peer.pid, c->n_out);
+        c->n_out_bytes += m->len;
+        c->n_out_fds += fd >= 0;
+        if (++c->n_out > c->d->config.limits.max_queued_messages || c->n_out_bytes > c->d->config.limits.max_queued_bytes ||
+            c->n_out_fds > c->d->config.limits.max_queued_fds) {
+                /* bounded by count, bytes and fds alike: a reader that never reads costs the daemon
+                 * no more than this, and no fd it could run out of */
+                log_warning("client %" PRIu64 " (pid %d) does not read its socket: %" PRIu64 " messages, %" PRIu64
+                            " bytes and %" PRIu64 " fds waiting, disconnecting", c->serial, c->peer.pid, c->n_out,
+                            c->n_out_bytes, c->n_out_fds);
                 conn_fail(c);
                 return;
         }
@@ -479,6 +538,7 @@ static void conn_close(struct conn *c) {
         event_del(c->ev_read);
         event_del(c->ev_write);
         event_del(c->ev_close);
+        event_del(c->ev_hello);
         close(c->fd);
         c->fd = -1;
         conn_drop_queue(c);
@@ -499,10 +559,21 @@ void conn_unref(struct conn *c) {
         if (!c || --c->refs > 0)
                 return;
         free(c->groups);
+        if (c->ev_hello)
+                event_free(c->ev_hello);
         event_free(c->ev_read);
         event_free(c->ev_write);
         event_free(c->ev_close);
         free(c);
+}
+
+/* Accepting on fd, and the pause it takes when the daemon is out of fds. */
+static int listen_events(struct daemon *d, int fd) {
+        d->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, d);
+        d->ev_accept_pause = evtimer_new(d->base, on_accept_pause_end, d);
+        if (!d->ev_listen || !d->ev_accept_pause || event_add(d->ev_listen, NULL) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 int server_listen(struct daemon *d) {
@@ -531,8 +602,7 @@ int server_listen(struct daemon *d) {
                 return gmem_error(negative_errno(), "chmod '%s'", d->socket_path);
         if (listen(fd, 128) < 0)
                 return gmem_error(negative_errno(), "listen '%s'", d->socket_path);
-        d->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, d);
-        if (!d->ev_listen || event_add(d->ev_listen, NULL) < 0)
+        if (listen_events(d, fd) < 0)
                 return gmem_error(-ENOMEM, "listen event");
         d->listen_fd = TAKE_FD(fd);
         return 0;
@@ -555,8 +625,7 @@ int server_adopt_listen_fd(struct daemon *d, int fd) {
         if (!d->socket_path && getsockname(fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0])
                 d->socket_path = strndup(sa.sun_path, sizeof(sa.sun_path));
         d->listen_fd_owned = false; /* systemd's: it stays bound across our restarts */
-        d->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, d);
-        if (!d->ev_listen || event_add(d->ev_listen, NULL) < 0)
+        if (listen_events(d, fd) < 0)
                 return gmem_error(-ENOMEM, "listen event");
         d->listen_fd = fd;
         return 0;
@@ -569,6 +638,10 @@ void server_stop(struct daemon *d) {
         if (d->ev_listen) {
                 event_free(d->ev_listen);
                 d->ev_listen = NULL;
+        }
+        if (d->ev_accept_pause) {
+                event_free(d->ev_accept_pause);
+                d->ev_accept_pause = NULL;
         }
         if (d->listen_fd >= 0) {
                 close(d->listen_fd);

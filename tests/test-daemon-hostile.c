@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -961,22 +962,29 @@ END_TEST
 
 /* ---- limits -------------------------------------------------------------------------------------- */
 
+/* Eight regions with long names: list replies of a few KiB each fill a socket's buffer in a
+ * reasonable number. */
+static void add_padding_regions(struct env *e) {
+        char name[80];
+
+        for (int i = 0; i < 8; i++) {
+                snprintf(name, sizeof(name), "padding-region-%02d-%046d", i, 0);
+                RC_EXPECT_OK(rc_call(e->s, NULL, 0, NULL, "{\"op\":\"create\",\"name\":\"%s\",\"size\":4096}", name));
+                e->n_regions++;
+        }
+}
+
 START_TEST(client_that_never_reads) {
         /* 5000 requests, no reply read: once 64 replies wait in the daemon, it must drop this client
          * (max_queued_messages) and go on serving the others. */
         struct env e;
         struct timeval tv = { 10, 0 };
-        char name[80], req[64];
+        char req[64];
         int s, sent = 0, replies = 0, k;
         cJSON *m;
 
         env_start(&e, "{\"limits\":{\"max_queued_messages\":64}}");
-        /* make list replies a few KiB each, so the socket's buffer fills in a reasonable number */
-        for (int i = 0; i < 8; i++) {
-                snprintf(name, sizeof(name), "padding-region-%02d-%046d", i, 0);
-                RC_EXPECT_OK(rc_call(e.s, NULL, 0, NULL, "{\"op\":\"create\",\"name\":\"%s\",\"size\":4096}", name));
-                e.n_regions++;
-        }
+        add_padding_regions(&e);
         s = rc_session(e.d.socket);
         ck_assert_int_eq(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
         for (int i = 0; i < 5000; i++) {
@@ -1008,23 +1016,47 @@ START_TEST(client_that_never_reads) {
 }
 END_TEST
 
-START_TEST(too_many_clients) {
-        struct gmem_test_daemon d;
-        int s[4], extra;
+/* A connection held to the client limits: as uid 65534 when we are root (root has slots of its
+ * own), else as ourselves. */
+static int limited_connect(const char *path, uid_t uid) {
+        gid_t g = (gid_t) uid;
+        return geteuid() == 0 ? rc_connect_as(path, uid, g, &g, 1) : rc_connect(path);
+}
+
+static int limited_session(const char *path, uid_t uid) {
+        int s = limited_connect(path, uid);
+        rc_hello(s);
+        return s;
+}
+
+/* The next connection as uid is answered EUSERS and closed. */
+static void expect_refused(const char *path, uid_t uid) {
+        int extra = limited_connect(path, uid);
         cJSON *m = NULL;
 
-        rc_daemon_start(&d, "{\"limits\":{\"max_clients\":4}}");
-        for (int i = 0; i < 4; i++)
-                s[i] = rc_session(d.socket);
-        /* the fifth is answered EUSERS and closed */
-        extra = rc_connect(d.socket);
         ck_assert_int_eq(rc_recv(extra, RC_TIMEOUT_MS, &m, NULL, 0, NULL), 1);
         ck_assert_msg(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(m, "id")), "EUSERS reply id: %s",
                       cJSON_PrintUnformatted(m));
         RC_EXPECT_ERROR(m, "EUSERS", "clients");
         ck_assert_int_eq(rc_recv(extra, RC_TIMEOUT_MS, &m, NULL, 0, NULL), 0);
         close(extra);
+}
+
+START_TEST(too_many_clients) {
+        struct gmem_test_daemon d;
+        int s[4], root = -1, k;
+
+        rc_daemon_start(&d, "{\"limits\":{\"max_clients\":4}}");
+        for (int i = 0; i < 4; i++)
+                s[i] = limited_session(d.socket, 65534);
+        /* the fifth is answered EUSERS and closed */
+        expect_refused(d.socket, 65534);
         RC_ASSERT_DAEMON_RUNNING(&d);
+        /* ... but root still gets in: whoever operates gmemd can always reach it */
+        if (geteuid() == 0) {
+                root = rc_session(d.socket);
+                cJSON_Delete(rc_list(root));
+        }
         /* the four keep working */
         for (int i = 0; i < 4; i++)
                 cJSON_Delete(rc_list(s[i]));
@@ -1034,17 +1066,21 @@ START_TEST(too_many_clients) {
         {
                 uint64_t deadline = rc_now_ms() + 5000;
                 for (;;) {
-                        int t = rc_connect(d.socket);
+                        int t = limited_connect(d.socket, 65534);
                         cJSON *r = NULL;
                         /* the daemon may already have refused and closed it: then the send fails */
                         (void) rc_send_raw(t, "{\"op\":\"hello\",\"id\":1,\"version\":1}", 33, NULL, 0);
-                        ck_assert_int_eq(rc_recv(t, RC_TIMEOUT_MS, &r, NULL, 0, NULL), 1);
-                        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok"))) {
+                        k = rc_recv(t, RC_TIMEOUT_MS, &r, NULL, 0, NULL);
+                        if (k == 1 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok"))) {
                                 cJSON_Delete(r);
                                 s[3] = t;
                                 break;
                         }
-                        RC_EXPECT_ERROR(r, "EUSERS", "clients");
+                        /* refused: the EUSERS reply, or a reset when our hello met the closed socket */
+                        if (k == 1)
+                                RC_EXPECT_ERROR(r, "EUSERS", "clients");
+                        else
+                                ck_assert_msg(k == -ECONNRESET || k == 0, "reconnecting: %s", strerror(-k));
                         close(t);
                         ck_assert_msg(rc_now_ms() < deadline, "no room for a client after one left");
                         rc_sleep_ms(20);
@@ -1055,7 +1091,127 @@ START_TEST(too_many_clients) {
         cJSON_Delete(regions);
         for (int i = 0; i < 4; i++)
                 close(s[i]);
+        if (root >= 0)
+                close(root);
         gmem_test_daemon_stop(&d);
+}
+END_TEST
+
+static unsigned log_count(const struct gmem_test_daemon *d, const char *needle) {
+        FILE *f = fopen(d->log, "re");
+        char line[4096];
+        unsigned n = 0;
+
+        while (f && fgets(line, sizeof(line), f))
+                n += strstr(line, needle) != NULL;
+        if (f)
+                fclose(f);
+        return n;
+}
+
+START_TEST(accept_out_of_fds_does_not_spin) {
+        /* gmemd out of fds: a pending connection keeps the listening socket readable, and accepting
+         * again at once would spin on EMFILE. It pauses instead, and serves again once fds free up. */
+        struct env e;
+        struct rlimit saved, low;
+        int waiting[4];
+        unsigned fds, pauses;
+
+        env_start(&e, NULL);
+        ck_assert_int_eq(prlimit(e.d.pid, RLIMIT_NOFILE, NULL, &saved), 0);
+        fds = gmem_test_count_fds(e.d.pid);
+        low = (struct rlimit) { fds, saved.rlim_max };
+        ck_assert_int_eq(prlimit(e.d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+        for (unsigned i = 0; i < ELEMENTSOF(waiting); i++)
+                waiting[i] = rc_connect(e.d.socket); /* queued in the backlog: accept() says EMFILE */
+        rc_sleep_ms(1000);
+        pauses = log_count(&e.d, "not accepting for");
+        /* a spin would log thousands; a pause every 100 ms is about ten */
+        ck_assert_msg(pauses >= 1 && pauses <= 40, "%u accept pauses in a second", pauses);
+        RC_ASSERT_DAEMON_RUNNING(&e.d);
+        ck_assert_int_eq(prlimit(e.d.pid, RLIMIT_NOFILE, &saved, NULL), 0);
+        /* fds are back: the waiting clients are served */
+        for (unsigned i = 0; i < ELEMENTSOF(waiting); i++) {
+                rc_hello(waiting[i]);
+                cJSON_Delete(rc_list(waiting[i]));
+                close(waiting[i]);
+        }
+        ENV_CHECK(&e);
+        env_stop(&e);
+}
+END_TEST
+
+START_TEST(one_uid_cannot_take_every_client_slot) {
+        struct gmem_test_daemon d;
+        int s[2], other;
+
+        if (geteuid() != 0)
+                SKIP_TEST("two uids need root to connect as");
+        rc_daemon_start(&d, "{\"limits\":{\"max_clients\":8,\"max_clients_per_uid\":2}}");
+        s[0] = limited_session(d.socket, 65534);
+        s[1] = limited_session(d.socket, 65534);
+        expect_refused(d.socket, 65534);
+        /* another uid still has room */
+        other = limited_session(d.socket, 65533);
+        cJSON_Delete(rc_list(other));
+        cJSON_Delete(rc_list(s[0]));
+        close(other);
+        close(s[0]);
+        close(s[1]);
+        gmem_test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(client_that_never_says_hello) {
+        /* a connection that says nothing holds a slot for hello_timeout_ms, not forever */
+        struct gmem_test_daemon d;
+        int s, t;
+        cJSON *m = NULL;
+
+        rc_daemon_start(&d, "{\"limits\":{\"hello_timeout_ms\":300}}");
+        s = rc_connect(d.socket);
+        t = rc_session(d.socket); /* one that did say hello stays */
+        ck_assert_int_eq(rc_recv(s, RC_TIMEOUT_MS, &m, NULL, 0, NULL), 0);
+        close(s);
+        ck_assert(rc_log_contains(&d, "said no hello"));
+        rc_sleep_ms(400);
+        cJSON_Delete(rc_list(t));
+        close(t);
+        gmem_test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(queued_bytes_and_fds_are_bounded) {
+        /* a client that never reads: once its socket is full, replies wait in the daemon, and a
+         * reply to open holds a dup of the region's fd. The queue is bounded in fds (and bytes),
+         * not only in messages: the daemon lets go at max_queued_fds, far from running out */
+        struct env e;
+        struct timeval tv = { 10, 0 };
+        char req[96];
+        int s, k = 0;
+        unsigned before;
+
+        /* only the fd bound can end it: as many messages and bytes as the config allows */
+        env_start(&e, "{\"limits\":{\"max_queued_fds\":8,\"max_queued_messages\":1048576,"
+                      "\"max_queued_bytes\":1073741824}}");
+        add_padding_regions(&e);
+        settle(e.s);
+        before = gmem_test_count_fds(e.d.pid);
+        s = rc_session(e.d.socket);
+        ck_assert_int_eq(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+        for (int i = 0; i < 4000 && k >= 0; i++) {
+                if (i < 3000)
+                        snprintf(req, sizeof(req), "{\"op\":\"list\",\"id\":%d}", i);
+                else
+                        snprintf(req, sizeof(req), "{\"op\":\"open\",\"id\":%d,\"name\":\"ref\"}", i);
+                k = rc_send_raw(s, req, strlen(req), NULL, 0);
+        }
+        settle(e.s);
+        ck_assert(rc_log_contains(&e.d, " and 9 fds waiting, disconnecting"));
+        close(s);
+        ENV_CHECK(&e);
+        ck_assert_uint_le(gmem_test_count_fds(e.d.pid), before + 1);
+        env_stop(&e);
 }
 END_TEST
 
@@ -1447,6 +1603,10 @@ int main(void) {
         tcase_add_test(ops, grant_and_cancel_bad_requests);
         tcase_add_test(limits, client_that_never_reads);
         tcase_add_test(limits, too_many_clients);
+        tcase_add_test(limits, accept_out_of_fds_does_not_spin);
+        tcase_add_test(limits, one_uid_cannot_take_every_client_slot);
+        tcase_add_test(limits, client_that_never_says_hello);
+        tcase_add_test(limits, queued_bytes_and_fds_are_bounded);
         tcase_add_test(limits, too_many_regions);
         tcase_add_test(limits, too_many_bytes_total);
         tcase_add_test(limits, too_many_bytes_for_one_uid);
