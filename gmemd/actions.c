@@ -61,7 +61,7 @@ int action_create(struct daemon *d, const struct peer *p, struct conn *c, const 
                 return k;
         }
         if (a->prefault) {
-                k = action_start_job(d, c, req_id, JOB_PREFAULT, m, 0, a->size, 0, -1, &j);
+                k = action_start_job(d, p, c, req_id, JOB_PREFAULT, m, 0, a->size, 0, -1, &j);
                 if (k < 0) {
                         region_release(d, m);
                         return k;
@@ -150,13 +150,14 @@ int action_range(const struct managed *m, const char *what, uint64_t off, bool h
         return 0;
 }
 
-int action_start_job(struct daemon *d, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
+int action_start_job(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
                      uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret) {
         struct job *j = job_new(d, op, m, c, req_id);
         int k;
 
         if (!j)
                 return gmem_error(-ENOMEM, "%s '%s': job", job_op_name(op), m->name);
+        j->uid = p->uid;
         j->off = off;
         j->len = len;
         j->fd_off = fd_off;
@@ -172,7 +173,7 @@ int action_start_job(struct daemon *d, struct conn *c, const cJSON *req_id, enum
         return 0;
 }
 
-int action_populate(struct daemon *d, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
+int action_populate(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
                     bool have_len, uint64_t len, int src_fd, uint64_t src_off, struct job **ret) {
         uint64_t def_len = UINT64_MAX;
         struct stat st;
@@ -189,7 +190,7 @@ int action_populate(struct daemon *d, struct conn *c, const cJSON *req_id, struc
         k = action_range(m, "populate", off, have_len, len, def_len, &len);
         if (k < 0)
                 return k;
-        return action_start_job(d, c, req_id, JOB_POPULATE, m, off, len, src_off, src_fd, ret);
+        return action_start_job(d, p, c, req_id, JOB_POPULATE, m, off, len, src_off, src_fd, ret);
 }
 
 int action_punch(struct daemon *d _unused_, struct managed *m, uint64_t off, uint64_t len) {

@@ -34,11 +34,11 @@ int action_open(struct daemon *d, const struct peer *p, struct conn *c, struct m
 int action_range(const struct managed *m, const char *what, uint64_t off, bool have_len, uint64_t len,
                  uint64_t def_len, uint64_t *ret_len);
 /* Start populate/prefault/dump; takes fd (source or destination, -1 for prefault) on success. */
-int action_start_job(struct daemon *d, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
+int action_start_job(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
                      uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret);
 /* Populate [off, off+len) from src_fd at src_off; without a length, the rest of a regular-file
  * source (clipped to the region). Takes src_fd on success. */
-int action_populate(struct daemon *d, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
+int action_populate(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
                     bool have_len, uint64_t len, int src_fd, uint64_t src_off, struct job **ret);
 int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len);
 int action_grant(struct daemon *d, const struct peer *p, struct managed *m, bool is_uid, uint64_t id, bool grant);

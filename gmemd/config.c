@@ -38,6 +38,8 @@ void config_defaults(struct gmemd_config *c) {
                         .max_queued_bytes = 8 << 20,
                         .max_queued_fds = 64,
                         .max_clients_per_uid = 64,
+                        .max_regions_per_uid = 256,
+                        .max_jobs_per_uid = 8,
                         .hello_timeout_ms = 10000,
                 },
                 .workers = (unsigned) MAX(2, MIN(cores, 8)),
@@ -111,6 +113,8 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
                         { "max_queued_bytes", 64 << 10, 1 << 30, 0, &c.limits.max_queued_bytes },
                         { "max_queued_fds", 1, 4096, 0, &c.limits.max_queued_fds },
                         { "max_clients_per_uid", 1, 65536, 0, &c.limits.max_clients_per_uid },
+                        { "max_regions_per_uid", 1, 1 << 20, 0, &c.limits.max_regions_per_uid },
+                        { "max_jobs_per_uid", 1, 4096, 0, &c.limits.max_jobs_per_uid },
                         { "hello_timeout_ms", 100, 600000, 0, &c.limits.hello_timeout_ms },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(table) && k >= 0; i++)

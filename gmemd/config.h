@@ -19,6 +19,8 @@ struct gmemd_limits {
         uint64_t max_queued_bytes;    /* ... their bytes */
         uint64_t max_queued_fds;      /* ... and the fds they carry (each a dup held open) */
         uint64_t max_clients_per_uid; /* one uid's share of max_clients; root is not held to it */
+        uint64_t max_regions_per_uid; /* ... of max_regions */
+        uint64_t max_jobs_per_uid;    /* ... of max_jobs */
         uint64_t hello_timeout_ms;    /* a connection that has not said hello by then is closed */
 };
 

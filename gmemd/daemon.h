@@ -111,6 +111,7 @@ struct job {
         enum job_op op;
         struct managed *m;
         struct conn *conn;           /* NULL once the client went away */
+        uid_t uid;                   /* who asked: held to max_jobs_per_uid */
         cJSON *req_id;               /* the request's id, echoed in the reply */
         uint64_t off, len, fd_off;
         int fd;                      /* source (populate) or destination (dump) */

@@ -498,7 +498,7 @@ static int populate_region(CALL_ARGS) {
         if ((src = dup_message_fd(fd, "populate", e)) < 0)
                 return src;
         /* length 0: the rest of the source */
-        k = action_populate(s->d, NULL, NULL, m, off, len != 0, len, src, src_off, &j);
+        k = action_populate(s->d, p, NULL, NULL, m, off, len != 0, len, src, src_off, &j);
         if (k < 0) {
                 close(src);
                 return fail(e, k, false);
@@ -519,7 +519,7 @@ static int prefault_region(CALL_ARGS) {
             (k = lookup(s, p, name, ACCESS_USE, "prefault", &m, e)) < 0)
                 return k;
         if ((k = action_range(m, "prefault", off, len != 0, len, UINT64_MAX, &len)) < 0 ||
-            (k = action_start_job(s->d, NULL, NULL, JOB_PREFAULT, m, off, len, 0, -1, &j)) < 0)
+            (k = action_start_job(s->d, p, NULL, NULL, JOB_PREFAULT, m, off, len, 0, -1, &j)) < 0)
                 return fail(e, k, false);
         return reply_job(msg, j);
 }
@@ -540,7 +540,7 @@ static int dump_region(CALL_ARGS) {
                 return fail(e, k, false);
         if ((dst = dup_message_fd(fd, "dump", e)) < 0)
                 return dst;
-        k = action_start_job(s->d, NULL, NULL, JOB_DUMP, m, off, len, dst_off, dst, &j);
+        k = action_start_job(s->d, p, NULL, NULL, JOB_DUMP, m, off, len, dst_off, dst, &j);
         if (k < 0) {
                 close(dst);
                 return fail(e, k, false);

@@ -299,6 +299,14 @@ int job_submit(struct daemon *d, struct job *j) {
 
         if (d->n_jobs >= d->config.limits.max_jobs)
                 return gmem_error(-EBUSY, "%" PRIu64 " jobs are running or queued (limit)", d->n_jobs);
+        if (j->uid != 0) { /* one uid's share, so it cannot keep every other uid's jobs out */
+                uint64_t mine = 0;
+                for (const struct job *o = d->jobs; o; o = o->next)
+                        mine += o->uid == j->uid;
+                if (mine >= d->config.limits.max_jobs_per_uid)
+                        return gmem_error(-EBUSY, "uid %u has %" PRIu64 " jobs running or queued (max_jobs_per_uid)",
+                                          (unsigned) j->uid, mine);
+        }
         j->id = ++d->job_serial;
         j->total = j->len;
         j->next = d->jobs;

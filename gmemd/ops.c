@@ -176,7 +176,7 @@ static int request_range(struct op_ctx *x, const struct managed *m, const char *
 /* a job on the request's fd (slot 0) or none (-1), answered when it is done */
 static int start_job(struct op_ctx *x, enum job_op op, struct managed *m, uint64_t off, uint64_t len, uint64_t fd_off,
                      int fd_slot) {
-        int k = action_start_job(x->d, x->c, x->id, op, m, off, len, fd_off, fd_slot >= 0 ? x->fds[fd_slot] : -1, NULL);
+        int k = action_start_job(x->d, &x->c->peer, x->c, x->id, op, m, off, len, fd_off, fd_slot >= 0 ? x->fds[fd_slot] : -1, NULL);
         if (k >= 0 && fd_slot >= 0)
                 take_fd(x, (unsigned) fd_slot);
         return k;
@@ -191,7 +191,7 @@ static int op_populate(struct op_ctx *x) {
             (k = json_get_u64(x->req, "offset", false, 0, &off)) < 0 ||
             (k = json_get_u64(x->req, "length", false, 0, &len)) < 0 ||
             (k = json_get_u64(x->req, "src_offset", false, 0, &src_off)) < 0 ||
-            (k = action_populate(x->d, x->c, x->id, m, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len,
+            (k = action_populate(x->d, &x->c->peer, x->c, x->id, m, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len,
                                  x->fds[0], src_off, NULL)) < 0)
                 return k;
         take_fd(x, 0);

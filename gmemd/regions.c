@@ -84,7 +84,12 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
                         return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %"
                                           PRIu64, name, size, l->max_bytes_total);
                 if (owner->uid != 0) {
-                        uint64_t used = region_bytes_of_uid(d, owner->uid);
+                        uint64_t used = region_bytes_of_uid(d, owner->uid), mine = 0;
+                        for (const struct managed *o = d->regions; o; o = o->next)
+                                mine += o->owner == owner->uid;
+                        if (mine >= l->max_regions_per_uid)
+                                return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " regions (max_regions_per_uid)",
+                                                  name, owner->uid, mine);
                         if (size > l->max_bytes_per_uid || used > l->max_bytes_per_uid - size)
                                 return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would "
                                                   "exceed its limit of %" PRIu64, name, owner->uid, used, size,

@@ -1359,6 +1359,47 @@ START_TEST(too_many_jobs) {
 }
 END_TEST
 
+START_TEST(one_uid_cannot_take_every_region_or_job_slot) {
+        /* per-uid shares of max_regions and max_jobs: uid 65534 at its share is refused, another uid
+         * (and root) still gets regions and jobs */
+        const uint64_t big = 256u << 20;
+        struct gmem_test_daemon d;
+        int a, b, src, src2;
+        cJSON *r;
+
+        if (geteuid() != 0)
+                SKIP_TEST("two uids need root to connect as");
+        rc_daemon_start(&d, "{\"limits\":{\"max_regions\":16,\"max_regions_per_uid\":2,\"max_jobs\":8,"
+                            "\"max_jobs_per_uid\":1}}");
+        a = limited_session(d.socket, 65534);
+        b = limited_session(d.socket, 65533);
+        RC_EXPECT_OK(rc_call(a, NULL, 0, NULL, "{\"op\":\"create\",\"name\":\"a-big\",\"size\":%" PRIu64 "}", big));
+        RC_EXPECT_OK(rc_call(a, NULL, 0, NULL, "{\"op\":\"create\",\"name\":\"a-small\",\"size\":4096}"));
+        EXPECT_ERR(a, NULL, 0, "EDQUOT", "max_regions_per_uid", "{\"op\":\"create\",\"name\":\"a-3\",\"size\":4096}");
+        RC_EXPECT_OK(rc_call(b, NULL, 0, NULL, "{\"op\":\"create\",\"name\":\"b-small\",\"size\":4096}"));
+
+        src = gmem_test_temp_file();
+        ck_assert_int_eq(ftruncate(src, (off_t) big), 0); /* sparse: quick to make, not to copy */
+        src2 = gmem_test_random_file(4096, 5, NULL);
+        /* in one burst: the second job of uid 65534 comes while its first runs */
+        RC_SEND(a, "{\"op\":\"populate\",\"id\":601,\"name\":\"a-big\"}", &src, 1);
+        RC_SEND(a, "{\"op\":\"prefault\",\"id\":602,\"name\":\"a-small\"}", NULL, 0);
+        RC_SEND(b, "{\"op\":\"populate\",\"id\":603,\"name\":\"b-small\"}", &src2, 1);
+        RC_EXPECT_ERROR(rc_reply(a, 602, NULL), "EBUSY", "max_jobs_per_uid");
+        r = rc_reply(b, 603, NULL);
+        ck_assert_msg(rc_error_code(r) == NULL, "uid 65533's job was refused: %s", cJSON_PrintUnformatted(r));
+        cJSON_Delete(r);
+        r = rc_reply(a, 601, NULL);
+        ck_assert_msg(rc_error_code(r) == NULL, "the long populate failed: %s", cJSON_PrintUnformatted(r));
+        cJSON_Delete(r);
+        close(src);
+        close(src2);
+        close(a);
+        close(b);
+        gmem_test_daemon_stop(&d);
+}
+END_TEST
+
 /* ---- clients that go away --------------------------------------------------------------------------- */
 
 START_TEST(connect_and_close_at_once) {
@@ -1611,6 +1652,7 @@ int main(void) {
         tcase_add_test(limits, too_many_bytes_total);
         tcase_add_test(limits, too_many_bytes_for_one_uid);
         tcase_add_test(limits, too_many_jobs);
+        tcase_add_test(limits, one_uid_cannot_take_every_region_or_job_slot);
         tcase_add_test(limits, quota_not_bypassed_by_growing_a_registered_memfd);
         tcase_add_test(gone, connect_and_close_at_once);
         tcase_add_test(gone, client_vanishes_mid_populate);
