@@ -53,7 +53,7 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
 $(BUILD)/obj/gmemd/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
 
 SOVERSION := 0
-LIBVERSION := 0.1.0
+LIBVERSION := 0.2.0
 
 LIB_SRCS := $(wildcard libgmem/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

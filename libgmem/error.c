@@ -50,6 +50,10 @@ void gmem_error_clear(void) {
         last_error[0] = 0;
 }
 
+_public_ const char *gmem_version(void) {
+        return GMEM_VERSION_STRING;
+}
+
 _public_ const char *gmem_last_error(void) {
         return last_error;
 }

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The library's ABI and install contract:
-#  - libgmem.so.0.1.0 has SONAME libgmem.so.0;
+#  - libgmem.so.$LIBVERSION (the Makefile's) has SONAME libgmem.so.0;
 #  - it exports exactly the functions declared in include/gmem/gmem.h (all gmem_*, all versioned
 #    LIBGMEM_*), nothing internal;
 #  - `make install DESTDIR=... PREFIX=/usr` gives a tree against which a program using the public
@@ -10,7 +10,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-so=$BUILD/lib/libgmem.so.0.1.0
+ver=$(sed -n 's/^LIBVERSION := //p' Makefile) # the library's version, said once in the Makefile
+so=$BUILD/lib/libgmem.so.$ver
 header=include/gmem/gmem.h
 
 fail() { echo "FAIL: $*"; exit 1; }
@@ -61,12 +62,12 @@ if ! make --no-print-directory BUILD="$BUILD" DESTDIR="$root" PREFIX=/usr instal
         tail -n 20 "$tmp/install.log"
         fail "make install DESTDIR=$root PREFIX=/usr failed"
 fi
-for f in usr/lib/libgmem.so.0.1.0 usr/include/gmem/gmem.h usr/lib/pkgconfig/libgmem.pc usr/lib/libgmem.a; do
+for f in usr/lib/libgmem.so.$ver usr/include/gmem/gmem.h usr/lib/pkgconfig/libgmem.pc usr/lib/libgmem.a; do
         [[ -f $root/$f ]] || fail "make install did not install /$f"
 done
-[[ $(readlink "$root/usr/lib/libgmem.so.0") == libgmem.so.0.1.0 ]] || fail "libgmem.so.0 does not point to libgmem.so.0.1.0"
+[[ $(readlink "$root/usr/lib/libgmem.so.0") == "libgmem.so.$ver" ]] || fail "libgmem.so.0 does not point to libgmem.so.$ver"
 [[ $(readlink "$root/usr/lib/libgmem.so") == libgmem.so.0 ]] || fail "libgmem.so does not point to libgmem.so.0"
-cmp -s "$so" "$root/usr/lib/libgmem.so.0.1.0" || fail "the installed library is not $so"
+cmp -s "$so" "$root/usr/lib/libgmem.so.$ver" || fail "the installed library is not $so"
 cmp -s "$header" "$root/usr/include/gmem/gmem.h" || fail "the installed header is not $header"
 
 # The .pc must describe where the files were installed.
@@ -84,8 +85,8 @@ if [[ $pc_prefix != /usr ]]; then
                 "$pcdir/libgmem.pc" > "$tmp/pc/libgmem.pc"
         pcdir=$tmp/pc
 fi
-[[ $(PKG_CONFIG_LIBDIR=$pcdir pkg-config --modversion libgmem 2> /dev/null) == 0.1.0 ]] ||
-        fail "libgmem.pc does not say version 0.1.0"
+[[ $(PKG_CONFIG_LIBDIR=$pcdir pkg-config --modversion libgmem 2> /dev/null) == "$ver" ]] ||
+        fail "libgmem.pc does not say version $ver"
 
 # --- a program built against the installed tree ------------------------------------------------
 cat > "$tmp/prog.c" <<'EOF'

@@ -170,7 +170,7 @@ ok "Manager interface matches the XML"
 # --- list, create, get, properties ------------------------------------------------------------------
 want "a(sstuso) 0" M ListRegions
 want 'u 0' B get-property org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager RegionCount
-want 's "0.1"' B get-property org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager Version
+want "s \"$(sed -n 's/^#define GMEM_VERSION_STRING "\(.*\)"/\1/p' include/gmem/gmem.h)\"" B get-property org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager Version
 want 'oo "/org/gmem/Broker1/region/ram0" "/"' M CreateRegion 'ssta{sv}' ram0 memfd $((64 << 20)) 0
 want 'oo "/org/gmem/Broker1/region/vm_2d1_2ea" "/"' M CreateRegion 'ssta{sv}' vm-1.a "" $((2 << 20)) 1 policy s keep
 want 'o "/org/gmem/Broker1/region/ram0"' M GetRegion s ram0

@@ -25,8 +25,12 @@ extern "C" {
 #endif
 
 #define GMEM_VERSION_MAJOR 0
-#define GMEM_VERSION_MINOR 1
-#define GMEM_VERSION_STRING "0.1"
+#define GMEM_VERSION_MINOR 2
+#define GMEM_VERSION_STRING "0.2"
+
+/* The version of the library running, which may be newer than the header built against
+ * (GMEM_VERSION_STRING): "MAJOR.MINOR". */
+const char *gmem_version(void);
 
 /* The reason for the last failure in this thread ("" when none). */
 const char *gmem_last_error(void);
@@ -47,8 +51,8 @@ int gmem_backend_from_string(const char *s, enum gmem_backend *ret_backend);
 
 /* guest_memfd creation flags merged upstream. Bits the kernel reuses differently between unmerged
  * series (NO_DIRECT_MAP, write()) are never hard-coded: take them from struct gmem_caps. */
-#define GMEM_GUEST_MEMFD_FLAG_MMAP        (UINT64_C(1) << 0)
-#define GMEM_GUEST_MEMFD_FLAG_INIT_SHARED (UINT64_C(1) << 1)
+#define GMEM_GUEST_MEMFD_FLAG_MMAP        0x1ULL /* plain constants: bindgen and other */
+#define GMEM_GUEST_MEMFD_FLAG_INIT_SHARED 0x2ULL /* binding generators see them */
 
 /* ---------------------------------------------------------------------------------------------
  * Capability probe
