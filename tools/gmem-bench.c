@@ -14,6 +14,12 @@
  *             contiguous parts, one MADV_POPULATE_WRITE each (touching pages on EINVAL)
  *   handoff   (with --socket: a running gmemd) gmem_client_open() of a region, per fd
  *             vs the floor: a raw SCM_RIGHTS ping-pong between two processes
+ *   latency   (--latency, with --socket) the p50/p99 of a trivial request (list) while one
+ *             client misbehaves in each way a local user could, against the idle figure:
+ *             a reader that never reads, a flood of connect/close, connections that never say
+ *             hello, a stream of malformed messages, and a populate keeping the workers busy;
+ *             and, as a control, a process that only spins: on a small machine the abuser's
+ *             CPU alone costs that much
  *
  * Every trial uses a fresh region; trials alternate between candidate and baseline after one
  * discarded warm-up of each, and the median of each is reported.
@@ -27,9 +33,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gmem/gmem.h"
 #include "fd-pass.h"
@@ -46,6 +55,7 @@ static struct {
         enum gmem_backend backend;
         bool json;
         const char *socket;
+        bool latency;
 } arg = { .size = 256 * MiB, .trials = 5, .backend = GMEM_BACKEND_MEMFD };
 
 static int kvm_vm = -1;
@@ -269,6 +279,176 @@ static double handoff_gmemd(void) {
         return (now() - t) / HANDOFF_ROUNDS;
 }
 
+/* ---- loop latency under abuse ---- */
+
+#define LATENCY_SAMPLES 2000
+
+/* An abuser: a child process doing one bad thing against the daemon until it is killed. */
+enum abuse { ABUSE_NONE, ABUSE_CPU_HOG, ABUSE_NEVER_READS, ABUSE_CONNECT_FLOOD, ABUSE_NO_HELLO, ABUSE_GARBAGE, ABUSE_BUSY_WORKERS };
+static const char *const abuse_names[] = {
+        [ABUSE_NONE] = "idle",
+        [ABUSE_CPU_HOG] = "control: a process spinning, no gmemd",
+        [ABUSE_NEVER_READS] = "a client that never reads",
+        [ABUSE_CONNECT_FLOOD] = "a flood of connect/close",
+        [ABUSE_NO_HELLO] = "connections that never say hello",
+        [ABUSE_GARBAGE] = "a stream of malformed messages",
+        [ABUSE_BUSY_WORKERS] = "populates keeping the workers busy",
+};
+
+static int raw_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", arg.socket);
+        if (s >= 0 && connect(s, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                close(s);
+                return -1;
+        }
+        return s;
+}
+
+__attribute__((noreturn)) static void abuser(enum abuse a) {
+        static const char hello[] = "{\"op\":\"hello\",\"id\":1,\"version\":1}";
+        static const char garbage[] = "{\"op\":\"list\",\"id\":1e300,\"name\":\"x\\u0000y\"}";
+        char req[64];
+        int s = -1, held[64], n_held = 0;
+
+        switch (a) {
+        case ABUSE_CPU_HOG: /* what any busy process costs on this machine: the floor for the rest */
+                for (volatile unsigned long n = 0;; n++)
+                        ;
+        case ABUSE_NEVER_READS: /* sends lists, reads nothing: its queue fills, then it is dropped */
+                for (unsigned i = 0;; i++) {
+                        if (s < 0 && (s = raw_connect()) >= 0)
+                                (void) send(s, hello, sizeof(hello) - 1, MSG_NOSIGNAL);
+                        snprintf(req, sizeof(req), "{\"op\":\"list\",\"id\":%u}", i + 2);
+                        if (s >= 0 && send(s, req, strlen(req), MSG_NOSIGNAL) < 0) {
+                                close(s);
+                                s = -1;
+                        }
+                }
+        case ABUSE_CONNECT_FLOOD:
+                for (;;) {
+                        s = raw_connect();
+                        if (s >= 0)
+                                close(s);
+                }
+        case ABUSE_NO_HELLO: /* holds as many silent connections as it is let */
+                for (;;) {
+                        if (n_held == (int) ELEMENTSOF(held)) {
+                                close(held[0]);
+                                memmove(held, held + 1, sizeof(int) * (size_t) --n_held);
+                        }
+                        if ((s = raw_connect()) >= 0)
+                                held[n_held++] = s;
+                        usleep(1000);
+                }
+        case ABUSE_GARBAGE:
+                for (;;) {
+                        if (s < 0)
+                                s = raw_connect();
+                        if (s >= 0 && send(s, garbage, sizeof(garbage) - 1, MSG_NOSIGNAL) < 0) {
+                                close(s);
+                                s = -1;
+                        }
+                        if (s >= 0) { /* read what comes back, so only the garbage is the load */
+                                char buf[4096];
+                                while (recv(s, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+                                        ;
+                        }
+                }
+        case ABUSE_BUSY_WORKERS: {
+                struct gmem_client *c = NULL;
+                if (gmem_client_connect(arg.socket, &c) < 0)
+                        _exit(1);
+                for (;;)
+                        (void) gmem_client_populate_fd(c, "gmem-bench-big", 0, image_fd, 0, arg.size);
+        }
+        case ABUSE_NONE:
+                break;
+        }
+        for (;;)
+                pause();
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* p50 and p99 in microseconds of a list request, under abuse a. */
+static void latency_under(enum abuse a, double *ret_p50, double *ret_p99) {
+        static uint64_t ns[LATENCY_SAMPLES];
+        struct gmem_client *c = NULL;
+        pid_t pid = -1;
+
+        if (a != ABUSE_NONE) {
+                pid = fork();
+                if (pid == 0)
+                        abuser(a);
+                usleep(200 * 1000); /* let it get going */
+        }
+        if (gmem_client_connect(arg.socket, &c) < 0) {
+                fprintf(stderr, "gmem-bench: latency: connect under '%s': %s\n", abuse_names[a], gmem_last_error());
+                exit(1);
+        }
+        for (unsigned i = 0; i < LATENCY_SAMPLES / 10; i++) { /* warm-up, not counted */
+                char *json = NULL;
+                if (gmem_client_list(c, &json) == 0)
+                        free(json);
+        }
+        for (unsigned i = 0; i < LATENCY_SAMPLES; i++) {
+                char *json = NULL;
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                if (gmem_client_list(c, &json) < 0) {
+                        fprintf(stderr, "gmem-bench: latency: list under '%s': %s\n", abuse_names[a], gmem_last_error());
+                        exit(1);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                free(json);
+                ns[i] = (uint64_t) ((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+        }
+        gmem_client_free(c);
+        if (pid > 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        qsort(ns, LATENCY_SAMPLES, sizeof(ns[0]), cmp_u64);
+        *ret_p50 = (double) ns[LATENCY_SAMPLES / 2] / 1000;
+        *ret_p99 = (double) ns[LATENCY_SAMPLES * 99 / 100] / 1000;
+}
+
+static int latency_report(void) {
+        struct gmem_client *c = NULL;
+        double idle50, idle99;
+
+        if (gmem_client_connect(arg.socket, &c) < 0 ||
+            gmem_client_create(c, "gmem-bench-big", GMEM_BACKEND_MEMFD, arg.size, NULL) < 0) {
+                fprintf(stderr, "gmem-bench: gmemd at %s: %s\n", arg.socket, gmem_last_error());
+                return 1;
+        }
+        latency_under(ABUSE_NONE, &idle50, &idle99);
+        if (!arg.json)
+                printf("%-36s p50 %8.1f us   p99 %8.1f us\n", abuse_names[ABUSE_NONE], idle50, idle99);
+        else
+                printf("[\n  {\"op\":\"latency\",\"abuse\":\"idle\",\"p50_us\":%.1f,\"p99_us\":%.1f}", idle50, idle99);
+        for (enum abuse a = ABUSE_CPU_HOG; a <= ABUSE_BUSY_WORKERS; a++) {
+                double p50, p99;
+                latency_under(a, &p50, &p99);
+                if (arg.json)
+                        printf(",\n  {\"op\":\"latency\",\"abuse\":\"%s\",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p99_vs_idle\":%.2f}",
+                               abuse_names[a], p50, p99, p99 / idle99);
+                else
+                        printf("%-36s p50 %8.1f us   p99 %8.1f us   p99 x%.2f idle\n", abuse_names[a], p50, p99, p99 / idle99);
+        }
+        if (arg.json)
+                printf("\n]\n");
+        (void) gmem_client_release(c, "gmem-bench-big");
+        gmem_client_free(c);
+        return 0;
+}
+
 struct result {
         const char *name, *baseline;
         double candidate_s, baseline_s;
@@ -321,6 +501,7 @@ int main(int argc, char **argv) {
                 { "backend", required_argument, NULL, 'b' },
                 { "json", no_argument, NULL, 'j' },
                 { "socket", required_argument, NULL, 'S' },
+                { "latency", no_argument, NULL, 'L' },
                 {},
         };
         struct result res[5];
@@ -347,9 +528,12 @@ int main(int argc, char **argv) {
                 case 'S':
                         arg.socket = optarg;
                         break;
+                case 'L':
+                        arg.latency = true;
+                        break;
                 default:
                         fprintf(stderr, "usage: gmem-bench [--size MiB] [--trials N] [--backend memfd|secret|guest_memfd|hugetlb] [--json]\n"
-                                        "                  [--socket GMEMD_SOCKET]\n");
+                                        "                  [--socket GMEMD_SOCKET [--latency]]\n");
                         return 2;
                 }
         if (arg.size == 0 || arg.size % (2 * MiB)) {
@@ -384,6 +568,13 @@ int main(int argc, char **argv) {
                 gmem_region_free(img);
         }
 
+        if (arg.latency) {
+                if (!arg.socket) {
+                        fprintf(stderr, "gmem-bench: --latency needs --socket\n");
+                        return 2;
+                }
+                return latency_report();
+        }
         if (!arg.json) {
                 char what[64];
                 if (arg.backend == GMEM_BACKEND_GUEST_MEMFD)
