@@ -171,6 +171,50 @@ START_TEST(profile_strings) {
 }
 END_TEST
 
+START_TEST(policy_strings) {
+        enum gmem_policy p = (enum gmem_policy) 0x5a;
+
+        ck_assert_ptr_null(gmem_policy_to_string((enum gmem_policy) -1));
+        ck_assert_ptr_null(gmem_policy_to_string(_GMEM_POLICY_MAX));
+        ck_assert_str_eq(gmem_policy_to_string(GMEM_POLICY_CONNECTION), "connection");
+        EXPECT_REFUSED(gmem_policy_from_string(NULL, &p), EINVAL, "policy");
+        EXPECT_REFUSED(gmem_policy_from_string("keep", NULL), EINVAL, "policy");
+        EXPECT_REFUSED(gmem_policy_from_string("Keep", &p), EINVAL, "'Keep'");
+        EXPECT_REFUSED(gmem_policy_from_string("", &p), EINVAL, "keep, connection");
+        ck_assert_int_eq(p, 0x5a);
+        ck_assert_int_eq(gmem_policy_from_string("connection", &p), 0);
+        ck_assert_int_eq(p, GMEM_POLICY_CONNECTION);
+        ck_assert_str_eq(gmem_version(), GMEM_VERSION_STRING);
+}
+END_TEST
+
+START_TEST(features_and_pick_bad_input) {
+        struct gmem_caps caps;
+        enum gmem_backend b = (enum gmem_backend) 0x5a;
+        uint64_t flags = SENTINEL_U64;
+        const char *why = SENTINEL_PTR;
+
+        EXPECT_REFUSED(gmem_kernel_has((enum gmem_feature) -1), EINVAL, "feature");
+        EXPECT_REFUSED(gmem_kernel_has(_GMEM_FEATURE_MAX), EINVAL, "feature");
+        ck_assert_ptr_null(gmem_feature_to_string(_GMEM_FEATURE_MAX));
+        ck_assert_ptr_null(gmem_feature_to_string((enum gmem_feature) 1000));
+        for (int f = 0; f < _GMEM_FEATURE_MAX; f++) {
+                int k = gmem_kernel_has((enum gmem_feature) f);
+                ck_assert_msg(k == 0 || k == 1, "feature %d: %d", f, k);
+                ck_assert_ptr_nonnull(gmem_feature_to_string((enum gmem_feature) f));
+        }
+        ck_assert_int_eq(gmem_caps_probe(&caps), 0);
+        EXPECT_REFUSED(gmem_caps_pick_guest_memory(NULL, &b, &flags, &why), EINVAL, "NULL");
+        EXPECT_REFUSED(gmem_caps_pick_guest_memory(&caps, NULL, &flags, &why), EINVAL, "NULL");
+        EXPECT_REFUSED(gmem_caps_pick_guest_memory(&caps, &b, NULL, &why), EINVAL, "NULL");
+        ck_assert_int_eq(b, 0x5a);
+        ck_assert_uint_eq(flags, SENTINEL_U64);
+        ck_assert_ptr_eq(why, SENTINEL_PTR);
+        ck_assert_int_eq(gmem_caps_pick_guest_memory(&caps, &b, &flags, NULL), 0); /* the reason is optional */
+        ck_assert(b == GMEM_BACKEND_GUEST_MEMFD || b == GMEM_BACKEND_MEMFD);
+}
+END_TEST
+
 START_TEST(caps_bad_input) {
         struct gmem_caps c, sentinel;
         char *json = SENTINEL_PTR;
@@ -847,6 +891,33 @@ START_TEST(bind_bad_input) {
 }
 END_TEST
 
+START_TEST(bind_pair_bad_input) {
+        struct fixture f, m;
+        int bad = closed_fd();
+
+        fixture_memfd(&f, GMEM_BACKEND_MEMFD);
+        fixture_memfd(&m, GMEM_BACKEND_MEMFD);
+        EXPECT_REFUSED(gmem_kvm_bind_pair(bad, 1, 0, NULL, f.r, 0, 4096), EINVAL, "NULL region");
+        EXPECT_REFUSED(gmem_kvm_bind_pair(bad, 1, 0, f.r, NULL, 0, 4096), EINVAL, "NULL region");
+        /* the private half must be a guest_memfd, the shared one must not */
+        EXPECT_REFUSED(gmem_kvm_bind_pair(bad, 1, 0, f.r, m.r, 0, 4096), EINVAL, "private half must be a guest_memfd");
+        EXPECT_REFUSED(gmem_kvm_bind_pair(bad, 1, 0, f.r, m.r, 0, REGION_SIZE + 4096), ERANGE, "beyond the region");
+        if (have_shared_guest_memfd()) {
+                struct fixture g;
+                fixture_guest_memfd(&g);
+                EXPECT_REFUSED(gmem_kvm_bind_pair(g.vm_fd, 1, 0x100000, g.r, g.r, 0, 4096), EINVAL, "shared half");
+                EXPECT_REFUSED(gmem_kvm_bind_pair(-1, 1, 0x100000, g.r, m.r, 0, 4096), EBADF, "invalid VM fd");
+                EXPECT_REFUSED(gmem_kvm_bind_pair(g.vm_fd, 1, 0x100000, g.r, m.r, 2048, 4096), EINVAL, "page aligned");
+                assert_intact(&g);
+                fixture_free(&g);
+        }
+        assert_intact(&f);
+        assert_intact(&m);
+        fixture_free(&f);
+        fixture_free(&m);
+}
+END_TEST
+
 START_TEST(guest_memfd_region_bad_input) {
         /* The range checks on a guest_memfd region, which also must not change it. */
         struct fixture f;
@@ -921,6 +992,8 @@ int main(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, backend_strings);
         tcase_add_test(tc, profile_strings);
+        tcase_add_test(tc, policy_strings);
+        tcase_add_test(tc, features_and_pick_bad_input);
         tcase_add_test(tc, caps_bad_input);
         tcase_add_test(tc, new_memfd_bad_input);
         tcase_add_test(tc, new_hugetlb_bad_input);
@@ -943,6 +1016,7 @@ int main(void) {
         tcase_add_test(tc, convert_bad_input);
         tcase_add_test(tc, is_private_bad_input);
         tcase_add_test(tc, bind_bad_input);
+        tcase_add_test(tc, bind_pair_bad_input);
         tcase_add_test(tc, guest_memfd_region_bad_input);
         tcase_add_test(tc, guest_memfd_without_mmap);
         suite_add_tcase(s, tc);
