@@ -192,7 +192,8 @@ void region_add_holder(struct managed *m, const struct peer *p, struct conn *c, 
 void region_conn_closed(struct daemon *d, struct conn *c);
 /* measure: include resident_bytes, which may walk every page (list and info ask for it). */
 cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure);
-uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid);
+/* bytes of the regions uid owns, and (ret_count, may be NULL) how many */
+uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid, uint64_t *ret_count);
 void region_set_state(struct daemon *d, struct managed *m, enum region_state s);
 const char *region_state_to_string(enum region_state s);
 

@@ -16,11 +16,15 @@ struct managed *region_find(struct daemon *d, const char *name) {
         return NULL;
 }
 
-uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid) {
-        uint64_t sum = 0;
+uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid, uint64_t *ret_count) {
+        uint64_t sum = 0, n = 0;
         for (struct managed *m = d->regions; m; m = m->next)
-                if (m->owner == uid)
+                if (m->owner == uid) {
                         sum += gmem_region_size(m->region);
+                        n++;
+                }
+        if (ret_count)
+                *ret_count = n;
         return sum;
 }
 
@@ -84,9 +88,7 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
                         return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %"
                                           PRIu64, name, size, l->max_bytes_total);
                 if (owner->uid != 0) {
-                        uint64_t used = region_bytes_of_uid(d, owner->uid), mine = 0;
-                        for (const struct managed *o = d->regions; o; o = o->next)
-                                mine += o->owner == owner->uid;
+                        uint64_t mine, used = region_bytes_of_uid(d, owner->uid, &mine);
                         if (mine >= l->max_regions_per_uid)
                                 return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " regions (max_regions_per_uid)",
                                                   name, owner->uid, mine);

@@ -91,6 +91,7 @@ static uint64_t locked_bytes(void) {
 int region_check_memlock(const char *what, uint64_t size) {
         struct rlimit rl;
         uint64_t locked;
+        bool cap;
 
         if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
                 return gmem_error(negative_errno(), "%s: getrlimit(RLIMIT_MEMLOCK)", what);
@@ -99,7 +100,8 @@ int region_check_memlock(const char *what, uint64_t size) {
         locked = locked_bytes();
         if (size <= rl.rlim_cur && locked <= rl.rlim_cur - size)
                 return 0;
-        if (have_cap_ipc_lock()) {
+        cap = have_cap_ipc_lock();
+        if (cap) {
                 pthread_once(&honoured_once, probe_honoured);
                 if (honoured)
                         return 0;
@@ -108,5 +110,5 @@ int region_check_memlock(const char *what, uint64_t size) {
                           "(%" PRIu64 " bytes, %" PRIu64 " of them already locked by this process): secret "
                           "memory is charged to that limit%s; raise it (ulimit -l, LimitMEMLOCK=)",
                           what, size, (uint64_t) rl.rlim_cur, locked,
-                          have_cap_ipc_lock() ? ", and this kernel does not exempt CAP_IPC_LOCK" : "");
+                          cap ? ", and this kernel does not exempt CAP_IPC_LOCK" : "");
 }
