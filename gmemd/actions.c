@@ -24,6 +24,14 @@ int action_lookup(struct daemon *d, const struct peer *p, const char *name, enum
         return 0;
 }
 
+int action_list(struct daemon *d, const struct peer *p, struct managed ***ret, size_t *ret_n) {
+        return regions_visible(d, p, ret, ret_n);
+}
+
+void action_release(struct daemon *d, struct managed *m) {
+        region_release(d, m);
+}
+
 static int check_new_name(struct daemon *d, const char *name) {
         if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
@@ -32,8 +40,9 @@ static int check_new_name(struct daemon *d, const char *name) {
         return 0;
 }
 
-int action_create(struct daemon *d, const struct peer *p, struct conn *c, const struct create_args *a,
-                  const cJSON *req_id, struct managed **ret, struct job **ret_job) {
+static int create(struct daemon *d, struct session *s, const struct create_args *a, struct requester **rq,
+                  struct managed **ret, struct job **ret_job) {
+        const struct peer *p = &s->peer;
         struct gmem_region *r = NULL;
         struct managed *m;
         struct job *j = NULL;
@@ -44,10 +53,10 @@ int action_create(struct daemon *d, const struct peer *p, struct conn *c, const 
         if (a->backend == GMEM_BACKEND_GUEST_MEMFD)
                 return gmem_error(-EINVAL, "create '%s': a guest_memfd can only be made by its VM's creator: create it "
                                   "in the VMM and register it", a->name);
-        if ((unsigned) a->backend >= _GMEM_BACKEND_MAX)
+        if (gmem_backend_to_string(a->backend) == NULL)
                 return gmem_error(-EINVAL, "create '%s': invalid backend", a->name);
-        if (a->backend != GMEM_BACKEND_HUGETLB && a->page_size)
-                return gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", a->name);
+        if ((k = proto_check_page_size(a->backend, a->page_size != 0)) < 0)
+                return gmem_error(k, "create '%s': %s", a->name, gmem_last_error());
         if (a->size > d->config.limits.max_bytes_total)
                 return gmem_error(-ENOSPC, "create '%s': %" PRIu64 " bytes exceed the daemon's limit", a->name, a->size);
 
@@ -55,13 +64,13 @@ int action_create(struct daemon *d, const struct peer *p, struct conn *c, const 
                                                : gmem_region_new_memfd(a->backend, a->size, &r);
         if (k < 0)
                 return gmem_error_wrap(k, "create '%s'", a->name);
-        k = region_add(d, a->name, r, p, c, a->policy, "created", a->prefault, &m);
+        k = region_add(d, a->name, r, p, s, a->policy, "created", a->prefault, &m);
         if (k < 0) {
                 gmem_region_free(r);
                 return k;
         }
         if (a->prefault) {
-                k = action_start_job(d, p, c, req_id, JOB_PREFAULT, m, 0, a->size, 0, -1, &j);
+                k = action_start_job(d, s, TAKE_PTR(*rq), JOB_PREFAULT, m, 0, a->size, 0, -1, &j);
                 if (k < 0) {
                         region_release(d, m);
                         return k;
@@ -74,7 +83,15 @@ int action_create(struct daemon *d, const struct peer *p, struct conn *c, const 
         return 0;
 }
 
-int action_register(struct daemon *d, const struct peer *p, struct conn *c, const char *name, int fd,
+int action_create(struct daemon *d, struct session *s, const struct create_args *a, struct requester *rq,
+                  struct managed **ret, struct job **ret_job) {
+        int k = create(d, s, a, &rq, ret, ret_job);
+        if (rq) /* not taken by a job */
+                rq->ops->free(rq);
+        return k;
+}
+
+int action_register(struct daemon *d, struct session *s, const char *name, int fd,
                     bool flags_known, uint64_t flags, enum gmem_policy policy, struct managed **ret) {
         struct gmem_region *r = NULL;
         _cleanup_close_ int dup_fd = -1;
@@ -112,7 +129,7 @@ int action_register(struct daemon *d, const struct peer *p, struct conn *c, cons
                                           "MFD_ALLOW_SEALING", name);
                 }
         }
-        k = region_add(d, name, r, p, c, policy, "registered", false, &m);
+        k = region_add(d, name, r, &s->peer, s, policy, "registered", false, &m);
         if (k < 0) {
                 gmem_region_free(r);
                 return k;
@@ -121,13 +138,13 @@ int action_register(struct daemon *d, const struct peer *p, struct conn *c, cons
         return 0;
 }
 
-int action_open(struct daemon *d _unused_, const struct peer *p, struct conn *c, struct managed *m, int *ret_fd) {
+int action_open(struct daemon *d _unused_, struct session *s, struct managed *m, int *ret_fd) {
         int fd = fcntl(gmem_region_fd(m->region), F_DUPFD_CLOEXEC, 3);
 
         if (fd < 0)
                 return gmem_error(negative_errno(), "open '%s': dup", m->name);
-        region_add_holder(m, p, c, "opened");
-        log_debug("region '%s' opened by pid %d uid %d", m->name, p->pid, p->uid);
+        region_add_holder(m, &s->peer, s, "opened");
+        log_debug("region '%s' opened by pid %d uid %d (%s)", m->name, s->peer.pid, s->peer.uid, s->front);
         *ret_fd = fd;
         return 0;
 }
@@ -150,14 +167,14 @@ int action_range(const struct managed *m, const char *what, uint64_t off, bool h
         return 0;
 }
 
-int action_start_job(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
+int action_start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m,
                      uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret) {
-        struct job *j = job_new(d, op, m, c, req_id);
+        struct job *j = job_new(d, op, m, s, rq);
         int k;
 
         if (!j)
                 return gmem_error(-ENOMEM, "%s '%s': job", job_op_name(op), m->name);
-        j->uid = p->uid;
+        j->uid = s->peer.uid;
         j->off = off;
         j->len = len;
         j->fd_off = fd_off;
@@ -173,11 +190,10 @@ int action_start_job(struct daemon *d, const struct peer *p, struct conn *c, con
         return 0;
 }
 
-int action_populate(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
-                    bool have_len, uint64_t len, int src_fd, uint64_t src_off, struct job **ret) {
+static int populate_len(struct managed *m, uint64_t off, bool have_len, uint64_t len, int src_fd, uint64_t src_off,
+                        uint64_t *ret_len) {
         uint64_t def_len = UINT64_MAX;
         struct stat st;
-        int k;
 
         if (fstat(src_fd, &st) < 0)
                 return gmem_error(negative_errno(), "populate '%s': fstat source", m->name);
@@ -187,16 +203,25 @@ int action_populate(struct daemon *d, const struct peer *p, struct conn *c, cons
                 return gmem_error(-EINVAL, "populate '%s': a source that is not a regular file needs a length", m->name);
         if (def_len == 0 && !have_len)
                 return gmem_error(-ENODATA, "populate '%s': the source has no data at offset %" PRIu64, m->name, src_off);
-        k = action_range(m, "populate", off, have_len, len, def_len, &len);
-        if (k < 0)
-                return k;
-        return action_start_job(d, p, c, req_id, JOB_POPULATE, m, off, len, src_off, src_fd, ret);
+        return action_range(m, "populate", off, have_len, len, def_len, ret_len);
 }
 
-int action_punch(struct daemon *d _unused_, struct managed *m, uint64_t off, uint64_t len) {
+int action_populate(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, uint64_t off,
+                    bool have_len, uint64_t len, int src_fd, uint64_t src_off, struct job **ret) {
+        int k = populate_len(m, off, have_len, len, src_fd, src_off, &len);
+        if (k < 0) {
+                if (rq)
+                        rq->ops->free(rq);
+                return k;
+        }
+        return action_start_job(d, s, rq, JOB_POPULATE, m, off, len, src_off, src_fd, ret);
+}
+
+int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len) {
         int k = gmem_punch_hole(m->region, off, len);
         if (k < 0)
                 return gmem_error_wrap(k, "punch '%s'", m->name);
+        region_resident_changed(d, m);
         return 0;
 }
 

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What gmemd does, whoever asks: the socket protocol (ops.c) and D-Bus (dbus.c) parse their
- * requests and call these. Each checks the caller's rights and its input before it changes
- * anything; on failure it returns -errno with the reason in gmem_last_error().
+ * requests and call these for the caller's session. Each checks the caller's rights and its input
+ * before it changes anything; on failure it returns -errno with the reason in gmem_last_error().
+ * A requester passed in is taken, whatever happens.
  */
 #pragma once
 
-#include "daemon.h"
+#include "job.h"
+#include "region.h"
+#include "session.h"
 
 /* The named, visible region the caller may act on; -ENOENT or -EACCES otherwise. */
 int action_lookup(struct daemon *d, const struct peer *p, const char *name, enum access a, const char *what,
                   struct managed **ret);
+/* The regions p may see, sorted by name (regions_visible()). */
+int action_list(struct daemon *d, const struct peer *p, struct managed ***ret, size_t *ret_n);
 
 struct create_args {
         const char *name;
@@ -20,26 +25,28 @@ struct create_args {
         enum gmem_policy policy;
         bool prefault;          /* the region stays hidden until the prefault job is done */
 };
-/* c: the caller's socket connection (NULL over D-Bus). With prefault, *ret_job is the job that
- * publishes the region when it is done; otherwise NULL. */
-int action_create(struct daemon *d, const struct peer *p, struct conn *c, const struct create_args *a,
-                  const cJSON *req_id, struct managed **ret, struct job **ret_job);
+/* With prefault, *ret_job is the job that publishes the region when it is done (rq hears of
+ * it); otherwise NULL. */
+int action_create(struct daemon *d, struct session *s, const struct create_args *a, struct requester *rq,
+                  struct managed **ret, struct job **ret_job);
 /* fd is borrowed: the region gets a dup of it, and the caller closes its own either way.
  * flags_known: flags are the guest_memfd's creation flags. */
-int action_register(struct daemon *d, const struct peer *p, struct conn *c, const char *name, int fd,
+int action_register(struct daemon *d, struct session *s, const char *name, int fd,
                     bool flags_known, uint64_t flags, enum gmem_policy policy, struct managed **ret);
 /* A new fd (CLOEXEC) for the caller, who becomes a holder. */
-int action_open(struct daemon *d, const struct peer *p, struct conn *c, struct managed *m, int *ret_fd);
+int action_open(struct daemon *d, struct session *s, struct managed *m, int *ret_fd);
 /* off/len within the region; have_len false: the rest from off (capped at def_len). */
 int action_range(const struct managed *m, const char *what, uint64_t off, bool have_len, uint64_t len,
                  uint64_t def_len, uint64_t *ret_len);
 /* Start populate/prefault/dump; takes fd (source or destination, -1 for prefault) on success. */
-int action_start_job(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, enum job_op op, struct managed *m,
+int action_start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m,
                      uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret);
 /* Populate [off, off+len) from src_fd at src_off; without a length, the rest of a regular-file
  * source (clipped to the region). Takes src_fd on success. */
-int action_populate(struct daemon *d, const struct peer *p, struct conn *c, const cJSON *req_id, struct managed *m, uint64_t off,
+int action_populate(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, uint64_t off,
                     bool have_len, uint64_t len, int src_fd, uint64_t src_off, struct job **ret);
 int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len);
+/* release: the region leaves the table (admin rights were checked by the lookup) */
+void action_release(struct daemon *d, struct managed *m);
 int action_grant(struct daemon *d, const struct peer *p, struct managed *m, bool is_uid, uint64_t id, bool grant);
 int action_cancel(struct daemon *d, const struct peer *p, uint64_t job);

@@ -10,9 +10,11 @@
  * Every method call first learns who sent it: the bus daemon's GetConnectionCredentials (uid, pid
  * and groups, all from the kernel, never from /proc), asked asynchronously so the loop never waits
  * for the bus; the reply continues the call, so calls are answered in the order they came. Then it
- * is an action (actions.c), which checks rights and input exactly as for the socket. Reading
- * (properties, introspection, ListRegions, GetRegion, signals) is public on the bus; see
- * docs/dbus.md.
+ * is an action (actions.c), which checks rights and input exactly as for the socket, for the
+ * caller's session: one per bus peer (its unique name), ended when the peer leaves the bus
+ * (sd_bus_track), so policy "connection" ties a region to the peer as it does to a socket
+ * connection. ListRegions and GetRegion show what the core lets the caller see; properties,
+ * introspection and signals are readable as the bus policy allows; see docs/dbus.md.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,6 +29,7 @@
 #include "dbus.h"
 #include "error.h"
 #include "log.h"
+#include "notify.h"
 
 #define BUS_NAME "org.gmem.Broker1"
 #define MANAGER_PATH "/org/gmem/Broker1"
@@ -41,8 +44,12 @@
 /* messages handled per wakeup before the loop gets to the other sources */
 #define PROCESS_BATCH 256
 
+struct bus_peer;
+
 struct dbus_state {
         struct daemon *d;
+        struct bus_peer *peers;         /* the peers that called, each a session of the core */
+        uint64_t n_peers;
         sd_bus *bus;
         char *bus_desc;
         struct event *ev_read, *ev_write, *ev_timer;
@@ -51,10 +58,14 @@ struct dbus_state {
         bool lost;                      /* the connection is gone: the hooks do nothing any more */
 };
 
-/* job->dbus_data of a job started over the bus: its requester hears of its end whatever becomes
- * of its region (notify.c). Nothing to free, so it outlives the bus connection. */
-static char dbus_job_marker;
-#define DBUS_JOB ((void *) &dbus_job_marker)
+/* A peer on the bus, from its first call until it leaves the bus. */
+struct bus_peer {
+        struct bus_peer *prev, *next;
+        struct dbus_state *s;
+        char *name;                     /* its unique name */
+        struct session *session;
+        sd_bus_track *track;
+};
 
 static const sd_bus_error_map gmem_bus_errors[] = {
         SD_BUS_ERROR_MAP(ERROR_PREFIX "NoSuchRegion", ENOENT),
@@ -108,10 +119,12 @@ static int fail(sd_bus_error *e, int err, bool job) {
         return sd_bus_error_set(e, error_name(err, job), msg && *msg ? msg : strerror(err < 0 ? -err : err));
 }
 
-static struct dbus_state *live(struct daemon *d) {
-        struct dbus_state *s = d->dbus;
+static struct dbus_state *live(struct dbus_state *s) {
         return s && !s->lost ? s : NULL;
 }
+
+static void rearm(struct dbus_state *s);
+static void emitted(struct dbus_state *s, int k, const char *what, const char *about);
 
 /* ---------------------------------------------------------------------------------------------
  * Names and paths
@@ -225,8 +238,8 @@ bad:
 }
 
 /* A method call's second half: reads its arguments, acts for p, replies (or fails with e set). */
-typedef int (*call_fn)(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, uint64_t job_id,
-                       sd_bus_error *e);
+typedef int (*call_fn)(struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p,
+                       uint64_t job_id, sd_bus_error *e);
 
 struct pending_call {
         struct dbus_state *s;
@@ -241,16 +254,117 @@ static void pending_call_free(void *userdata) {
         free(c);
 }
 
+static struct bus_peer *bus_peer_free(struct bus_peer *bp) {
+        if (!bp)
+                return NULL;
+        LIST_REMOVE(bp->s->peers, bp);
+        bp->s->n_peers--;
+        sd_bus_track_unref(bp->track);
+        if (bp->session) {
+                session_end(bp->session);
+                session_unref(bp->session);
+        }
+        free(bp->name);
+        free(bp);
+        return NULL;
+}
+
+static int on_peer_gone(sd_bus_track *t _unused_, void *userdata) {
+        struct bus_peer *bp = userdata;
+        log_debug("D-Bus: %s left the bus", bp->name);
+        bus_peer_free(bp);
+        return 0;
+}
+
+struct name_check {
+        struct dbus_state *s;
+        char name[];
+};
+
+/* The peer may have left before its name was tracked: then no NameOwnerChanged will come. */
+static int on_name_owner(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
+        struct name_check *c = userdata;
+
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                return 0;
+        for (struct bus_peer *bp = c->s->peers; bp; bp = bp->next)
+                if (strcmp(bp->name, c->name) == 0) {
+                        log_debug("D-Bus: %s left the bus before its first call was answered", bp->name);
+                        bus_peer_free(bp);
+                        break;
+                }
+        return 0;
+}
+
+static int check_name(struct dbus_state *s, const char *name) {
+        struct name_check *c = malloc(sizeof(*c) + strlen(name) + 1);
+        sd_bus_slot *slot = NULL;
+        int k;
+
+        if (!c)
+                return -ENOMEM;
+        c->s = s;
+        strcpy(c->name, name);
+        k = sd_bus_call_method_async(s->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "GetNameOwner", on_name_owner, c, "s", name);
+        if (k < 0) {
+                free(c);
+                return k;
+        }
+        (void) sd_bus_slot_set_destroy_callback(slot, free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
+        return 0;
+}
+
+/* The session of the peer that sent msg, made on its first call. */
+static int peer_session(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, struct session **ret,
+                        sd_bus_error *e) {
+        const char *sender = sd_bus_message_get_sender(msg), *full;
+        struct bus_peer *bp;
+        int k;
+
+        for (bp = s->peers; bp; bp = bp->next)
+                if (strcmp(bp->name, sender) == 0) {
+                        *ret = bp->session;
+                        return 0;
+                }
+        if ((full = session_refused(s->d, p->uid)))
+                return sd_bus_error_setf(e, ERROR_PREFIX "LimitExceeded", "uid %u: %s", (unsigned) p->uid, full);
+        bp = calloc(1, sizeof(*bp));
+        if (!bp)
+                return -ENOMEM;
+        bp->s = s;
+        LIST_PREPEND(s->peers, bp);
+        s->n_peers++;
+        if (!(bp->name = strdup(sender)) || (k = session_new(s->d, p, "D-Bus", true, &bp->session)) < 0 ||
+            (k = sd_bus_track_new(s->bus, &bp->track, on_peer_gone, bp)) < 0 ||
+            (k = sd_bus_track_add_name(bp->track, sender)) < 0) {
+                bus_peer_free(bp);
+                return sd_bus_error_setf(e, ERROR_PREFIX "Failed", "track %s on the bus: %s", sender, strerror(ENOMEM));
+        }
+        /* asked after the match is in: whichever way the peer leaves, one of the two tells */
+        if ((k = check_name(s, sender)) < 0) {
+                bus_peer_free(bp);
+                return k;
+        }
+        *ret = bp->session;
+        return 0;
+}
+
 static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
         struct pending_call *c = userdata;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        struct session *se = NULL;
         struct peer p;
         int k;
 
         gmem_error_clear();
         k = parse_credentials(reply, sd_bus_message_get_sender(c->msg), &p, &e);
         if (k >= 0)
-                k = c->fn(c->s, c->msg, &p, c->job_id, &e);
+                k = peer_session(c->s, c->msg, &p, &se, &e);
+        if (k >= 0)
+                k = c->fn(c->s, c->msg, se, &se->peer, c->job_id, &e);
         if (k < 0) {
                 if (!sd_bus_error_is_set(&e))
                         sd_bus_error_set_errno(&e, k);
@@ -343,10 +457,60 @@ static int reply_job(sd_bus_message *msg, struct job *j) {
         _cleanup_free_ char *path = NULL;
         int k;
 
-        j->dbus_data = DBUS_JOB;
         if ((k = job_path(j->id, &path)) < 0)
                 return k;
         return sd_bus_reply_method_return(msg, "o", path);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The requester: a job started over the bus emits its own JobProgress and JobFinished, whatever
+ * becomes of its region (the subscriber below leaves such jobs to it).
+ */
+
+struct bus_request {
+        struct requester rq;
+        struct dbus_state *s;
+};
+
+static void request_progress(struct requester *rq, const struct job *j, uint64_t done, uint64_t total) {
+        struct dbus_state *s = live(((struct bus_request *) rq)->s);
+        _cleanup_free_ char *path = NULL;
+
+        if (!s || job_path(j->id, &path) < 0)
+                return;
+        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobProgress", "ostt", path, j->m->name, done, total),
+                "JobProgress", j->m->name);
+}
+
+static void request_finished(struct requester *rq, const struct job *j) {
+        struct dbus_state *s = live(((struct bus_request *) rq)->s);
+        _cleanup_free_ char *path = NULL;
+        bool ok = j->result == 0;
+
+        if (!s || job_path(j->id, &path) < 0)
+                return;
+        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobFinished", "osbts", path, j->m->name, ok,
+                                      ok ? (uint64_t) j->bytes : 0, ok ? "" : j->message),
+                "JobFinished", j->m->name);
+}
+
+static void request_free(struct requester *rq) {
+        free(rq);
+}
+
+static const struct requester_ops request_ops = {
+        .progress = request_progress,
+        .finished = request_finished,
+        .free = request_free,
+};
+
+/* NULL on ENOMEM, which the action reports */
+static struct requester *request_new(struct dbus_state *s) {
+        struct bus_request *r = calloc(1, sizeof(*r));
+        if (!r)
+                return NULL;
+        *r = (struct bus_request) { .rq.ops = &request_ops, .s = s };
+        return &r->rq;
 }
 
 /* A dup (CLOEXEC, above stdio) of an fd that came with a message: the message keeps its own. */
@@ -361,26 +525,18 @@ static int dup_message_fd(int fd, const char *what, sd_bus_error *e) {
  * org.gmem.Broker1.Manager
  */
 
-static int cmp_region_names(const void *a, const void *b) {
-        return strcmp((*(struct managed *const *) a)->name, (*(struct managed *const *) b)->name);
-}
+#define CALL_ARGS struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p, uint64_t job_id, \
+                  sd_bus_error *e
 
-#define CALL_ARGS struct dbus_state *s, sd_bus_message *msg, const struct peer *p, uint64_t job_id, sd_bus_error *e
-
-static int list_regions(struct dbus_state *s, sd_bus_message *msg, const struct peer *p _unused_, uint64_t job_id _unused_,
-                        sd_bus_error *e _unused_) {
+static int list_regions(struct dbus_state *s, sd_bus_message *msg, struct session *se _unused_, const struct peer *p,
+                        uint64_t job_id _unused_, sd_bus_error *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ struct managed **v = NULL;
         size_t n = 0;
         int k;
 
-        v = calloc(s->d->n_regions + 1, sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        for (struct managed *m = s->d->regions; m; m = m->next)
-                if (!m->hidden && n < s->d->n_regions)
-                        v[n++] = m;
-        qsort(v, n, sizeof(*v), cmp_region_names);
+        if ((k = action_list(s->d, p, &v, &n)) < 0)
+                return fail(e, k, false);
 
         if ((k = sd_bus_message_new_method_return(msg, &reply)) < 0 ||
             (k = sd_bus_message_open_container(reply, 'a', "(sstuso)")) < 0)
@@ -402,28 +558,23 @@ static int list_regions(struct dbus_state *s, sd_bus_message *msg, const struct 
 }
 METHOD(method_list_regions, list_regions)
 
-static int get_region(struct dbus_state *s, sd_bus_message *msg, const struct peer *p _unused_, uint64_t job_id _unused_,
-                      sd_bus_error *e) {
+static int get_region(struct dbus_state *s, sd_bus_message *msg, struct session *se _unused_, const struct peer *p,
+                      uint64_t job_id _unused_, sd_bus_error *e) {
         _cleanup_free_ char *path = NULL;
         struct managed *m;
         const char *name;
         int k;
 
-        if ((k = sd_bus_message_read(msg, "s", &name)) < 0)
+        if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_SEE, "see", &m, e)) < 0)
                 return k;
-        if (!proto_name_valid(name))
-                return fail(e, gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name), false);
-        m = region_find(s->d, name);
-        if (!m || m->hidden)
-                return fail(e, gmem_error(-ENOENT, "no region '%s'", name), false);
         if ((k = region_path(m->name, &path)) < 0)
                 return k;
         return sd_bus_reply_method_return(msg, "o", path);
 }
 METHOD(method_get_region, get_region)
 
-static int create_region(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, uint64_t job_id _unused_,
-                         sd_bus_error *e) {
+static int create_region(struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p _unused_,
+                         uint64_t job_id _unused_, sd_bus_error *e) {
         _cleanup_free_ char *path = NULL, *jpath = NULL;
         struct create_args a = { .policy = GMEM_POLICY_KEEP };
         const char *backend, *policy = "keep";
@@ -443,18 +594,15 @@ static int create_region(struct dbus_state *s, sd_bus_message *msg, const struct
                 return k;
         if ((k = gmem_backend_from_string(*backend ? backend : "memfd", &a.backend)) < 0)
                 return fail(e, k, false);
-        if (strcmp(policy, "connection") == 0)
-                return fail(e, gmem_error(-EOPNOTSUPP, "create '%s': policy 'connection' ties a region to a socket "
-                                          "connection; over D-Bus regions are kept until ReleaseRegion", a.name), false);
-        if (strcmp(policy, "keep") != 0)
-                return fail(e, gmem_error(-EINVAL, "create '%s': policy '%.40s' (keep)", a.name, policy), false);
-        if (have_page_size && a.backend != GMEM_BACKEND_HUGETLB)
-                return fail(e, gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", a.name), false);
+        /* "connection": the region goes when the caller leaves the bus */
+        if ((k = gmem_policy_from_string(policy, &a.policy)) < 0)
+                return fail(e, gmem_error(k, "create '%s': policy '%.40s' (keep, connection)", a.name, policy), false);
+        if ((k = proto_check_page_size(a.backend, have_page_size)) < 0)
+                return fail(e, gmem_error(k, "create '%s': %s", a.name, gmem_last_error()), false);
         a.prefault = prefault;
-        if ((k = action_create(s->d, p, NULL, &a, NULL, &m, &j)) < 0)
+        /* with prefault, the region is published when it is done: JobFinished says so */
+        if ((k = action_create(s->d, se, &a, a.prefault ? request_new(s) : NULL, &m, &j)) < 0)
                 return fail(e, k, false);
-        if (j)
-                j->dbus_data = DBUS_JOB; /* the region is published when it is done: JobFinished says so */
         if ((k = region_path(m->name, &path)) < 0 || (j && (k = job_path(j->id, &jpath)) < 0))
                 return k;
         return sd_bus_reply_method_return(msg, "oo", path, jpath ?: NO_JOB_PATH);
@@ -465,18 +613,24 @@ static int register_region(CALL_ARGS) {
         _cleanup_free_ char *path = NULL;
         uint64_t flags = 0;
         bool have_flags = false;
+        const char *policy = "keep";
         const struct option_spec opts[] = {
                 { "flags", 't', &flags, &have_flags },
+                { "policy", 's', &policy, NULL },
         };
+        enum gmem_policy pol;
         const char *name;
         struct managed *m;
         int fd, k;
 
         (void) job_id;
+        (void) p;
         if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 || (k = read_options(msg, opts, ELEMENTSOF(opts), e)) < 0)
                 return k;
+        if ((k = gmem_policy_from_string(policy, &pol)) < 0)
+                return fail(e, gmem_error(k, "register '%.80s': policy '%.40s' (keep, connection)", name, policy), false);
         /* the fd is borrowed: the region keeps a dup of its own */
-        if ((k = action_register(s->d, p, NULL, name, fd, have_flags, flags, GMEM_POLICY_KEEP, &m)) < 0)
+        if ((k = action_register(s->d, se, name, fd, have_flags, flags, pol, &m)) < 0)
                 return fail(e, k, false);
         if ((k = region_path(m->name, &path)) < 0)
                 return k;
@@ -498,7 +652,7 @@ static int populate_region(CALL_ARGS) {
         if ((src = dup_message_fd(fd, "populate", e)) < 0)
                 return src;
         /* length 0: the rest of the source */
-        k = action_populate(s->d, p, NULL, NULL, m, off, len != 0, len, src, src_off, &j);
+        k = action_populate(s->d, se, request_new(s), m, off, len != 0, len, src, src_off, &j);
         if (k < 0) {
                 close(src);
                 return fail(e, k, false);
@@ -519,7 +673,7 @@ static int prefault_region(CALL_ARGS) {
             (k = lookup(s, p, name, ACCESS_USE, "prefault", &m, e)) < 0)
                 return k;
         if ((k = action_range(m, "prefault", off, len != 0, len, UINT64_MAX, &len)) < 0 ||
-            (k = action_start_job(s->d, p, NULL, NULL, JOB_PREFAULT, m, off, len, 0, -1, &j)) < 0)
+            (k = action_start_job(s->d, se, request_new(s), JOB_PREFAULT, m, off, len, 0, -1, &j)) < 0)
                 return fail(e, k, false);
         return reply_job(msg, j);
 }
@@ -540,7 +694,7 @@ static int dump_region(CALL_ARGS) {
                 return fail(e, k, false);
         if ((dst = dup_message_fd(fd, "dump", e)) < 0)
                 return dst;
-        k = action_start_job(s->d, p, NULL, NULL, JOB_DUMP, m, off, len, dst_off, dst, &j);
+        k = action_start_job(s->d, se, request_new(s), JOB_DUMP, m, off, len, dst_off, dst, &j);
         if (k < 0) {
                 close(dst);
                 return fail(e, k, false);
@@ -550,6 +704,7 @@ static int dump_region(CALL_ARGS) {
 METHOD(method_dump_region, dump_region)
 
 static int punch_hole(CALL_ARGS) {
+        (void) se;
         uint64_t off, len;
         const char *name;
         struct managed *m;
@@ -585,17 +740,20 @@ static int grant_or_revoke(struct dbus_state *s, sd_bus_message *msg, const stru
 
 static int grant_region(CALL_ARGS) {
         (void) job_id;
+        (void) se;
         return grant_or_revoke(s, msg, p, true, e);
 }
 METHOD(method_grant_region, grant_region)
 
 static int revoke_region(CALL_ARGS) {
         (void) job_id;
+        (void) se;
         return grant_or_revoke(s, msg, p, false, e);
 }
 METHOD(method_revoke_region, revoke_region)
 
 static int release_region(CALL_ARGS) {
+        (void) se;
         const char *name;
         struct managed *m;
         int k;
@@ -603,7 +761,7 @@ static int release_region(CALL_ARGS) {
         (void) job_id;
         if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_ADMIN, "release", &m, e)) < 0)
                 return k;
-        region_release(s->d, m);
+        action_release(s->d, m);
         return sd_bus_reply_method_return(msg, NULL);
 }
 METHOD(method_release_region, release_region)
@@ -616,7 +774,7 @@ static int open_region(CALL_ARGS) {
         (void) job_id;
         if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_USE, "open", &m, e)) < 0)
                 return k;
-        if ((k = action_open(s->d, p, NULL, m, &fd)) < 0)
+        if ((k = action_open(s->d, se, m, &fd)) < 0)
                 return fail(e, k, false);
         k = sd_bus_reply_method_return(msg, "h", fd); /* the message takes a dup of its own */
         close(fd);
@@ -626,6 +784,7 @@ METHOD(method_open_region, open_region)
 
 /* Manager.CancelJob (the job's path in the message) and Job.Cancel (job_id) */
 static int cancel_job(CALL_ARGS) {
+        (void) se;
         int k;
 
         if (!job_id) {
@@ -643,8 +802,8 @@ static int cancel_job(CALL_ARGS) {
 }
 METHOD(method_cancel_job, cancel_job)
 
-static int get_capabilities(struct dbus_state *s _unused_, sd_bus_message *msg, const struct peer *p _unused_,
-                            uint64_t job_id _unused_, sd_bus_error *e) {
+static int get_capabilities(struct dbus_state *s _unused_, sd_bus_message *msg, struct session *se _unused_,
+                            const struct peer *p _unused_, uint64_t job_id _unused_, sd_bus_error *e) {
         _cleanup_free_ char *json = NULL;
         struct gmem_caps caps;
         int k;
@@ -740,11 +899,16 @@ static const sd_bus_vtable manager_vtable[] = {
  * org.gmem.Broker1.Region: /org/gmem/Broker1/region/<name, escaped>
  */
 
-static int region_get(sd_bus *bus _unused_, const char *path _unused_, const char *iface _unused_, const char *property,
+static int region_get(sd_bus *bus _unused_, const char *path, const char *iface _unused_, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *e _unused_) {
-        const struct managed *m = userdata;
-        struct gmem_region *r = m->region;
+        struct dbus_state *s = userdata;
+        struct managed *m = region_of_path(s->d, path);
+        struct gmem_region *r;
         int k;
+
+        if (!m)
+                return -ENOENT;
+        r = m->region;
 
         if (strcmp(property, "Name") == 0)
                 return sd_bus_message_append(reply, "s", m->name);
@@ -753,9 +917,9 @@ static int region_get(sd_bus *bus _unused_, const char *path _unused_, const cha
         if (strcmp(property, "Size") == 0)
                 return sd_bus_message_append(reply, "t", gmem_region_size(r));
         if (strcmp(property, "ResidentBytes") == 0) {
-                /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
+                /* as the core measured it, off the loop for large regions; UINT64_MAX: not yet known */
                 uint64_t resident;
-                if (gmem_region_resident(r, 0, gmem_region_size(r), &resident) < 0)
+                if (region_resident(s->d, m, &resident) < 0)
                         resident = UINT64_MAX;
                 return sd_bus_message_append(reply, "t", resident);
         }
@@ -783,7 +947,7 @@ static int region_get(sd_bus *bus _unused_, const char *path _unused_, const cha
                 for (unsigned i = 0; i < m->n_holders; i++)
                         if ((k = sd_bus_message_append(reply, "(uusb)", (uint32_t) m->holders[i].pid,
                                                        (uint32_t) m->holders[i].uid, m->holders[i].role,
-                                                       m->holders[i].conn != NULL)) < 0)
+                                                       m->holders[i].session != NULL)) < 0)
                                 return k;
                 return sd_bus_message_close_container(reply);
         }
@@ -813,11 +977,10 @@ static const sd_bus_vtable region_vtable[] = {
 static int region_find_cb(sd_bus *bus _unused_, const char *path, const char *iface _unused_, void *userdata, void **found,
                           sd_bus_error *e _unused_) {
         struct dbus_state *s = userdata;
-        struct managed *m = region_of_path(s->d, path);
 
-        if (!m)
+        if (!region_of_path(s->d, path))
                 return 0;
-        *found = m;
+        *found = s; /* the getters find the region by its path again */
         return 1;
 }
 
@@ -840,10 +1003,13 @@ static int region_enumerate(sd_bus *bus _unused_, const char *prefix _unused_, v
  * org.gmem.Broker1.Job: /org/gmem/Broker1/job/<id>, while the job runs or waits
  */
 
-static int job_get(sd_bus *bus _unused_, const char *path _unused_, const char *iface _unused_, const char *property,
+static int job_get(sd_bus *bus _unused_, const char *path, const char *iface _unused_, const char *property,
                    sd_bus_message *reply, void *userdata, sd_bus_error *e _unused_) {
-        const struct job *j = userdata;
+        struct dbus_state *s = userdata;
+        const struct job *j = job_of_path(s->d, path);
 
+        if (!j)
+                return -ENOENT;
         if (strcmp(property, "Id") == 0)
                 return sd_bus_message_append(reply, "t", j->id);
         if (strcmp(property, "Operation") == 0)
@@ -862,9 +1028,8 @@ static int job_get(sd_bus *bus _unused_, const char *path _unused_, const char *
 }
 
 static int method_job_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *e) {
-        struct job *j = userdata;
         /* by id: the job may be gone when the caller is known */
-        return call_with_caller(j->d->dbus, msg, cancel_job, j->id, e);
+        return call_with_caller(userdata, msg, cancel_job, job_id_of_path(sd_bus_message_get_path(msg)), e);
 }
 
 static const sd_bus_vtable job_vtable[] = {
@@ -883,11 +1048,10 @@ static const sd_bus_vtable job_vtable[] = {
 static int job_find_cb(sd_bus *bus _unused_, const char *path, const char *iface _unused_, void *userdata, void **found,
                        sd_bus_error *e _unused_) {
         struct dbus_state *s = userdata;
-        struct job *j = job_of_path(s->d, path);
 
-        if (!j)
+        if (!job_of_path(s->d, path))
                 return 0;
-        *found = j;
+        *found = s;
         return 1;
 }
 
@@ -909,12 +1073,6 @@ static int job_enumerate(sd_bus *bus _unused_, const char *prefix _unused_, void
 /* ---------------------------------------------------------------------------------------------
  * The loop: sd-bus inside libevent
  */
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static void stop_events(struct dbus_state *s) {
         if (s->ev_read)
@@ -1032,11 +1190,11 @@ static void emitted(struct dbus_state *s, int k, const char *what, const char *a
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Hooks (notify.c)
+ * The subscriber: the core's events as signals
  */
 
-void dbus_region_added(struct daemon *d, struct managed *m) {
-        struct dbus_state *s = live(d);
+static void on_region_added(void *userdata, struct managed *m) {
+        struct dbus_state *s = live(userdata);
         _cleanup_free_ char *path = NULL;
         int k;
 
@@ -1049,8 +1207,8 @@ void dbus_region_added(struct daemon *d, struct managed *m) {
         emitted(s, k, "RegionAdded", m->name);
 }
 
-void dbus_region_removed(struct daemon *d, struct managed *m) {
-        struct dbus_state *s = live(d);
+static void on_region_removed(void *userdata, struct managed *m) {
+        struct dbus_state *s = live(userdata);
         _cleanup_free_ char *path = NULL;
         int k;
 
@@ -1064,38 +1222,40 @@ void dbus_region_removed(struct daemon *d, struct managed *m) {
         emitted(s, k, "RegionRemoved", m->name);
 }
 
-void dbus_region_changed(struct daemon *d, struct managed *m) {
-        struct dbus_state *s = live(d);
+static void on_region_changed(void *userdata, struct managed *m) {
+        struct dbus_state *s = live(userdata);
         _cleanup_free_ char *path = NULL;
 
-        if (!s || m->hidden || m->released || region_path(m->name, &path) < 0)
+        if (!s || region_path(m->name, &path) < 0)
                 return;
         /* State, PopulatedBytes and the grants with their values; ResidentBytes invalidated */
         emitted(s, sd_bus_emit_properties_changed_strv(s->bus, path, REGION_IFACE, NULL), "PropertiesChanged", m->name);
 }
 
-void dbus_job_progress(struct daemon *d, struct job *j, uint64_t done, uint64_t total) {
-        struct dbus_state *s = live(d);
-        _cleanup_free_ char *path = NULL;
-
-        if (!s || job_path(j->id, &path) < 0)
-                return;
-        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobProgress", "ostt", path, j->m->name, done, total),
-                "JobProgress", j->m->name);
+/* Jobs started over the bus signal through their requester. */
+static bool own_job(const struct job *j) {
+        return j->rq && j->rq->ops == &request_ops;
 }
 
-void dbus_job_finished(struct daemon *d, struct job *j) {
-        struct dbus_state *s = live(d);
-        _cleanup_free_ char *path = NULL;
-        bool ok = j->result == 0;
-
-        j->dbus_data = NULL;
-        if (!s || job_path(j->id, &path) < 0)
-                return;
-        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobFinished", "osbts", path, j->m->name, ok,
-                                      ok ? (uint64_t) j->bytes : 0, ok ? "" : j->message),
-                "JobFinished", j->m->name);
+static void on_job_progress(void *userdata, struct job *j, uint64_t done, uint64_t total) {
+        struct bus_request r = { .rq.ops = &request_ops, .s = userdata };
+        if (!own_job(j))
+                request_progress(&r.rq, j, done, total);
 }
+
+static void on_job_finished(void *userdata, struct job *j) {
+        struct bus_request r = { .rq.ops = &request_ops, .s = userdata };
+        if (!own_job(j))
+                request_finished(&r.rq, j);
+}
+
+static const struct subscriber_ops subscriber_ops = {
+        .region_added = on_region_added,
+        .region_removed = on_region_removed,
+        .region_changed = on_region_changed,
+        .job_progress = on_job_progress,
+        .job_finished = on_job_finished,
+};
 
 /* ---------------------------------------------------------------------------------------------
  * Start and stop
@@ -1120,6 +1280,9 @@ static void flush(sd_bus *bus) {
 static void state_free(struct dbus_state *s) {
         if (!s)
                 return;
+        notify_unsubscribe(s->d, &subscriber_ops, s);
+        while (s->peers)
+                bus_peer_free(s->peers);
         stop_events(s);
         if (s->ev_read)
                 event_free(s->ev_read);
@@ -1159,10 +1322,11 @@ static int connect_bus(const char *bus, sd_bus **ret) {
         return 0;
 }
 
-int dbus_start(struct daemon *d, const char *bus) {
+int dbus_start(struct daemon *d, const char *bus, struct dbus_state **ret) {
         struct dbus_state *s;
         int k, fd;
 
+        *ret = NULL;
         if (!bus || strcmp(bus, "none") == 0)
                 return 0;
         s = calloc(1, sizeof(*s));
@@ -1219,11 +1383,11 @@ int dbus_start(struct daemon *d, const char *bus) {
                 k = gmem_error(-ENOMEM, "D-Bus events");
                 goto fail;
         }
-        d->dbus = s;
+        if ((k = notify_subscribe(d, &subscriber_ops, s)) < 0)
+                goto fail;
         /* messages that came in while the name was requested are in sd-bus's queue already */
         process(s);
         if (s->lost) {
-                d->dbus = NULL;
                 k = gmem_error(-ENOTCONN, "--bus %s: the connection closed at once", bus);
                 goto fail;
         }
@@ -1231,17 +1395,14 @@ int dbus_start(struct daemon *d, const char *bus) {
                 log_notice("D-Bus: %s on %s", BUS_NAME, bus);
         else
                 log_notice("D-Bus: %s on the %s bus", BUS_NAME, bus);
+        *ret = s;
         return 0;
 fail:
         state_free(s);
         return k;
 }
 
-void dbus_stop(struct daemon *d) {
-        struct dbus_state *s = d->dbus;
-
-        if (!s)
-                return;
-        d->dbus = NULL;
+struct dbus_state *dbus_stop(struct dbus_state *s) {
         state_free(s);
+        return NULL;
 }

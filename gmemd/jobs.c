@@ -9,28 +9,24 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
-#include "daemon.h"
 #include "error.h"
-#include "json-util.h"
+#include "job.h"
 #include "log.h"
 #include "notify.h"
+#include "region.h"
+#include "session.h"
 
 #define PROGRESS_INTERVAL_USEC 100000
 
-static const char *const op_names[_JOB_OP_MAX] = {
+static const char *const op_names[JOB_OP_COUNT] = {
         [JOB_POPULATE] = "populate",
         [JOB_PREFAULT] = "prefault",
         [JOB_DUMP] = "dump",
+        [JOB_MEASURE] = "measure",
 };
 
 const char *job_op_name(enum job_op op) {
-        return op_names[op];
-}
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        return (unsigned) op < JOB_OP_COUNT ? op_names[op] : "unknown";
 }
 
 static void wake_loop(struct pool *p) {
@@ -74,6 +70,13 @@ static void job_run(struct job *j) {
         case JOB_DUMP:
                 k = gmem_dump_fd(r, j->off, j->len, j->fd, j->fd_off, &opts);
                 break;
+        case JOB_MEASURE: {
+                uint64_t bytes = 0;
+                k = gmem_region_resident(r, 0, gmem_region_size(r), &bytes);
+                if (k >= 0)
+                        k = (int64_t) bytes;
+                break;
+        }
         default:
                 k = gmem_error(-EINVAL, "unknown job");
         }
@@ -116,48 +119,45 @@ static void *worker(void *userdata) {
 static void send_progress(struct daemon *d, struct job *j) {
         uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED), total = __atomic_load_n(&j->total, __ATOMIC_RELAXED);
 
-        /* to the requester, on the request's own stream */
-        if (j->conn && !j->conn->closed) {
-                cJSON *ev = cJSON_CreateObject();
-                cJSON_AddStringToObject(ev, "event", "progress");
-                cJSON_AddItemToObject(ev, "id", proto_id_copy(j->req_id));
-                json_add_u64(ev, "job", j->id);
-                cJSON_AddStringToObject(ev, "op", op_names[j->op]);
-                cJSON_AddStringToObject(ev, "region", j->m->name);
-                json_add_u64(ev, "done", done);
-                json_add_u64(ev, "total", total);
-                conn_send_json(j->conn, ev, -1);
-        }
+        if (j->rq && j->rq->ops->progress)
+                j->rq->ops->progress(j->rq, j, done, total);
         notify_job_progress(d, j, done, total);
 }
 
-static void job_unlink(struct daemon *d, struct job *j) {
-        if (j->prev)
-                j->prev->next = j->next;
-        else if (d->jobs == j)
-                d->jobs = j->next;
-        if (j->next)
-                j->next->prev = j->prev;
-        j->prev = j->next = NULL;
-}
-
 static void job_free(struct daemon *d, struct job *j) {
-        job_unlink(d, j);
+        LIST_REMOVE(d->jobs, j);
         if (j->fd >= 0)
                 close(j->fd);
-        cJSON_Delete(j->req_id);
-        conn_unref(j->conn);
+        if (j->rq)
+                j->rq->ops->free(j->rq);
+        session_unref(j->session);
         region_unref(d, j->m);
         free(j);
 }
 
+/* The core's own measurement is in: nobody to answer, nothing to announce. */
+static void measure_finish(struct daemon *d, struct job *j) {
+        struct managed *m = j->m;
+
+        m->resident_pending = false;
+        if (j->result == 0) {
+                m->resident_bytes = (uint64_t) j->bytes;
+                m->resident_known = true;
+                m->resident_usec = mono_usec();
+        }
+        job_free(d, j);
+}
+
 static void job_finish(struct daemon *d, struct job *j) {
         struct managed *m = j->m;
-        struct conn *c = j->conn && !j->conn->closed ? j->conn : NULL;
         uint64_t size = gmem_region_size(m->region);
 
+        if (j->op == JOB_MEASURE) {
+                measure_finish(d, j);
+                return;
+        }
         /* off the list first: replies and region descriptions below no longer show it */
-        job_unlink(d, j);
+        LIST_REMOVE(d->jobs, j);
         d->n_jobs--;
         m->running_jobs--;
         if (j->fd >= 0) {
@@ -178,32 +178,22 @@ static void job_finish(struct daemon *d, struct job *j) {
                         region_set_state(d, m, m->populated_bytes ? REGION_POPULATED : REGION_EMPTY);
         }
 
-        notify_job_finished(d, j);
-
-        if (j->publish_on_success) {
-                if (j->result == 0 && !m->released) {
-                        region_publish(d, m);
-                        if (c) {
-                                cJSON *members = cJSON_CreateObject();
-                                cJSON_AddItemToObject(members, "region", region_to_json(d, m, false));
-                                conn_reply_ok(c, j->req_id, members, -1);
-                        }
-                } else {
-                        if (!m->released)
-                                region_release(d, m);
-                        if (c)
-                                conn_reply_error(c, j->req_id, j->result < 0 ? j->result : -ECANCELED, j->message);
-                }
-        } else if (c) {
-                if (j->result == 0) {
-                        cJSON *members = cJSON_CreateObject();
-                        json_add_u64(members, "job", j->id);
-                        if (j->op != JOB_PREFAULT)
-                                json_add_u64(members, "bytes", j->bytes);
-                        conn_reply_ok(c, j->req_id, members, -1);
-                } else
-                        conn_reply_error(c, j->req_id, j->result, j->message);
+        if (j->op != JOB_DUMP)
+                region_resident_changed(d, m);
+        if (j->publish_on_success && j->result == 0 && m->released) {
+                j->result = -ECANCELED;
+                snprintf(j->message, sizeof(j->message), "create '%s': released before its prefault was done", m->name);
         }
+        /* before a prefaulted region is published: the job was not there for anyone but its requester */
+        notify_job_finished(d, j);
+        if (j->publish_on_success) {
+                if (j->result == 0 && !m->released)
+                        region_publish(d, m);
+                else if (!m->released)
+                        region_release(d, m);
+        }
+        if (j->rq && j->rq->ops->finished)
+                j->rq->ops->finished(j->rq, j);
         log_debug("job %" PRIu64 " (%s '%s') finished: %s", j->id, op_names[j->op], m->name,
                   j->result ? j->message : "ok");
         job_free(d, j);
@@ -276,21 +266,46 @@ void pool_stop(struct daemon *d) {
         p->efd = -1;
 }
 
-struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct conn *c, const cJSON *req_id) {
+struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct session *s, struct requester *rq) {
         struct job *j = calloc(1, sizeof(*j));
 
-        if (!j)
+        if (!j) {
+                if (rq)
+                        rq->ops->free(rq);
                 return NULL;
+        }
         j->d = d;
         j->op = op;
         j->fd = -1;
         j->m = m;
         m->refs++;
-        j->conn = c;          /* NULL for a job started over D-Bus */
-        if (c)
-                c->refs++;
-        j->req_id = req_id ? cJSON_Duplicate(req_id, true) : cJSON_CreateNull();
+        j->session = session_ref(s);
+        j->rq = rq;
         return j;
+}
+
+static void pool_queue(struct pool *p, struct job *j) {
+        pthread_mutex_lock(&p->lock);
+        if (p->queue_tail)
+                p->queue_tail->qnext = j;
+        else
+                p->queue_head = j;
+        p->queue_tail = j;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+void job_measure(struct daemon *d, struct managed *m) {
+        struct job *j;
+
+        if (m->resident_pending || m->released || !d->pool.n_threads)
+                return;
+        j = job_new(d, JOB_MEASURE, m, NULL, NULL);
+        if (!j)
+                return;
+        /* not on the job list: nobody sees it, nobody's limit counts it, and there is one per region */
+        m->resident_pending = true;
+        pool_queue(&d->pool, j);
 }
 
 /* On failure the caller still owns j and frees it with job_discard(). */
@@ -309,23 +324,12 @@ int job_submit(struct daemon *d, struct job *j) {
         }
         j->id = ++d->job_serial;
         j->total = j->len;
-        j->next = d->jobs;
-        if (d->jobs)
-                d->jobs->prev = j;
-        d->jobs = j;
+        LIST_PREPEND(d->jobs, j);
         d->n_jobs++;
         j->m->running_jobs++;
         if (j->op == JOB_POPULATE)
                 region_set_state(d, j->m, REGION_POPULATING);
-
-        pthread_mutex_lock(&p->lock);
-        if (p->queue_tail)
-                p->queue_tail->qnext = j;
-        else
-                p->queue_head = j;
-        p->queue_tail = j;
-        pthread_cond_signal(&p->cond);
-        pthread_mutex_unlock(&p->lock);
+        pool_queue(p, j);
         log_debug("job %" PRIu64 ": %s '%s' %" PRIu64 "+%" PRIu64, j->id, op_names[j->op], j->m->name, j->off, j->len);
         return 0;
 }
@@ -342,9 +346,9 @@ struct job *job_find(struct daemon *d, uint64_t id) {
         return NULL;
 }
 
-void jobs_cancel_conn(struct daemon *d, struct conn *c) {
+void jobs_cancel_session(struct daemon *d, struct session *s) {
         for (struct job *j = d->jobs; j; j = j->next)
-                if (j->conn == c)
+                if (j->session == s)
                         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
 }
 

@@ -7,10 +7,12 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "daemon.h"
 #include "dbus.h"
 #include "error.h"
+#include "job.h"
 #include "log.h"
+#include "region.h"
+#include "server.h"
 #include "store.h"
 
 static void strv_free(char **v) {
@@ -61,7 +63,12 @@ int main(int argc, char **argv) {
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
-        struct daemon d = { .listen_fd = -1, .pool = { .efd = -1 } };
+        struct daemon d = { .pool = { .efd = -1 } };
+        struct event *ev_sigterm = NULL, *ev_sigint = NULL, *ev_watchdog = NULL;
+        uint64_t watchdog_usec = 0;
+        struct server *srv = NULL;
+        struct dbus_state *dbus = NULL;
+        char *socket_path = NULL;
         const char *config_path = GMEMD_CONFIG_DEFAULT, *bus = "none";
         bool config_explicit = false;
         char **fd_names = NULL;
@@ -70,8 +77,8 @@ int main(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "s:c:b:vh", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
-                        free(d.socket_path);
-                        d.socket_path = strdup(optarg);
+                        free(socket_path);
+                        socket_path = strdup(optarg);
                         break;
                 case 'c':
                         config_path = optarg;
@@ -113,7 +120,7 @@ int main(int argc, char **argv) {
                 log_error("set the kernel profile: %m");
                 goto out;
         }
-        if (!d.socket_path && gmem_client_default_socket(&d.socket_path) < 0) {
+        if (!socket_path && gmem_client_default_socket(&socket_path) < 0) {
                 log_error("no socket path: %s", gmem_last_error());
                 goto out;
         }
@@ -125,9 +132,9 @@ int main(int argc, char **argv) {
                 log_error("cannot create the event loop");
                 goto out;
         }
-        d.ev_sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
-        d.ev_sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-        if (!d.ev_sigterm || !d.ev_sigint || event_add(d.ev_sigterm, NULL) < 0 || event_add(d.ev_sigint, NULL) < 0) {
+        ev_sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+        ev_sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+        if (!ev_sigterm || !ev_sigint || event_add(ev_sigterm, NULL) < 0 || event_add(ev_sigint, NULL) < 0) {
                 log_error("cannot watch signals");
                 goto out;
         }
@@ -138,23 +145,23 @@ int main(int argc, char **argv) {
         }
         listen_fd = find_listen_fd(n_fds, fd_names);
         if ((k = pool_start(&d)) < 0 ||
-            (k = listen_fd >= 0 ? server_adopt_listen_fd(&d, listen_fd) : server_listen(&d)) < 0 ||
-            (k = store_start(&d)) < 0 || (k = store_restore_fds(&d, n_fds, fd_names)) < 0 ||
-            (k = dbus_start(&d, bus)) < 0) {
+            (k = listen_fd >= 0 ? server_adopt_listen_fd(&d, listen_fd, &srv) : server_listen(&d, socket_path, &srv)) < 0 ||
+            (k = store_start(&d)) < 0 || (k = store_restore_fds(&d, n_fds, fd_names, listen_fd)) < 0 ||
+            (k = dbus_start(&d, bus, &dbus)) < 0) {
                 log_error("%s", gmem_last_error());
                 goto out;
         }
-        if (sd_watchdog_enabled(1, &d.watchdog_usec) > 0) {
-                struct timeval tv = { .tv_sec = (time_t) (d.watchdog_usec / 2 / 1000000),
-                                      .tv_usec = (suseconds_t) (d.watchdog_usec / 2 % 1000000) };
-                d.ev_watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
-                if (!d.ev_watchdog || event_add(d.ev_watchdog, &tv) < 0) {
+        if (sd_watchdog_enabled(1, &watchdog_usec) > 0) {
+                struct timeval tv = { .tv_sec = (time_t) (watchdog_usec / 2 / 1000000),
+                                      .tv_usec = (suseconds_t) (watchdog_usec / 2 % 1000000) };
+                ev_watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+                if (!ev_watchdog || event_add(ev_watchdog, &tv) < 0) {
                         log_error("cannot start the watchdog timer");
                         goto out;
                 }
         }
         log_notice("gmemd %s %s %s (%u workers)", GMEM_VERSION_STRING,
-                   listen_fd >= 0 ? "serving the socket systemd passed in:" : "listening on", d.socket_path ?: "?",
+                   listen_fd >= 0 ? "serving the socket systemd passed in:" : "listening on", srv->socket_path ?: "?",
                    d.config.workers);
         (void) sd_notify(0, "READY=1");
         store_status(&d);
@@ -164,24 +171,25 @@ int main(int argc, char **argv) {
 out:
         if (d.base)
                 (void) sd_notify(0, "STOPPING=1");
-        /* jobs cancelled and answered, then every client and the socket go */
-        if (d.base) {
-                dbus_stop(&d);
+        /* Jobs cancelled and answered (on the socket and the bus), then the bus and every client
+         * go: ending their sessions now releases nothing, as the daemon is what stops. */
+        d.stopping = true;
+        if (d.base)
                 pool_stop(&d);
-                server_stop(&d);
-        }
+        dbus = dbus_stop(dbus);
+        srv = server_free(srv);
         /* not released: under systemd the next gmemd finds them in the fd store */
         regions_free_all(&d);
-        if (d.ev_watchdog)
-                event_free(d.ev_watchdog);
+        if (ev_watchdog)
+                event_free(ev_watchdog);
         strv_free(fd_names);
         free(d.state_dir);
-        if (d.ev_sigterm)
-                event_free(d.ev_sigterm);
-        if (d.ev_sigint)
-                event_free(d.ev_sigint);
+        if (ev_sigterm)
+                event_free(ev_sigterm);
+        if (ev_sigint)
+                event_free(ev_sigint);
         if (d.base)
                 event_base_free(d.base);
-        free(d.socket_path);
+        free(socket_path);
         return ret;
 }

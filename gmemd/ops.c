@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The protocol's operations (docs/protocol.md). Each checks its input and the caller's rights
- * before it changes anything; a failure is answered with the errno's name and a message. */
+/* The protocol's operations (docs/protocol.md): each parses its request and calls the core's
+ * action for the connection's session, which checks rights and input before it changes anything;
+ * a failure is answered with the errno's name and a message. Also the socket's job requester (a
+ * job answers on its request's stream) and its watchers (the core's events as JSON). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,14 +10,174 @@
 #include <sys/stat.h>
 
 #include "actions.h"
-#include "daemon.h"
 #include "error.h"
 #include "json-util.h"
 #include "log.h"
+#include "notify.h"
+#include "server.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * The requester: a job started on the socket answers its request when it is done, and reports
+ * progress on the same stream while it runs.
+ */
+
+struct sock_request {
+        struct requester rq;
+        struct conn *c;
+        cJSON *id;
+};
+
+static void request_progress(struct requester *rq, const struct job *j, uint64_t done, uint64_t total) {
+        struct sock_request *r = (struct sock_request *) rq;
+        cJSON *ev;
+
+        if (r->c->closed)
+                return;
+        ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "event", "progress");
+        cJSON_AddItemToObject(ev, "id", proto_id_copy(r->id));
+        json_add_u64(ev, "job", j->id);
+        cJSON_AddStringToObject(ev, "op", job_op_name(j->op));
+        cJSON_AddStringToObject(ev, "region", j->m->name);
+        json_add_u64(ev, "done", done);
+        json_add_u64(ev, "total", total);
+        conn_send_json(r->c, ev, -1);
+}
+
+static void request_finished(struct requester *rq, const struct job *j) {
+        struct sock_request *r = (struct sock_request *) rq;
+        cJSON *members;
+
+        if (r->c->closed)
+                return;
+        if (j->result < 0) {
+                conn_reply_error(r->c, r->id, j->result, j->message);
+                return;
+        }
+        members = cJSON_CreateObject();
+        if (j->publish_on_success) /* create --prefault: the region, now there for everyone */
+                cJSON_AddItemToObject(members, "region", region_to_json(j->d, j->m, REGION_JSON_REPLY));
+        else {
+                json_add_u64(members, "job", j->id);
+                if (j->op != JOB_PREFAULT)
+                        json_add_u64(members, "bytes", (uint64_t) j->bytes);
+        }
+        conn_reply_ok(r->c, r->id, members, -1);
+}
+
+static void request_free(struct requester *rq) {
+        struct sock_request *r = (struct sock_request *) rq;
+        cJSON_Delete(r->id);
+        conn_unref(r->c);
+        free(r);
+}
+
+static const struct requester_ops request_ops = {
+        .progress = request_progress,
+        .finished = request_finished,
+        .free = request_free,
+};
+
+static struct requester *request_new(struct conn *c, const cJSON *id) {
+        struct sock_request *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return NULL;
+        r->rq.ops = &request_ops;
+        r->id = id ? cJSON_Duplicate(id, true) : cJSON_CreateNull(); /* as it came: replies copy it exactly */
+        r->c = conn_ref(c);
+        return &r->rq;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Watchers: a connection that asked to watch hears of every region it may see.
+ */
+
+/* To every watcher that may see the region; consumes ev. */
+static void to_watchers(struct server *srv, const struct managed *m, cJSON *ev) {
+        _cleanup_free_ char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
+
+        cJSON_Delete(ev);
+        if (!text)
+                return;
+        /* conn_send never closes a connection under us: a broken one is closed from the loop later */
+        for (struct conn *c = srv->conns; c; c = c->next)
+                if (c->watching && region_may(c->peer, m, ACCESS_USE))
+                        conn_send(c, strdup(text), -1);
+}
+
+static cJSON *region_event(const char *event, const struct managed *m) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "event", event);
+        cJSON_AddStringToObject(ev, "region", m->name);
+        return ev;
+}
+
+static cJSON *job_event(const char *event, const struct job *j) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "event", event);
+        json_add_u64(ev, "job", j->id);
+        cJSON_AddStringToObject(ev, "op", job_op_name(j->op));
+        cJSON_AddStringToObject(ev, "region", j->m->name);
+        return ev;
+}
+
+static void watch_region_added(void *userdata, struct managed *m) {
+        to_watchers(userdata, m, region_event("region-added", m));
+}
+
+static void watch_region_removed(void *userdata, struct managed *m) {
+        to_watchers(userdata, m, region_event("region-removed", m));
+}
+
+static void watch_region_changed(void *userdata, struct managed *m) {
+        cJSON *ev = region_event("region-changed", m);
+        cJSON_AddStringToObject(ev, "state", region_state_to_string(m->state));
+        to_watchers(userdata, m, ev);
+}
+
+static void watch_job_progress(void *userdata, struct job *j, uint64_t done, uint64_t total) {
+        cJSON *ev = job_event("job-progress", j);
+        json_add_u64(ev, "done", done);
+        json_add_u64(ev, "total", total);
+        to_watchers(userdata, j->m, ev);
+}
+
+static void watch_job_finished(void *userdata, struct job *j) {
+        cJSON *ev = job_event("job-finished", j);
+        cJSON_AddBoolToObject(ev, "ok", j->result == 0);
+        if (j->result == 0)
+                json_add_u64(ev, "bytes", (uint64_t) j->bytes);
+        else
+                cJSON_AddStringToObject(ev, "error", j->message);
+        to_watchers(userdata, j->m, ev);
+}
+
+static const struct subscriber_ops watch_ops = {
+        .region_added = watch_region_added,
+        .region_removed = watch_region_removed,
+        .region_changed = watch_region_changed,
+        .job_progress = watch_job_progress,
+        .job_finished = watch_job_finished,
+};
+
+int ops_watch_start(struct server *srv) {
+        return notify_subscribe(srv->d, &watch_ops, srv);
+}
+
+void ops_watch_stop(struct server *srv) {
+        notify_unsubscribe(srv->d, &watch_ops, srv);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The operations
+ */
 
 struct op_ctx {
         struct daemon *d;
         struct conn *c;
+        struct session *s;
+        const struct peer *p;
         const cJSON *req;
         const cJSON *id;
         int *fds;          /* an op takes an fd by setting its slot to -1 */
@@ -28,16 +190,16 @@ static int take_fd(struct op_ctx *x, unsigned i) {
         return fd;
 }
 
-static void reply_region(struct op_ctx *x, const struct managed *m, int fd, bool measure) {
+static void reply_region(struct op_ctx *x, struct managed *m, int fd, enum region_json what) {
         cJSON *members = cJSON_CreateObject();
-        cJSON_AddItemToObject(members, "region", region_to_json(x->d, m, measure));
+        cJSON_AddItemToObject(members, "region", region_to_json(x->d, m, what));
         conn_reply_ok(x->c, x->id, members, fd);
 }
 
 static int lookup(struct op_ctx *x, enum access a, const char *what, struct managed **ret) {
         const char *name;
         int k = json_get_str(x->req, "name", true, NULL, &name);
-        return k < 0 ? k : action_lookup(x->d, &x->c->peer, name, a, what, ret);
+        return k < 0 ? k : action_lookup(x->d, x->p, name, a, what, ret);
 }
 
 static int parse_policy(const cJSON *req, enum gmem_policy *ret) {
@@ -61,7 +223,7 @@ static int op_hello(struct op_ctx *x) {
         r = cJSON_CreateObject();
         json_add_u64(r, "version", MIN(version, (uint64_t) PROTO_VERSION));
         cJSON_AddStringToObject(r, "server", "gmemd " GMEM_VERSION_STRING);
-        json_add_u64(r, "uid", x->c->peer.uid);
+        json_add_u64(r, "uid", x->p->uid);
         limits = cJSON_AddObjectToObject(r, "limits");
         json_add_u64(limits, "max_message_bytes", x->d->config.limits.max_message_bytes);
         json_add_u64(limits, "max_fds_per_message", x->d->config.limits.max_fds_per_message);
@@ -84,6 +246,7 @@ static int op_caps(struct op_ctx *x) {
 }
 
 static int op_create(struct op_ctx *x) {
+        struct requester *rq = NULL;
         struct create_args a = {};
         const char *backend_name;
         struct managed *m;
@@ -98,13 +261,15 @@ static int op_create(struct op_ctx *x) {
             (k = parse_policy(x->req, &a.policy)) < 0 ||
             (k = gmem_backend_from_string(backend_name, &a.backend)) < 0)
                 return k;
-        if (cJSON_GetObjectItemCaseSensitive(x->req, "page_size") && a.backend != GMEM_BACKEND_HUGETLB)
-                return gmem_error(-EINVAL, "create '%s': page_size is only for hugetlb regions", a.name);
-        k = action_create(x->d, &x->c->peer, x->c, &a, x->id, &m, &j);
+        if ((k = proto_check_page_size(a.backend, cJSON_GetObjectItemCaseSensitive(x->req, "page_size") != NULL)) < 0)
+                return gmem_error(k, "create '%s': %s", a.name, gmem_last_error());
+        if (a.prefault && !(rq = request_new(x->c, x->id)))
+                return gmem_error(-ENOMEM, "create '%s': request", a.name);
+        k = action_create(x->d, x->s, &a, rq, &m, &j);
         if (k < 0)
                 return k;
         if (!j) /* with prefault, the job answers when the memory is in */
-                reply_region(x, m, -1, false);
+                reply_region(x, m, -1, REGION_JSON_REPLY);
         return 0;
 }
 
@@ -121,11 +286,10 @@ static int op_register(struct op_ctx *x) {
             (k = parse_policy(x->req, &policy)) < 0)
                 return k;
         /* the fd is borrowed: the region keeps a dup, and dispatch() closes ours */
-        k = action_register(x->d, &x->c->peer, x->c, name, x->fds[0], flags_item && !cJSON_IsNull(flags_item), flags,
-                            policy, &m);
+        k = action_register(x->d, x->s, name, x->fds[0], flags_item && !cJSON_IsNull(flags_item), flags, policy, &m);
         if (k < 0)
                 return k;
-        reply_region(x, m, -1, false);
+        reply_region(x, m, -1, REGION_JSON_REPLY);
         return 0;
 }
 
@@ -133,28 +297,34 @@ static int op_open(struct op_ctx *x) {
         struct managed *m;
         int fd, k;
 
-        if ((k = lookup(x, ACCESS_USE, "open", &m)) < 0 || (k = action_open(x->d, &x->c->peer, x->c, m, &fd)) < 0)
+        if ((k = lookup(x, ACCESS_USE, "open", &m)) < 0 || (k = action_open(x->d, x->s, m, &fd)) < 0)
                 return k;
-        reply_region(x, m, fd, false);
+        reply_region(x, m, fd, REGION_JSON_REPLY);
         return 0;
 }
 
 static int op_list(struct op_ctx *x) {
-        cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "regions");
+        _cleanup_free_ struct managed **v = NULL;
+        cJSON *r, *arr;
+        size_t n;
+        int k = action_list(x->d, x->p, &v, &n);
 
-        for (struct managed *m = x->d->regions; m; m = m->next)
-                if (!m->hidden && region_may(&x->c->peer, m, ACCESS_USE))
-                        cJSON_AddItemToArray(arr, region_to_json(x->d, m, true));
+        if (k < 0)
+                return k;
+        r = cJSON_CreateObject();
+        arr = cJSON_AddArrayToObject(r, "regions");
+        for (size_t i = 0; i < n; i++)
+                cJSON_AddItemToArray(arr, region_to_json(x->d, v[i], REGION_JSON_MEASURED));
         conn_reply_ok(x->c, x->id, r, -1);
         return 0;
 }
 
 static int op_info(struct op_ctx *x) {
         struct managed *m;
-        int k = lookup(x, ACCESS_USE, "see", &m);
+        int k = lookup(x, ACCESS_SEE, "see", &m);
         if (k < 0)
                 return k;
-        reply_region(x, m, -1, true);
+        reply_region(x, m, -1, REGION_JSON_MEASURED);
         return 0;
 }
 
@@ -176,7 +346,12 @@ static int request_range(struct op_ctx *x, const struct managed *m, const char *
 /* a job on the request's fd (slot 0) or none (-1), answered when it is done */
 static int start_job(struct op_ctx *x, enum job_op op, struct managed *m, uint64_t off, uint64_t len, uint64_t fd_off,
                      int fd_slot) {
-        int k = action_start_job(x->d, &x->c->peer, x->c, x->id, op, m, off, len, fd_off, fd_slot >= 0 ? x->fds[fd_slot] : -1, NULL);
+        struct requester *rq = request_new(x->c, x->id);
+        int k;
+
+        if (!rq)
+                return gmem_error(-ENOMEM, "%s '%s': request", job_op_name(op), m->name);
+        k = action_start_job(x->d, x->s, rq, op, m, off, len, fd_off, fd_slot >= 0 ? x->fds[fd_slot] : -1, NULL);
         if (k >= 0 && fd_slot >= 0)
                 take_fd(x, (unsigned) fd_slot);
         return k;
@@ -184,14 +359,18 @@ static int start_job(struct op_ctx *x, enum job_op op, struct managed *m, uint64
 
 static int op_populate(struct op_ctx *x) {
         uint64_t off, len, src_off;
+        struct requester *rq;
         struct managed *m;
         int k;
 
         if ((k = lookup(x, ACCESS_USE, "populate", &m)) < 0 ||
             (k = json_get_u64(x->req, "offset", false, 0, &off)) < 0 ||
             (k = json_get_u64(x->req, "length", false, 0, &len)) < 0 ||
-            (k = json_get_u64(x->req, "src_offset", false, 0, &src_off)) < 0 ||
-            (k = action_populate(x->d, &x->c->peer, x->c, x->id, m, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len,
+            (k = json_get_u64(x->req, "src_offset", false, 0, &src_off)) < 0)
+                return k;
+        if (!(rq = request_new(x->c, x->id)))
+                return gmem_error(-ENOMEM, "populate '%s': request", m->name);
+        if ((k = action_populate(x->d, x->s, rq, m, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len,
                                  x->fds[0], src_off, NULL)) < 0)
                 return k;
         take_fd(x, 0);
@@ -248,9 +427,9 @@ static int grant_or_revoke(struct op_ctx *x, bool grant) {
         if (!!uid_item == !!gid_item)
                 return gmem_error(-EINVAL, "%s '%s': give exactly one of uid and gid", grant ? "grant" : "revoke", m->name);
         if ((k = json_get_u64(x->req, uid_item ? "uid" : "gid", true, 0, &id)) < 0 ||
-            (k = action_grant(x->d, &x->c->peer, m, uid_item != NULL, id, grant)) < 0)
+            (k = action_grant(x->d, x->p, m, uid_item != NULL, id, grant)) < 0)
                 return k;
-        reply_region(x, m, -1, false);
+        reply_region(x, m, -1, REGION_JSON_REPLY);
         return 0;
 }
 
@@ -267,7 +446,7 @@ static int op_release(struct op_ctx *x) {
         int k = lookup(x, ACCESS_ADMIN, "release", &m);
         if (k < 0)
                 return k;
-        region_release(x->d, m);
+        action_release(x->d, m);
         conn_reply_ok(x->c, x->id, NULL, -1);
         return 0;
 }
@@ -276,7 +455,7 @@ static int op_cancel(struct op_ctx *x) {
         uint64_t id;
         int k;
 
-        if ((k = json_get_u64(x->req, "job", true, 0, &id)) < 0 || (k = action_cancel(x->d, &x->c->peer, id)) < 0)
+        if ((k = json_get_u64(x->req, "job", true, 0, &id)) < 0 || (k = action_cancel(x->d, x->p, id)) < 0)
                 return k;
         conn_reply_ok(x->c, x->id, NULL, -1);
         return 0;
@@ -302,7 +481,7 @@ static const struct {
 };
 
 void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
-        struct op_ctx x = { .d = c->d, .c = c, .req = req, .fds = fds, .n_fds = n_fds };
+        struct op_ctx x = { .d = c->d, .c = c, .s = c->session, .p = c->peer, .req = req, .fds = fds, .n_fds = n_fds };
         const cJSON *op_item = cJSON_GetObjectItemCaseSensitive(req, "op");
         const char *op = cJSON_IsString(op_item) ? op_item->valuestring : NULL;
         int k = 0;
@@ -332,7 +511,7 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
                 /* echo only an id that is one: anything else is answered with "id":null */
                 if (!proto_id_valid(x.id))
                         x.id = NULL;
-                log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->peer.pid, gmem_last_error());
+                log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->peer->pid, gmem_last_error());
                 conn_reply_error(c, x.id, k, gmem_last_error());
         }
         for (unsigned i = 0; i < n_fds; i++)

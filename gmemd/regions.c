@@ -3,11 +3,38 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "error.h"
+#include "job.h"
 #include "json-util.h"
 #include "log.h"
 #include "notify.h"
+#include "region.h"
+#include "session.h"
+
+/* Below this a guest_memfd or secret region is measured on the loop (mincore, about 11 us a MiB
+ * here); above it a worker measures, and list and info show the last figure. */
+#define RESIDENT_SYNC_BYTES (32 * MiB)
+#define RESIDENT_MAX_AGE_USEC 1000000
+
+static const char *const state_names[REGION_STATE_COUNT] = {
+        [REGION_EMPTY] = "empty",
+        [REGION_POPULATING] = "populating",
+        [REGION_POPULATED] = "populated",
+        [REGION_FAILED] = "failed",
+};
+
+const char *region_state_to_string(enum region_state s) {
+        return (unsigned) s < REGION_STATE_COUNT ? state_names[s] : "unknown";
+}
+
+int region_state_from_string(const char *s, enum region_state *ret) {
+        for (unsigned i = 0; s && i < REGION_STATE_COUNT; i++)
+                if (strcmp(s, state_names[i]) == 0) {
+                        *ret = (enum region_state) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
 
 struct managed *region_find(struct daemon *d, const char *name) {
         for (struct managed *m = d->regions; m; m = m->next)
@@ -29,6 +56,8 @@ uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid, uint64_t *ret_count) {
 }
 
 bool region_may(const struct peer *c, const struct managed *m, enum access a) {
+        if (a == ACCESS_SEE && (m->hidden || m->released))
+                return false;
         if (c->uid == 0 || c->uid == m->owner)
                 return true;
         if (a == ACCESS_ADMIN)
@@ -46,17 +75,36 @@ bool region_may(const struct peer *c, const struct managed *m, enum access a) {
         return false;
 }
 
-void region_add_holder(struct managed *m, const struct peer *p, struct conn *c, const char *role) {
-        struct holder h = { .pid = p->pid, .uid = p->uid, .role = role, .conn = c };
+static int cmp_region_names(const void *a, const void *b) {
+        return strcmp((*(struct managed *const *) a)->name, (*(struct managed *const *) b)->name);
+}
+
+int regions_visible(struct daemon *d, const struct peer *p, struct managed ***ret, size_t *ret_n) {
+        struct managed **v = calloc(d->n_regions + 1, sizeof(*v));
+        size_t n = 0;
+
+        if (!v)
+                return gmem_error(-ENOMEM, "%" PRIu64 " regions", d->n_regions);
+        for (struct managed *m = d->regions; m && n < d->n_regions; m = m->next)
+                if (region_may(p, m, ACCESS_SEE))
+                        v[n++] = m;
+        qsort(v, n, sizeof(*v), cmp_region_names);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+void region_add_holder(struct managed *m, const struct peer *p, struct session *s, const char *role) {
+        struct holder h = { .pid = p->pid, .uid = p->uid, .role = role, .session = s };
 
         for (unsigned i = 0; i < m->n_holders; i++)
-                if (m->holders[i].pid == p->pid && m->holders[i].conn == c && strcmp(m->holders[i].role, role) == 0)
+                if (m->holders[i].pid == p->pid && m->holders[i].session == s && strcmp(m->holders[i].role, role) == 0)
                         return;
         if (m->n_holders == REGION_MAX_HOLDERS) {
                 /* full: forget the oldest holder that is gone, else the oldest that only opened */
                 unsigned victim = REGION_MAX_HOLDERS;
                 for (unsigned i = 0; i < m->n_holders && victim == REGION_MAX_HOLDERS; i++)
-                        if (!m->holders[i].conn && strcmp(m->holders[i].role, "opened") == 0)
+                        if (!m->holders[i].session && strcmp(m->holders[i].role, "opened") == 0)
                                 victim = i;
                 for (unsigned i = 0; i < m->n_holders && victim == REGION_MAX_HOLDERS; i++)
                         if (strcmp(m->holders[i].role, "opened") == 0)
@@ -69,7 +117,7 @@ void region_add_holder(struct managed *m, const struct peer *p, struct conn *c, 
         m->holders[m->n_holders++] = h;
 }
 
-int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct conn *c,
+int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct session *c,
                enum gmem_policy policy, const char *role, bool hidden, struct managed **ret) {
         const struct gmemd_limits *l = &d->config.limits;
         uint64_t size = gmem_region_size(r);
@@ -110,16 +158,14 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
         m->hidden = hidden;
         m->refs = 1;
         region_add_holder(m, owner, c, role);
-        m->next = d->regions;
-        if (d->regions)
-                d->regions->prev = m;
-        d->regions = m;
+        LIST_PREPEND(d->regions, m);
         d->n_regions++;
         d->bytes_total += size;
         if (!d->restoring) /* store.c says what it restored */
                 log_info("region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
                          gmem_backend_to_string(gmem_region_backend(r)), size, role, owner->pid, owner->uid);
         notify_region_added(d, m);
+        region_resident_changed(d, m); /* measured before anyone asks */
         *ret = m;
         return 0;
 }
@@ -145,32 +191,26 @@ void region_release(struct daemon *d, struct managed *m) {
         notify_region_removed(d, m);
         /* from here on the region is gone for everyone: its late job events are not sent */
         m->released = true;
-        if (m->prev)
-                m->prev->next = m->next;
-        else
-                d->regions = m->next;
-        if (m->next)
-                m->next->prev = m->prev;
-        m->prev = m->next = NULL;
+        LIST_REMOVE(d->regions, m);
         d->n_regions--;
         d->bytes_total -= gmem_region_size(m->region);
         log_info("region '%s' released", m->name);
         region_unref(d, m);
 }
 
-void region_conn_closed(struct daemon *d, struct conn *c) {
+void regions_session_ended(struct daemon *d, struct session *c) {
         for (struct managed *m = d->regions, *next; m; m = next) {
                 next = m->next;
                 for (unsigned i = 0; i < m->n_holders; i++)
-                        if (m->holders[i].conn == c)
-                                m->holders[i].conn = NULL;
+                        if (m->holders[i].session == c)
+                                m->holders[i].session = NULL;
                 if (m->creator == c) {
                         m->creator = NULL;
                         if (m->policy == GMEM_POLICY_CONNECTION && !d->stopping)
                                 region_release(d, m);
                         else
-                                log_info("region '%s': pid %d, which %s it, disconnected; the region stays", m->name,
-                                         c->peer.pid, m->holders[0].role);
+                                log_info("region '%s': pid %d (%s), which %s it, is gone; the region stays", m->name,
+                                         c->peer.pid, c->front, m->holders[0].role);
                 }
         }
 }
@@ -182,7 +222,42 @@ void region_set_state(struct daemon *d, struct managed *m, enum region_state s) 
         notify_region_changed(d, m);
 }
 
-cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure) {
+/* Whether measuring m takes a walk too long for the loop. */
+static bool resident_is_slow(const struct managed *m) {
+        enum gmem_backend b = gmem_region_backend(m->region);
+        return b != GMEM_BACKEND_MEMFD && b != GMEM_BACKEND_HUGETLB && gmem_region_size(m->region) > RESIDENT_SYNC_BYTES;
+}
+
+void region_resident_changed(struct daemon *d, struct managed *m) {
+        if (!resident_is_slow(m) || m->released)
+                return;
+        m->resident_usec = 0;
+        job_measure(d, m);
+}
+
+int region_resident(struct daemon *d, struct managed *m, uint64_t *ret) {
+        uint64_t now = mono_usec();
+        int k;
+
+        if (!resident_is_slow(m)) {
+                /* memfd and hugetlb count their pages (st_blocks); small ones are a short walk */
+                k = gmem_region_resident(m->region, 0, gmem_region_size(m->region), ret);
+                if (k >= 0) {
+                        m->resident_bytes = *ret;
+                        m->resident_known = true;
+                        m->resident_usec = now;
+                }
+                return k;
+        }
+        if (!m->resident_known || now - m->resident_usec > RESIDENT_MAX_AGE_USEC)
+                job_measure(d, m);
+        if (!m->resident_known)
+                return -EAGAIN;
+        *ret = m->resident_bytes;
+        return 0;
+}
+
+cJSON *region_to_json(struct daemon *d, struct managed *m, enum region_json what) {
         const struct gmem_region *r = m->region;
         cJSON *o = cJSON_CreateObject(), *grants, *uids, *gids, *holders, *jobs;
         uint64_t resident = 0;
@@ -203,10 +278,9 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure) {
         cJSON_AddStringToObject(o, "policy", gmem_policy_to_string(m->policy));
         cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
         json_add_u64(o, "populated_bytes", m->populated_bytes);
-        /* mincore on the daemon's mapping: cheap, and never faults guest memory in */
-        /* only list and info pay for measuring it: the other replies leave it out */
-        if (measure) {
-                if (gmem_region_resident((struct gmem_region *) r, 0, gmem_region_size(r), &resident) < 0)
+        /* only list and info measure it: the other replies leave it out */
+        if (what == REGION_JSON_MEASURED) {
+                if (region_resident(d, m, &resident) < 0)
                         cJSON_AddNullToObject(o, "resident_bytes");
                 else
                         json_add_u64(o, "resident_bytes", resident);
@@ -215,12 +289,15 @@ cJSON *region_to_json(struct daemon *d, const struct managed *m, bool measure) {
         holders = cJSON_AddArrayToObject(o, "holders");
         for (unsigned i = 0; i < m->n_holders; i++) {
                 cJSON *h = cJSON_CreateObject();
-                json_add_u64(h, "pid", m->holders[i].pid);
+                json_add_u64(h, "pid", (uint64_t) m->holders[i].pid);
                 json_add_u64(h, "uid", m->holders[i].uid);
                 cJSON_AddStringToObject(h, "role", m->holders[i].role);
-                cJSON_AddBoolToObject(h, "connected", m->holders[i].conn != NULL);
+                if (what != REGION_JSON_SAVED)
+                        cJSON_AddBoolToObject(h, "connected", m->holders[i].session != NULL);
                 cJSON_AddItemToArray(holders, h);
         }
+        if (what == REGION_JSON_SAVED)
+                return o;
         jobs = cJSON_AddArrayToObject(o, "jobs");
         for (struct job *j = d->jobs; j; j = j->next)
                 if (j->m == m) {
@@ -241,6 +318,7 @@ void regions_free_all(struct daemon *d) {
                 struct managed *m = d->regions;
                 d->regions = m->next;
                 m->released = true;
+                m->prev = m->next = NULL;
                 d->n_regions--;
                 d->bytes_total -= gmem_region_size(m->region);
                 region_unref(d, m);

@@ -11,19 +11,14 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "daemon.h"
 #include "error.h"
 #include "errno-name.h"
 #include "fd-pass.h"
 #include "log.h"
+#include "server.h"
+#include "session.h"
 
 #define READS_PER_WAKEUP 16
-
-uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static int mkdir_parents(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
@@ -147,12 +142,10 @@ static int peer_groups(int fd, gid_t **ret_groups, unsigned *ret_n) {
 }
 
 #define ACCEPT_PAUSE_MS 100
-/* root gets in even when every slot is taken: whoever operates gmemd can always reach it */
-#define ROOT_RESERVED_CLIENTS 16
 
 static void on_accept_pause_end(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
-        struct daemon *d = userdata;
-        (void) event_add(d->ev_listen, NULL);
+        struct server *srv = userdata;
+        (void) event_add(srv->ev_listen, NULL);
 }
 
 static void on_hello_timeout(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
@@ -161,35 +154,74 @@ static void on_hello_timeout(evutil_socket_t fd _unused_, short what _unused_, v
         if (c->hello || c->closed)
                 return;
         log_warning("client %" PRIu64 " (pid %d uid %u) said no hello within %" PRIu64 " ms, disconnecting", c->serial,
-                    c->peer.pid, (unsigned) c->peer.uid, c->d->config.limits.hello_timeout_ms);
+                    c->peer->pid, (unsigned) c->peer->uid, c->d->config.limits.hello_timeout_ms);
         conn_fail(c);
 }
 
-/* Why a new client of uid may not have a slot, or NULL: max_clients taken by unprivileged
- * clients (root's connections come out of a reserve of their own), or uid's share of them. */
-static const char *client_slot_refused(struct daemon *d, uid_t uid) {
-        uint64_t mine = 0, unprivileged = 0;
-
-        if (uid == 0)
-                return d->n_conns >= d->config.limits.max_clients + ROOT_RESERVED_CLIENTS ? "every slot is taken" : NULL;
-        for (struct conn *c = d->conns; c; c = c->next) {
-                mine += c->peer.uid == uid;
-                unprivileged += c->peer.uid != 0;
+static void conn_free(struct conn *c) {
+        if (c->ev_hello)
+                event_free(c->ev_hello);
+        if (c->ev_read)
+                event_free(c->ev_read);
+        if (c->ev_write)
+                event_free(c->ev_write);
+        if (c->ev_close)
+                event_free(c->ev_close);
+        if (c->session) {
+                session_end(c->session);
+                session_unref(c->session);
         }
-        /* root's connections take no slot from the others */
-        if (unprivileged >= d->config.limits.max_clients)
-                return "max_clients connected";
-        return mine >= d->config.limits.max_clients_per_uid ? "its max_clients_per_uid connected" : NULL;
+        free(c);
+}
+
+/* A connection for fd (taken) from a peer with cred; NULL if the daemon could not make one. */
+static struct conn *conn_new(struct server *srv, int fd, const struct ucred *cred) {
+        struct daemon *d = srv->d;
+        const struct timeval hello_timeout = { (time_t) (d->config.limits.hello_timeout_ms / 1000),
+                                               (suseconds_t) (d->config.limits.hello_timeout_ms % 1000) * 1000 };
+        struct peer p = { .uid = cred->uid, .gid = cred->gid, .pid = cred->pid };
+        _cleanup_free_ gid_t *groups = NULL;
+        int sndbuf = 4 << 20;
+        struct conn *c;
+
+        if (peer_groups(fd, &groups, &p.n_groups) < 0) {
+                log_warning("SO_PEERGROUPS: %s", gmem_last_error());
+                close(fd);
+                return NULL;
+        }
+        p.groups = groups;
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return NULL;
+        }
+        *c = (struct conn) { .srv = srv, .d = d, .fd = fd, .refs = 1, .serial = ++srv->conn_serial };
+        if (session_new(d, &p, "socket", false, &c->session) < 0) {
+                close(fd);
+                conn_free(c);
+                return NULL;
+        }
+        c->peer = &c->session->peer;
+        /* large replies (a list of many regions) must fit in one datagram */
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
+        c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
+        c->ev_close = event_new(d->base, -1, 0, on_close, c);
+        c->ev_hello = evtimer_new(d->base, on_hello_timeout, c);
+        if (!c->ev_read || !c->ev_write || !c->ev_close || !c->ev_hello || event_add(c->ev_read, NULL) < 0 ||
+            evtimer_add(c->ev_hello, &hello_timeout) < 0) {
+                close(fd);
+                conn_free(c);
+                return NULL;
+        }
+        return c;
 }
 
 static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) {
-        struct daemon *d = userdata;
-
-        const struct timeval hello_timeout = { (time_t) (d->config.limits.hello_timeout_ms / 1000),
-                                               (suseconds_t) (d->config.limits.hello_timeout_ms % 1000) * 1000 };
+        struct server *srv = userdata;
 
         for (int i = 0; i < READS_PER_WAKEUP; i++) {
-                int sndbuf = 4 << 20;
                 struct ucred cred;
                 socklen_t len = sizeof(cred);
                 const char *full;
@@ -202,8 +234,8 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                                  * accepting again at once would spin; wait for fds to come back */
                                 log_warning("accept: %m: not accepting for %d ms", ACCEPT_PAUSE_MS);
                                 struct timeval pause = { 0, ACCEPT_PAUSE_MS * 1000 };
-                                event_del(d->ev_listen);
-                                evtimer_add(d->ev_accept_pause, &pause);
+                                event_del(srv->ev_listen);
+                                evtimer_add(srv->ev_accept_pause, &pause);
                         } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning("accept: %m");
                         return;
@@ -213,7 +245,7 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                         close(fd);
                         continue;
                 }
-                if ((full = client_slot_refused(d, cred.uid))) {
+                if ((full = session_refused(srv->d, cred.uid))) {
                         static const char busy[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EUSERS\","
                                                    "\"message\":\"too many clients connected\"}}";
                         (void) send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -221,51 +253,12 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                         log_warning("refused a client of uid %u: %s", (unsigned) cred.uid, full);
                         continue;
                 }
-                c = calloc(1, sizeof(*c));
-                if (!c) {
-                        close(fd);
+                c = conn_new(srv, fd, &cred);
+                if (!c)
                         continue;
-                }
-                c->d = d;
-                c->fd = fd;
-                c->refs = 1;
-                c->serial = ++d->conn_serial;
-                c->peer = (struct peer) { .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
-                /* large replies (a list of many regions) must fit in one datagram */
-                if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
-                        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-                if (peer_groups(fd, &c->groups, &c->peer.n_groups) < 0) {
-                        log_warning("SO_PEERGROUPS: %s", gmem_last_error());
-                        close(fd);
-                        free(c);
-                        continue;
-                }
-                c->peer.groups = c->groups;
-                c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
-                c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
-                c->ev_close = event_new(d->base, -1, 0, on_close, c);
-                c->ev_hello = evtimer_new(d->base, on_hello_timeout, c);
-                if (!c->ev_read || !c->ev_write || !c->ev_close || !c->ev_hello || event_add(c->ev_read, NULL) < 0 ||
-                    evtimer_add(c->ev_hello, &hello_timeout) < 0) {
-                        if (c->ev_read)
-                                event_free(c->ev_read);
-                        if (c->ev_write)
-                                event_free(c->ev_write);
-                        if (c->ev_close)
-                                event_free(c->ev_close);
-                        if (c->ev_hello)
-                                event_free(c->ev_hello);
-                        close(fd);
-                        free(c->groups);
-                        free(c);
-                        continue;
-                }
-                c->next = d->conns;
-                if (d->conns)
-                        d->conns->prev = c;
-                d->conns = c;
-                d->n_conns++;
-                log_debug("client %" PRIu64 " connected: pid %d uid %d", c->serial, c->peer.pid, c->peer.uid);
+                LIST_PREPEND(srv->conns, c);
+                srv->n_conns++;
+                log_debug("client %" PRIu64 " connected: pid %d uid %d", c->serial, c->peer->pid, c->peer->uid);
         }
 }
 
@@ -369,7 +362,7 @@ static void on_read(evutil_socket_t fd _unused_, short what _unused_, void *user
 
         if (!buf)
                 return;
-        c->refs++;
+        conn_ref(c);
         /* a bounded number per wakeup: one busy client does not starve the others */
         for (int i = 0; i < READS_PER_WAKEUP && again && !c->closed && !c->broken; i++)
                 read_one(c, buf, bufsize, &again);
@@ -431,8 +424,7 @@ static void flush(struct conn *c) {
 }
 
 static void on_write(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
-        struct conn *c = userdata;
-        c->refs++;
+        struct conn *c = conn_ref(userdata);
         flush(c);
         conn_unref(c);
 }
@@ -466,7 +458,7 @@ void conn_send(struct conn *c, char *text, int fd) {
                 /* bounded by count, bytes and fds alike: a reader that never reads costs the daemon
                  * no more than this, and no fd it could run out of */
                 log_warning("client %" PRIu64 " (pid %d) does not read its socket: %" PRIu64 " messages, %" PRIu64
-                            " bytes and %" PRIu64 " fds waiting, disconnecting", c->serial, c->peer.pid, c->n_out,
+                            " bytes and %" PRIu64 " fds waiting, disconnecting", c->serial, c->peer->pid, c->n_out,
                             c->n_out_bytes, c->n_out_fds);
                 conn_fail(c);
                 return;
@@ -529,12 +521,12 @@ void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd) 
 }
 
 static void conn_close(struct conn *c) {
-        struct daemon *d = c->d;
+        struct server *srv = c->srv;
 
         if (c->closed)
                 return;
         c->closed = true;
-        log_debug("client %" PRIu64 " (pid %d) disconnected", c->serial, c->peer.pid);
+        log_debug("client %" PRIu64 " (pid %d) disconnected", c->serial, c->peer->pid);
         event_del(c->ev_read);
         event_del(c->ev_write);
         event_del(c->ev_close);
@@ -542,53 +534,63 @@ static void conn_close(struct conn *c) {
         close(c->fd);
         c->fd = -1;
         conn_drop_queue(c);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                d->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        d->n_conns--;
+        LIST_REMOVE(srv->conns, c);
+        srv->n_conns--;
         /* a client that vanishes mid-job: its jobs are cancelled, and its regions follow their policy */
-        jobs_cancel_conn(d, c);
-        region_conn_closed(d, c);
+        session_end(c->session);
         conn_unref(c);
+}
+
+struct conn *conn_ref(struct conn *c) {
+        c->refs++;
+        return c;
 }
 
 void conn_unref(struct conn *c) {
         if (!c || --c->refs > 0)
                 return;
-        free(c->groups);
-        if (c->ev_hello)
-                event_free(c->ev_hello);
-        event_free(c->ev_read);
-        event_free(c->ev_write);
-        event_free(c->ev_close);
-        free(c);
+        conn_free(c);
 }
 
 /* Accepting on fd, and the pause it takes when the daemon is out of fds. */
-static int listen_events(struct daemon *d, int fd) {
-        d->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, d);
-        d->ev_accept_pause = evtimer_new(d->base, on_accept_pause_end, d);
-        if (!d->ev_listen || !d->ev_accept_pause || event_add(d->ev_listen, NULL) < 0)
-                return -ENOMEM;
-        return 0;
+static int listen_events(struct server *srv, int fd) {
+        struct daemon *d = srv->d;
+
+        srv->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
+        srv->ev_accept_pause = evtimer_new(d->base, on_accept_pause_end, srv);
+        if (!srv->ev_listen || !srv->ev_accept_pause || event_add(srv->ev_listen, NULL) < 0)
+                return gmem_error(-ENOMEM, "listen event");
+        return ops_watch_start(srv);
 }
 
-int server_listen(struct daemon *d) {
-        bool abstract = is_abstract(d->socket_path);
+static struct server *server_new(struct daemon *d, const char *path) {
+        struct server *srv = calloc(1, sizeof(*srv));
+
+        if (!srv)
+                return NULL;
+        srv->d = d;
+        srv->listen_fd = -1;
+        if (path && !(srv->socket_path = strdup(path))) {
+                free(srv);
+                return NULL;
+        }
+        return srv;
+}
+
+static int do_listen(struct server *srv) {
+        const char *path = srv->socket_path;
+        bool abstract = is_abstract(path);
         struct sockaddr_un sa;
         socklen_t sa_len = 0;
         _cleanup_close_ int fd = -1;
         int k;
 
-        k = sockaddr_for(d->socket_path, &sa, &sa_len);
+        k = sockaddr_for(path, &sa, &sa_len);
         if (k < 0)
                 return k;
-        if (!abstract && (k = mkdir_parents(d->socket_path, 0755)) < 0)
-                return gmem_error(k, "create the directory of '%s'", d->socket_path);
-        k = check_existing(d->socket_path, &sa, sa_len);
+        if (!abstract && (k = mkdir_parents(path, 0755)) < 0)
+                return gmem_error(k, "create the directory of '%s'", path);
+        k = check_existing(path, &sa, sa_len);
         if (k < 0)
                 return k;
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -596,19 +598,32 @@ int server_listen(struct daemon *d) {
                 return gmem_error(negative_errno(), "socket");
         if (bind(fd, (struct sockaddr *) &sa, sa_len) < 0)
                 return gmem_error(negative_errno(), errno == EADDRINUSE ? "bind '%s': another gmemd may be listening there" :
-                                  "bind '%s'", d->socket_path);
-        d->listen_fd_owned = !abstract;
-        if (!abstract && chmod(d->socket_path, d->config.socket_mode) < 0)
-                return gmem_error(negative_errno(), "chmod '%s'", d->socket_path);
+                                  "bind '%s'", path);
+        srv->listen_fd_owned = !abstract;
+        if (!abstract && chmod(path, srv->d->config.socket_mode) < 0)
+                return gmem_error(negative_errno(), "chmod '%s'", path);
         if (listen(fd, 128) < 0)
-                return gmem_error(negative_errno(), "listen '%s'", d->socket_path);
-        if (listen_events(d, fd) < 0)
-                return gmem_error(-ENOMEM, "listen event");
-        d->listen_fd = TAKE_FD(fd);
+                return gmem_error(negative_errno(), "listen '%s'", path);
+        srv->listen_fd = TAKE_FD(fd);
+        return listen_events(srv, srv->listen_fd);
+}
+
+int server_listen(struct daemon *d, const char *path, struct server **ret) {
+        struct server *srv = server_new(d, path);
+        int k;
+
+        if (!srv)
+                return gmem_error(-ENOMEM, "socket server");
+        k = do_listen(srv);
+        if (k < 0) {
+                server_free(srv);
+                return k;
+        }
+        *ret = srv;
         return 0;
 }
 
-int server_adopt_listen_fd(struct daemon *d, int fd) {
+static int adopt(struct server *srv, int fd) {
         struct sockaddr_un sa = {};
         socklen_t len = sizeof(int);
         int type = 0, listening = 0;
@@ -622,33 +637,49 @@ int server_adopt_listen_fd(struct daemon *d, int fd) {
         if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                 return gmem_error(negative_errno(), "fcntl passed socket");
         len = sizeof(sa);
-        if (!d->socket_path && getsockname(fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0])
-                d->socket_path = strndup(sa.sun_path, sizeof(sa.sun_path));
-        d->listen_fd_owned = false; /* systemd's: it stays bound across our restarts */
-        if (listen_events(d, fd) < 0)
-                return gmem_error(-ENOMEM, "listen event");
-        d->listen_fd = fd;
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0]) {
+                free(srv->socket_path);
+                srv->socket_path = strndup(sa.sun_path, sizeof(sa.sun_path));
+        }
+        srv->listen_fd_owned = false; /* systemd's: it stays bound across our restarts */
+        srv->listen_fd = fd;
+        return listen_events(srv, fd);
+}
+
+int server_adopt_listen_fd(struct daemon *d, int fd, struct server **ret) {
+        struct server *srv = server_new(d, NULL);
+        int k;
+
+        if (!srv)
+                return gmem_error(-ENOMEM, "socket server");
+        k = adopt(srv, fd);
+        if (k < 0) {
+                srv->listen_fd = -1; /* still systemd's */
+                server_free(srv);
+                return k;
+        }
+        *ret = srv;
         return 0;
 }
 
-void server_stop(struct daemon *d) {
+struct server *server_free(struct server *srv) {
+        if (!srv)
+                return NULL;
         /* connections closing now is the daemon stopping, not their clients leaving: it must not
          * release their regions (under systemd they wait in the fd store for the next gmemd) */
-        d->stopping = true;
-        if (d->ev_listen) {
-                event_free(d->ev_listen);
-                d->ev_listen = NULL;
-        }
-        if (d->ev_accept_pause) {
-                event_free(d->ev_accept_pause);
-                d->ev_accept_pause = NULL;
-        }
-        if (d->listen_fd >= 0) {
-                close(d->listen_fd);
-                d->listen_fd = -1;
-        }
-        if (d->listen_fd_owned && d->socket_path)
-                unlink(d->socket_path);
-        while (d->conns)
-                conn_close(d->conns);
+        srv->d->stopping = true;
+        ops_watch_stop(srv);
+        if (srv->ev_listen)
+                event_free(srv->ev_listen);
+        if (srv->ev_accept_pause)
+                event_free(srv->ev_accept_pause);
+        if (srv->listen_fd >= 0)
+                close(srv->listen_fd);
+        if (srv->listen_fd_owned && srv->socket_path)
+                unlink(srv->socket_path);
+        while (srv->conns)
+                conn_close(srv->conns);
+        free(srv->socket_path);
+        free(srv);
+        return NULL;
 }

@@ -11,6 +11,8 @@
 #include "error.h"
 #include "json-util.h"
 #include "log.h"
+#include "notify.h"
+#include "region.h"
 #include "store.h"
 
 #define FDNAME_PREFIX "region-"
@@ -37,10 +39,15 @@ static int metadata_path(struct daemon *d, const char *name, char *buf, size_t s
         return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;
 }
 
+static const struct subscriber_ops store_ops;
+
 int store_start(struct daemon *d) {
         char dir[4096];
         int k;
 
+        k = notify_subscribe(d, &store_ops, d); /* STATUS= is kept up to date either way */
+        if (k < 0)
+                return k;
         if (!getenv("NOTIFY_SOCKET")) {
                 log_notice("not started by systemd (no NOTIFY_SOCKET): regions live only as long as this gmemd "
                            "process and do not survive a restart");
@@ -57,38 +64,11 @@ int store_start(struct daemon *d) {
         return 0;
 }
 
+
 static void fdstore_remove(const char *fdname) {
         char msg[300]; /* an FDNAME is at most 255 characters */
         snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", fdname);
         (void) sd_notify(0, msg);
-}
-
-static cJSON *metadata_json(const struct managed *m) {
-        cJSON *o = cJSON_CreateObject(), *g = cJSON_AddObjectToObject(o, "grants");
-        cJSON *uids = cJSON_AddArrayToObject(g, "uids"), *gids = cJSON_AddArrayToObject(g, "gids");
-        cJSON *holders = cJSON_AddArrayToObject(o, "holders");
-
-        cJSON_AddStringToObject(o, "name", m->name);
-        cJSON_AddStringToObject(o, "backend", gmem_backend_to_string(gmem_region_backend(m->region)));
-        json_add_u64(o, "size", gmem_region_size(m->region));
-        json_add_u64(o, "flags", gmem_region_flags(m->region));
-        json_add_u64(o, "owner_uid", m->owner);
-        for (unsigned i = 0; i < m->n_grant_uids; i++)
-                cJSON_AddItemToArray(uids, json_u64(m->grant_uids[i]));
-        for (unsigned i = 0; i < m->n_grant_gids; i++)
-                cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
-        cJSON_AddStringToObject(o, "policy", gmem_policy_to_string(m->policy));
-        cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
-        json_add_u64(o, "populated_bytes", m->populated_bytes);
-        json_add_u64(o, "created_usec", m->created_usec);
-        for (unsigned i = 0; i < m->n_holders; i++) {
-                cJSON *h = cJSON_CreateObject();
-                json_add_u64(h, "pid", (uint64_t) m->holders[i].pid);
-                json_add_u64(h, "uid", m->holders[i].uid);
-                cJSON_AddStringToObject(h, "role", m->holders[i].role);
-                cJSON_AddItemToArray(holders, h);
-        }
-        return o;
 }
 
 /* Written to a temporary file and renamed over the old one: a crash leaves the old or the new. */
@@ -96,7 +76,7 @@ static int write_metadata(struct daemon *d, const struct managed *m) {
         char path[4200], tmp[4300];
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int fd = -1;
-        cJSON *o = metadata_json(m);
+        cJSON *o = region_to_json(d, (struct managed *) m, REGION_JSON_SAVED);
         size_t len;
 
         text = o ? cJSON_Print(o) : NULL;
@@ -117,7 +97,7 @@ static int write_metadata(struct daemon *d, const struct managed *m) {
         return 0;
 }
 
-void store_region_saved(struct daemon *d, struct managed *m) {
+static void region_saved(struct daemon *d, struct managed *m) {
         char msg[128];
         int fd, k;
 
@@ -140,7 +120,7 @@ void store_region_saved(struct daemon *d, struct managed *m) {
                 m->stored = true;
 }
 
-void store_region_removed(struct daemon *d, struct managed *m) {
+static void region_removed(struct daemon *d, struct managed *m) {
         char path[4200], fdname[128];
 
         if (!d->store_enabled)
@@ -152,22 +132,48 @@ void store_region_removed(struct daemon *d, struct managed *m) {
                 log_warning("region '%s': remove metadata '%s': %m", m->name, path);
 }
 
-static cJSON *read_metadata(struct daemon *d, const char *name) {
+static void on_region_added(void *userdata, struct managed *m) {
+        region_saved(userdata, m);
+        store_status(userdata);
+}
+
+static void on_region_removed(void *userdata, struct managed *m) {
+        region_removed(userdata, m);
+        store_status(userdata);
+}
+
+static void on_region_changed(void *userdata, struct managed *m) {
+        region_saved(userdata, m);
+}
+
+static const struct subscriber_ops store_ops = {
+        .region_added = on_region_added,
+        .region_removed = on_region_removed,
+        .region_changed = on_region_changed,
+};
+
+static int read_metadata(struct daemon *d, const char *name, char **ret_text, size_t *ret_n) {
         char path[4200];
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *text = NULL;
         ssize_t n;
 
         if (metadata_path(d, name, path, sizeof(path)) < 0)
-                return NULL;
+                return gmem_error(-ENAMETOOLONG, "metadata of region '%s': path too long", name);
         fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return gmem_error(negative_errno(), "open '%s'", path);
         text = malloc(METADATA_MAX_BYTES + 1);
-        if (fd < 0 || !text)
-                return NULL;
+        if (!text)
+                return gmem_error(-ENOMEM, "metadata of region '%s'", name);
         n = read(fd, text, METADATA_MAX_BYTES + 1);
-        if (n <= 0 || n > METADATA_MAX_BYTES)
-                return NULL;
-        return cJSON_ParseWithLength(text, (size_t) n);
+        if (n < 0)
+                return gmem_error(negative_errno(), "read '%s'", path);
+        if (n == 0 || n > METADATA_MAX_BYTES)
+                return gmem_error(-EBADMSG, "'%s': %s", path, n ? "larger than 64 KiB" : "empty");
+        *ret_text = TAKE_PTR(text);
+        *ret_n = (size_t) n;
+        return 0;
 }
 
 static const char *holder_role(const char *s) {
@@ -179,95 +185,123 @@ static const char *holder_role(const char *s) {
         return "opened";
 }
 
-/* Rebuild one region from its fd and metadata; the fd is ours either way. */
-static int restore_one(struct daemon *d, const char *name, int fd) {
-        cJSON *meta = read_metadata(d, name);
-        const char *backend_name = NULL, *policy = "keep", *state = "empty";
-        enum gmem_policy pol;
-        uint64_t size = 0, flags = 0, owner = 0, populated = 0, created = 0;
-        struct gmem_region *r = NULL;
-        enum gmem_backend backend;
-        struct managed *m = NULL;
-        struct peer owner_peer = {};
-        const cJSON *grants, *holders;
-        int k;
-
-        if (!meta) {
-                close(fd);
-                return gmem_error(-ENOENT, "no metadata for region '%s'", name);
-        }
-        if ((k = json_get_str(meta, "backend", true, NULL, &backend_name)) < 0 ||
-            (k = json_get_u64(meta, "size", true, 0, &size)) < 0 || (k = json_get_u64(meta, "flags", false, 0, &flags)) < 0 ||
-            (k = json_get_u64(meta, "owner_uid", true, 0, &owner)) < 0 ||
-            (k = json_get_str(meta, "policy", false, "keep", &policy)) < 0 ||
-            (k = json_get_str(meta, "state", false, "empty", &state)) < 0 ||
-            (k = json_get_u64(meta, "populated_bytes", false, 0, &populated)) < 0 ||
-            (k = json_get_u64(meta, "created_usec", false, 0, &created)) < 0 ||
-            (k = gmem_backend_from_string(backend_name, &backend)) < 0) {
-                cJSON_Delete(meta);
-                close(fd);
-                return gmem_error_wrap(k, "metadata of region '%s'", name);
-        }
-        k = backend == GMEM_BACKEND_GUEST_MEMFD ? gmem_region_adopt_guest_memfd(fd, flags, &r) : gmem_region_adopt(fd, &r);
-        if (k < 0) {
-                cJSON_Delete(meta);
-                close(fd);
-                return gmem_error_wrap(k, "region '%s' from the fd store", name);
-        }
-        if (gmem_region_backend(r) != backend || gmem_region_size(r) != size) {
-                gmem_region_free(r);
-                cJSON_Delete(meta);
-                return gmem_error(-EINVAL, "region '%s': the stored fd is a %s of %" PRIu64 " bytes, the metadata says %s of %"
-                                  PRIu64, name, gmem_backend_to_string(gmem_region_backend(r)), gmem_region_size(r),
-                                  backend_name, size);
-        }
-        owner_peer.uid = (uid_t) owner;
-        if (gmem_policy_from_string(policy, &pol) < 0)
-                pol = GMEM_POLICY_KEEP; /* metadata from an older gmemd: kept, as it always was */
-        k = region_add(d, name, r, &owner_peer, NULL, pol,
-                       "registered", false, &m);
-        if (k < 0) {
-                gmem_region_free(r);
-                cJSON_Delete(meta);
-                return k;
-        }
-        grants = cJSON_GetObjectItemCaseSensitive(meta, "grants");
+static int parse_ids(const cJSON *arr, const char *what, uint32_t *ids, unsigned *n) {
         const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(grants, "uids"))
-                if (cJSON_IsNumber(item) && m->n_grant_uids < REGION_MAX_GRANTS)
-                        m->grant_uids[m->n_grant_uids++] = (uid_t) item->valuedouble;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(grants, "gids"))
-                if (cJSON_IsNumber(item) && m->n_grant_gids < REGION_MAX_GRANTS)
-                        m->grant_gids[m->n_grant_gids++] = (gid_t) item->valuedouble;
-        /* the holders as they were: all of them gone with the old daemon's connections */
-        holders = cJSON_GetObjectItemCaseSensitive(meta, "holders");
-        if (cJSON_GetArraySize(holders) > 0) {
-                m->n_holders = 0;
-                cJSON_ArrayForEach(item, holders) {
-                        uint64_t pid = 0, uid = 0;
-                        const char *role = NULL;
-                        if (m->n_holders >= REGION_MAX_HOLDERS || json_get_u64(item, "pid", false, 0, &pid) < 0 ||
-                            json_get_u64(item, "uid", false, 0, &uid) < 0 || json_get_str(item, "role", false, NULL, &role) < 0)
-                                continue;
-                        m->holders[m->n_holders++] = (struct holder) { .pid = (pid_t) pid, .uid = (uid_t) uid,
-                                                                       .role = holder_role(role) };
-                }
+
+        if (arr && !cJSON_IsArray(arr))
+                return gmem_error(-EBADMSG, "%s: not an array", what);
+        cJSON_ArrayForEach(item, arr) {
+                uint64_t v;
+                if (proto_number_to_u64(item, &v) < 0 || v >= UINT32_MAX)
+                        return gmem_error(-EBADMSG, "%s: not a uid/gid", what);
+                if (*n >= REGION_MAX_GRANTS)
+                        return gmem_error(-EBADMSG, "%s: more than %d", what, REGION_MAX_GRANTS);
+                ids[(*n)++] = (uint32_t) v;
         }
-        m->creator = NULL;
-        m->populated_bytes = populated;
-        m->created_usec = created ?: m->created_usec;
-        for (int s = 0; s < _REGION_STATE_MAX; s++)
-                if (strcmp(state, region_state_to_string(s)) == 0)
-                        m->state = s == REGION_POPULATING ? (populated ? REGION_POPULATED : REGION_EMPTY) : (enum region_state) s;
-        m->stored = true;
-        cJSON_Delete(meta); /* backend_name, policy and state pointed into it */
-        (void) write_metadata(d, m);
-        log_info("region '%s' restored from the fd store: %s, %" PRIu64 " bytes, owner uid %" PRIu64 ", %u+%u grants",
-                 name, gmem_backend_to_string(backend), size, owner, m->n_grant_uids, m->n_grant_gids);
         return 0;
 }
 
-int store_restore_fds(struct daemon *d, int n, char **names) {
+int store_parse_metadata(const char *text, size_t n, struct saved_region *ret) {
+        _cleanup_(cJSON_Deletep) cJSON *meta = cJSON_ParseWithLength(text, n);
+        struct saved_region sr = { .policy = GMEM_POLICY_KEEP };
+        const char *backend_name = NULL, *policy = "keep", *state = "empty";
+        const cJSON *grants, *holders, *item;
+        uint64_t owner = 0;
+        int k;
+
+        if (!cJSON_IsObject(meta))
+                return gmem_error(-EBADMSG, "not a JSON object");
+        if ((k = json_get_str(meta, "backend", true, NULL, &backend_name)) < 0 ||
+            (k = json_get_u64(meta, "size", true, 0, &sr.size)) < 0 || (k = json_get_u64(meta, "flags", false, 0, &sr.flags)) < 0 ||
+            (k = json_get_u64(meta, "owner_uid", true, 0, &owner)) < 0 ||
+            (k = json_get_str(meta, "policy", false, "keep", &policy)) < 0 ||
+            (k = json_get_str(meta, "state", false, "empty", &state)) < 0 ||
+            (k = json_get_u64(meta, "populated_bytes", false, 0, &sr.populated_bytes)) < 0 ||
+            (k = json_get_u64(meta, "created_usec", false, 0, &sr.created_usec)) < 0 ||
+            (k = gmem_backend_from_string(backend_name, &sr.backend)) < 0)
+                return gmem_error_wrap(-EBADMSG, "%s", gmem_last_error());
+        if (owner >= UINT32_MAX)
+                return gmem_error(-EBADMSG, "owner_uid %" PRIu64 " is out of range", owner);
+        sr.owner = (uid_t) owner;
+        if (gmem_policy_from_string(policy, &sr.policy) < 0)
+                sr.policy = GMEM_POLICY_KEEP; /* metadata from an older gmemd: kept, as it always was */
+        if (region_state_from_string(state, &sr.state) < 0)
+                sr.state = REGION_EMPTY;
+        if (sr.state == REGION_POPULATING) /* the job died with the old daemon */
+                sr.state = sr.populated_bytes ? REGION_POPULATED : REGION_EMPTY;
+        grants = cJSON_GetObjectItemCaseSensitive(meta, "grants");
+        if ((k = parse_ids(cJSON_GetObjectItemCaseSensitive(grants, "uids"), "grants.uids", sr.grant_uids, &sr.n_grant_uids)) < 0 ||
+            (k = parse_ids(cJSON_GetObjectItemCaseSensitive(grants, "gids"), "grants.gids", sr.grant_gids, &sr.n_grant_gids)) < 0)
+                return k;
+        /* the holders as they were: all of them gone with the old daemon's connections */
+        holders = cJSON_GetObjectItemCaseSensitive(meta, "holders");
+        if (!cJSON_IsArray(holders))
+                holders = NULL;
+        cJSON_ArrayForEach(item, holders) {
+                uint64_t pid = 0, uid = 0;
+                const char *role = NULL;
+                if (sr.n_holders >= REGION_MAX_HOLDERS || json_get_u64(item, "pid", false, 0, &pid) < 0 ||
+                    json_get_u64(item, "uid", false, 0, &uid) < 0 || json_get_str(item, "role", false, NULL, &role) < 0 ||
+                    pid > INT32_MAX || uid >= UINT32_MAX)
+                        continue;
+                sr.holders[sr.n_holders++] = (struct holder) { .pid = (pid_t) pid, .uid = (uid_t) uid, .role = holder_role(role) };
+        }
+        *ret = sr;
+        return 0;
+}
+
+/* Rebuild one region from its fd and metadata; the fd is ours either way. */
+static int restore_one(struct daemon *d, const char *name, int fd) {
+        _cleanup_close_ int fd_owned = fd;
+        _cleanup_free_ char *text = NULL;
+        struct gmem_region *r = NULL;
+        struct peer owner_peer = {};
+        struct saved_region sr;
+        struct managed *m = NULL;
+        size_t n = 0;
+        int k;
+
+        if ((k = read_metadata(d, name, &text, &n)) < 0)
+                return k;
+        if ((k = store_parse_metadata(text, n, &sr)) < 0)
+                return gmem_error_wrap(k, "metadata of region '%s'", name);
+        k = sr.backend == GMEM_BACKEND_GUEST_MEMFD ? gmem_region_adopt_guest_memfd(fd, sr.flags, &r) : gmem_region_adopt(fd, &r);
+        if (k < 0)
+                return gmem_error_wrap(k, "region '%s' from the fd store", name);
+        TAKE_FD(fd_owned); /* the region's now */
+        if (gmem_region_backend(r) != sr.backend || gmem_region_size(r) != sr.size) {
+                k = gmem_error(-EINVAL, "region '%s': the stored fd is a %s of %" PRIu64 " bytes, the metadata says %s of %"
+                               PRIu64, name, gmem_backend_to_string(gmem_region_backend(r)), gmem_region_size(r),
+                               gmem_backend_to_string(sr.backend), sr.size);
+                gmem_region_free(r);
+                return k;
+        }
+        owner_peer.uid = sr.owner;
+        k = region_add(d, name, r, &owner_peer, NULL, sr.policy, "registered", false, &m);
+        if (k < 0) {
+                gmem_region_free(r);
+                return k;
+        }
+        memcpy(m->grant_uids, sr.grant_uids, sizeof(m->grant_uids));
+        m->n_grant_uids = sr.n_grant_uids;
+        memcpy(m->grant_gids, sr.grant_gids, sizeof(m->grant_gids));
+        m->n_grant_gids = sr.n_grant_gids;
+        if (sr.n_holders) {
+                memcpy(m->holders, sr.holders, sizeof(m->holders));
+                m->n_holders = sr.n_holders;
+        }
+        m->creator = NULL;
+        m->populated_bytes = sr.populated_bytes;
+        m->created_usec = sr.created_usec ?: m->created_usec;
+        m->state = sr.state;
+        m->stored = true;
+        (void) write_metadata(d, m);
+        log_info("region '%s' restored from the fd store: %s, %" PRIu64 " bytes, owner uid %u, %u+%u grants",
+                 name, gmem_backend_to_string(sr.backend), sr.size, (unsigned) sr.owner, m->n_grant_uids, m->n_grant_gids);
+        return 0;
+}
+
+int store_restore_fds(struct daemon *d, int n, char **names, int listen_fd) {
         char dir[4200];
         unsigned restored = 0;
         DIR *dd;
@@ -278,7 +312,7 @@ int store_restore_fds(struct daemon *d, int n, char **names) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *fdname = names ? names[i] : NULL;
 
-                if (fd == d->listen_fd)
+                if (fd == listen_fd)
                         continue;
                 if (!fdname || strncmp(fdname, FDNAME_PREFIX, strlen(FDNAME_PREFIX)) != 0 ||
                     !proto_name_valid(fdname + strlen(FDNAME_PREFIX)) || !d->store_enabled) {
@@ -321,15 +355,12 @@ int store_restore_fds(struct daemon *d, int n, char **names) {
         return 0;
 }
 
-int store_restore(struct daemon *d) {
-        return store_restore_fds(d, 0, NULL);
-}
 
 void store_status(struct daemon *d) {
         char msg[160];
         if (!getenv("NOTIFY_SOCKET"))
                 return;
         snprintf(msg, sizeof(msg), "STATUS=%" PRIu64 " region%s, %" PRIu64 " MiB held, %" PRIu64 " client%s", d->n_regions,
-                 d->n_regions == 1 ? "" : "s", d->bytes_total >> 20, d->n_conns, d->n_conns == 1 ? "" : "s");
+                 d->n_regions == 1 ? "" : "s", d->bytes_total >> 20, d->n_sessions, d->n_sessions == 1 ? "" : "s");
         (void) sd_notify(0, msg);
 }

@@ -7,15 +7,28 @@
  */
 #pragma once
 
-#include "daemon.h"
+#include "region.h"
 
 /* Whether the fd store is there (NOTIFY_SOCKET set and FileDescriptorStoreMax > 0). */
 int store_start(struct daemon *d);
 /* Rebuild the regions from the n fds systemd passed in (SD_LISTEN_FDS_START on, names[i] from
- * sd_listen_fds_with_names), skipping the listening socket; drop the rest. */
-int store_restore_fds(struct daemon *d, int n, char **names);
-int store_restore(struct daemon *d);
+ * sd_listen_fds_with_names), skipping the listening socket listen_fd; drop the rest. */
+int store_restore_fds(struct daemon *d, int n, char **names, int listen_fd);
 /* STATUS= for systemctl status: regions, bytes, clients. */
 void store_status(struct daemon *d);
-void store_region_saved(struct daemon *d, struct managed *m);
-void store_region_removed(struct daemon *d, struct managed *m);
+
+/* A region's saved metadata, as parsed (and checked) from its file. */
+struct saved_region {
+        enum gmem_backend backend;
+        uint64_t size, flags;
+        uid_t owner;
+        enum gmem_policy policy;
+        enum region_state state;
+        uint64_t populated_bytes, created_usec;
+        uint32_t grant_uids[REGION_MAX_GRANTS], grant_gids[REGION_MAX_GRANTS];
+        unsigned n_grant_uids, n_grant_gids;
+        struct holder holders[REGION_MAX_HOLDERS];
+        unsigned n_holders;
+};
+/* -EBADMSG with a message for anything that is not such metadata. */
+int store_parse_metadata(const char *text, size_t n, struct saved_region *ret);

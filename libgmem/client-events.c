@@ -42,14 +42,8 @@ void gmem_client_events_clear(struct gmem_client *c) {
                 free(e);
 }
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 _public_ int gmem_client_next_event(struct gmem_client *c, int timeout_ms, char **ret_json) {
-        int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+        int64_t deadline = timeout_ms >= 0 ? mono_msec() + timeout_ms : 0;
         char *e;
 
         if (!c || !ret_json)
@@ -65,7 +59,7 @@ _public_ int gmem_client_next_event(struct gmem_client *c, int timeout_ms, char 
                 int left = -1, k;
 
                 if (timeout_ms >= 0)
-                        left = (int) MAX(deadline - now_ms(), (int64_t) 0);
+                        left = (int) MAX(deadline - mono_msec(), (int64_t) 0);
                 k = gmem_client_recv(c, "next event", left, &m);
                 if (k == -EINTR)
                         continue;

@@ -113,20 +113,10 @@ int gmem_client_send(struct gmem_client *c, const char *what, const char *text, 
         }
 }
 
-/* Milliseconds left until deadline (CLOCK_MONOTONIC, ms), at least 0. */
+/* Milliseconds left until deadline (mono_msec()), at least 0. */
 static int ms_left(int64_t deadline) {
-        struct timespec ts;
-        int64_t now;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int64_t now = mono_msec();
         return now >= deadline ? 0 : (int) MIN(deadline - now, (int64_t) INT32_MAX);
-}
-
-static int64_t deadline_in(int timeout_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
 }
 
 int gmem_client_recv(struct gmem_client *c, const char *what, int timeout_ms, struct gmem_client_msg *ret) {
@@ -143,7 +133,7 @@ int gmem_client_recv(struct gmem_client *c, const char *what, int timeout_ms, st
                 return gmem_error(-ENOTCONN, "%s: the connection to gmemd is closed", what);
 
         if (timeout_ms >= 0) {
-                int64_t deadline = deadline_in(timeout_ms);
+                int64_t deadline = mono_msec() + timeout_ms;
                 for (;;) {
                         struct pollfd p = { .fd = c->fd, .events = POLLIN };
                         int k = poll(&p, 1, ms_left(deadline));

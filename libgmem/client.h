@@ -16,6 +16,7 @@
 
 #include "gmem/gmem.h"
 #include "macro.h"
+#include "protocol.h"
 
 /* what we read in one go; longer replies (a long list) are sized by peeking first */
 #define CLIENT_BUFFER_SIZE (64 * 1024)
@@ -73,7 +74,3 @@ void gmem_client_events_push(struct gmem_client *c, const char *text);
 char *gmem_client_events_pop(struct gmem_client *c);
 void gmem_client_events_clear(struct gmem_client *c);
 
-static inline void cJSON_Deletep(cJSON **j) {
-        cJSON_Delete(*j);
-}
-#define _cleanup_json_ _cleanup_(cJSON_Deletep)

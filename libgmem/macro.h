@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _public_ __attribute__((visibility("default")))
@@ -69,3 +70,44 @@ static inline int range_within(uint64_t off, uint64_t len, uint64_t size) {
 static inline uint64_t page_size(void) {
         return (uint64_t) sysconf(_SC_PAGESIZE);
 }
+
+/* The clocks, once: monotonic for intervals and deadlines, realtime for timestamps shown to users. */
+static inline uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+static inline uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+static inline double mono_sec(void) {
+        return (double) mono_usec() / 1e6;
+}
+static inline int64_t mono_msec(void) {
+        return (int64_t) (mono_usec() / 1000);
+}
+
+/* Doubly linked lists through an item's prev/next members (systemd's list.h, smaller). Removing
+ * an item that is on no list (both NULL, not the head) does nothing. */
+#define LIST_PREPEND(head, item)                                                                   \
+        do {                                                                                       \
+                __typeof__(item) _li = (item);                                                     \
+                _li->prev = NULL;                                                                  \
+                _li->next = (head);                                                                \
+                if (_li->next)                                                                     \
+                        _li->next->prev = _li;                                                     \
+                (head) = _li;                                                                      \
+        } while (0)
+#define LIST_REMOVE(head, item)                                                                    \
+        do {                                                                                       \
+                __typeof__(item) _li = (item);                                                     \
+                if (_li->prev)                                                                     \
+                        _li->prev->next = _li->next;                                               \
+                else if ((head) == _li)                                                            \
+                        (head) = _li->next;                                                        \
+                if (_li->next)                                                                     \
+                        _li->next->prev = _li->prev;                                               \
+                _li->prev = _li->next = NULL;                                                      \
+        } while (0)

@@ -111,3 +111,9 @@ _public_ int gmem_policy_from_string(const char *s, enum gmem_policy *ret_policy
                 }
         return gmem_error(-EINVAL, "unknown policy '%.40s' (keep, connection)", s ? s : "(null)");
 }
+
+int proto_check_page_size(enum gmem_backend backend, bool have_page_size) {
+        if (have_page_size && backend != GMEM_BACKEND_HUGETLB)
+                return gmem_error(-EINVAL, "page_size is only for hugetlb regions");
+        return 0;
+}

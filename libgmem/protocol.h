@@ -12,6 +12,12 @@
 #include <cjson/cJSON.h>
 
 #include "gmem/gmem.h"
+#include "macro.h"
+
+static inline void cJSON_Deletep(cJSON **j) {
+        cJSON_Delete(*j);
+}
+#define _cleanup_json_ _cleanup_(cJSON_Deletep)
 
 #define PROTO_VERSION 1
 /* a region name: 1 to PROTO_NAME_MAX of A-Z a-z 0-9 . _ - */
@@ -21,6 +27,10 @@
 #define PROTO_INT_MAX ((UINT64_C(1) << 53) - 1)
 
 bool proto_name_valid(const char *name);
+
+/* page_size is a hugetlb region's alone: -EINVAL (with the reason in gmem_last_error()) when
+ * it is given for another backend. */
+int proto_check_page_size(enum gmem_backend backend, bool have_page_size);
 
 /* A JSON number as a u64, checked before it is converted: 0, -EINVAL when it is not a
  * non-negative integer, -ERANGE when it is above PROTO_INT_MAX. */

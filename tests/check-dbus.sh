@@ -293,7 +293,7 @@ error $E.InvalidArgument G CreateRegion x memfd 4096 "{'colour': <'red'>}"
 error $E.InvalidArgument G CreateRegion x memfd 4096 "{'prefault': <'yes'>}"
 error $E.InvalidArgument G CreateRegion x memfd 4096 "{'page_size': <uint64 2097152>}"
 error $E.InvalidArgument G CreateRegion x guest_memfd 4096 '{}'
-error $E.NotSupported G CreateRegion x memfd 4096 "{'policy': <'connection'>}"
+error $E.InvalidArgument G CreateRegion x memfd 4096 "{'policy': <'sometimes'>}"
 error $E.LimitExceeded G CreateRegion x memfd $((1 << 62)) '{}'
 error $E.InvalidArgument G PunchHole ram0 $((64 << 20)) 4096
 error $E.InvalidArgument G PunchHole ram0 0 0
@@ -306,6 +306,28 @@ grep -q "GDBus.Error:$E.NoSuchJob: no job 999999" <(G CancelJob /org/gmem/Broker
         fail "NoSuchJob's message does not say which job"
 want 'u 3' B get-property org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager RegionCount
 ok "named errors with messages"
+
+# --- policy "connection": a region lives as long as the bus peer that made it --------------------------
+want "(objectpath '/org/gmem/Broker1/region/conn1', objectpath '/')" G CreateRegion conn1 memfd 4096 "{'policy': <'connection'>}"
+# that gdbus has left the bus: the region went with it
+wait_signal "RegionRemoved \('conn1'"
+error $E.NoSuchRegion G GetRegion conn1
+if [[ -n $pydbus ]]; then
+        # a peer that stays: its region is there for others until it leaves
+        "$pydbus" - "$addr" << 'EOF' || fail "a region with policy connection did not stay while its peer was on the bus"
+import dbus, subprocess, sys
+bus = dbus.bus.BusConnection(sys.argv[1])
+m = dbus.Interface(bus.get_object('org.gmem.Broker1', '/org/gmem/Broker1'), 'org.gmem.Broker1.Manager')
+m.CreateRegion('conn2', 'memfd', dbus.UInt64(4096), {'policy': dbus.String('connection')}, signature='ssta{sv}')
+out = subprocess.run(['gdbus', 'call', '--address', sys.argv[1], '--dest', 'org.gmem.Broker1', '--object-path',
+                      '/org/gmem/Broker1', '--method', 'org.gmem.Broker1.Manager.GetRegion', 'conn2'],
+                     capture_output=True, text=True)
+sys.exit(0 if 'region/conn2' in out.stdout else 1)
+EOF
+        wait_signal "RegionRemoved \('conn2'"
+        error $E.NoSuchRegion G GetRegion conn2
+fi
+ok "policy connection over D-Bus: the region goes when its peer leaves the bus"
 
 # --- other uids -------------------------------------------------------------------------------------
 # outside group gmem: the bus policy refuses method calls; reading properties and introspection work

@@ -106,12 +106,6 @@ struct vmm {
         struct vcpu_thread threads[MINIVM_MAX_VCPUS];
 };
 
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* "MMAP | INIT_SHARED": the names of guest_memfd flags, as this kernel numbers them. */
 static const char *flag_names(const struct gmem_caps *caps, uint64_t flags, char *buf, size_t size) {
         const struct {
@@ -276,7 +270,7 @@ static int create_regions(struct vmm *m) {
 
 /* 3. Each region gets its slice of the image. */
 static int populate_regions(struct vmm *m) {
-        double t = now();
+        double t = mono_sec();
         int k;
 
         for (unsigned i = 0; i < m->n_regions; i++) {
@@ -293,7 +287,7 @@ static int populate_regions(struct vmm *m) {
                         return k;
                 }
         }
-        t = now() - t;
+        t = mono_sec() - t;
         printf("populated       %" PRIu64 " MiB in %.3f s: %.2f GiB/s%s\n", m->image_size / MiB, t,
                (double) m->image_size / GiB / t, m->client ? " (by gmemd)" : "");
         return 0;
@@ -373,7 +367,7 @@ static void *vcpu_main(void *arg) {
 /* Run every vCPU on its own thread until its guest halts. */
 static int run_vcpus(struct vmm *m) {
         unsigned started;
-        double t = now();
+        double t = mono_sec();
         int k = 0;
 
         for (started = 0; started < m->n_vcpus; started++) {
@@ -385,7 +379,7 @@ static int run_vcpus(struct vmm *m) {
         }
         for (unsigned v = 0; v < started; v++)
                 pthread_join(m->threads[v].thread, NULL);
-        t = now() - t;
+        t = mono_sec() - t;
         if (k < 0)
                 return k;
         for (unsigned v = 0; v < m->n_vcpus; v++)

@@ -61,12 +61,6 @@ static struct {
 static int kvm_vm = -1;
 static uint64_t gmem_flags = GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED;
 
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *) a, y = *(const double *) b;
         return x < y ? -1 : x > y;
@@ -108,12 +102,12 @@ static const void *image_map;
 
 static double populate_gmem(void) {
         struct gmem_region *r = fresh_region();
-        double t = now();
+        double t = mono_sec();
         if (gmem_populate_fd(r, 0, image_fd, 0, arg.size, NULL) < 0) {
                 fprintf(stderr, "gmem-bench: populate: %s\n", gmem_last_error());
                 exit(1);
         }
-        t = now() - t;
+        t = mono_sec() - t;
         gmem_region_free(r);
         return t;
 }
@@ -121,14 +115,14 @@ static double populate_gmem(void) {
 static double populate_path(bool from_buf, unsigned path) {
         struct gmem_populate_opts opts = { .flags = path };
         struct gmem_region *r = fresh_region();
-        double t = now();
+        double t = mono_sec();
         int64_t n = from_buf ? gmem_populate_buf(r, 0, image_map, arg.size, &opts)
                              : gmem_populate_fd(r, 0, image_fd, 0, arg.size, &opts);
         if (n < 0) {
                 fprintf(stderr, "gmem-bench: populate: %s\n", gmem_last_error());
                 exit(1);
         }
-        t = now() - t;
+        t = mono_sec() - t;
         gmem_region_free(r);
         return t;
 }
@@ -149,9 +143,9 @@ static bool has_write_path(void) {
 static double populate_memcpy(void) {
         struct gmem_region *r = fresh_region();
         void *dst = map_region(r);
-        double t = now();
+        double t = mono_sec();
         memcpy(dst, image_map, arg.size);
-        t = now() - t;
+        t = mono_sec() - t;
         gmem_region_free(r);
         return t;
 }
@@ -181,7 +175,7 @@ static double prefault_qemu(void) {
         uint64_t ps = gmem_region_page_size(r), per = align_up(arg.size / n, ps);
         struct qemu_part parts[16];
         pthread_t threads[16];
-        double t = now();
+        double t = mono_sec();
 
         for (unsigned i = 0; i < n; i++) {
                 uint64_t off = MIN(i * per, arg.size);
@@ -190,7 +184,7 @@ static double prefault_qemu(void) {
         }
         for (unsigned i = 0; i < n; i++)
                 pthread_join(threads[i], NULL);
-        t = now() - t;
+        t = mono_sec() - t;
         gmem_region_free(r);
         return t;
 }
@@ -200,12 +194,12 @@ static double prefault_gmem(void) {
         double t;
 
         map_region(r);
-        t = now();
+        t = mono_sec();
         if (gmem_prefault(r, 0, arg.size, NULL) < 0) {
                 fprintf(stderr, "gmem-bench: prefault: %s\n", gmem_last_error());
                 exit(1);
         }
-        t = now() - t;
+        t = mono_sec() - t;
         gmem_region_free(r);
         return t;
 }
@@ -250,14 +244,14 @@ static double handoff_raw(void) {
                 _exit(0);
         }
         close(sp[1]);
-        t = now();
+        t = mono_sec();
         for (int i = 0; i < HANDOFF_ROUNDS; i++) {
                 int fd;
                 if (write(sp[0], "?", 1) != 1 || (fd = recv_fd(sp[0])) < 0)
                         exit(1);
                 close(fd);
         }
-        t = (now() - t) / HANDOFF_ROUNDS;
+        t = (mono_sec() - t) / HANDOFF_ROUNDS;
         close(sp[0]);
         close(memfd);
         waitpid(pid, NULL, 0);
@@ -267,7 +261,7 @@ static double handoff_raw(void) {
 static struct gmem_client *bench_client;
 
 static double handoff_gmemd(void) {
-        double t = now();
+        double t = mono_sec();
         for (int i = 0; i < HANDOFF_ROUNDS; i++) {
                 struct gmem_region *r = NULL;
                 if (gmem_client_open(bench_client, "gmem-bench", &r) < 0) {
@@ -276,7 +270,7 @@ static double handoff_gmemd(void) {
                 }
                 gmem_region_free(r);
         }
-        return (now() - t) / HANDOFF_ROUNDS;
+        return (mono_sec() - t) / HANDOFF_ROUNDS;
 }
 
 /* ---- loop latency under abuse ---- */

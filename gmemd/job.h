@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Long work on guest memory (populate, prefault, dump) on a bounded pool of worker threads.
+ *
+ * A job reports to its requester: an interface the front end that started it implements (the
+ * socket answers on the request's stream; D-Bus emits its job signals). The core never looks
+ * inside a requester; it calls progress() now and then, finished() once, and free() when the job
+ * is gone. Everyone else hears of jobs through the subscribers (notify.h).
+ */
+#pragma once
+
+#include "daemon.h"
+
+enum job_op {
+        JOB_POPULATE,
+        JOB_PREFAULT,
+        JOB_DUMP,
+        JOB_MEASURE,     /* the core's own: a region's resident bytes, off the loop; no requester */
+        JOB_OP_COUNT,
+};
+
+struct requester;
+struct requester_ops {
+        void (*progress)(struct requester *rq, const struct job *j, uint64_t done, uint64_t total);
+        /* The job is over: j->result, j->bytes, j->message. For a create with prefault the region
+         * is published (result 0) or released by now. */
+        void (*finished)(struct requester *rq, const struct job *j);
+        void (*free)(struct requester *rq);
+};
+struct requester {
+        const struct requester_ops *ops;
+};
+
+struct job {
+        struct daemon *d;
+        struct job *prev, *next;     /* all live jobs (loop only) */
+        struct job *qnext;           /* pool queue / completion list (under the pool lock) */
+        uint64_t id;
+        enum job_op op;
+        struct managed *m;
+        struct session *session;     /* who asked (a ref); its end cancels the job unless jobs outlive it */
+        struct requester *rq;        /* owned; NULL for the core's own jobs */
+        uid_t uid;                   /* who asked: held to max_jobs_per_uid */
+        uint64_t off, len, fd_off;
+        int fd;                      /* source (populate) or destination (dump) */
+        bool publish_on_success;     /* create --prefault: reveal the region when done */
+        /* shared with the worker */
+        int cancel;
+        uint64_t done, total;
+        int progress_pending;
+        uint64_t last_signal_usec;
+        int result;
+        int64_t bytes;
+        char message[512];
+};
+
+int pool_start(struct daemon *d);
+void pool_stop(struct daemon *d);
+/* A job of op on m for session s; rq (taken, may be NULL) hears of it. */
+struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct session *s, struct requester *rq);
+/* On failure the caller still owns j and frees it with job_discard(). */
+int job_submit(struct daemon *d, struct job *j);
+void job_discard(struct daemon *d, struct job *j);
+struct job *job_find(struct daemon *d, uint64_t id);
+/* Queue a measurement of m's resident bytes (region_resident()); nothing if one is queued. */
+void job_measure(struct daemon *d, struct managed *m);
+void jobs_cancel_session(struct daemon *d, struct session *s);
+void jobs_cancel_region(struct daemon *d, struct managed *m);
+void jobs_cancel_all(struct daemon *d);
+const char *job_op_name(enum job_op op);

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The socket front end: listening, connections, framing (one JSON object per SEQPACKET message,
+ * fds as SCM_RIGHTS) and per-connection output queues (server.c); the protocol's operations, its
+ * job requester and its watchers (ops.c). Each connection is a session of the core.
+ */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "daemon.h"
+
+struct outmsg {
+        struct outmsg *next;
+        char *text;
+        size_t len;
+        int fd; /* sent with the message, then closed; -1 for none */
+};
+
+struct server;
+
+struct conn {
+        struct server *srv;
+        struct daemon *d;
+        struct conn *prev, *next;
+        int fd;
+        uint64_t serial;
+        struct session *session; /* who is on the other end, for the core */
+        const struct peer *peer; /* &session->peer */
+        struct event *ev_read, *ev_write;
+        struct event *ev_close;  /* closes a broken connection from the loop, never from a send */
+        struct outmsg *out_head, *out_tail;
+        uint64_t n_out, n_out_bytes, n_out_fds; /* what waits in the queue */
+        struct event *ev_hello;  /* closes a connection that never says hello */
+        bool hello, watching, closed;
+        bool broken;             /* nothing more is sent; closed on the next loop turn */
+        unsigned refs;           /* the connection list, and every request of it still running */
+};
+
+struct server {
+        struct daemon *d;
+        char *socket_path;
+        int listen_fd;
+        bool listen_fd_owned;    /* we bound it (and unlink it at exit) */
+        struct event *ev_listen;
+        struct event *ev_accept_pause; /* out of fds: accept() waits a moment instead of spinning */
+        struct conn *conns;
+        uint64_t n_conns, conn_serial;
+};
+
+/* Listen on path (bound here), or serve on fd, a listening socket handed over by systemd. */
+int server_listen(struct daemon *d, const char *path, struct server **ret);
+int server_adopt_listen_fd(struct daemon *d, int fd, struct server **ret);
+/* Closes every connection (releasing nothing: the daemon stops) and the socket. NULL-safe. */
+struct server *server_free(struct server *srv);
+
+struct conn *conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+/* Queue a message (takes text; fd is sent then closed, -1 for none). */
+void conn_send(struct conn *c, char *text, int fd);
+void conn_send_json(struct conn *c, cJSON *msg, int fd); /* consumes msg */
+void conn_reply_error(struct conn *c, const cJSON *req_id, int err, const char *message);
+void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd); /* consumes members */
+
+/* ops.c */
+void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds);
+/* the socket's watchers hear the core's events */
+int ops_watch_start(struct server *srv);
+void ops_watch_stop(struct server *srv);
