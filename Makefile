@@ -6,6 +6,7 @@
 #   make check-kernels  boot Debian's 6.1, 6.12, 6.18, 7.x and ../shared/kernels under QEMU, run the suite in each
 #   make kernel-table   put the last check-kernels matrix into README.md
 #   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path and the fd-store parser, FUZZ_SECONDS each
 #   make install    PREFIX=/usr/local DESTDIR=
 
 BUILD ?= build
@@ -71,6 +72,11 @@ CLI_UTIL := $(BUILD)/obj/tools/cli-util.o
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/check-*.sh)
+# gmemd without its main(): what the fuzz targets drive in-process
+GMEMD_CORE_OBJS := $(filter-out %/main.o,$(GMEMD_OBJS))
+FUZZ_TARGETS := request metadata
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz-%-replay)
+FUZZ_SECONDS ?= 120
 
 ifeq ($(V),1)
 Q :=
@@ -78,7 +84,7 @@ else
 Q := @
 endif
 
-.PHONY: all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install clean
+.PHONY: fuzz all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install clean
 all: lib tools tests
 
 include guest/guest.mk
@@ -87,7 +93,7 @@ include guest/guest.mk
 
 lib: $(LIB_SO) $(LIB_A) $(LIB_PC)
 tools: $(TOOLS) $(DAEMON)
-tests: $(TESTS) $(MULTIBOOT_GUEST)
+tests: $(TESTS) $(FUZZ_REPLAYS) $(MULTIBOOT_GUEST)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -138,6 +144,17 @@ $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -pthread $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A) $(CJSON_LIBS) $(CHECK_LIBS)
+
+# The fuzz targets as plain programs that replay the corpus in fuzz/corpus (tests/check-fuzz-corpus.sh).
+$(BUILD)/obj/fuzz/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
+$(BUILD)/tests/fuzz-%-replay: $(BUILD)/obj/fuzz/fuzz-%.o $(BUILD)/obj/fuzz/replay.o $(GMEMD_CORE_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/fuzz/replay.o $(GMEMD_CORE_OBJS) $(LIB_A) \
+		$(CJSON_LIBS) $(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
+
+fuzz: deps
+	@scripts/setup-deps.sh clang
+	@BUILD=$(BUILD)-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
 
 deps:
 	@scripts/setup-deps.sh

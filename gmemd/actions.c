@@ -56,7 +56,7 @@ static int create(struct daemon *d, struct session *s, const struct create_args 
         if (gmem_backend_to_string(a->backend) == NULL)
                 return gmem_error(-EINVAL, "create '%s': invalid backend", a->name);
         if ((k = proto_check_page_size(a->backend, a->page_size != 0)) < 0)
-                return gmem_error(k, "create '%s': %s", a->name, gmem_last_error());
+                return gmem_error_wrap(k, "create '%s'", a->name);
         if (a->size > d->config.limits.max_bytes_total)
                 return gmem_error(-ENOSPC, "create '%s': %" PRIu64 " bytes exceed the daemon's limit", a->name, a->size);
 

@@ -598,7 +598,7 @@ static int create_region(struct dbus_state *s, sd_bus_message *msg, struct sessi
         if ((k = gmem_policy_from_string(policy, &a.policy)) < 0)
                 return fail(e, gmem_error(k, "create '%s': policy '%.40s' (keep, connection)", a.name, policy), false);
         if ((k = proto_check_page_size(a.backend, have_page_size)) < 0)
-                return fail(e, gmem_error(k, "create '%s': %s", a.name, gmem_last_error()), false);
+                return fail(e, gmem_error_wrap(k, "create '%s'", a.name), false);
         a.prefault = prefault;
         /* with prefault, the region is published when it is done: JobFinished says so */
         if ((k = action_create(s->d, se, &a, a.prefault ? request_new(s) : NULL, &m, &j)) < 0)

@@ -262,7 +262,7 @@ static int op_create(struct op_ctx *x) {
             (k = gmem_backend_from_string(backend_name, &a.backend)) < 0)
                 return k;
         if ((k = proto_check_page_size(a.backend, cJSON_GetObjectItemCaseSensitive(x->req, "page_size") != NULL)) < 0)
-                return gmem_error(k, "create '%s': %s", a.name, gmem_last_error());
+                return gmem_error_wrap(k, "create '%s'", a.name);
         if (a.prefault && !(rq = request_new(x->c, x->id)))
                 return gmem_error(-ENOMEM, "create '%s': request", a.name);
         k = action_create(x->d, x->s, &a, rq, &m, &j);
