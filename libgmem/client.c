@@ -53,6 +53,8 @@ static int check_u64(const char *what, const char *field, uint64_t v) {
 static int check_range(const char *what, uint64_t off, uint64_t len) {
         int k;
 
+        if (len == GMEM_LENGTH_TO_END) /* "to the end": the daemon knows where that is */
+                return check_u64(what, "offset", off);
         if (len == 0)
                 return gmem_error(-EINVAL, "%s: length 0", what);
         if (off > UINT64_MAX - len)
@@ -88,6 +90,11 @@ static cJSON *request(const char *op, const char *name) {
 
 static bool add_u64(cJSON *req, const char *key, uint64_t v) {
         return json_add_u64(req, key, v) != NULL;
+}
+
+/* GMEM_LENGTH_TO_END travels as no "length" at all: the protocol's "to the end" */
+static bool add_length(cJSON *req, uint64_t len) {
+        return len == GMEM_LENGTH_TO_END || add_u64(req, "length", len);
 }
 
 /* Put "what: <the message recorded so far>" in front of a failure from a call below us. */
@@ -300,14 +307,14 @@ _public_ int gmem_client_populate_fd(struct gmem_client *c, const char *name, ui
         what = what_of(&w, "populate", name);
         if ((k = check_fd(what, "source", src_fd)) < 0 || (k = check_range(what, dst_off, len)) < 0)
                 return k;
-        if (src_off > UINT64_MAX - len)
+        if (len != GMEM_LENGTH_TO_END && src_off > UINT64_MAX - len)
                 return gmem_error(-ERANGE, "%s: source range %" PRIu64 "+%" PRIu64 " overflows", what, src_off, len);
         if ((k = check_u64(what, "source offset", src_off)) < 0)
                 return k;
 
         req = request("populate", name);
         if (!req || !add_u64(req, "offset", dst_off) || !add_u64(req, "src_offset", src_off) ||
-            !add_u64(req, "length", len))
+            !add_length(req, len))
                 return oom(what);
         return gmem_client_call(c, what, req, src_fd, NULL, NULL);
 }
@@ -325,7 +332,7 @@ _public_ int gmem_client_prefault(struct gmem_client *c, const char *name, uint6
                 return k;
 
         req = request("prefault", name);
-        if (!req || !add_u64(req, "offset", off) || !add_u64(req, "length", len))
+        if (!req || !add_u64(req, "offset", off) || !add_length(req, len))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
 }
@@ -343,13 +350,13 @@ _public_ int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, ui
         what = what_of(&w, "dump", name);
         if ((k = check_fd(what, "destination", dst_fd)) < 0 || (k = check_range(what, off, len)) < 0)
                 return k;
-        if (dst_off > UINT64_MAX - len)
+        if (len != GMEM_LENGTH_TO_END && dst_off > UINT64_MAX - len)
                 return gmem_error(-ERANGE, "%s: destination range %" PRIu64 "+%" PRIu64 " overflows", what, dst_off, len);
         if ((k = check_u64(what, "destination offset", dst_off)) < 0)
                 return k;
 
         req = request("dump", name);
-        if (!req || !add_u64(req, "offset", off) || !add_u64(req, "length", len) || !add_u64(req, "dst_offset", dst_off))
+        if (!req || !add_u64(req, "offset", off) || !add_length(req, len) || !add_u64(req, "dst_offset", dst_off))
                 return oom(what);
         k = gmem_client_call(c, what, req, dst_fd, &reply, NULL);
         if (k < 0)
@@ -372,7 +379,7 @@ _public_ int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t
                 return k;
 
         req = request("punch", name);
-        if (!req || !add_u64(req, "offset", off) || !add_u64(req, "length", len))
+        if (!req || !add_u64(req, "offset", off) || !add_length(req, len))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
 }

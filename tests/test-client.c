@@ -693,6 +693,35 @@ START_TEST(test_offsets_near_2_53) {
 }
 END_TEST
 
+START_TEST(test_length_to_the_end) {
+        /* GMEM_LENGTH_TO_END is passed through as "length absent": gmemd decides where the end is */
+        const uint64_t size = 256 * 1024, off = 64 * 1024;
+        struct gmem_client *c;
+        int src, dst;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "end", GMEM_BACKEND_MEMFD, size, NULL));
+        src = gmem_test_random_file(size - off, 7, NULL);
+        OK(gmem_client_populate_fd(c, "end", off, src, 0, GMEM_LENGTH_TO_END)); /* all of the source */
+        OK(gmem_client_prefault(c, "end", 0, GMEM_LENGTH_TO_END));
+        dst = memfd_create("end", MFD_CLOEXEC);
+        ck_assert_int_ge(dst, 0);
+        ck_assert_int_eq(gmem_client_dump_fd(c, "end", off, GMEM_LENGTH_TO_END, dst, 0), (int64_t) (size - off));
+        {
+                void *a = gmem_test_read_fd(src, 0, size - off), *b = gmem_test_read_fd(dst, 0, size - off);
+                ck_assert_mem_eq(a, b, size - off);
+                free(a);
+                free(b);
+        }
+        EXPECT_FAIL(gmem_client_prefault(c, "end", size + 4096, GMEM_LENGTH_TO_END), ERANGE, "beyond");
+        OK(gmem_client_release(c, "end"));
+        gmem_client_free(c);
+        close(src);
+        close(dst);
+}
+END_TEST
+
 START_TEST(test_errors) {
         struct gmem_client *c, *c2 = (struct gmem_client *) SENTINEL_PTR;
         char *s = (char *) SENTINEL_PTR, path[128];
@@ -1238,6 +1267,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_list_info);
         tcase_add_test(real, test_grant_revoke);
         tcase_add_test(real, test_release);
+        tcase_add_test(real, test_length_to_the_end);
         tcase_add_test(real, test_errors);
         tcase_add_test(real, test_watch);
         suite_add_tcase(s, real);

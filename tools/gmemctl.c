@@ -753,7 +753,7 @@ static int cmd_prefault(int argc, char **argv) {
         };
         _cleanup_client_ struct gmem_client *c = NULL;
         struct progress_bar bar;
-        uint64_t off = 0, len = 0, rsize;
+        uint64_t off = 0, len = 0;
         bool have_len = false;
         const char *name;
         int k, o;
@@ -782,14 +782,8 @@ static int cmd_prefault(int argc, char **argv) {
 
         if ((k = connect_client("prefault", name, &c)))
                 return k;
-        if (!have_len) {
-                if ((k = region_size(c, "prefault", name, &rsize)))
-                        return k;
-                if (off >= rsize)
-                        return failf("prefault", name, "offset %" PRIu64 " is beyond the region's %" PRIu64 " bytes", off,
-                                     rsize);
-                len = rsize - off;
-        }
+        if (!have_len)
+                len = GMEM_LENGTH_TO_END; /* gmemd knows where the region ends */
         job_begin(c, &bar, "prefault", name);
         k = gmem_client_prefault(c, name, off, len);
         return job_end(c, &bar, k, "prefault", name);

@@ -269,6 +269,10 @@ int gmem_client_create(struct gmem_client *c, const char *name, enum gmem_backen
                        const struct gmem_create_opts *opts);
 /* A region of its own over the fd the daemon hands out. */
 int gmem_client_open(struct gmem_client *c, const char *name, struct gmem_region **ret);
+/* A length of GMEM_LENGTH_TO_END is the protocol's "length absent": to the end of the region from
+ * the offset (populate: the rest of the source file, refused where it does not fit). The daemon
+ * decides what that is; the client passes it through. */
+#define GMEM_LENGTH_TO_END 0xffffffffffffffffULL
 int gmem_client_populate_fd(struct gmem_client *c, const char *name, uint64_t dst_off, int src_fd,
                             uint64_t src_off, uint64_t len);
 int gmem_client_prefault(struct gmem_client *c, const char *name, uint64_t off, uint64_t len);
