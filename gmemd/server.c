@@ -364,8 +364,17 @@ static void on_read(evutil_socket_t fd _unused_, short what _unused_, void *user
                 return;
         conn_ref(c);
         /* a bounded number per wakeup: one busy client does not starve the others */
-        for (int i = 0; i < READS_PER_WAKEUP && again && !c->closed && !c->broken; i++)
+        for (int i = 0; i < READS_PER_WAKEUP && again && !c->closed && !c->broken; i++) {
+                if (c->out_head) {
+                        /* Backpressure: a client that does not read its replies gets no more read
+                         * from it until they are out. It then costs the daemon one reply's worth
+                         * (its requests wait in its own socket buffer), and nothing is lost. */
+                        event_del(c->ev_read);
+                        c->read_paused = true;
+                        break;
+                }
                 read_one(c, buf, bufsize, &again);
+        }
         conn_unref(c);
 }
 
@@ -420,6 +429,12 @@ static void flush(struct conn *c) {
                 c->n_out_bytes -= m->len;
                 c->n_out_fds -= m->fd >= 0;
                 outmsg_free(m);
+        }
+        if (c->read_paused && !c->closed && !c->broken) {
+                /* all out: its waiting requests are read again */
+                c->read_paused = false;
+                if (event_add(c->ev_read, NULL) == 0)
+                        event_active(c->ev_read, EV_READ, 0);
         }
 }
 

@@ -34,6 +34,7 @@ struct conn {
         struct event *ev_hello;  /* closes a connection that never says hello */
         bool hello, watching, closed;
         bool broken;             /* nothing more is sent; closed on the next loop turn */
+        bool read_paused;        /* replies wait for the client to read: no new requests until they are out */
         unsigned refs;           /* the connection list, and every request of it still running */
 };
 
