@@ -68,8 +68,9 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
         const cJSON *limits;
         const char *mode_str, *profile;
         uint64_t workers;
+        char what[256];
         cJSON *root;
-        ssize_t n;
+        size_t n;
         int k = 0;
 
         if (fd < 0) {
@@ -77,15 +78,9 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
                         return 0;
                 return gmem_error(negative_errno(), "open config '%s'", path);
         }
-        text = malloc(CONFIG_MAX_BYTES + 1);
-        if (!text)
-                return gmem_error(-ENOMEM, "read config '%s'", path);
-        n = read(fd, text, CONFIG_MAX_BYTES + 1);
-        if (n < 0)
-                return gmem_error(negative_errno(), "read config '%s'", path);
-        if (n > CONFIG_MAX_BYTES)
-                return gmem_error(-EFBIG, "config '%s' is larger than %u bytes", path, CONFIG_MAX_BYTES);
-        text[n] = 0;
+        snprintf(what, sizeof(what), "config '%.200s'", path);
+        if ((k = read_small_file(fd, CONFIG_MAX_BYTES, what, &text, &n)) < 0)
+                return k;
 
         root = cJSON_Parse(text);
         if (!cJSON_IsObject(root)) {

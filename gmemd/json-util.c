@@ -46,3 +46,28 @@ int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret) {
         *ret = cJSON_IsTrue(v);
         return 0;
 }
+
+int read_small_file(int fd, size_t max, const char *what, char **ret_text, size_t *ret_n) {
+        _cleanup_free_ char *text = malloc(max + 1);
+        size_t n = 0;
+
+        if (!text)
+                return gmem_error(-ENOMEM, "read %s", what);
+        /* one read may return less than there is: read until the end, or one byte past max */
+        while (n <= max) {
+                ssize_t k = read(fd, text + n, max + 1 - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return gmem_error(negative_errno(), "read %s", what);
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        if (n > max)
+                return gmem_error(-EFBIG, "%s is larger than %zu bytes", what, max);
+        text[n] = 0;
+        *ret_text = TAKE_PTR(text);
+        *ret_n = n;
+        return 0;
+}

@@ -14,3 +14,7 @@
 int json_get_u64(const cJSON *o, const char *key, bool required, uint64_t def, uint64_t *ret);
 int json_get_str(const cJSON *o, const char *key, bool required, const char *def, const char **ret);
 int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret);
+
+/* The whole of a small file from fd (at most max bytes; -EFBIG beyond), NUL-terminated. what names
+ * it in the error message ("config '/etc/gmemd/gmemd.json'"). */
+int read_small_file(int fd, size_t max, const char *what, char **ret_text, size_t *ret_n);

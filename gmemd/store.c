@@ -153,27 +153,16 @@ static const struct subscriber_ops store_ops = {
 };
 
 static int read_metadata(struct daemon *d, const char *name, char **ret_text, size_t *ret_n) {
-        char path[4200];
+        char path[4200], what[4300];
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *text = NULL;
-        ssize_t n;
 
         if (metadata_path(d, name, path, sizeof(path)) < 0)
                 return gmem_error(-ENAMETOOLONG, "metadata of region '%s': path too long", name);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return gmem_error(negative_errno(), "open '%s'", path);
-        text = malloc(METADATA_MAX_BYTES + 1);
-        if (!text)
-                return gmem_error(-ENOMEM, "metadata of region '%s'", name);
-        n = read(fd, text, METADATA_MAX_BYTES + 1);
-        if (n < 0)
-                return gmem_error(negative_errno(), "read '%s'", path);
-        if (n == 0 || n > METADATA_MAX_BYTES)
-                return gmem_error(-EBADMSG, "'%s': %s", path, n ? "larger than 64 KiB" : "empty");
-        *ret_text = TAKE_PTR(text);
-        *ret_n = (size_t) n;
-        return 0;
+        snprintf(what, sizeof(what), "'%s'", path);
+        return read_small_file(fd, METADATA_MAX_BYTES, what, ret_text, ret_n);
 }
 
 static const char *holder_role(const char *s) {
