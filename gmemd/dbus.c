@@ -276,6 +276,21 @@ static int on_peer_gone(sd_bus_track *t _unused_, void *userdata) {
         return 0;
 }
 
+/* An asynchronous call to the bus daemon about a peer's name; the slot floats, and destroy frees
+ * userdata when the reply is handled (or the bus goes). On failure userdata is the caller's. */
+static int ask_bus(struct dbus_state *s, const char *method, sd_bus_message_handler_t cb, void *userdata,
+                   sd_bus_destroy_t destroy, const char *name) {
+        sd_bus_slot *slot = NULL;
+        int k = sd_bus_call_method_async(s->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                         method, cb, userdata, "s", name);
+        if (k < 0)
+                return k;
+        (void) sd_bus_slot_set_destroy_callback(slot, destroy);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
+        return 0;
+}
+
 struct name_check {
         struct dbus_state *s;
         char name[];
@@ -298,23 +313,16 @@ static int on_name_owner(sd_bus_message *reply, void *userdata, sd_bus_error *re
 
 static int check_name(struct dbus_state *s, const char *name) {
         struct name_check *c = malloc(sizeof(*c) + strlen(name) + 1);
-        sd_bus_slot *slot = NULL;
         int k;
 
         if (!c)
                 return -ENOMEM;
         c->s = s;
         strcpy(c->name, name);
-        k = sd_bus_call_method_async(s->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                     "GetNameOwner", on_name_owner, c, "s", name);
-        if (k < 0) {
+        k = ask_bus(s, "GetNameOwner", on_name_owner, c, free, name);
+        if (k < 0)
                 free(c);
-                return k;
-        }
-        (void) sd_bus_slot_set_destroy_callback(slot, free);
-        (void) sd_bus_slot_set_floating(slot, 1);
-        sd_bus_slot_unref(slot);
-        return 0;
+        return k;
 }
 
 /* The session of the peer that sent msg, made on its first call. */
@@ -377,7 +385,6 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
 static int call_with_caller(struct dbus_state *s, sd_bus_message *msg, call_fn fn, uint64_t job_id, sd_bus_error *e) {
         const char *sender = sd_bus_message_get_sender(msg);
         struct pending_call *c;
-        sd_bus_slot *slot;
         int k;
 
         if (!sender)
@@ -386,15 +393,11 @@ static int call_with_caller(struct dbus_state *s, sd_bus_message *msg, call_fn f
         if (!c)
                 return -ENOMEM;
         *c = (struct pending_call) { .s = s, .msg = sd_bus_message_ref(msg), .fn = fn, .job_id = job_id };
-        k = sd_bus_call_method_async(s->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                     "GetConnectionCredentials", on_credentials, c, "s", sender);
+        k = ask_bus(s, "GetConnectionCredentials", on_credentials, c, pending_call_free, sender);
         if (k < 0) {
                 pending_call_free(c);
                 return k;
         }
-        (void) sd_bus_slot_set_destroy_callback(slot, pending_call_free);
-        (void) sd_bus_slot_set_floating(slot, 1); /* the bus keeps it until the reply (or the end) */
-        sd_bus_slot_unref(slot);
         return 1;
 }
 
