@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* what it accepted is within the limits the region table has */
                 if (sr.n_grant_uids > REGION_MAX_GRANTS || sr.n_grant_gids > REGION_MAX_GRANTS ||
                     sr.n_holders > REGION_MAX_HOLDERS || !gmem_backend_to_string(sr.backend) ||
-                    !region_state_to_string(sr.state))
+                    !gmem_region_state_to_string(sr.state))
                         __builtin_trap();
         }
         return 0;

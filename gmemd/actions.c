@@ -103,10 +103,10 @@ int action_register(struct daemon *d, struct session *s, const char *name, int f
         dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (dup_fd < 0)
                 return gmem_error(negative_errno(), "register '%s': dup", name);
-        k = flags_known ? gmem_region_adopt_guest_memfd(dup_fd, flags, &r) : gmem_region_adopt(dup_fd, &r);
+        k = flags_known ? gmem_region_adopt_guest_memfd_caps(d->caps, dup_fd, flags, &r) : gmem_region_adopt_caps(d->caps, dup_fd, &r);
         if (k == -EBADFD && flags_known) {
                 /* flags only describe a guest_memfd: anything else is adopted for what it is */
-                k = gmem_region_adopt(dup_fd, &r);
+                k = gmem_region_adopt_caps(d->caps, dup_fd, &r);
                 if (k >= 0) {
                         TAKE_FD(dup_fd);
                         if (flags != 0) {
@@ -262,4 +262,9 @@ int action_cancel(struct daemon *d, const struct peer *p, uint64_t id) {
                 return gmem_error(-EACCES, "job %" PRIu64 " (region '%s'): uid %d may not cancel it", id, j->m->name, p->uid);
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         return 0;
+}
+
+int action_caps(struct daemon *d, char **ret_json) {
+        int k = gmem_host_caps_refresh(d->caps);
+        return k < 0 ? k : gmem_host_caps_to_json(d->caps, ret_json);
 }

@@ -50,3 +50,5 @@ int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len
 void action_release(struct daemon *d, struct managed *m);
 int action_grant(struct daemon *d, const struct peer *p, struct managed *m, bool is_uid, uint64_t id, bool grant);
 int action_cancel(struct daemon *d, const struct peer *p, uint64_t job);
+/* The host's caps as JSON (malloc'ed): as probed at start, with the huge page pools read again. */
+int action_caps(struct daemon *d, char **ret_json);

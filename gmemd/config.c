@@ -26,6 +26,7 @@ void config_defaults(struct gmemd_config *c) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
         *c = (struct gmemd_config) {
+                .kernel_profile = GMEM_PROFILE_DETECT,
                 .limits = {
                         .max_message_bytes = 65536,
                         .max_fds_per_message = 4,
@@ -126,8 +127,10 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
                 if (gmem_kernel_profile_from_string(profile, &p) < 0)
                         k = gmem_error(-EINVAL, "config '%s': kernel_profile '%.40s' (upstream, direct-map-removal, write, "
                                        "secret-hiding)", path, profile);
-                else
-                        snprintf(c.kernel_profile, sizeof(c.kernel_profile), "%s", profile);
+                else {
+                        c.kernel_profile = (int) p;
+                        c.kernel_profile_set = true;
+                }
         }
         if (k >= 0 && (k = json_get_str(root, "socket_mode", false, NULL, &mode_str)) >= 0 && mode_str) {
                 char *end;

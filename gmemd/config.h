@@ -28,7 +28,8 @@ struct gmemd_config {
         struct gmemd_limits limits;
         unsigned workers;
         mode_t socket_mode;
-        char kernel_profile[32]; /* "" = detect by behaviour; else a gmem_kernel_profile name */
+        int kernel_profile;      /* a gmem_kernel_profile, or GMEM_PROFILE_DETECT: find out by behaviour */
+        bool kernel_profile_set; /* the file named one (else $GMEM_KERNEL_PROFILE may) */
 };
 
 void config_defaults(struct gmemd_config *c);

@@ -552,7 +552,7 @@ static int list_regions(struct dbus_state *s, sd_bus_message *msg, struct sessio
                     (k = sd_bus_message_append(reply, "(sstuso)", m->name,
                                                gmem_backend_to_string(gmem_region_backend(m->region)),
                                                gmem_region_size(m->region), (uint32_t) m->owner,
-                                               region_state_to_string(m->state), path)) < 0)
+                                               gmem_region_state_to_string(m->state), path)) < 0)
                         return k;
         }
         if ((k = sd_bus_message_close_container(reply)) < 0)
@@ -805,13 +805,12 @@ static int cancel_job(CALL_ARGS) {
 }
 METHOD(method_cancel_job, cancel_job)
 
-static int get_capabilities(struct dbus_state *s _unused_, sd_bus_message *msg, struct session *se _unused_,
+static int get_capabilities(struct dbus_state *s, sd_bus_message *msg, struct session *se _unused_,
                             const struct peer *p _unused_, uint64_t job_id _unused_, sd_bus_error *e) {
         _cleanup_free_ char *json = NULL;
-        struct gmem_caps caps;
         int k;
 
-        if ((k = gmem_caps_probe(&caps)) < 0 || (k = gmem_caps_to_json(&caps, &json)) < 0)
+        if ((k = action_caps(s->d, &json)) < 0)
                 return fail(e, k, false);
         return sd_bus_reply_method_return(msg, "s", json);
 }
@@ -933,7 +932,7 @@ static int region_get(sd_bus *bus _unused_, const char *path, const char *iface 
         if (strcmp(property, "PageSize") == 0)
                 return sd_bus_message_append(reply, "t", gmem_region_page_size(r));
         if (strcmp(property, "State") == 0)
-                return sd_bus_message_append(reply, "s", region_state_to_string(m->state));
+                return sd_bus_message_append(reply, "s", gmem_region_state_to_string(m->state));
         if (strcmp(property, "PopulatedBytes") == 0)
                 return sd_bus_message_append(reply, "t", m->populated_bytes);
         if (strcmp(property, "Policy") == 0)

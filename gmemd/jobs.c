@@ -51,7 +51,9 @@ static int on_progress(uint64_t done, uint64_t total, void *userdata) {
 
 /* worker thread */
 static void job_run(struct job *j) {
-        struct gmem_populate_opts opts = { .progress = on_progress, .userdata = j, .cancel = &j->cancel };
+        struct gmem_populate_opts opts = {
+                .size = sizeof(opts), .progress = on_progress, .userdata = j, .cancel = &j->cancel,
+        };
         struct gmem_region *r = j->m->region;
         int64_t k;
 
@@ -173,9 +175,9 @@ static void job_finish(struct daemon *d, struct job *j) {
                         if (o->m == m && o->op == JOB_POPULATE)
                                 populating = true;
                 if (j->result < 0 && j->result != -ECANCELED)
-                        region_set_state(d, m, REGION_FAILED);
+                        region_set_state(d, m, GMEM_REGION_FAILED);
                 else if (!populating)
-                        region_set_state(d, m, m->populated_bytes ? REGION_POPULATED : REGION_EMPTY);
+                        region_set_state(d, m, m->populated_bytes ? GMEM_REGION_POPULATED : GMEM_REGION_EMPTY);
         }
 
         if (j->op != JOB_DUMP)
@@ -328,7 +330,7 @@ int job_submit(struct daemon *d, struct job *j) {
         d->n_jobs++;
         j->m->running_jobs++;
         if (j->op == JOB_POPULATE)
-                region_set_state(d, j->m, REGION_POPULATING);
+                region_set_state(d, j->m, GMEM_REGION_POPULATING);
         pool_queue(p, j);
         log_debug("job %" PRIu64 ": %s '%s' %" PRIu64 "+%" PRIu64, j->id, op_names[j->op], j->m->name, j->off, j->len);
         return 0;

@@ -115,9 +115,16 @@ int main(int argc, char **argv) {
                 log_error("%s", gmem_last_error());
                 goto out;
         }
-        /* before anything asks libgmem about the kernel: it reads this once per process */
-        if (d.config.kernel_profile[0] && setenv("GMEM_KERNEL_PROFILE", d.config.kernel_profile, 1) < 0) {
-                log_error("set the kernel profile: %m");
+        /* The kernel as this daemon runs it: the profile the config names, else the one
+         * $GMEM_KERNEL_PROFILE names, else what the probe finds; regions it adopts read their
+         * flag bits from it. */
+        if (!d.config.kernel_profile_set && gmem_kernel_profile_from_env(&d.config.kernel_profile) < 0) {
+                log_error("%s", gmem_last_error());
+                goto out;
+        }
+        k = gmem_host_caps_new(d.config.kernel_profile, &d.caps);
+        if (k < 0) {
+                log_error("probe the kernel: %s", gmem_last_error());
                 goto out;
         }
         if (!socket_path && gmem_client_default_socket(&socket_path) < 0) {
@@ -180,6 +187,7 @@ out:
         srv = server_free(srv);
         /* not released: under systemd the next gmemd finds them in the fd store */
         regions_free_all(&d);
+        d.caps = gmem_host_caps_free(d.caps);
         if (ev_watchdog)
                 event_free(ev_watchdog);
         strv_free(fd_names);

@@ -132,7 +132,7 @@ static void watch_region_removed(void *userdata, struct managed *m) {
 
 static void watch_region_changed(void *userdata, struct managed *m) {
         cJSON *ev = region_event("region-changed", m);
-        cJSON_AddStringToObject(ev, "state", region_state_to_string(m->state));
+        cJSON_AddStringToObject(ev, "state", gmem_region_state_to_string(m->state));
         to_watchers(userdata, m, ev);
 }
 
@@ -233,11 +233,10 @@ static int op_hello(struct op_ctx *x) {
 
 static int op_caps(struct op_ctx *x) {
         _cleanup_free_ char *json = NULL;
-        struct gmem_caps caps;
         cJSON *r;
-        int k = gmem_caps_probe(&caps);
+        int k = action_caps(x->d, &json);
 
-        if (k < 0 || (k = gmem_caps_to_json(&caps, &json)) < 0)
+        if (k < 0)
                 return k;
         r = cJSON_CreateObject();
         cJSON_AddItemToObject(r, "caps", cJSON_Parse(json));

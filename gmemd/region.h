@@ -9,14 +9,6 @@
 #define REGION_MAX_GRANTS 64
 #define REGION_MAX_HOLDERS 32
 
-enum region_state {
-        REGION_EMPTY,
-        REGION_POPULATING,
-        REGION_POPULATED,
-        REGION_FAILED,
-        REGION_STATE_COUNT,
-};
-
 struct holder {
         pid_t pid;
         uid_t uid;
@@ -37,7 +29,7 @@ struct managed {
         struct session *creator;   /* for GMEM_POLICY_CONNECTION; NULL once it ended */
         struct holder holders[REGION_MAX_HOLDERS];
         unsigned n_holders;
-        enum region_state state;
+        enum gmem_region_state state;
         uint64_t populated_bytes;
         uint64_t created_usec;
         unsigned running_jobs;
@@ -71,9 +63,8 @@ void region_add_holder(struct managed *m, const struct peer *p, struct session *
 void regions_session_ended(struct daemon *d, struct session *s);
 /* bytes of the regions uid owns, and (ret_count, may be NULL) how many */
 uint64_t region_bytes_of_uid(struct daemon *d, uid_t uid, uint64_t *ret_count);
-void region_set_state(struct daemon *d, struct managed *m, enum region_state s);
-const char *region_state_to_string(enum region_state s);
-int region_state_from_string(const char *s, enum region_state *ret);
+void region_set_state(struct daemon *d, struct managed *m, enum gmem_region_state s);
+/* region states and their names: enum gmem_region_state, gmem_region_state_to_string() (gmem.h) */
 
 enum region_json {
         REGION_JSON_REPLY,    /* a reply: no residency */

@@ -16,26 +16,6 @@
 #define RESIDENT_SYNC_BYTES (32 * MiB)
 #define RESIDENT_MAX_AGE_USEC 1000000
 
-static const char *const state_names[REGION_STATE_COUNT] = {
-        [REGION_EMPTY] = "empty",
-        [REGION_POPULATING] = "populating",
-        [REGION_POPULATED] = "populated",
-        [REGION_FAILED] = "failed",
-};
-
-const char *region_state_to_string(enum region_state s) {
-        return (unsigned) s < REGION_STATE_COUNT ? state_names[s] : "unknown";
-}
-
-int region_state_from_string(const char *s, enum region_state *ret) {
-        for (unsigned i = 0; s && i < REGION_STATE_COUNT; i++)
-                if (strcmp(s, state_names[i]) == 0) {
-                        *ret = (enum region_state) i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
 struct managed *region_find(struct daemon *d, const char *name) {
         for (struct managed *m = d->regions; m; m = m->next)
                 if (strcmp(m->name, name) == 0)
@@ -215,7 +195,7 @@ void regions_session_ended(struct daemon *d, struct session *c) {
         }
 }
 
-void region_set_state(struct daemon *d, struct managed *m, enum region_state s) {
+void region_set_state(struct daemon *d, struct managed *m, enum gmem_region_state s) {
         if (m->state == s)
                 return;
         m->state = s;
@@ -276,7 +256,7 @@ cJSON *region_to_json(struct daemon *d, struct managed *m, enum region_json what
         for (unsigned i = 0; i < m->n_grant_gids; i++)
                 cJSON_AddItemToArray(gids, json_u64(m->grant_gids[i]));
         cJSON_AddStringToObject(o, "policy", gmem_policy_to_string(m->policy));
-        cJSON_AddStringToObject(o, "state", region_state_to_string(m->state));
+        cJSON_AddStringToObject(o, "state", gmem_region_state_to_string(m->state));
         json_add_u64(o, "populated_bytes", m->populated_bytes);
         /* only list and info measure it: the other replies leave it out */
         if (what == REGION_JSON_MEASURED) {

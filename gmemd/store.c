@@ -214,10 +214,10 @@ int store_parse_metadata(const char *text, size_t n, struct saved_region *ret) {
         sr.owner = (uid_t) owner;
         if (gmem_policy_from_string(policy, &sr.policy) < 0)
                 sr.policy = GMEM_POLICY_KEEP; /* metadata from an older gmemd: kept, as it always was */
-        if (region_state_from_string(state, &sr.state) < 0)
-                sr.state = REGION_EMPTY;
-        if (sr.state == REGION_POPULATING) /* the job died with the old daemon */
-                sr.state = sr.populated_bytes ? REGION_POPULATED : REGION_EMPTY;
+        if (gmem_region_state_from_string(state, &sr.state) < 0)
+                sr.state = GMEM_REGION_EMPTY;
+        if (sr.state == GMEM_REGION_POPULATING) /* the job died with the old daemon */
+                sr.state = sr.populated_bytes ? GMEM_REGION_POPULATED : GMEM_REGION_EMPTY;
         grants = cJSON_GetObjectItemCaseSensitive(meta, "grants");
         if ((k = parse_ids(cJSON_GetObjectItemCaseSensitive(grants, "uids"), "grants.uids", sr.grant_uids, &sr.n_grant_uids)) < 0 ||
             (k = parse_ids(cJSON_GetObjectItemCaseSensitive(grants, "gids"), "grants.gids", sr.grant_gids, &sr.n_grant_gids)) < 0)
@@ -254,7 +254,8 @@ static int restore_one(struct daemon *d, const char *name, int fd) {
                 return k;
         if ((k = store_parse_metadata(text, n, &sr)) < 0)
                 return gmem_error_wrap(k, "metadata of region '%s'", name);
-        k = sr.backend == GMEM_BACKEND_GUEST_MEMFD ? gmem_region_adopt_guest_memfd(fd, sr.flags, &r) : gmem_region_adopt(fd, &r);
+        k = sr.backend == GMEM_BACKEND_GUEST_MEMFD ? gmem_region_adopt_guest_memfd_caps(d->caps, fd, sr.flags, &r)
+                                                    : gmem_region_adopt_caps(d->caps, fd, &r);
         if (k < 0)
                 return gmem_error_wrap(k, "region '%s' from the fd store", name);
         TAKE_FD(fd_owned); /* the region's now */

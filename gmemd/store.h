@@ -23,7 +23,7 @@ struct saved_region {
         uint64_t size, flags;
         uid_t owner;
         enum gmem_policy policy;
-        enum region_state state;
+        enum gmem_region_state state;
         uint64_t populated_bytes, created_usec;
         uint32_t grant_uids[REGION_MAX_GRANTS], grant_gids[REGION_MAX_GRANTS];
         unsigned n_grant_uids, n_grant_gids;

@@ -10,14 +10,13 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 
-#include <cjson/cJSON.h>
-
 #include "caps-internal.h"
+#include "enum-count.h"
 #include "error.h"
 #include "kvm-compat.h"
 #include "sysops.h"
 
-static const char *const profile_names[_GMEM_PROFILE_MAX] = {
+static const char *const profile_names[GMEM_PROFILE_COUNT] = {
         [GMEM_PROFILE_UPSTREAM] = "upstream",
         [GMEM_PROFILE_DIRECT_MAP_REMOVAL] = "direct-map-removal",
         [GMEM_PROFILE_WRITE] = "write",
@@ -27,7 +26,7 @@ static const char *const profile_names[_GMEM_PROFILE_MAX] = {
 /* The bits each unmerged series gives its features. */
 static const struct {
         uint64_t no_direct_map, write;
-} profile_bits[_GMEM_PROFILE_MAX] = {
+} profile_bits[GMEM_PROFILE_COUNT] = {
         [GMEM_PROFILE_UPSTREAM] = { 0, 0 },
         [GMEM_PROFILE_DIRECT_MAP_REMOVAL] = { UINT64_C(1) << 2, 0 },
         [GMEM_PROFILE_WRITE] = { 0, UINT64_C(1) << 2 },
@@ -35,13 +34,13 @@ static const struct {
 };
 
 _public_ const char *gmem_kernel_profile_to_string(enum gmem_kernel_profile p) {
-        return (unsigned) p < _GMEM_PROFILE_MAX ? profile_names[p] : NULL;
+        return (unsigned) p < GMEM_PROFILE_COUNT ? profile_names[p] : NULL;
 }
 
 _public_ int gmem_kernel_profile_from_string(const char *s, enum gmem_kernel_profile *ret_profile) {
         if (!s || !ret_profile)
                 return gmem_error(-EINVAL, "kernel profile: NULL argument");
-        for (unsigned i = 0; i < _GMEM_PROFILE_MAX; i++)
+        for (unsigned i = 0; i < GMEM_PROFILE_COUNT; i++)
                 if (strcmp(s, profile_names[i]) == 0) {
                         *ret_profile = i;
                         return 0;
@@ -138,10 +137,22 @@ static void flag_map_fill(int kvm_fd, int profile, struct gmem_flag_map *m) {
                 detect_flags(kvm_fd, m);
 }
 
-static int env_profile(void) {
+_public_ int gmem_kernel_profile_from_env(int *ret_profile) {
         enum gmem_kernel_profile p;
-        const char *e = getenv("GMEM_KERNEL_PROFILE");
-        return e && *e && gmem_kernel_profile_from_string(e, &p) >= 0 ? (int) p : -1;
+        const char *e;
+
+        if (!ret_profile)
+                return gmem_error(-EINVAL, "kernel profile from the environment: NULL result");
+        e = getenv("GMEM_KERNEL_PROFILE");
+        if (!e || !*e) {
+                *ret_profile = GMEM_PROFILE_DETECT;
+                return 0;
+        }
+        if (gmem_kernel_profile_from_string(e, &p) < 0)
+                return gmem_error(-EINVAL, "GMEM_KERNEL_PROFILE='%.40s' is not a kernel profile (upstream, "
+                                  "direct-map-removal, write, secret-hiding)", e);
+        *ret_profile = (int) p;
+        return 0;
 }
 
 static struct gmem_flag_map cached_map;
@@ -150,12 +161,28 @@ static pthread_once_t cached_map_once = PTHREAD_ONCE_INIT;
 static void cached_map_init(void) {
         _cleanup_close_ int kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
         if (kvm_fd >= 0)
-                flag_map_fill(kvm_fd, env_profile(), &cached_map);
+                flag_map_fill(kvm_fd, GMEM_PROFILE_DETECT, &cached_map);
 }
 
 const struct gmem_flag_map *gmem_flag_map_get(void) {
         pthread_once(&cached_map_once, cached_map_init);
         return &cached_map;
+}
+
+void gmem_flag_map_of(const struct gmem_host_caps *caps, struct gmem_flag_map *ret) {
+        if (!caps) {
+                *ret = *gmem_flag_map_get();
+                return;
+        }
+        *ret = (struct gmem_flag_map) {
+                .mask = caps->v.guest_memfd_flags,
+                .flag_no_direct_map = caps->v.flag_no_direct_map,
+                .flag_write = caps->v.flag_write,
+                .flags_unknown = caps->v.flags_unknown,
+                .gmem_write = caps->v.gmem_write,
+                .profile = caps->v.profile,
+                .explicit_profile = caps->v.profile_source == GMEM_PROFILE_EXPLICIT,
+        };
 }
 
 static void read_sysfs_word(const char *path, char *buf, size_t size) {
@@ -256,16 +283,27 @@ static void probe_vm_types(int kvm_fd, struct gmem_caps *c) {
         }
 }
 
-_public_ int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps) {
+_public_ int gmem_host_caps_refresh(struct gmem_host_caps *c) {
+        if (!c)
+                return gmem_error(-EINVAL, "caps refresh: NULL caps");
+        read_sysfs_word("/sys/kernel/mm/transparent_hugepage/enabled", c->v.thp, sizeof(c->v.thp));
+        read_sysfs_word("/sys/kernel/mm/transparent_hugepage/shmem_enabled", c->v.shmem_thp, sizeof(c->v.shmem_thp));
+        c->v.n_hugetlb = 0;
+        probe_hugetlb(&c->v);
+        return 0;
+}
+
+int gmem_caps_probe_into(int profile, struct gmem_host_caps *ret) {
         _cleanup_close_ int kvm_fd = -1;
         struct gmem_flag_map m = { 0 };
         struct gmem_caps c = { 0 };
+        uint32_t features = 0;
         struct utsname u;
         int fd;
 
-        if (!ret_caps)
+        if (!ret)
                 return gmem_error(-EINVAL, "caps: NULL result");
-        if (profile < -1 || profile >= _GMEM_PROFILE_MAX)
+        if (profile < GMEM_PROFILE_DETECT || profile >= GMEM_PROFILE_COUNT)
                 return gmem_error(-EINVAL, "caps: invalid kernel profile %d", profile);
 
         if (uname(&u) == 0)
@@ -306,176 +344,14 @@ _public_ int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps) {
         c.flags_unknown = m.flags_unknown;
         c.gmem_write = m.gmem_write;
         /* found by behaviour (features.c), never from a profile or a capability number */
-        c.inplace_conversion = c.kvm_error == 0 && gmem_kernel_has(GMEM_FEATURE_INPLACE_CONVERSION) > 0;
+        for (int f = 0; c.kvm_error == 0 && f < GMEM_FEATURE_COUNT; f++)
+                if (gmem_kernel_has(f) > 0)
+                        features |= UINT32_C(1) << f;
+        c.inplace_conversion = features & (UINT32_C(1) << GMEM_FEATURE_INPLACE_CONVERSION);
         c.profile = m.profile;
         c.profile_source = m.explicit_profile ? GMEM_PROFILE_EXPLICIT : GMEM_PROFILE_DETECTED;
 
-        *ret_caps = c;
+        *ret = (struct gmem_host_caps) { .v = c, .features = features };
         return 0;
 }
 
-_public_ int gmem_caps_probe(struct gmem_caps *ret_caps) {
-        const char *e = getenv("GMEM_KERNEL_PROFILE");
-        enum gmem_kernel_profile p;
-
-        if (e && *e && gmem_kernel_profile_from_string(e, &p) < 0)
-                return gmem_error(-EINVAL, "GMEM_KERNEL_PROFILE='%s' is not a kernel profile (upstream, "
-                                  "direct-map-removal, write, secret-hiding)", e);
-        return gmem_caps_probe_profile(env_profile(), ret_caps);
-}
-
-_public_ uint64_t gmem_caps_best_guest_memfd_flags(const struct gmem_caps *caps) {
-        if (!caps || !caps->guest_memfd)
-                return 0;
-        return caps->flag_mmap | (caps->flag_mmap ? caps->flag_init_shared : 0) |
-               (caps->flag_mmap ? caps->flag_no_direct_map : 0);
-}
-
-_public_ int gmem_caps_pick_guest_memory(const struct gmem_caps *caps, enum gmem_backend *ret_backend,
-                                        uint64_t *ret_flags, const char **ret_reason) {
-        const char *why = NULL;
-        uint64_t flags = gmem_caps_best_guest_memfd_flags(caps);
-
-        if (!caps || !ret_backend || !ret_flags)
-                return gmem_error(-EINVAL, "pick guest memory: NULL argument");
-        if (caps->kvm_error)
-                why = "/dev/kvm is not usable here";
-        else if (!caps->guest_memfd)
-                why = "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD is 0)";
-        else if (gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) <= 0)
-                why = "this kernel offers guest_memfd only to confidential VM types, not to a default VM";
-        else if (!caps->user_memory2)
-                why = "this kernel cannot bind a guest_memfd as a memslot (no KVM_CAP_USER_MEMORY2)";
-        else if (!caps->flag_mmap)
-                why = "this kernel cannot map a guest_memfd into host userspace (no GUEST_MEMFD_FLAG_MMAP)";
-        else if (!caps->flag_init_shared)
-                why = "this kernel cannot create a guest_memfd shared with the host (no GUEST_MEMFD_FLAG_INIT_SHARED)";
-        if (why) {
-                *ret_backend = GMEM_BACKEND_MEMFD;
-                *ret_flags = 0;
-        } else {
-                /* and WRITE where write() populates: faster than the mapping (populate.c) */
-                bool write = caps->gmem_write && caps->flag_write;
-                *ret_backend = GMEM_BACKEND_GUEST_MEMFD;
-                *ret_flags = flags | (write ? caps->flag_write : 0);
-                if (caps->flag_no_direct_map)
-                        why = write ? "guest memory leaves the host's direct map (NO_DIRECT_MAP), and write() fills it "
-                                      "faster than the mapping (WRITE)"
-                                    : "guest memory leaves the host's direct map (NO_DIRECT_MAP)";
-                else
-                        why = write ? "this kernel has no NO_DIRECT_MAP: the host's direct map still covers guest memory; "
-                                      "write() fills it (WRITE)"
-                                    : "this kernel has no NO_DIRECT_MAP: the host's direct map still covers guest memory";
-        }
-        if (ret_reason)
-                *ret_reason = why;
-        return 0;
-}
-
-static const char *vm_type_name(int t) {
-        static const char *const names[] = { "default", "sw_protected", "sev", "sev_es", "snp", "tdx" };
-        return t < (int) ELEMENTSOF(names) ? names[t] : "unknown";
-}
-
-static cJSON *flag_json(uint64_t bit) {
-        return bit ? cJSON_CreateNumber((double) bit) : cJSON_CreateNull();
-}
-
-_public_ int gmem_caps_to_json(const struct gmem_caps *c, char **ret_json) {
-        cJSON *root, *kvm, *g, *flags, *types, *conv, *secret, *huge, *kernel;
-        char *s;
-        bool any_private = false;
-
-        if (!c || !ret_json)
-                return gmem_error(-EINVAL, "caps to JSON: NULL argument");
-        root = cJSON_CreateObject();
-        if (!root)
-                return gmem_error(-ENOMEM, "caps to JSON");
-
-        kvm = cJSON_AddObjectToObject(root, "kvm");
-        cJSON_AddBoolToObject(kvm, "usable", c->kvm_error == 0);
-        cJSON_AddNumberToObject(kvm, "api_version", c->kvm_api_version);
-        if (c->kvm_error)
-                cJSON_AddStringToObject(kvm, "error", strerror(-c->kvm_error));
-        cJSON_AddBoolToObject(kvm, "user_memory2", c->user_memory2);
-
-        g = cJSON_AddObjectToObject(root, "guest_memfd");
-        cJSON_AddBoolToObject(g, "supported", c->guest_memfd);
-        cJSON_AddNumberToObject(g, "flags_mask", (double) c->guest_memfd_flags);
-        flags = cJSON_AddObjectToObject(g, "flags");
-        cJSON_AddItemToObject(flags, "mmap", flag_json(c->flag_mmap));
-        cJSON_AddItemToObject(flags, "init_shared", flag_json(c->flag_init_shared));
-        cJSON_AddItemToObject(flags, "no_direct_map", flag_json(c->flag_no_direct_map));
-        cJSON_AddItemToObject(flags, "write", flag_json(c->flag_write));
-        cJSON_AddNumberToObject(g, "unknown_flags", (double) c->flags_unknown);
-        cJSON_AddBoolToObject(g, "write_syscall", c->gmem_write);
-        cJSON_AddNumberToObject(g, "best_flags", (double) gmem_caps_best_guest_memfd_flags(c));
-        if (c->kvm_error == 0) {
-                cJSON *uffd;
-                cJSON_AddBoolToObject(g, "default_vm", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) > 0);
-                cJSON_AddBoolToObject(g, "numa_policy", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY) > 0);
-                uffd = cJSON_AddObjectToObject(g, "userfaultfd");
-                cJSON_AddBoolToObject(uffd, "missing", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) > 0);
-                cJSON_AddBoolToObject(uffd, "minor", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR) > 0);
-        }
-
-        {
-                enum gmem_backend backend;
-                uint64_t pick_flags;
-                const char *why;
-                cJSON *vm = cJSON_AddObjectToObject(root, "guest_memory");
-                (void) gmem_caps_pick_guest_memory(c, &backend, &pick_flags, &why);
-                cJSON_AddStringToObject(vm, "backend", gmem_backend_to_string(backend));
-                cJSON_AddNumberToObject(vm, "flags", (double) pick_flags);
-                cJSON_AddStringToObject(vm, "reason", why);
-        }
-
-        types = cJSON_AddArrayToObject(root, "vm_types");
-        for (int t = 0; t < GMEM_VM_TYPES_MAX; t++) {
-                cJSON *o;
-                if (!(c->vm_types & (UINT64_C(1) << t)))
-                        continue;
-                o = cJSON_CreateObject();
-                cJSON_AddNumberToObject(o, "type", t);
-                cJSON_AddStringToObject(o, "name", vm_type_name(t));
-                cJSON_AddNumberToObject(o, "memory_attributes", (double) c->memory_attributes[t]);
-                cJSON_AddBoolToObject(o, "private_memory", c->memory_attributes[t] & KVM_MEMORY_ATTRIBUTE_PRIVATE);
-                cJSON_AddItemToArray(types, o);
-                any_private |= !!(c->memory_attributes[t] & KVM_MEMORY_ATTRIBUTE_PRIVATE);
-        }
-
-        conv = cJSON_AddObjectToObject(root, "conversion");
-        cJSON_AddBoolToObject(conv, "memory_attributes", any_private);
-        cJSON_AddBoolToObject(conv, "in_place", c->inplace_conversion);
-
-        secret = cJSON_AddObjectToObject(root, "memfd_secret");
-        cJSON_AddBoolToObject(secret, "supported", c->memfd_secret);
-        if (!c->memfd_secret)
-                cJSON_AddStringToObject(secret, "error", strerror(-c->memfd_secret_error));
-        else if (c->kvm_error == 0)
-                cJSON_AddBoolToObject(secret, "memslot", gmem_kernel_has(GMEM_FEATURE_SECRET_MEMSLOT) > 0);
-
-        huge = cJSON_AddArrayToObject(root, "hugetlb");
-        for (unsigned i = 0; i < c->n_hugetlb; i++) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddNumberToObject(o, "page_size", (double) c->hugetlb[i].page_size);
-                cJSON_AddNumberToObject(o, "total_pages", (double) c->hugetlb[i].total_pages);
-                cJSON_AddNumberToObject(o, "free_pages", (double) c->hugetlb[i].free_pages);
-                cJSON_AddItemToArray(huge, o);
-        }
-        cJSON_AddStringToObject(root, "thp", c->thp);
-        cJSON_AddStringToObject(root, "shmem_thp", c->shmem_thp);
-
-        kernel = cJSON_AddObjectToObject(root, "kernel");
-        cJSON_AddStringToObject(kernel, "release", c->kernel_release);
-        cJSON_AddStringToObject(kernel, "profile", gmem_kernel_profile_to_string(c->profile) ?: "unknown");
-        cJSON_AddStringToObject(kernel, "profile_source",
-                                c->profile_source == GMEM_PROFILE_EXPLICIT ? "explicit" : "detected");
-
-        s = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (!s)
-                return gmem_error(-ENOMEM, "caps to JSON");
-        *ret_json = s;
-        return 0;
-}

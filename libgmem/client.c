@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "caps-internal.h"
 #include "client.h"
 #include "error.h"
+#include "opts.h"
 #include "protocol.h"
 
 
@@ -201,7 +204,7 @@ _public_ int gmem_client_register_policy(struct gmem_client *c, const char *name
         what = what_of(&w, "register", name);
         if (!r)
                 return gmem_error(-EINVAL, "%s: NULL region", what);
-        if ((unsigned) policy >= _GMEM_POLICY_MAX)
+        if ((unsigned) policy >= GMEM_POLICY_COUNT)
                 return gmem_error(-EINVAL, "%s: invalid policy %d", what, (int) policy);
         if ((k = check_fd(what, "region", gmem_region_fd(r))) < 0)
                 return k;
@@ -217,10 +220,10 @@ _public_ int gmem_client_register(struct gmem_client *c, const char *name, struc
         return gmem_client_register_policy(c, name, r, GMEM_POLICY_KEEP);
 }
 
-_public_ int gmem_client_create(struct gmem_client *c, const char *name, enum gmem_backend backend, uint64_t size,
-                                const struct gmem_create_opts *opts) {
-        static const struct gmem_create_opts defaults = { .policy = GMEM_POLICY_KEEP };
+_public_ int gmem_client_create_0_2(struct gmem_client *c, const char *name, enum gmem_backend backend, uint64_t size,
+                                    const struct gmem_create_opts *opts_in) {
         _cleanup_json_ cJSON *req = NULL;
+        struct gmem_create_opts o, *opts = &o; /* all zero is the defaults: policy keep */
         struct what w;
         const char *what;
         int k;
@@ -228,8 +231,8 @@ _public_ int gmem_client_create(struct gmem_client *c, const char *name, enum gm
         if ((k = check_named(c, "create", name)) < 0)
                 return k;
         what = what_of(&w, "create", name);
-        if (!opts)
-                opts = &defaults;
+        if ((k = gmem_opts_copy(opts_in, sizeof(o), sizeof(o), what, &o)) < 0)
+                return k;
         if (backend != GMEM_BACKEND_MEMFD && backend != GMEM_BACKEND_HUGETLB && backend != GMEM_BACKEND_SECRET)
                 return gmem_error(-EINVAL, "%s: gmemd creates memfd, hugetlb or secret regions, not %s%s", what,
                                   gmem_backend_to_string(backend) ?: "an invalid backend",
@@ -238,7 +241,7 @@ _public_ int gmem_client_create(struct gmem_client *c, const char *name, enum gm
                 return gmem_error(-EINVAL, "%s: size 0", what);
         if ((k = check_u64(what, "size", size)) < 0)
                 return k;
-        if ((unsigned) opts->policy >= _GMEM_POLICY_MAX)
+        if ((unsigned) opts->policy >= GMEM_POLICY_COUNT)
                 return gmem_error(-EINVAL, "%s: invalid policy %d", what, (int) opts->policy);
         if (opts->page_size && backend != GMEM_BACKEND_HUGETLB)
                 return gmem_error(-EINVAL, "%s: a page size applies to hugetlb regions only", what);
@@ -254,6 +257,8 @@ _public_ int gmem_client_create(struct gmem_client *c, const char *name, enum gm
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
 }
+
+GMEM_SYMVER(gmem_client_create_0_2, "gmem_client_create@@LIBGMEM_0.2");
 
 _public_ int gmem_client_open(struct gmem_client *c, const char *name, struct gmem_region **ret) {
         _cleanup_json_ cJSON *req = NULL, *reply = NULL;
@@ -503,6 +508,73 @@ static int query(struct gmem_client *c, const char *what, cJSON *req, const char
         if (!s)
                 return gmem_error(-ENOMEM, "%s: print the reply", what);
         *ret_json = s;
+        return 0;
+}
+
+/* Ask, and hand back member `key` of the reply (the reply owns it). */
+static int ask(struct gmem_client *c, const char *what, cJSON *req, const char *key, cJSON **ret_reply,
+               const cJSON **ret_member) {
+        cJSON *reply = NULL;
+        int k;
+
+        if (!req)
+                return oom(what);
+        k = gmem_client_call(c, what, req, -1, &reply, NULL);
+        if (k < 0)
+                return k;
+        *ret_member = cJSON_GetObjectItemCaseSensitive(reply, key);
+        *ret_reply = reply;
+        return 0;
+}
+
+_public_ int gmem_client_region_list(struct gmem_client *c, struct gmem_region_list **ret_list) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        const cJSON *a;
+        int k;
+
+        if (!c || !ret_list)
+                return gmem_error(-EINVAL, "list: NULL argument");
+        req = request("list", NULL);
+        if ((k = ask(c, "list", req, "regions", &reply, &a)) < 0)
+                return k;
+        return gmem_region_list_parse(a, ret_list);
+}
+
+_public_ int gmem_client_region_info(struct gmem_client *c, const char *name, struct gmem_region_info **ret_info) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        const cJSON *o;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "info", name)) < 0)
+                return k;
+        what = what_of(&w, "info", name);
+        if (!ret_info)
+                return gmem_error(-EINVAL, "%s: NULL result", what);
+        req = request("info", name);
+        if ((k = ask(c, what, req, "region", &reply, &o)) < 0)
+                return k;
+        return gmem_region_info_parse(o, what, ret_info);
+}
+
+_public_ int gmem_client_host_caps(struct gmem_client *c, struct gmem_host_caps **ret_caps) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_free_ struct gmem_host_caps *h = NULL;
+        const cJSON *o;
+        int k;
+
+        if (!c || !ret_caps)
+                return gmem_error(-EINVAL, "caps: NULL argument");
+        req = request("caps", NULL);
+        if ((k = ask(c, "caps", req, "caps", &reply, &o)) < 0)
+                return k;
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return gmem_error(-ENOMEM, "caps");
+        if ((k = gmem_host_caps_from_json_object(o, h)) < 0)
+                return k;
+        *ret_caps = TAKE_PTR(h);
         return 0;
 }
 

@@ -74,3 +74,7 @@ void gmem_client_events_push(struct gmem_client *c, const char *text);
 char *gmem_client_events_pop(struct gmem_client *c);
 void gmem_client_events_clear(struct gmem_client *c);
 
+
+/* region-info.c: gmemd's region objects as struct gmem_region_info, one or a list */
+int gmem_region_info_parse(const cJSON *o, const char *what, struct gmem_region_info **ret);
+int gmem_region_list_parse(const cJSON *a, struct gmem_region_list **ret);

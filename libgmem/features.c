@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 
 #include "caps-internal.h"
+#include "enum-count.h"
 #include "error.h"
 #include "kvm-compat.h"
 #include "region.h"
@@ -43,7 +44,7 @@
 #define UFFDIO_REGISTER_MODE_MINOR ((__u64) 1 << 2)
 #endif
 
-static int feature_state[_GMEM_FEATURE_MAX];
+static int feature_state[GMEM_FEATURE_COUNT];
 static pthread_once_t feature_once = PTHREAD_ONCE_INIT;
 
 static int new_vm(int kvm_fd, unsigned long type) {
@@ -238,13 +239,13 @@ static void features_init(void) {
 }
 
 _public_ int gmem_kernel_has(enum gmem_feature f) {
-        if ((unsigned) f >= _GMEM_FEATURE_MAX)
+        if ((unsigned) f >= GMEM_FEATURE_COUNT)
                 return gmem_error(-EINVAL, "kernel feature: invalid feature %d", (int) f);
         pthread_once(&feature_once, features_init);
         return feature_state[f];
 }
 
-static const char *const feature_names[_GMEM_FEATURE_MAX] = {
+static const char *const feature_names[GMEM_FEATURE_COUNT] = {
         [GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM] = "guest_memfd_default_vm",
         [GMEM_FEATURE_SECRET_MEMSLOT] = "secret_memslot",
         [GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY] = "guest_memfd_numa_policy",
@@ -254,5 +255,5 @@ static const char *const feature_names[_GMEM_FEATURE_MAX] = {
 };
 
 _public_ const char *gmem_feature_to_string(enum gmem_feature f) {
-        return (unsigned) f < _GMEM_FEATURE_MAX ? feature_names[f] : NULL;
+        return (unsigned) f < GMEM_FEATURE_COUNT ? feature_names[f] : NULL;
 }

@@ -23,7 +23,7 @@ struct job_state {
 };
 
 static bool cancel_requested(const struct gmem_job *job) {
-        return job->opts && job->opts->cancel && __atomic_load_n(job->opts->cancel, __ATOMIC_RELAXED);
+        return job->opts->cancel && __atomic_load_n(job->opts->cancel, __ATOMIC_RELAXED);
 }
 
 /* Take the next chunk; false when there is none or the job stops. */
@@ -74,7 +74,7 @@ static unsigned pick_threads(const struct gmem_job *job, uint64_t chunk) {
         uint64_t chunks = (job->total + chunk - 1) / chunk;
         uint64_t n;
 
-        if (job->opts && job->opts->threads)
+        if (job->opts->threads)
                 n = job->opts->threads;
         else {
                 /* QEMU's rule: no more threads than cores (and 16), nor than 64 MiB pieces */
@@ -86,23 +86,13 @@ static unsigned pick_threads(const struct gmem_job *job, uint64_t chunk) {
 }
 
 static void report(const struct gmem_job *job, struct job_state *s, uint64_t done) {
-        if (job->opts && job->opts->progress && job->opts->progress(done, job->total, job->opts->userdata)) {
+        if (job->opts->progress && job->opts->progress(done, job->total, job->opts->userdata)) {
                 pthread_mutex_lock(&s->lock);
                 s->stop = true;
                 if (s->error == 0)
                         s->error = -ECANCELED;
                 pthread_mutex_unlock(&s->lock);
         }
-}
-
-int gmem_opts_check(const struct gmem_populate_opts *opts, const char *what) {
-        unsigned flags = opts ? opts->flags : 0;
-
-        if (flags & ~(unsigned) (GMEM_POPULATE_VIA_MAPPING | GMEM_POPULATE_VIA_WRITE))
-                return gmem_error(-EINVAL, "%s: unknown flags 0x%x", what, flags);
-        if ((flags & GMEM_POPULATE_VIA_MAPPING) && (flags & GMEM_POPULATE_VIA_WRITE))
-                return gmem_error(-EINVAL, "%s: VIA_MAPPING and VIA_WRITE together", what);
-        return 0;
 }
 
 int gmem_job_run(const struct gmem_job *job, uint64_t *ret_count) {
@@ -112,7 +102,7 @@ int gmem_job_run(const struct gmem_job *job, uint64_t *ret_count) {
         uint64_t align = job->align ? job->align : 1;
         uint64_t reported = UINT64_MAX;
 
-        s.chunk = job->opts && job->opts->chunk_size ? job->opts->chunk_size : GMEM_JOB_CHUNK_DEFAULT;
+        s.chunk = job->opts->chunk_size ? job->opts->chunk_size : GMEM_JOB_CHUNK_DEFAULT;
         s.chunk = MAX(align, s.chunk - s.chunk % align);
         n = pick_threads(job, s.chunk);
         pthread_mutex_init(&s.lock, NULL);

@@ -20,15 +20,12 @@ struct gmem_job {
         uint64_t align;        /* chunk boundaries fall on multiples of this */
         gmem_chunk_fn fn;
         void *ctx;
-        const struct gmem_populate_opts *opts; /* may be NULL */
+        const struct gmem_populate_opts *opts; /* checked, never NULL (opts.h) */
 };
 
 #define GMEM_JOB_CHUNK_DEFAULT (4 * MiB)
 #define GMEM_JOB_THREADS_MAX 16
 #define GMEM_JOB_BYTES_PER_THREAD (64 * MiB)
-
-/* Options every job takes: unknown flag bits and contradictions are refused. */
-int gmem_opts_check(const struct gmem_populate_opts *opts, const char *what);
 
 /* 0 and the summed counts, or the first error (its message carried over to this thread);
  * -ECANCELED when cancelled. */

@@ -30,6 +30,7 @@
 
 #include "error.h"
 #include "job.h"
+#include "opts.h"
 #include "pages.h"
 #include "region.h"
 
@@ -159,8 +160,8 @@ static int populate_buf_chunk(void *userdata, uint64_t off, uint64_t len, uint64
 /* Pick the write path the options and the region allow: the mapping, or NULL for write(). */
 static int choose_path(struct gmem_region *r, const struct gmem_populate_opts *opts, bool prefer_write,
                        uint8_t **ret_map) {
-        unsigned flags = opts ? opts->flags : 0;
-        int k = gmem_opts_check(opts, "populate");
+        unsigned flags = opts->flags;
+        int k = 0;
 
         if (k < 0)
                 return k;
@@ -196,15 +197,17 @@ static int check_source(int fd, uint64_t off, uint64_t len) {
         return 0;
 }
 
-_public_ int64_t gmem_populate_fd(struct gmem_region *r, uint64_t dst_off, int src_fd, uint64_t src_off,
-                                 uint64_t len, const struct gmem_populate_opts *opts) {
+_public_ int64_t gmem_populate_fd_0_2(struct gmem_region *r, uint64_t dst_off, int src_fd, uint64_t src_off,
+                                     uint64_t len, const struct gmem_populate_opts *opts_in) {
         struct copy_ctx c = { .r = r, .off = dst_off, .fd = src_fd, .fd_off = src_off };
+        struct gmem_populate_opts o, *opts = &o;
         struct gmem_job job = { .total = len, .fn = populate_fd_chunk, .ctx = &c, .opts = opts };
         void *src_map = NULL;
         uint64_t src_map_len = 0;
         int k;
 
-        if ((k = region_check_range(r, "populate", dst_off, len)) < 0 ||
+        if ((k = gmem_opts_get(opts_in, "populate", &o)) < 0 ||
+            (k = region_check_range(r, "populate", dst_off, len)) < 0 ||
             (k = check_source(src_fd, src_off, len)) < 0 ||
             (k = region_check_shared(r, "populate", dst_off, len)) < 0 ||
             (k = choose_path(r, opts, false, &c.map)) < 0)
@@ -225,13 +228,15 @@ _public_ int64_t gmem_populate_fd(struct gmem_region *r, uint64_t dst_off, int s
         return k < 0 ? k : (int64_t) len;
 }
 
-_public_ int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, const void *buf, uint64_t len,
-                                  const struct gmem_populate_opts *opts) {
+_public_ int64_t gmem_populate_buf_0_2(struct gmem_region *r, uint64_t dst_off, const void *buf, uint64_t len,
+                                      const struct gmem_populate_opts *opts_in) {
         struct copy_ctx c = { .r = r, .off = dst_off, .buf = buf };
+        struct gmem_populate_opts o, *opts = &o;
         struct gmem_job job = { .total = len, .fn = populate_buf_chunk, .ctx = &c, .opts = opts };
         int k;
 
-        if ((k = region_check_range(r, "populate", dst_off, len)) < 0)
+        if ((k = gmem_opts_get(opts_in, "populate", &o)) < 0 ||
+            (k = region_check_range(r, "populate", dst_off, len)) < 0)
                 return k;
         if (!buf)
                 return gmem_error(-EINVAL, "populate: NULL buffer");
@@ -328,15 +333,17 @@ static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, ui
         return 0;
 }
 
-_public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len, int dst_fd, uint64_t dst_off,
-                             const struct gmem_populate_opts *opts) {
+_public_ int64_t gmem_dump_fd_0_2(struct gmem_region *r, uint64_t off, uint64_t len, int dst_fd, uint64_t dst_off,
+                                 const struct gmem_populate_opts *opts_in) {
         struct copy_ctx c = { .r = r, .off = off, .fd = dst_fd, .fd_off = dst_off };
-        struct gmem_job job = { .total = len, .fn = dump_chunk, .ctx = &c, .opts = opts, .align = page_size() };
+        struct gmem_populate_opts o;
+        struct gmem_job job = { .total = len, .fn = dump_chunk, .ctx = &c, .opts = &o, .align = page_size() };
         uint64_t written = 0;
         struct stat st;
         int k, fl;
 
-        if ((k = region_check_range(r, "dump", off, len)) < 0)
+        if ((k = gmem_opts_get(opts_in, "dump", &o)) < 0 ||
+            (k = region_check_range(r, "dump", off, len)) < 0)
                 return k;
         if (dst_fd < 0)
                 return gmem_error(-EBADF, "dump: invalid destination fd %d", dst_fd);
@@ -352,8 +359,7 @@ _public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len,
                                   "file's end, not at offset %" PRIu64, dst_fd, dst_off);
         if (dst_off > INT64_MAX || len > INT64_MAX - dst_off)
                 return gmem_error(-EOVERFLOW, "dump: destination range %" PRIu64 "+%" PRIu64 " overflows", dst_off, len);
-        if ((k = gmem_opts_check(opts, "dump")) < 0 ||
-            (k = region_check_shared(r, "dump", off, len)) < 0 ||
+        if ((k = region_check_shared(r, "dump", off, len)) < 0 ||
             (k = region_map_for(r, "dump", &c.map)) < 0)
                 return k;
         /* the file gets its full length even when the region ends in a hole */
@@ -362,3 +368,7 @@ _public_ int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len,
         k = gmem_job_run(&job, &written);
         return k < 0 ? k : (int64_t) written;
 }
+
+GMEM_SYMVER(gmem_populate_fd_0_2, "gmem_populate_fd@@LIBGMEM_0.2");
+GMEM_SYMVER(gmem_populate_buf_0_2, "gmem_populate_buf@@LIBGMEM_0.2");
+GMEM_SYMVER(gmem_dump_fd_0_2, "gmem_dump_fd@@LIBGMEM_0.2");

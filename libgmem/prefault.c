@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "error.h"
 #include "job.h"
+#include "opts.h"
 #include "pages.h"
 #include "region.h"
 
@@ -29,16 +30,20 @@ static int prefault_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
         return k;
 }
 
-_public_ int gmem_prefault(struct gmem_region *r, uint64_t off, uint64_t len, const struct gmem_populate_opts *opts) {
+_public_ int gmem_prefault_0_2(struct gmem_region *r, uint64_t off, uint64_t len,
+                              const struct gmem_populate_opts *opts_in) {
         struct prefault_ctx c = { .r = r, .off = off };
-        struct gmem_job job = { .total = len, .fn = prefault_chunk, .ctx = &c, .opts = opts };
+        struct gmem_populate_opts o;
+        struct gmem_job job = { .total = len, .fn = prefault_chunk, .ctx = &c, .opts = &o };
         int k;
 
-        if ((k = region_check_aligned(r, "prefault", off, len)) < 0 ||
-            (k = gmem_opts_check(opts, "prefault")) < 0 ||
+        if ((k = gmem_opts_get(opts_in, "prefault", &o)) < 0 ||
+            (k = region_check_aligned(r, "prefault", off, len)) < 0 ||
             (k = region_check_shared(r, "prefault", off, len)) < 0 ||
             (k = region_map_for(r, "prefault", &c.map)) < 0)
                 return k;
         job.align = r->page_size;
         return gmem_job_run(&job, NULL);
 }
+
+GMEM_SYMVER(gmem_prefault_0_2, "gmem_prefault@@LIBGMEM_0.2");

@@ -8,10 +8,61 @@
 #include "macro.h"
 #include "protocol.h"
 
-static const char *const policy_names[_GMEM_POLICY_MAX] = {
+/* ---- enum names on the wire, one table each and one lookup for all */
+static const char *const backend_names[GMEM_BACKEND_COUNT] = {
+        [GMEM_BACKEND_MEMFD] = "memfd",
+        [GMEM_BACKEND_HUGETLB] = "hugetlb",
+        [GMEM_BACKEND_SECRET] = "secret",
+        [GMEM_BACKEND_GUEST_MEMFD] = "guest_memfd",
+};
+static const char *const policy_names[GMEM_POLICY_COUNT] = {
         [GMEM_POLICY_KEEP] = "keep",
         [GMEM_POLICY_CONNECTION] = "connection",
 };
+static const char *const state_names[GMEM_REGION_STATE_COUNT] = {
+        [GMEM_REGION_EMPTY] = "empty",
+        [GMEM_REGION_POPULATING] = "populating",
+        [GMEM_REGION_POPULATED] = "populated",
+        [GMEM_REGION_FAILED] = "failed",
+};
+
+static const char *name_of(const char *const *names, unsigned n, int v) {
+        return v >= 0 && (unsigned) v < n ? names[v] : NULL;
+}
+
+/* The index of s in names, or -EINVAL with "unknown KIND 'S' (name, name, ...)". */
+static int index_of(const char *const *names, unsigned n, const char *kind, const char *s) {
+        char list[128] = "";
+        size_t used = 0;
+
+        if (!s)
+                return gmem_error(-EINVAL, "%s name: NULL argument", kind);
+        for (unsigned i = 0; i < n; i++)
+                if (strcmp(s, names[i]) == 0)
+                        return (int) i;
+        for (unsigned i = 0; i < n && used < sizeof(list); i++)
+                used += (size_t) snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
+        return gmem_error(-EINVAL, "unknown %s '%.40s' (%s)", kind, s, list);
+}
+
+#define ENUM_STRING_FUNCS(type, prefix, names, kind)                                                      \
+        _public_ const char *prefix##_to_string(enum type v) {                                             \
+                return name_of(names, ELEMENTSOF(names), (int) v);                                         \
+        }                                                                                                  \
+        _public_ int prefix##_from_string(const char *s, enum type *ret) {                                 \
+                int i;                                                                                     \
+                if (!ret)                                                                                  \
+                        return gmem_error(-EINVAL, "%s name: NULL result", kind);                          \
+                i = index_of(names, ELEMENTSOF(names), kind, s);                                           \
+                if (i < 0)                                                                                 \
+                        return i;                                                                          \
+                *ret = (enum type) i;                                                                      \
+                return 0;                                                                                  \
+        }
+
+ENUM_STRING_FUNCS(gmem_backend, gmem_backend, backend_names, "backend")
+ENUM_STRING_FUNCS(gmem_policy, gmem_policy, policy_names, "policy")
+ENUM_STRING_FUNCS(gmem_region_state, gmem_region_state, state_names, "region state")
 
 bool proto_name_valid(const char *name) {
         size_t n = name ? strnlen(name, PROTO_NAME_MAX + 1) : 0;
@@ -97,19 +148,6 @@ cJSON *json_add_u64(cJSON *o, const char *key, uint64_t v) {
                 return NULL;
         }
         return n;
-}
-
-_public_ const char *gmem_policy_to_string(enum gmem_policy p) {
-        return (unsigned) p < _GMEM_POLICY_MAX ? policy_names[p] : NULL;
-}
-
-_public_ int gmem_policy_from_string(const char *s, enum gmem_policy *ret_policy) {
-        for (unsigned i = 0; s && ret_policy && i < _GMEM_POLICY_MAX; i++)
-                if (strcmp(s, policy_names[i]) == 0) {
-                        *ret_policy = (enum gmem_policy) i;
-                        return 0;
-                }
-        return gmem_error(-EINVAL, "unknown policy '%.40s' (keep, connection)", s ? s : "(null)");
 }
 
 int proto_check_page_size(enum gmem_backend backend, bool have_page_size) {

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "gmem/gmem.h"
+#include "enum-count.h"
 #include "macro.h"
 
 static inline void cJSON_Deletep(cJSON **j) {

@@ -11,6 +11,7 @@
 #include <sys/vfs.h>
 
 #include "caps-internal.h"
+#include "enum-count.h"
 #include "error.h"
 #include "kvm-compat.h"
 #include "region.h"
@@ -40,28 +41,6 @@
 
 /* Above this a size is a typo, not a guest: 16 TiB. */
 #define REGION_SIZE_MAX (UINT64_C(16) << 40)
-
-static const char *const backend_names[_GMEM_BACKEND_MAX] = {
-        [GMEM_BACKEND_MEMFD] = "memfd",
-        [GMEM_BACKEND_HUGETLB] = "hugetlb",
-        [GMEM_BACKEND_SECRET] = "secret",
-        [GMEM_BACKEND_GUEST_MEMFD] = "guest_memfd",
-};
-
-_public_ const char *gmem_backend_to_string(enum gmem_backend b) {
-        return (unsigned) b < _GMEM_BACKEND_MAX ? backend_names[b] : NULL;
-}
-
-_public_ int gmem_backend_from_string(const char *s, enum gmem_backend *ret_backend) {
-        if (!s || !ret_backend)
-                return gmem_error(-EINVAL, "backend name: NULL argument");
-        for (unsigned i = 0; i < _GMEM_BACKEND_MAX; i++)
-                if (strcmp(s, backend_names[i]) == 0) {
-                        *ret_backend = i;
-                        return 0;
-                }
-        return gmem_error(-EINVAL, "unknown backend '%s' (memfd, hugetlb, secret, guest_memfd)", s);
-}
 
 static int region_alloc(enum gmem_backend backend, int fd, uint64_t size, uint64_t psize,
                         struct gmem_region **ret) {
@@ -115,9 +94,10 @@ static int check_guest_memfd_flags(const char *what, uint64_t flags, uint64_t ma
         return 0;
 }
 
-_public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flags, struct gmem_region **ret) {
+_public_ int gmem_region_new_guest_memfd_caps(const struct gmem_host_caps *caps, int vm_fd, uint64_t size,
+                                             uint64_t flags, struct gmem_region **ret) {
         struct kvm_create_guest_memfd args = { .size = size, .flags = flags };
-        const struct gmem_flag_map *fm;
+        struct gmem_flag_map fm;
         struct gmem_region *r = NULL;
         int mask, fd, k;
 
@@ -158,8 +138,8 @@ _public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flag
         }
         r->flags = flags;
         r->mappable = flags & GMEM_GUEST_MEMFD_FLAG_MMAP;
-        fm = gmem_flag_map_get();
-        r->write_syscall = fm->gmem_write && (!fm->flag_write || (flags & fm->flag_write));
+        gmem_flag_map_of(caps, &fm);
+        r->write_syscall = fm.gmem_write && (!fm.flag_write || (flags & fm.flag_write));
         if (!(flags & GMEM_GUEST_MEMFD_FLAG_INIT_SHARED)) {
                 /* everything starts private: the host must not fault it (SIGBUS) */
                 k = rangeset_add(&r->private, 0, size);
@@ -178,6 +158,10 @@ _public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flag
         }
         *ret = r;
         return 0;
+}
+
+_public_ int gmem_region_new_guest_memfd(int vm_fd, uint64_t size, uint64_t flags, struct gmem_region **ret) {
+        return gmem_region_new_guest_memfd_caps(NULL, vm_fd, size, flags, ret);
 }
 
 static int hugetlb_pool(uint64_t psize, uint64_t *ret_free) {
@@ -259,7 +243,7 @@ _public_ int gmem_region_new_memfd(enum gmem_backend backend, uint64_t size, str
                 return gmem_error(-EINVAL, "new memfd region: NULL result");
         if (backend == GMEM_BACKEND_GUEST_MEMFD)
                 return gmem_error(-EINVAL, "new memfd region: guest_memfd needs a VM: use gmem_region_new_guest_memfd()");
-        if ((unsigned) backend >= _GMEM_BACKEND_MAX)
+        if ((unsigned) backend >= GMEM_BACKEND_COUNT)
                 return gmem_error(-EINVAL, "new memfd region: invalid backend %d", backend);
         return new_memfd_family(backend, backend == GMEM_BACKEND_HUGETLB ? 2 * MiB : page_size(), size, ret);
 }
@@ -335,7 +319,9 @@ static int detect_backend(int fd, enum gmem_backend *ret_backend, uint64_t *ret_
         return gmem_error(-EBADFD, "adopt: fd %d (%s) is not a guest_memfd, memfd or memfd_secret", fd, target);
 }
 
-static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **ret) {
+static int adopt(const struct gmem_host_caps *caps, int fd, bool flags_known, uint64_t flags,
+                 struct gmem_region **ret) {
+        struct gmem_flag_map fm;
         enum gmem_backend backend;
         uint64_t size, psize;
         struct gmem_region *r = NULL;
@@ -343,6 +329,7 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
 
         if (fd < 0 || !ret)
                 return gmem_error(-EINVAL, "adopt: invalid fd or NULL result");
+        gmem_flag_map_of(caps, &fm);
         k = detect_backend(fd, &backend, &size, &psize);
         if (k < 0)
                 return k;
@@ -353,7 +340,7 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
                 return gmem_error(-EBADF, "adopt: fd %d is not open for reading and writing", fd);
         if (flags_known && backend != GMEM_BACKEND_GUEST_MEMFD)
                 return gmem_error(-EBADFD, "adopt: fd %d is a %s, not a guest_memfd", fd, gmem_backend_to_string(backend));
-        if (flags_known && (k = check_guest_memfd_flags("adopt guest_memfd", flags, gmem_flag_map_get()->mask)) < 0)
+        if (flags_known && (k = check_guest_memfd_flags("adopt guest_memfd", flags, fm.mask)) < 0)
                 return k;
         if (size == 0 || size % psize)
                 return gmem_error(-EINVAL, "adopt: fd %d has size %" PRIu64 ", not a positive multiple of %" PRIu64,
@@ -369,7 +356,6 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
                 return k;
         r->write_syscall = backend == GMEM_BACKEND_MEMFD;
         if (backend == GMEM_BACKEND_GUEST_MEMFD) {
-                const struct gmem_flag_map *fm = gmem_flag_map_get();
                 if (flags_known) {
                         r->flags = flags;
                         r->mappable = flags & GMEM_GUEST_MEMFD_FLAG_MMAP;
@@ -389,18 +375,27 @@ static int adopt(int fd, bool flags_known, uint64_t flags, struct gmem_region **
                 }
                 /* where write() needs a creation flag (the secret-hiding series: ENODEV without it),
                  * unknown flags mean no write(): the mapping is the way in */
-                r->write_syscall = fm->gmem_write && (!fm->flag_write || (flags_known && (flags & fm->flag_write)));
+                r->write_syscall = fm.gmem_write && (!fm.flag_write || (flags_known && (flags & fm.flag_write)));
         }
         *ret = r;
         return 0;
 }
 
 _public_ int gmem_region_adopt(int fd, struct gmem_region **ret) {
-        return adopt(fd, false, 0, ret);
+        return adopt(NULL, fd, false, 0, ret);
 }
 
 _public_ int gmem_region_adopt_guest_memfd(int fd, uint64_t flags, struct gmem_region **ret) {
-        return adopt(fd, true, flags, ret);
+        return adopt(NULL, fd, true, flags, ret);
+}
+
+_public_ int gmem_region_adopt_caps(const struct gmem_host_caps *caps, int fd, struct gmem_region **ret) {
+        return adopt(caps, fd, false, 0, ret);
+}
+
+_public_ int gmem_region_adopt_guest_memfd_caps(const struct gmem_host_caps *caps, int fd, uint64_t flags,
+                                               struct gmem_region **ret) {
+        return adopt(caps, fd, true, flags, ret);
 }
 
 _public_ struct gmem_region *gmem_region_free(struct gmem_region *r) {
@@ -425,7 +420,7 @@ _public_ uint64_t gmem_region_size(const struct gmem_region *r) {
 }
 
 _public_ enum gmem_backend gmem_region_backend(const struct gmem_region *r) {
-        return r ? r->backend : _GMEM_BACKEND_MAX;
+        return r ? r->backend : GMEM_BACKEND_INVALID;
 }
 
 _public_ uint64_t gmem_region_flags(const struct gmem_region *r) {

@@ -37,8 +37,15 @@ awk '$2 != "A"' "$tmp/nm" > "$tmp/syms"
 [[ -s $tmp/syms ]] || fail "$so exports nothing"
 bad=$(awk '{ print $1 }' "$tmp/syms" | grep -v '^gmem_' || true)
 [[ -z $bad ]] || fail "exported symbols outside gmem_*: $(echo $bad)"
-unversioned=$(awk '{ print $1 }' "$tmp/syms" | grep -v '@@LIBGMEM_[0-9.]*$' || true)
-[[ -z $unversioned ]] || fail "exported without a LIBGMEM_* default version: $(echo $unversioned)"
+# name@@LIBGMEM_x: the default a new link gets; name@LIBGMEM_x: an old version kept for programs
+# linked before it changed, only beside a default of the same name
+unversioned=$(awk '{ print $1 }' "$tmp/syms" | grep -v '@@LIBGMEM_[0-9.]*$' | grep -v '[^@]@LIBGMEM_[0-9.]*$' || true)
+[[ -z $unversioned ]] || fail "exported without a LIBGMEM_* version: $(echo $unversioned)"
+for old in $(awk '{ print $1 }' "$tmp/syms" | grep '[^@]@LIBGMEM_[0-9.]*$' || true); do
+        grep -q "^${old%%@*}@@LIBGMEM_" <(awk '{ print $1 }' "$tmp/syms") ||
+                fail "$old is kept for old programs but has no default version"
+done
+echo "ok: compatibility versions kept: $(awk '{ print $1 }' "$tmp/syms" | grep -c '[^@]@LIBGMEM_' || true)"
 nodes=$(awk '$2 == "A" { print $1 }' "$tmp/nm")
 [[ $nodes == LIBGMEM_* ]] || fail "unexpected version nodes: $(echo $nodes)"
 notfunc=$(awk '$2 != "T" { print $1 }' "$tmp/syms")
@@ -133,6 +140,18 @@ if [[ -x $tmp/prog-cxx ]]; then
         [[ $out == secret ]] || fail "the C++ program printed '$out'"
 fi
 echo "ok: a program built with pkg-config against DESTDIR=$root PREFIX=/usr runs and prints '$out'"
+
+# --- a program of 0.1 -----------------------------------------------------------------------------
+# Built against 0.1's header with its references bound to LIBGMEM_0.1, as a link against 0.1 made
+# them: it runs on this library unchanged (sizeless option structs, the caps struct).
+if cc -std=gnu11 -Wall -Werror -Itests/abi/0.1 -o "$tmp/prog-0.1" tests/abi/program-0.1.c \
+        -L"$BUILD/lib" -lgmem 2> "$tmp/cc-0.1.log"; then
+        out=$(LD_LIBRARY_PATH=$BUILD/lib "$tmp/prog-0.1") || fail "the 0.1 program failed check $? on this library"
+        echo "ok: $out (a program of 0.1 on libgmem $ver)"
+else
+        cat "$tmp/cc-0.1.log"
+        fail "the 0.1 program does not build against 0.1's header and link to the 0.1 versions"
+fi
 
 if [[ -n $known_bug ]]; then
         skip "$known_bug"

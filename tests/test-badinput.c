@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "enum-count.h" /* out-of-range values: one past the last */
 #include "gmem-test.h"
 #include "gmem/gmem.h"
 
@@ -135,7 +136,7 @@ START_TEST(backend_strings) {
         enum gmem_backend b = (enum gmem_backend) 0x5a;
 
         ck_assert_ptr_null(gmem_backend_to_string((enum gmem_backend) -1));
-        ck_assert_ptr_null(gmem_backend_to_string(_GMEM_BACKEND_MAX));
+        ck_assert_ptr_null(gmem_backend_to_string(GMEM_BACKEND_COUNT));
         ck_assert_ptr_null(gmem_backend_to_string((enum gmem_backend) 1000));
         ck_assert_str_eq(gmem_backend_to_string(GMEM_BACKEND_SECRET), "secret");
 
@@ -156,7 +157,7 @@ START_TEST(profile_strings) {
         enum gmem_kernel_profile p = (enum gmem_kernel_profile) 0x5a;
 
         ck_assert_ptr_null(gmem_kernel_profile_to_string((enum gmem_kernel_profile) -1));
-        ck_assert_ptr_null(gmem_kernel_profile_to_string(_GMEM_PROFILE_MAX));
+        ck_assert_ptr_null(gmem_kernel_profile_to_string(GMEM_PROFILE_COUNT));
         ck_assert_str_eq(gmem_kernel_profile_to_string(GMEM_PROFILE_WRITE), "write");
 
         EXPECT_REFUSED(gmem_kernel_profile_from_string(NULL, &p), EINVAL, "NULL");
@@ -175,7 +176,7 @@ START_TEST(policy_strings) {
         enum gmem_policy p = (enum gmem_policy) 0x5a;
 
         ck_assert_ptr_null(gmem_policy_to_string((enum gmem_policy) -1));
-        ck_assert_ptr_null(gmem_policy_to_string(_GMEM_POLICY_MAX));
+        ck_assert_ptr_null(gmem_policy_to_string(GMEM_POLICY_COUNT));
         ck_assert_str_eq(gmem_policy_to_string(GMEM_POLICY_CONNECTION), "connection");
         EXPECT_REFUSED(gmem_policy_from_string(NULL, &p), EINVAL, "policy");
         EXPECT_REFUSED(gmem_policy_from_string("keep", NULL), EINVAL, "policy");
@@ -195,10 +196,10 @@ START_TEST(features_and_pick_bad_input) {
         const char *why = SENTINEL_PTR;
 
         EXPECT_REFUSED(gmem_kernel_has((enum gmem_feature) -1), EINVAL, "feature");
-        EXPECT_REFUSED(gmem_kernel_has(_GMEM_FEATURE_MAX), EINVAL, "feature");
-        ck_assert_ptr_null(gmem_feature_to_string(_GMEM_FEATURE_MAX));
+        EXPECT_REFUSED(gmem_kernel_has(GMEM_FEATURE_COUNT), EINVAL, "feature");
+        ck_assert_ptr_null(gmem_feature_to_string(GMEM_FEATURE_COUNT));
         ck_assert_ptr_null(gmem_feature_to_string((enum gmem_feature) 1000));
-        for (int f = 0; f < _GMEM_FEATURE_MAX; f++) {
+        for (int f = 0; f < GMEM_FEATURE_COUNT; f++) {
                 int k = gmem_kernel_has((enum gmem_feature) f);
                 ck_assert_msg(k == 0 || k == 1, "feature %d: %d", f, k);
                 ck_assert_ptr_nonnull(gmem_feature_to_string((enum gmem_feature) f));
@@ -225,7 +226,7 @@ START_TEST(caps_bad_input) {
         EXPECT_REFUSED(gmem_caps_probe(NULL), EINVAL, "NULL");
         EXPECT_REFUSED(gmem_caps_probe_profile(-1, NULL), EINVAL, "NULL");
         EXPECT_REFUSED(gmem_caps_probe_profile(-2, &c), EINVAL, "invalid kernel profile -2");
-        EXPECT_REFUSED(gmem_caps_probe_profile(_GMEM_PROFILE_MAX, &c), EINVAL, "invalid kernel profile");
+        EXPECT_REFUSED(gmem_caps_probe_profile(GMEM_PROFILE_COUNT, &c), EINVAL, "invalid kernel profile");
         EXPECT_REFUSED(gmem_caps_probe_profile(INT32_MIN, &c), EINVAL, "invalid kernel profile");
         EXPECT_REFUSED(gmem_caps_probe_profile(INT32_MAX, &c), EINVAL, "invalid kernel profile");
         ck_assert_msg(memcmp(&c, &sentinel, sizeof(c)) == 0, "ret_caps written on failure");
@@ -258,7 +259,7 @@ START_TEST(new_memfd_bad_input) {
         EXPECT_REFUSED(gmem_region_new_memfd(GMEM_BACKEND_GUEST_MEMFD, REGION_SIZE, &r), EINVAL,
                     "gmem_region_new_guest_memfd");
         EXPECT_REFUSED(gmem_region_new_memfd((enum gmem_backend) -1, REGION_SIZE, &r), EINVAL, "invalid backend -1");
-        EXPECT_REFUSED(gmem_region_new_memfd(_GMEM_BACKEND_MAX, REGION_SIZE, &r), EINVAL, "invalid backend");
+        EXPECT_REFUSED(gmem_region_new_memfd(GMEM_BACKEND_COUNT, REGION_SIZE, &r), EINVAL, "invalid backend");
         EXPECT_REFUSED(gmem_region_new_memfd((enum gmem_backend) 77, REGION_SIZE, &r), EINVAL, "invalid backend 77");
         for (enum gmem_backend b = GMEM_BACKEND_MEMFD; b <= GMEM_BACKEND_SECRET; b++) {
                 uint64_t ps = b == GMEM_BACKEND_HUGETLB ? 2 << 20 : 4096;
@@ -455,7 +456,7 @@ START_TEST(free_and_getters_null) {
         ck_assert_ptr_null(gmem_region_free(NULL));
         EXPECT_REFUSED(gmem_region_fd(NULL), EINVAL, "NULL region");
         ck_assert_uint_eq(gmem_region_size(NULL), 0);
-        ck_assert_int_eq(gmem_region_backend(NULL), _GMEM_BACKEND_MAX);
+        ck_assert_int_eq(gmem_region_backend(NULL), GMEM_BACKEND_INVALID);
         ck_assert_ptr_null(gmem_backend_to_string(gmem_region_backend(NULL)));
         ck_assert_uint_eq(gmem_region_flags(NULL), 0);
         ck_assert_uint_eq(gmem_region_page_size(NULL), 0);

@@ -560,6 +560,116 @@ START_TEST(test_list_info) {
 }
 END_TEST
 
+/* The same answers as C values: every field of the typed list and info is the JSON's, and the
+ * daemon's caps read back as host caps write the same JSON again. */
+START_TEST(test_typed_results) {
+        struct gmem_client *c;
+        struct gmem_region_list *l = NULL;
+        struct gmem_region_info *i = NULL;
+        struct gmem_host_caps *hc = NULL;
+        const struct gmem_region_info *a, *b;
+        char *s = NULL, *again = NULL;
+        cJSON *list, *ja, *caps, *caps2;
+        uint64_t v, job, done, total;
+        uint32_t uid;
+        int32_t pid;
+        const char *role, *op;
+        bool connected;
+        int src;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_region_list(c, &l));
+        ck_assert_uint_eq(gmem_region_list_count(l), 0);
+        ck_assert_ptr_null(gmem_region_list_get(l, 0));
+        l = gmem_region_list_free(l);
+
+        OK(gmem_client_create(c, "ta", GMEM_BACKEND_MEMFD, 1 * MiB_, &(struct gmem_create_opts) GMEM_CREATE_OPTS_INIT));
+        OK(gmem_client_create(c, "tb", GMEM_BACKEND_SECRET, 2 * MiB_,
+                              &(struct gmem_create_opts) { .size = sizeof(struct gmem_create_opts),
+                                                           .policy = GMEM_POLICY_CONNECTION }));
+        OK(gmem_client_grant_uid(c, "ta", 4242));
+        OK(gmem_client_grant_gid(c, "ta", 4343));
+        src = gmem_test_random_file(64 * 1024, 9, NULL);
+        OK(gmem_client_populate_fd(c, "ta", 0, src, 0, 64 * 1024));
+
+        OK(gmem_client_list(c, &s));
+        list = parse(s);
+        free(s);
+        ja = (cJSON *) find_region(list, "ta");
+        ck_assert_ptr_nonnull(ja);
+        OK(gmem_client_region_list(c, &l));
+        ck_assert_uint_eq(gmem_region_list_count(l), 2);
+        a = gmem_region_list_get(l, 0); /* sorted by name */
+        b = gmem_region_list_get(l, 1);
+        ck_assert_str_eq(gmem_region_info_name(a), "ta");
+        ck_assert_str_eq(gmem_region_info_name(b), "tb");
+        ck_assert_int_eq(gmem_region_info_backend(a), GMEM_BACKEND_MEMFD);
+        ck_assert_int_eq(gmem_region_info_backend(b), GMEM_BACKEND_SECRET);
+        ck_assert_uint_eq(gmem_region_info_size(a), jnum(ja, "size"));
+        ck_assert_uint_eq(gmem_region_info_flags(a), 0);
+        ck_assert_uint_eq(gmem_region_info_page_size(a), 4096);
+        ck_assert_uint_eq(gmem_region_info_owner_uid(a), geteuid());
+        ck_assert_int_eq(gmem_region_info_policy(a), GMEM_POLICY_KEEP);
+        ck_assert_int_eq(gmem_region_info_policy(b), GMEM_POLICY_CONNECTION);
+        ck_assert_int_eq(gmem_region_info_state(a), GMEM_REGION_POPULATED);
+        ck_assert_int_eq(gmem_region_info_state(b), GMEM_REGION_EMPTY);
+        ck_assert_uint_eq(gmem_region_info_populated_bytes(a), 64 * 1024);
+        OK(gmem_region_info_resident_bytes(a, &v));
+        ck_assert_uint_eq(v, jnum(ja, "resident_bytes"));
+        ck_assert_uint_eq(gmem_region_info_created_usec(a), jnum(ja, "created_usec"));
+        ck_assert_uint_eq(gmem_region_info_grant_uid_count(a), 1);
+        OK(gmem_region_info_grant_uid(a, 0, &uid));
+        ck_assert_uint_eq(uid, 4242);
+        EXPECT_FAIL(gmem_region_info_grant_uid(a, 1, &uid), ERANGE, "there are 1");
+        ck_assert_uint_eq(gmem_region_info_grant_gid_count(a), 1);
+        OK(gmem_region_info_grant_gid(a, 0, &uid));
+        ck_assert_uint_eq(uid, 4343);
+        ck_assert_uint_eq(gmem_region_info_holder_count(a), 1);
+        OK(gmem_region_info_holder(a, 0, &pid, &uid, &role, &connected));
+        ck_assert_int_eq(pid, getpid());
+        ck_assert_uint_eq(uid, geteuid());
+        ck_assert_str_eq(role, "created");
+        ck_assert(connected);
+        EXPECT_FAIL(gmem_region_info_holder(a, 1, NULL, NULL, NULL, NULL), ERANGE, "holder 1");
+        ck_assert_uint_eq(gmem_region_info_job_count(a), 0);
+        EXPECT_FAIL(gmem_region_info_job(a, 0, &job, &op, &done, &total), ERANGE, "job 0");
+        l = gmem_region_list_free(l);
+        cJSON_Delete(list);
+
+        OK(gmem_client_region_info(c, "ta", &i));
+        ck_assert_str_eq(gmem_region_info_name(i), "ta");
+        ck_assert_uint_eq(gmem_region_info_size(i), 1 * MiB_);
+        i = gmem_region_info_free(i);
+        i = SENTINEL_PTR;
+        EXPECT_FAIL(gmem_client_region_info(c, "missing", &i), ENOENT, "missing");
+        EXPECT_FAIL(gmem_client_region_info(c, "../x", &i), EINVAL, "invalid region name");
+        ck_assert_ptr_eq(i, SENTINEL_PTR);
+        /* NULL in, nothing out */
+        ck_assert_ptr_null(gmem_region_info_name(NULL));
+        ck_assert_int_eq(gmem_region_info_backend(NULL), GMEM_BACKEND_INVALID);
+        ck_assert_uint_eq(gmem_region_list_count(NULL), 0);
+        EXPECT_FAIL(gmem_region_info_resident_bytes(NULL, &v), EINVAL, "NULL");
+
+        OK(gmem_client_caps(c, &s));
+        caps = parse(s);
+        free(s);
+        OK(gmem_client_host_caps(c, &hc));
+        OK(gmem_host_caps_to_json(hc, &again));
+        caps2 = parse(again);
+        free(again);
+        ck_assert_msg(cJSON_Compare(caps, caps2, true), "the daemon's caps do not read back as the same caps");
+        ck_assert_int_eq(gmem_host_caps_kvm_error(hc), gmem_test_have_kvm() ? 0 : gmem_host_caps_kvm_error(hc));
+        cJSON_Delete(caps);
+        cJSON_Delete(caps2);
+        gmem_host_caps_free(hc);
+
+        OK(gmem_client_release(c, "ta"));
+        close(src);
+        gmem_client_free(c);
+}
+END_TEST
+
 /* In a child as uid/gid 65534: info on name gives 0 or -errno, reported as the exit status. */
 /* info on the region as uid/gid 65534 with n_groups supplementary groups 70000, 70001, ... */
 static int info_as_nobody_in(const char *name, unsigned n_groups) {
@@ -1265,6 +1375,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_progress);
         tcase_add_test(real, test_cancel);
         tcase_add_test(real, test_list_info);
+        tcase_add_test(real, test_typed_results);
         tcase_add_test(real, test_grant_revoke);
         tcase_add_test(real, test_release);
         tcase_add_test(real, test_length_to_the_end);

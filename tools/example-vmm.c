@@ -2,7 +2,7 @@
 /*
  * gmem-example-vmm: a small VMM on libgmem, and the reference for VMM authors.
  *
- *   1. probe the kernel and pick what guest memory runs on (gmem_caps_pick_guest_memory()): a
+ *   1. probe the kernel and pick what guest memory runs on (gmem_host_caps_pick_guest_memory()): a
  *      guest_memfd with the best flags it offers (NO_DIRECT_MAP where it has it: then the host kernel
  *      cannot touch guest memory through its direct map), or a memfd on kernels that cannot map a
  *      shared guest_memfd for a default VM (6.1 has no guest_memfd, 6.12 none for such VMs) — saying
@@ -90,7 +90,7 @@ struct vmm {
         uint64_t hold;
         bool corrupt;
 
-        struct gmem_caps caps;
+        struct gmem_host_caps *caps; /* the kernel, as probed once (its profile from the environment) */
         enum gmem_backend backend; /* what guest memory runs on here */
         uint64_t flags;            /* its guest_memfd flags */
         struct minivm *vm;
@@ -107,15 +107,15 @@ struct vmm {
 };
 
 /* "MMAP | INIT_SHARED": the names of guest_memfd flags, as this kernel numbers them. */
-static const char *flag_names(const struct gmem_caps *caps, uint64_t flags, char *buf, size_t size) {
+static const char *flag_names(const struct gmem_host_caps *caps, uint64_t flags, char *buf, size_t size) {
         const struct {
                 uint64_t bit;
                 const char *name;
         } known[] = {
-                { caps->flag_mmap, "MMAP" },
-                { caps->flag_init_shared, "INIT_SHARED" },
-                { caps->flag_no_direct_map, "NO_DIRECT_MAP" },
-                { caps->flag_write, "WRITE" },
+                { gmem_host_caps_flag(caps, GMEM_FLAG_MMAP), "MMAP" },
+                { gmem_host_caps_flag(caps, GMEM_FLAG_INIT_SHARED), "INIT_SHARED" },
+                { gmem_host_caps_flag(caps, GMEM_FLAG_NO_DIRECT_MAP), "NO_DIRECT_MAP" },
+                { gmem_host_caps_flag(caps, GMEM_FLAG_WRITE), "WRITE" },
         };
         size_t len = 0;
 
@@ -246,7 +246,7 @@ static int create_regions(struct vmm *m) {
                         return -ERANGE;
                 }
                 if (m->backend == GMEM_BACKEND_GUEST_MEMFD)
-                        k = gmem_region_new_guest_memfd(minivm_vm_fd(m->vm), r->size, m->flags, &r->mem);
+                        k = gmem_region_new_guest_memfd_caps(m->caps, minivm_vm_fd(m->vm), r->size, m->flags, &r->mem);
                 else
                         k = gmem_region_new_memfd(m->backend, r->size, &r->mem);
                 if (k < 0) {
@@ -572,7 +572,7 @@ int main(int argc, char **argv) {
         struct vmm m = { .memory = 256 * MiB, .n_regions = 3, .n_vcpus = 1, .image = -1 };
         char names[128];
         const char *why;
-        int k, ret = 1;
+        int k, profile, ret = 1;
 
         setvbuf(stdout, NULL, _IOLBF, 0); /* whoever watches our output sees each line at once */
         k = parse_args(&m, argc, argv);
@@ -582,19 +582,21 @@ int main(int argc, char **argv) {
                 return 2;
 
         /* 1. What this kernel offers */
-        k = gmem_caps_probe(&m.caps);
-        if (k < 0 || m.caps.kvm_error) {
+        if ((k = gmem_kernel_profile_from_env(&profile)) < 0 || (k = gmem_host_caps_new(profile, &m.caps)) < 0 ||
+            gmem_host_caps_kvm_error(m.caps)) {
                 fprintf(stderr, "gmem-example-vmm: this host cannot run guests (%s)\n",
-                        k < 0 ? gmem_last_error() : strerror(-m.caps.kvm_error));
+                        k < 0 ? gmem_last_error() : strerror(-gmem_host_caps_kvm_error(m.caps)));
+                m.caps = gmem_host_caps_free(m.caps);
                 return 1;
         }
-        if (gmem_caps_pick_guest_memory(&m.caps, &m.backend, &m.flags, &why) < 0) {
+        if (gmem_host_caps_pick_guest_memory(m.caps, &m.backend, &m.flags, &why) < 0) {
                 fprintf(stderr, "gmem-example-vmm: %s\n", gmem_last_error());
+                m.caps = gmem_host_caps_free(m.caps);
                 return 1;
         }
         if (m.backend == GMEM_BACKEND_GUEST_MEMFD) /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
                 printf("guest_memfd     flags 0x%" PRIx64 " = %s: the best this kernel offers; %s\n", m.flags,
-                       flag_names(&m.caps, m.flags, names, sizeof(names)), why);
+                       flag_names(m.caps, m.flags, names, sizeof(names)), why);
         else
                 printf("memfd           guest memory on memfd, not guest_memfd: %s\n", why);
 
@@ -649,5 +651,6 @@ out:
                 munmap((void *) m.image_map, m.image_size);
         if (m.image >= 0)
                 close(m.image);
+        gmem_host_caps_free(m.caps);
         return ret;
 }

@@ -113,7 +113,7 @@ static double populate_gmem(void) {
 }
 
 static double populate_path(bool from_buf, unsigned path) {
-        struct gmem_populate_opts opts = { .flags = path };
+        struct gmem_populate_opts opts = { .size = sizeof(opts), .flags = path };
         struct gmem_region *r = fresh_region();
         double t = mono_sec();
         int64_t n = from_buf ? gmem_populate_buf(r, 0, image_map, arg.size, &opts)
@@ -133,7 +133,7 @@ static double buf_via_mapping(void) { return populate_path(true, GMEM_POPULATE_V
 
 /* Whether the backend's regions have a write() populate path here. */
 static bool has_write_path(void) {
-        struct gmem_populate_opts opts = { .flags = GMEM_POPULATE_VIA_WRITE };
+        struct gmem_populate_opts opts = { .size = sizeof(opts), .flags = GMEM_POPULATE_VIA_WRITE };
         struct gmem_region *r = fresh_region();
         bool ok = gmem_populate_buf(r, 0, image_map, 4096, &opts) == 4096;
         gmem_region_free(r);
@@ -541,9 +541,11 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "gmem-bench: cannot create a VM: %m\n");
                         return 1;
                 }
-                struct gmem_caps caps;
-                if (gmem_caps_probe(&caps) == 0) /* NO_DIRECT_MAP where present, and write() */
-                        gmem_flags = gmem_caps_best_guest_memfd_flags(&caps) | (caps.gmem_write ? caps.flag_write : 0);
+                struct gmem_host_caps *caps = NULL;
+                if (gmem_host_caps_new(GMEM_PROFILE_DETECT, &caps) == 0) /* NO_DIRECT_MAP where present, and write() */
+                        gmem_flags = gmem_host_caps_best_guest_memfd_flags(caps) |
+                                     (gmem_host_caps_guest_memfd_write(caps) ? gmem_host_caps_flag(caps, GMEM_FLAG_WRITE) : 0);
+                gmem_host_caps_free(caps);
         }
 
         /* the image lives in a memfd: the source is warm page cache, as a cached kernel image would be */

@@ -19,8 +19,10 @@
 
 #include "cli-util.h"
 #include "gmem/gmem.h"
+#include "gmem-cleanup.h"
 #include "kvm-compat.h"
 #include "macro.h"
+#include "protocol.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CANCELLED 130
@@ -169,50 +171,21 @@ static int connect_client(const char *cmd, const char *name, struct gmem_client 
         return 0;
 }
 
-static void client_freep(struct gmem_client **c) {
-        gmem_client_free(*c);
-}
-#define _cleanup_client_ _cleanup_(client_freep)
-
-static void json_freep(cJSON **j) {
-        cJSON_Delete(*j);
-}
-#define _cleanup_json_ _cleanup_(json_freep)
-
-/* The region object from info, parsed. */
-static int region_info(struct gmem_client *c, const char *cmd, const char *name, cJSON **ret) {
-        _cleanup_free_ char *s = NULL;
-        cJSON *j;
-        int k = gmem_client_info(c, name, &s);
-
-        if (k < 0)
-                return fail(k, cmd, name);
-        j = cJSON_Parse(s);
-        if (!j)
-                return failf(cmd, name, "gmemd's region description is not JSON");
-        *ret = j;
-        return 0;
-}
-
-static uint64_t json_u64(const cJSON *o, const char *key) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-        return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t) v->valuedouble : 0;
-}
-
-static const char *json_str(const cJSON *o, const char *key, const char *dflt) {
-        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-        return s ?: dflt;
-}
+#define _cleanup_client_ _cleanup_(gmem_client_freep)
 
 static int region_size(struct gmem_client *c, const char *cmd, const char *name, uint64_t *ret) {
-        _cleanup_json_ cJSON *r = NULL;
-        int k = region_info(c, cmd, name, &r);
-        if (k)
-                return k;
-        *ret = json_u64(r, "size");
+        _cleanup_(gmem_region_info_freep) struct gmem_region_info *i = NULL;
+        int k = gmem_client_region_info(c, name, &i);
+        if (k < 0)
+                return fail(k, cmd, name);
+        *ret = gmem_region_info_size(i);
         if (*ret == 0)
                 return failf(cmd, name, "gmemd reports no size for the region");
         return 0;
+}
+
+static const char *name_or(const char *s, const char *dflt) {
+        return s ?: dflt;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -275,8 +248,10 @@ static void print_flag(const char *name, uint64_t bit, const char *meaning) {
 static int cmd_caps(int argc, char **argv) {
         static const char *const vm_type_names[] = { "default", "sw_protected", "sev", "sev_es", "snp", "tdx" };
         static const struct option options[] = { COMMON_OPTIONS, {} };
-        struct gmem_caps c;
-        int k, o;
+        _cleanup_(gmem_host_caps_freep) struct gmem_host_caps *c = NULL;
+        bool private = false;
+        int k, o, profile, kvm_error, secret_error;
+        unsigned n_huge;
 
         while ((k = next_option("caps", argc, argv, options, &o)) > 0)
                 common_option(o);
@@ -285,69 +260,77 @@ static int cmd_caps(int argc, char **argv) {
         if ((k = positional("caps", argc, argv, 0, "")))
                 return k;
 
-        k = gmem_caps_probe(&c);
-        if (k < 0)
+        /* the operator may name the kernel's profile in the environment */
+        if ((k = gmem_kernel_profile_from_env(&profile)) < 0 || (k = gmem_host_caps_new(profile, &c)) < 0)
                 return fail(k, "caps", NULL);
         if (arg.json) {
                 _cleanup_free_ char *s = NULL;
-                k = gmem_caps_to_json(&c, &s);
+                k = gmem_host_caps_to_json(c, &s);
                 if (k < 0)
                         return fail(k, "caps", NULL);
                 printf("%s\n", s);
                 return 0;
         }
 
-        printf("kernel          %s (profile %s, %s)\n", c.kernel_release, gmem_kernel_profile_to_string(c.profile),
-               c.profile_source == GMEM_PROFILE_EXPLICIT ? "set explicitly" : "detected by behaviour");
-        if (c.kvm_error)
-                printf("/dev/kvm        unusable: %s\n", strerror(-c.kvm_error));
+        kvm_error = gmem_host_caps_kvm_error(c);
+        printf("kernel          %s (profile %s, %s)\n", gmem_host_caps_kernel_release(c),
+               gmem_kernel_profile_to_string(gmem_host_caps_profile(c)),
+               gmem_host_caps_profile_source(c) == GMEM_PROFILE_EXPLICIT ? "set explicitly" : "detected by behaviour");
+        if (kvm_error)
+                printf("/dev/kvm        unusable: %s\n", strerror(-kvm_error));
         else
-                printf("/dev/kvm        usable, API version %d\n", c.kvm_api_version);
-        printf("guest_memfd     %s, flags 0x%" PRIx64 "%s\n", yes_no(c.guest_memfd), c.guest_memfd_flags,
-               c.flags_unknown ? " (some bits unidentified)" : "");
-        print_flag("MMAP", c.flag_mmap, "host can mmap the guest_memfd");
-        print_flag("INIT_SHARED", c.flag_init_shared, "pages start shared with the host");
-        print_flag("NO_DIRECT_MAP", c.flag_no_direct_map, "pages leave the kernel's direct map");
-        print_flag("WRITE", c.flag_write, "write() populates the guest_memfd");
-        printf("  write()         %s\n", yes_no(c.gmem_write));
-        if (!c.kvm_error && c.guest_memfd) {
-                printf("  default VMs     %s\n", gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) > 0 ? "yes" :
+                printf("/dev/kvm        usable, API version %d\n", gmem_host_caps_kvm_api_version(c));
+        printf("guest_memfd     %s, flags 0x%" PRIx64 "%s\n", yes_no(gmem_host_caps_guest_memfd(c)),
+               gmem_host_caps_guest_memfd_flags(c), gmem_host_caps_unknown_flags(c) ? " (some bits unidentified)" : "");
+        print_flag("MMAP", gmem_host_caps_flag(c, GMEM_FLAG_MMAP), "host can mmap the guest_memfd");
+        print_flag("INIT_SHARED", gmem_host_caps_flag(c, GMEM_FLAG_INIT_SHARED), "pages start shared with the host");
+        print_flag("NO_DIRECT_MAP", gmem_host_caps_flag(c, GMEM_FLAG_NO_DIRECT_MAP), "pages leave the kernel's direct map");
+        print_flag("WRITE", gmem_host_caps_flag(c, GMEM_FLAG_WRITE), "write() populates the guest_memfd");
+        printf("  write()         %s\n", yes_no(gmem_host_caps_guest_memfd_write(c)));
+        if (!kvm_error && gmem_host_caps_guest_memfd(c)) {
+                printf("  default VMs     %s\n", gmem_host_caps_has(c, GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM) > 0 ? "yes" :
                        "no (KVM offers guest_memfd only to other VM types)");
-                printf("  NUMA policy     %s\n", yes_no(gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY) > 0));
+                printf("  NUMA policy     %s\n", yes_no(gmem_host_caps_has(c, GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY) > 0));
                 printf("  userfaultfd     missing %s, minor %s\n",
-                       yes_no(gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) > 0),
-                       yes_no(gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR) > 0));
+                       yes_no(gmem_host_caps_has(c, GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) > 0),
+                       yes_no(gmem_host_caps_has(c, GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR) > 0));
         }
-        printf("user memory2    %s\n", yes_no(c.user_memory2));
+        printf("user memory2    %s\n", yes_no(gmem_host_caps_user_memory2(c)));
         printf("VM types       ");
-        for (int t = 0; t < GMEM_VM_TYPES_MAX; t++)
-                if (c.vm_types & (UINT64_C(1) << t))
-                        printf(" %s (memory attributes 0x%" PRIx64 ")",
-                               t < (int) ELEMENTSOF(vm_type_names) ? vm_type_names[t] : "unknown", c.memory_attributes[t]);
+        for (unsigned t = 0; t < 64; t++) {
+                uint64_t attrs = gmem_host_caps_memory_attributes(c, t);
+                if (!(gmem_host_caps_vm_types(c) & (UINT64_C(1) << t)))
+                        continue;
+                printf(" %s (memory attributes 0x%" PRIx64 ")",
+                       t < ELEMENTSOF(vm_type_names) ? vm_type_names[t] : "unknown", attrs);
+                private |= !!(attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE);
+        }
         printf("\n");
-        bool private = false;
-        for (int t = 0; t < GMEM_VM_TYPES_MAX; t++)
-                private |= !!(c.memory_attributes[t] & KVM_MEMORY_ATTRIBUTE_PRIVATE);
-        printf("conversion      memory attributes %s, in place %s\n", yes_no(private), yes_no(c.inplace_conversion));
-        printf("memfd_secret    %s%s%s", yes_no(c.memfd_secret), c.memfd_secret ? "" : ": ",
-               c.memfd_secret ? "" : strerror(-c.memfd_secret_error));
-        if (c.memfd_secret && !c.kvm_error)
-                printf(", as guest RAM %s", gmem_kernel_has(GMEM_FEATURE_SECRET_MEMSLOT) > 0 ? "yes" :
+        printf("conversion      memory attributes %s, in place %s\n", yes_no(private),
+               yes_no(gmem_host_caps_has(c, GMEM_FEATURE_INPLACE_CONVERSION) > 0));
+        secret_error = gmem_host_caps_memfd_secret_error(c);
+        printf("memfd_secret    %s%s%s", yes_no(!secret_error), secret_error ? ": " : "",
+               secret_error ? strerror(-secret_error) : "");
+        if (!secret_error && !kvm_error)
+                printf(", as guest RAM %s", gmem_host_caps_has(c, GMEM_FEATURE_SECRET_MEMSLOT) > 0 ? "yes" :
                        "no (KVM cannot run a guest from it here)");
         printf("\n");
         printf("hugetlb        ");
-        if (!c.n_hugetlb)
+        n_huge = gmem_host_caps_hugetlb_count(c);
+        if (!n_huge)
                 printf(" none");
-        for (unsigned i = 0; i < c.n_hugetlb; i++)
-                printf(" %" PRIu64 "K: %" PRIu64 "/%" PRIu64 " free", c.hugetlb[i].page_size / 1024,
-                       c.hugetlb[i].free_pages, c.hugetlb[i].total_pages);
+        for (unsigned i = 0; i < n_huge; i++) {
+                uint64_t ps = 0, total = 0, free_pages = 0;
+                (void) gmem_host_caps_hugetlb(c, i, &ps, &total, &free_pages);
+                printf(" %" PRIu64 "K: %" PRIu64 "/%" PRIu64 " free", ps / 1024, free_pages, total);
+        }
         printf("\n");
-        printf("THP             %s (shmem %s)\n", c.thp, c.shmem_thp);
-        if (!c.kvm_error) {
+        printf("THP             %s (shmem %s)\n", gmem_host_caps_thp(c), gmem_host_caps_shmem_thp(c));
+        if (!kvm_error) {
                 enum gmem_backend backend;
                 uint64_t flags;
                 const char *why;
-                if (gmem_caps_pick_guest_memory(&c, &backend, &flags, &why) == 0)
+                if (gmem_host_caps_pick_guest_memory(c, &backend, &flags, &why) == 0)
                         printf("guest memory    %s, flags 0x%" PRIx64 ": %s\n", gmem_backend_to_string(backend), flags, why);
         }
         return 0;
@@ -378,7 +361,7 @@ static int cmd_create(int argc, char **argv) {
                 {},
         };
         _cleanup_client_ struct gmem_client *c = NULL;
-        struct gmem_create_opts opts = { .policy = GMEM_POLICY_KEEP };
+        struct gmem_create_opts opts = { .size = sizeof(opts), .policy = GMEM_POLICY_KEEP };
         enum gmem_backend backend = GMEM_BACKEND_MEMFD;
         struct progress_bar bar;
         uint64_t size = 0;
@@ -463,14 +446,16 @@ static const char *group_name(uint64_t gid, char buf[static 24]) {
 }
 
 /* "4242,4300(gone)" */
-static void format_holders(const cJSON *holders, char *buf, size_t l) {
-        const cJSON *h;
+static void format_holders(const struct gmem_region_info *r, char *buf, size_t l) {
         size_t n = 0;
 
         buf[0] = 0;
-        cJSON_ArrayForEach(h, holders) {
-                int w = snprintf(buf + n, l - n, "%s%" PRIu64 "%s", n ? "," : "", json_u64(h, "pid"),
-                                 cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(h, "connected")) ? "(gone)" : "");
+        for (unsigned h = 0; h < gmem_region_info_holder_count(r); h++) {
+                int32_t pid = 0;
+                bool connected = false;
+                int w;
+                (void) gmem_region_info_holder(r, h, &pid, NULL, NULL, &connected);
+                w = snprintf(buf + n, l - n, "%s%" PRId32 "%s", n ? "," : "", pid, connected ? "" : "(gone)");
                 if (w < 0 || (size_t) w >= l - n)
                         break;
                 n += w;
@@ -479,16 +464,20 @@ static void format_holders(const cJSON *holders, char *buf, size_t l) {
                 snprintf(buf, l, "-");
 }
 
+static const char *format_resident(char b[static FORMAT_SIZE_MAX], const struct gmem_region_info *r) {
+        uint64_t v;
+        return gmem_region_info_resident_bytes(r, &v) < 0 ? "-" : format_size(b, v);
+}
+
 static int cmd_list(int argc, char **argv) {
         static const struct option options[] = { COMMON_OPTIONS, {} };
         enum { NAME, BACKEND, SIZE, RESIDENT, OWNER, STATE, HOLDERS, _COLS };
         static const char *const headers[_COLS] = { "NAME", "BACKEND", "SIZE", "RESIDENT", "OWNER", "STATE", "HOLDERS" };
         _cleanup_client_ struct gmem_client *c = NULL;
-        _cleanup_free_ char *s = NULL;
-        _cleanup_json_ cJSON *regions = NULL;
-        size_t width[_COLS], n, i = 0;
+        _cleanup_(gmem_region_list_freep) struct gmem_region_list *l = NULL;
+        size_t width[_COLS];
         char (*cells)[_COLS][128] = NULL;
-        const cJSON *r;
+        unsigned n;
         int k, o;
 
         while ((k = next_option("list", argc, argv, options, &o)) > 0)
@@ -499,42 +488,43 @@ static int cmd_list(int argc, char **argv) {
                 return k;
         if ((k = connect_client("list", NULL, &c)))
                 return k;
-        k = gmem_client_list(c, &s);
-        if (k < 0)
-                return fail(k, "list", NULL);
         if (arg.json) {
+                _cleanup_free_ char *s = NULL;
+                k = gmem_client_list(c, &s);
+                if (k < 0)
+                        return fail(k, "list", NULL);
                 printf("%s\n", s);
                 return 0;
         }
-        regions = cJSON_Parse(s);
-        if (!cJSON_IsArray(regions))
-                return failf("list", NULL, "gmemd's region list is not a JSON array");
+        k = gmem_client_region_list(c, &l);
+        if (k < 0)
+                return fail(k, "list", NULL);
 
-        n = cJSON_GetArraySize(regions);
+        n = gmem_region_list_count(l);
         cells = calloc(n ? n : 1, sizeof(*cells));
         if (!cells)
                 return failf("list", NULL, "out of memory");
         for (int col = 0; col < _COLS; col++)
                 width[col] = strlen(headers[col]);
-        cJSON_ArrayForEach(r, regions) {
+        for (unsigned i = 0; i < n; i++) {
+                const struct gmem_region_info *r = gmem_region_list_get(l, i);
                 char b[FORMAT_SIZE_MAX], u[24];
-                snprintf(cells[i][NAME], 128, "%s", json_str(r, "name", "?"));
-                snprintf(cells[i][BACKEND], 128, "%s", json_str(r, "backend", "?"));
-                snprintf(cells[i][SIZE], 128, "%s", format_size(b, json_u64(r, "size")));
-                snprintf(cells[i][RESIDENT], 128, "%s", format_size(b, json_u64(r, "resident_bytes")));
-                snprintf(cells[i][OWNER], 128, "%s", user_name(json_u64(r, "owner_uid"), u));
-                snprintf(cells[i][STATE], 128, "%s", json_str(r, "state", "?"));
-                format_holders(cJSON_GetObjectItemCaseSensitive(r, "holders"), cells[i][HOLDERS], 128);
+                snprintf(cells[i][NAME], 128, "%s", gmem_region_info_name(r));
+                snprintf(cells[i][BACKEND], 128, "%s", name_or(gmem_backend_to_string(gmem_region_info_backend(r)), "?"));
+                snprintf(cells[i][SIZE], 128, "%s", format_size(b, gmem_region_info_size(r)));
+                snprintf(cells[i][RESIDENT], 128, "%s", format_resident(b, r));
+                snprintf(cells[i][OWNER], 128, "%s", user_name(gmem_region_info_owner_uid(r), u));
+                snprintf(cells[i][STATE], 128, "%s", name_or(gmem_region_state_to_string(gmem_region_info_state(r)), "?"));
+                format_holders(r, cells[i][HOLDERS], 128);
                 for (int col = 0; col < _COLS; col++)
                         width[col] = MAX(width[col], strlen(cells[i][col]));
-                i++;
         }
 
         /* names and words left-aligned, sizes right-aligned, the last column unpadded */
         for (int col = 0; col < _COLS; col++)
                 printf(col == SIZE || col == RESIDENT ? "%*s%s" : "%-*s%s", col == HOLDERS ? 0 : (int) width[col],
                        headers[col], col == HOLDERS ? "\n" : "  ");
-        for (i = 0; i < n; i++)
+        for (unsigned i = 0; i < n; i++)
                 for (int col = 0; col < _COLS; col++)
                         printf(col == SIZE || col == RESIDENT ? "%*s%s" : "%-*s%s", col == HOLDERS ? 0 : (int) width[col],
                                cells[i][col], col == HOLDERS ? "\n" : "  ");
@@ -542,28 +532,26 @@ static int cmd_list(int argc, char **argv) {
         return 0;
 }
 
-static void print_ids(const char *label, const cJSON *ids, bool groups) {
-        const cJSON *v;
-        bool any = false;
+static void print_ids(const char *label, const struct gmem_region_info *r, bool groups) {
+        unsigned n = groups ? gmem_region_info_grant_gid_count(r) : gmem_region_info_grant_uid_count(r);
 
         printf("%-16s", label);
-        cJSON_ArrayForEach(v, ids) {
+        for (unsigned i = 0; i < n; i++) {
+                uint32_t id = 0;
                 char b[24];
-                uint64_t id = cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t) v->valuedouble : 0;
-                printf("%s%s", any ? ", " : "", groups ? group_name(id, b) : user_name(id, b));
-                any = true;
+                (void) (groups ? gmem_region_info_grant_gid(r, i, &id) : gmem_region_info_grant_uid(r, i, &id));
+                printf("%s%s", i ? ", " : "", groups ? group_name(id, b) : user_name(id, b));
         }
-        printf("%s\n", any ? "" : "-");
+        printf("%s\n", n ? "" : "-");
 }
 
 static int cmd_info(int argc, char **argv) {
         static const struct option options[] = { COMMON_OPTIONS, {} };
         _cleanup_client_ struct gmem_client *c = NULL;
-        _cleanup_json_ cJSON *r = NULL;
-        _cleanup_free_ char *s = NULL;
-        const cJSON *grants, *h, *j, *holders, *jobs;
+        _cleanup_(gmem_region_info_freep) struct gmem_region_info *r = NULL;
         char b[FORMAT_SIZE_MAX], u[24];
         const char *name;
+        unsigned n;
         uint64_t v;
         int k, o;
 
@@ -576,35 +564,38 @@ static int cmd_info(int argc, char **argv) {
         name = argv[optind];
         if ((k = connect_client("info", name, &c)))
                 return k;
-        k = gmem_client_info(c, name, &s);
-        if (k < 0)
-                return fail(k, "info", name);
         if (arg.json) {
+                _cleanup_free_ char *s = NULL;
+                k = gmem_client_info(c, name, &s);
+                if (k < 0)
+                        return fail(k, "info", name);
                 printf("%s\n", s);
                 return 0;
         }
-        r = cJSON_Parse(s);
-        if (!r)
-                return failf("info", name, "gmemd's region description is not JSON");
+        k = gmem_client_region_info(c, name, &r);
+        if (k < 0)
+                return fail(k, "info", name);
 
-        printf("%-16s%s\n", "name:", json_str(r, "name", name));
-        printf("%-16s%s\n", "backend:", json_str(r, "backend", "?"));
-        v = json_u64(r, "size");
+        printf("%-16s%s\n", "name:", gmem_region_info_name(r));
+        printf("%-16s%s\n", "backend:", name_or(gmem_backend_to_string(gmem_region_info_backend(r)), "?"));
+        v = gmem_region_info_size(r);
         printf("%-16s%s (%" PRIu64 " bytes)\n", "size:", format_size(b, v), v);
-        if (strcmp(json_str(r, "backend", ""), "guest_memfd") == 0)
-                printf("%-16s0x%" PRIx64 "\n", "flags:", json_u64(r, "flags"));
-        printf("%-16s%s\n", "page size:", format_size(b, json_u64(r, "page_size")));
-        printf("%-16s%s (uid %" PRIu64 ")\n", "owner:", user_name(json_u64(r, "owner_uid"), u), json_u64(r, "owner_uid"));
-        grants = cJSON_GetObjectItemCaseSensitive(r, "grants");
-        print_ids("granted users:", cJSON_GetObjectItemCaseSensitive(grants, "uids"), false);
-        print_ids("granted groups:", cJSON_GetObjectItemCaseSensitive(grants, "gids"), true);
-        printf("%-16s%s\n", "policy:", json_str(r, "policy", "?"));
-        printf("%-16s%s\n", "state:", json_str(r, "state", "?"));
-        v = json_u64(r, "populated_bytes");
+        if (gmem_region_info_backend(r) == GMEM_BACKEND_GUEST_MEMFD)
+                printf("%-16s0x%" PRIx64 "\n", "flags:", gmem_region_info_flags(r));
+        printf("%-16s%s\n", "page size:", format_size(b, gmem_region_info_page_size(r)));
+        printf("%-16s%s (uid %" PRIu32 ")\n", "owner:", user_name(gmem_region_info_owner_uid(r), u),
+               gmem_region_info_owner_uid(r));
+        print_ids("granted users:", r, false);
+        print_ids("granted groups:", r, true);
+        printf("%-16s%s\n", "policy:", name_or(gmem_policy_to_string(gmem_region_info_policy(r)), "?"));
+        printf("%-16s%s\n", "state:", name_or(gmem_region_state_to_string(gmem_region_info_state(r)), "?"));
+        v = gmem_region_info_populated_bytes(r);
         printf("%-16s%s (%" PRIu64 " bytes)\n", "populated:", format_size(b, v), v);
-        v = json_u64(r, "resident_bytes");
-        printf("%-16s%s (%" PRIu64 " bytes)\n", "resident:", format_size(b, v), v);
-        v = json_u64(r, "created_usec");
+        if (gmem_region_info_resident_bytes(r, &v) == 0)
+                printf("%-16s%s (%" PRIu64 " bytes)\n", "resident:", format_size(b, v), v);
+        else
+                printf("%-16s%s\n", "resident:", "- (not measured yet)");
+        v = gmem_region_info_created_usec(r);
         if (v) {
                 time_t t = (time_t) (v / 1000000);
                 struct tm tm;
@@ -612,19 +603,25 @@ static int cmd_info(int argc, char **argv) {
                 if (localtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm))
                         printf("%-16s%s\n", "created:", when);
         }
-        holders = cJSON_GetObjectItemCaseSensitive(r, "holders");
-        printf(cJSON_GetArraySize(holders) ? "%s\n" : "%-16s-\n", "holders:");
-        cJSON_ArrayForEach(h, holders)
-                printf("  pid %" PRIu64 " uid %s, %s%s\n", json_u64(h, "pid"), user_name(json_u64(h, "uid"), u),
-                       json_str(h, "role", "?"),
-                       cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(h, "connected")) ? ", disconnected" : "");
-        jobs = cJSON_GetObjectItemCaseSensitive(r, "jobs");
-        printf(cJSON_GetArraySize(jobs) ? "%s\n" : "%-16s-\n", "jobs:");
-        cJSON_ArrayForEach(j, jobs) {
-                uint64_t done = json_u64(j, "done"), total = json_u64(j, "total");
+        n = gmem_region_info_holder_count(r);
+        printf(n ? "%s\n" : "%-16s-\n", "holders:");
+        for (unsigned i = 0; i < n; i++) {
+                int32_t pid = 0;
+                uint32_t uid = 0;
+                const char *role = NULL;
+                bool connected = false;
+                (void) gmem_region_info_holder(r, i, &pid, &uid, &role, &connected);
+                printf("  pid %" PRId32 " uid %s, %s%s\n", pid, user_name(uid, u), name_or(role, "?"),
+                       connected ? "" : ", disconnected");
+        }
+        n = gmem_region_info_job_count(r);
+        printf(n ? "%s\n" : "%-16s-\n", "jobs:");
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t job = 0, done = 0, total = 0;
+                const char *op = NULL;
                 char b2[FORMAT_SIZE_MAX];
-                printf("  job %" PRIu64 " %s %s/%s\n", json_u64(j, "job") ?: json_u64(j, "id"), json_str(j, "op", "?"),
-                       format_size(b, done), format_size(b2, total));
+                (void) gmem_region_info_job(r, i, &job, &op, &done, &total);
+                printf("  job %" PRIu64 " %s %s/%s\n", job, name_or(op, "?"), format_size(b, done), format_size(b2, total));
         }
         return 0;
 }

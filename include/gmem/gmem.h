@@ -43,7 +43,8 @@ enum gmem_backend {
         GMEM_BACKEND_HUGETLB,     /* hugetlbfs memfd (2 MiB or 1 GiB pages) */
         GMEM_BACKEND_SECRET,      /* memfd_secret: not in the kernel's direct map */
         GMEM_BACKEND_GUEST_MEMFD, /* KVM guest_memfd, created on the VMM's own VM fd */
-        _GMEM_BACKEND_MAX,
+        /* more may follow: a switch over backends needs a default */
+        GMEM_BACKEND_INVALID = -1, /* what gmem_region_backend(NULL) returns */
 };
 
 const char *gmem_backend_to_string(enum gmem_backend b); /* NULL for an invalid value */
@@ -62,17 +63,99 @@ enum gmem_kernel_profile {
         GMEM_PROFILE_DIRECT_MAP_REMOVAL, /* NO_DIRECT_MAP = 1 << 2 */
         GMEM_PROFILE_WRITE,              /* write() populates guest_memfd, flag 1 << 2 */
         GMEM_PROFILE_SECRET_HIDING,      /* Firecracker's kernel: NO_DIRECT_MAP 1 << 2, write() 1 << 3 */
-        _GMEM_PROFILE_MAX,
 };
+/* In place of a profile: find what the flag bits do by behaviour on a scratch VM. */
+#define GMEM_PROFILE_DETECT (-1)
 
 const char *gmem_kernel_profile_to_string(enum gmem_kernel_profile p);
 int gmem_kernel_profile_from_string(const char *s, enum gmem_kernel_profile *ret_profile);
 
 enum gmem_profile_source {
         GMEM_PROFILE_DETECTED, /* found by behaviour on a scratch VM */
-        GMEM_PROFILE_EXPLICIT, /* set by the caller or $GMEM_KERNEL_PROFILE */
+        GMEM_PROFILE_EXPLICIT, /* named by the caller */
 };
 
+/* $GMEM_KERNEL_PROFILE, for callers who want the environment to choose (gmemctl does; the library
+ * never reads it behind the caller's back): its profile, GMEM_PROFILE_DETECT when unset or empty,
+ * -EINVAL when it names no profile. */
+int gmem_kernel_profile_from_env(int *ret_profile);
+
+/* What a kernel can do beyond its capability numbers, each found once per process by doing it on
+ * scratch objects (a tiny VM, a page of memory). */
+enum gmem_feature {
+        GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM,  /* guest_memfd on a VM of the default type (6.18+; 6.12 has none) */
+        GMEM_FEATURE_SECRET_MEMSLOT,          /* KVM runs a guest from memfd_secret memory */
+        GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY, /* mbind() on a guest_memfd mapping sets the file's policy */
+        GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING, /* userfaultfd MISSING mode on a guest_memfd mapping */
+        GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR,  /* userfaultfd MINOR mode on a guest_memfd mapping */
+        GMEM_FEATURE_INPLACE_CONVERSION,      /* a guest_memfd page converts between shared and private in place */
+        /* more may follow */
+};
+/* 1 when this kernel has it, 0 when not (or when it cannot be tried: no /dev/kvm), -EINVAL for an
+ * unknown feature. */
+int gmem_kernel_has(enum gmem_feature f);
+const char *gmem_feature_to_string(enum gmem_feature f); /* NULL for an invalid value */
+
+/* The guest_memfd features whose flag bit a kernel decides (the unmerged ones differ by series). */
+enum gmem_flag {
+        GMEM_FLAG_MMAP,
+        GMEM_FLAG_INIT_SHARED,
+        GMEM_FLAG_NO_DIRECT_MAP, /* guest memory leaves the host's direct map */
+        GMEM_FLAG_WRITE,         /* write() populates the guest_memfd */
+        /* more may follow */
+};
+
+/* What a host's kernel offers: an opaque object that grows with the kernels, read through getters.
+ * gmem_host_caps_new() probes this host; gmem_client_host_caps() gives gmemd's. The getters accept
+ * NULL (and answer 0, false or NULL). */
+struct gmem_host_caps;
+
+/* Probe this kernel. profile: a gmem_kernel_profile saying which bit means what on an unmerged
+ * series, or GMEM_PROFILE_DETECT to find out by behaviour. */
+int gmem_host_caps_new(int profile, struct gmem_host_caps **ret_caps);
+struct gmem_host_caps *gmem_host_caps_free(struct gmem_host_caps *c);
+/* Read again what changes while the system runs (huge page pools, THP modes), cheaply; the rest
+ * (KVM, flag bits, features) stays as probed. */
+int gmem_host_caps_refresh(struct gmem_host_caps *c);
+
+int gmem_host_caps_kvm_error(const struct gmem_host_caps *c);      /* 0 when /dev/kvm is usable, else -errno */
+int gmem_host_caps_kvm_api_version(const struct gmem_host_caps *c);
+bool gmem_host_caps_guest_memfd(const struct gmem_host_caps *c);   /* KVM_CAP_GUEST_MEMFD */
+bool gmem_host_caps_user_memory2(const struct gmem_host_caps *c);  /* KVM_CAP_USER_MEMORY2 */
+uint64_t gmem_host_caps_guest_memfd_flags(const struct gmem_host_caps *c); /* KVM_CAP_GUEST_MEMFD_FLAGS */
+/* The bit that means f on this kernel; 0 when it has no such flag (or f is unknown). */
+uint64_t gmem_host_caps_flag(const struct gmem_host_caps *c, enum gmem_flag f);
+uint64_t gmem_host_caps_unknown_flags(const struct gmem_host_caps *c); /* bits nobody could identify */
+bool gmem_host_caps_guest_memfd_write(const struct gmem_host_caps *c); /* write() populates guest_memfd */
+uint64_t gmem_host_caps_vm_types(const struct gmem_host_caps *c);  /* bit n: KVM VM type n can be created */
+uint64_t gmem_host_caps_memory_attributes(const struct gmem_host_caps *c, unsigned vm_type);
+/* 1, 0, or -EINVAL for an unknown feature: what gmem_kernel_has() found on that host. */
+int gmem_host_caps_has(const struct gmem_host_caps *c, enum gmem_feature f);
+int gmem_host_caps_memfd_secret_error(const struct gmem_host_caps *c); /* 0 when memfd_secret works */
+unsigned gmem_host_caps_hugetlb_count(const struct gmem_host_caps *c);
+/* Huge page pool i (smallest page size first); -ERANGE past the last. Any ret_* may be NULL. */
+int gmem_host_caps_hugetlb(const struct gmem_host_caps *c, unsigned i, uint64_t *ret_page_size,
+                           uint64_t *ret_total_pages, uint64_t *ret_free_pages);
+const char *gmem_host_caps_thp(const struct gmem_host_caps *c);       /* e.g. "madvise" */
+const char *gmem_host_caps_shmem_thp(const struct gmem_host_caps *c); /* e.g. "never" */
+const char *gmem_host_caps_kernel_release(const struct gmem_host_caps *c);
+enum gmem_kernel_profile gmem_host_caps_profile(const struct gmem_host_caps *c);
+enum gmem_profile_source gmem_host_caps_profile_source(const struct gmem_host_caps *c);
+/* The best guest_memfd flags this kernel offers: MMAP | INIT_SHARED | NO_DIRECT_MAP where present. */
+uint64_t gmem_host_caps_best_guest_memfd_flags(const struct gmem_host_caps *c);
+/* What a VM of the default type should run on: GMEM_BACKEND_GUEST_MEMFD with *ret_flags = the best
+ * flags, plus WRITE where write() populates guest_memfd, when the kernel can create, map, share and
+ * bind a guest_memfd for such a VM; otherwise GMEM_BACKEND_MEMFD with *ret_flags = 0. *ret_reason
+ * (may be NULL) gets a static sentence saying why: what the kernel lacks, or whether guest memory
+ * leaves the direct map. */
+int gmem_host_caps_pick_guest_memory(const struct gmem_host_caps *c, enum gmem_backend *ret_backend,
+                                     uint64_t *ret_flags, const char **ret_reason);
+/* A JSON object describing the caps (malloc'ed string, free() it): what `gmemctl caps --json`
+ * prints and gmemd's "caps" reply carries. */
+int gmem_host_caps_to_json(const struct gmem_host_caps *c, char **ret_json);
+
+/* ---- The 0.1 capability struct: kept so that programs written for 0.1 build and run unchanged.
+ * Its layout is frozen and it never learns anything new: use struct gmem_host_caps. */
 #define GMEM_VM_TYPES_MAX 8
 #define GMEM_HUGETLB_SIZES_MAX 4
 
@@ -108,37 +191,15 @@ struct gmem_caps {
         char kernel_release[65];
 };
 
-/* Probe this kernel. Honours $GMEM_KERNEL_PROFILE (a profile name) as an explicit profile. */
+/* Probe this kernel, with $GMEM_KERNEL_PROFILE (as in 0.1) as an explicit profile. */
 int gmem_caps_probe(struct gmem_caps *ret_caps);
-/* The same with an explicit profile; pass -1 to detect by behaviour. */
+/* The same with an explicit profile, or GMEM_PROFILE_DETECT. */
 int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps);
-/* The best guest_memfd flags this kernel offers: MMAP | INIT_SHARED | NO_DIRECT_MAP where present. */
+/* As gmem_host_caps_best_guest_memfd_flags(), gmem_host_caps_pick_guest_memory(), gmem_host_caps_to_json(). */
 uint64_t gmem_caps_best_guest_memfd_flags(const struct gmem_caps *caps);
-/* What a VM of the default type should run on here: GMEM_BACKEND_GUEST_MEMFD with *ret_flags =
- * gmem_caps_best_guest_memfd_flags(), plus WRITE where write() populates guest_memfd, when the
- * kernel can create, map, share and bind a guest_memfd for such a VM; otherwise
- * GMEM_BACKEND_MEMFD with *ret_flags = 0. *ret_reason (may be NULL) gets a
- * static sentence saying why: what the kernel lacks, or whether guest memory leaves the direct map. */
 int gmem_caps_pick_guest_memory(const struct gmem_caps *caps, enum gmem_backend *ret_backend, uint64_t *ret_flags,
                                 const char **ret_reason);
-/* A JSON object describing caps (malloc'ed string, free() it). */
 int gmem_caps_to_json(const struct gmem_caps *caps, char **ret_json);
-
-/* What a kernel can do beyond its capability numbers, each found once per process by doing it on
- * scratch objects (a tiny VM, a page of memory). */
-enum gmem_feature {
-        GMEM_FEATURE_GUEST_MEMFD_DEFAULT_VM,  /* guest_memfd on a VM of the default type (6.18+; 6.12 has none) */
-        GMEM_FEATURE_SECRET_MEMSLOT,          /* KVM runs a guest from memfd_secret memory */
-        GMEM_FEATURE_GUEST_MEMFD_NUMA_POLICY, /* mbind() on a guest_memfd mapping sets the file's policy */
-        GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING, /* userfaultfd MISSING mode on a guest_memfd mapping */
-        GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR,  /* userfaultfd MINOR mode on a guest_memfd mapping */
-        GMEM_FEATURE_INPLACE_CONVERSION,      /* a guest_memfd page converts between shared and private in place */
-        _GMEM_FEATURE_MAX,
-};
-/* 1 when the kernel has it, 0 when not (or when it cannot be tried: no /dev/kvm), -EINVAL for an
- * unknown feature. */
-int gmem_kernel_has(enum gmem_feature f);
-const char *gmem_feature_to_string(enum gmem_feature f); /* NULL for an invalid value */
 
 /* ---------------------------------------------------------------------------------------------
  * Regions: one handle over every backend
@@ -155,6 +216,14 @@ int gmem_region_new_hugetlb(uint64_t page_size, uint64_t size, struct gmem_regio
  * leaves shared/private to the kernel; use gmem_region_adopt_guest_memfd() when they are known. */
 int gmem_region_adopt(int fd, struct gmem_region **ret);
 int gmem_region_adopt_guest_memfd(int fd, uint64_t flags, struct gmem_region **ret);
+/* The three above read a kernel's flag bits (which one means write(), say) as this process detected
+ * them by behaviour. These take them from caps instead: from gmem_host_caps_new() with an explicit
+ * profile, say, where detection cannot tell. caps NULL: as the plain call. */
+int gmem_region_new_guest_memfd_caps(const struct gmem_host_caps *caps, int vm_fd, uint64_t size, uint64_t flags,
+                                     struct gmem_region **ret);
+int gmem_region_adopt_caps(const struct gmem_host_caps *caps, int fd, struct gmem_region **ret);
+int gmem_region_adopt_guest_memfd_caps(const struct gmem_host_caps *caps, int fd, uint64_t flags,
+                                       struct gmem_region **ret);
 struct gmem_region *gmem_region_free(struct gmem_region *r);
 
 int gmem_region_fd(const struct gmem_region *r);
@@ -184,7 +253,12 @@ enum {
         GMEM_POPULATE_VIA_WRITE   = 1u << 1, /* only the write() syscall (-EOPNOTSUPP without it) */
 };
 
+/* Option structs start with their size, so that they can grow: set .size = sizeof(the struct)
+ * (GMEM_POPULATE_OPTS_INIT does). A size of 0 means the struct of 0.2; a larger size than this
+ * library knows is accepted when the bytes it does not know are zero (-E2BIG otherwise). Programs
+ * built for 0.1, whose structs have no size, keep working: they are bound to the 0.1 symbols. */
 struct gmem_populate_opts {
+        size_t size;              /* sizeof(struct gmem_populate_opts) */
         unsigned threads;         /* 0: min(cores, 16), and at most one per 64 MiB */
         uint64_t chunk_size;      /* 0: 4 MiB; work is handed out chunk by chunk */
         gmem_progress_fn progress;
@@ -192,6 +266,7 @@ struct gmem_populate_opts {
         const int *cancel;        /* optional: becomes non-zero to cancel (read atomically) */
         unsigned flags;           /* GMEM_POPULATE_* */
 };
+#define GMEM_POPULATE_OPTS_INIT { .size = sizeof(struct gmem_populate_opts) }
 
 /* Copy len bytes from src_fd at src_off into the region at dst_off; returns len or -errno.
  * -ENODATA: the source is shorter; -EACCES: the range is private to the guest;
@@ -240,17 +315,18 @@ struct gmem_client;
 enum gmem_policy {
         GMEM_POLICY_KEEP,       /* held until released (default) */
         GMEM_POLICY_CONNECTION, /* released when the creating/registering connection closes */
-        _GMEM_POLICY_MAX,
 };
 /* "keep", "connection" (NULL for an invalid value); -EINVAL for an unknown name */
 const char *gmem_policy_to_string(enum gmem_policy p);
 int gmem_policy_from_string(const char *s, enum gmem_policy *ret_policy);
 
 struct gmem_create_opts {
+        size_t size;            /* sizeof(struct gmem_create_opts); see struct gmem_populate_opts */
         uint64_t page_size;     /* hugetlb: 2 MiB (default) or 1 GiB */
         bool prefault;          /* allocate before the reply (a job: progress, cancellable) */
         enum gmem_policy policy;
 };
+#define GMEM_CREATE_OPTS_INIT { .size = sizeof(struct gmem_create_opts) }
 
 /* socket_path NULL: $GMEMD_SOCKET, else /run/gmemd/gmemd.sock for root and
  * $XDG_RUNTIME_DIR/gmemd/gmemd.sock for others. Says hello (negotiates the version). */
@@ -286,8 +362,62 @@ int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid
 int gmem_client_revoke_gid(struct gmem_client *c, const char *name, uint32_t gid);
 int gmem_client_release(struct gmem_client *c, const char *name);
 int gmem_client_cancel(struct gmem_client *c, uint64_t job);
-/* JSON text as the daemon sent it (malloc'ed): an array of region objects, one region object,
- * the caps object. */
+
+/* What gmemd says about a region (docs/protocol.md, "Region objects"), read through getters that
+ * accept NULL. */
+struct gmem_region_info;
+enum gmem_region_state {
+        GMEM_REGION_EMPTY,      /* never populated */
+        GMEM_REGION_POPULATING, /* a populate job runs */
+        GMEM_REGION_POPULATED,  /* the last populate completed */
+        GMEM_REGION_FAILED,     /* the last populate failed or was cancelled */
+        /* more may follow */
+};
+const char *gmem_region_state_to_string(enum gmem_region_state s); /* NULL for an invalid value */
+int gmem_region_state_from_string(const char *s, enum gmem_region_state *ret_state);
+
+int gmem_client_region_info(struct gmem_client *c, const char *name, struct gmem_region_info **ret_info);
+struct gmem_region_info *gmem_region_info_free(struct gmem_region_info *i);
+const char *gmem_region_info_name(const struct gmem_region_info *i);
+enum gmem_backend gmem_region_info_backend(const struct gmem_region_info *i);
+uint64_t gmem_region_info_size(const struct gmem_region_info *i);
+uint64_t gmem_region_info_flags(const struct gmem_region_info *i);
+uint64_t gmem_region_info_page_size(const struct gmem_region_info *i);
+uint32_t gmem_region_info_owner_uid(const struct gmem_region_info *i);
+enum gmem_policy gmem_region_info_policy(const struct gmem_region_info *i);
+enum gmem_region_state gmem_region_info_state(const struct gmem_region_info *i);
+uint64_t gmem_region_info_populated_bytes(const struct gmem_region_info *i);
+/* -ENODATA while gmemd has not measured it yet (large guest_memfd and secret regions). */
+int gmem_region_info_resident_bytes(const struct gmem_region_info *i, uint64_t *ret_bytes);
+uint64_t gmem_region_info_created_usec(const struct gmem_region_info *i); /* CLOCK_REALTIME, microseconds */
+/* Grants: the n-th uid or gid (-ERANGE past the last). */
+unsigned gmem_region_info_grant_uid_count(const struct gmem_region_info *i);
+int gmem_region_info_grant_uid(const struct gmem_region_info *i, unsigned n, uint32_t *ret_uid);
+unsigned gmem_region_info_grant_gid_count(const struct gmem_region_info *i);
+int gmem_region_info_grant_gid(const struct gmem_region_info *i, unsigned n, uint32_t *ret_gid);
+/* Holders: the processes holding the region's fd through gmemd. *ret_role is "created",
+ * "registered" or "opened", valid as long as i. Any ret_* may be NULL. */
+unsigned gmem_region_info_holder_count(const struct gmem_region_info *i);
+int gmem_region_info_holder(const struct gmem_region_info *i, unsigned n, int32_t *ret_pid, uint32_t *ret_uid,
+                            const char **ret_role, bool *ret_connected);
+/* Jobs running on the region: id, operation ("populate", "prefault", "dump"), bytes done and total. */
+unsigned gmem_region_info_job_count(const struct gmem_region_info *i);
+int gmem_region_info_job(const struct gmem_region_info *i, unsigned n, uint64_t *ret_job, const char **ret_op,
+                         uint64_t *ret_done, uint64_t *ret_total);
+
+/* The regions this client may see, sorted by name. */
+struct gmem_region_list;
+int gmem_client_region_list(struct gmem_client *c, struct gmem_region_list **ret_list);
+struct gmem_region_list *gmem_region_list_free(struct gmem_region_list *l);
+unsigned gmem_region_list_count(const struct gmem_region_list *l);
+/* The n-th region, owned by the list; NULL past the last. */
+const struct gmem_region_info *gmem_region_list_get(const struct gmem_region_list *l, unsigned n);
+
+/* gmemd's host: what its kernel offers and the profile it runs with. */
+int gmem_client_host_caps(struct gmem_client *c, struct gmem_host_caps **ret_caps);
+
+/* The same as JSON text, as the daemon sent it (malloc'ed): an array of region objects, one
+ * region object, the caps object. */
 int gmem_client_list(struct gmem_client *c, char **ret_json);
 int gmem_client_info(struct gmem_client *c, const char *name, char **ret_json);
 int gmem_client_caps(struct gmem_client *c, char **ret_json);
