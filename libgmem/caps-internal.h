@@ -27,7 +27,11 @@ struct gmem_flag_map {
 
 struct gmem_host_caps {
         struct gmem_caps v;  /* the figures; internal storage here, so its fixed sizes can change */
-        uint32_t features;   /* bit f: the kernel has gmem_feature f */
+        /* Another host's (gmemd's) features, as it said them: bit f, it has gmem_feature f. This
+         * host's are asked of gmem_kernel_has() when wanted, so that a probe costs no feature
+         * tests (mbind(), userfaultfd(), scratch VMs) nobody asked for. */
+        bool remote;
+        uint32_t features;
 };
 
 /* This process's map, detected by behaviour once (never from the environment). */

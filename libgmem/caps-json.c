@@ -23,7 +23,7 @@ static cJSON *flag_json(uint64_t bit) {
 }
 
 static bool has(const struct gmem_host_caps *c, enum gmem_feature f) {
-        return c->features & (UINT32_C(1) << f);
+        return gmem_host_caps_has(c, f) > 0;
 }
 
 /* {"usable":..., "error": "No such file or directory", "errno": "ENOENT"} parts */
@@ -184,7 +184,7 @@ static int get_feature(const cJSON *o, const char *key, enum gmem_feature f, uin
 
 int gmem_host_caps_from_json_object(const void *object, struct gmem_host_caps *ret) {
         const cJSON *root = object, *kvm, *g, *flags, *types, *conv, *secret, *huge, *kernel, *v;
-        struct gmem_host_caps h = { 0 };
+        struct gmem_host_caps h = { .remote = true };
         struct gmem_caps *c = &h.v;
         bool usable = false, supported = false;
         uint64_t u;

@@ -297,7 +297,6 @@ int gmem_caps_probe_into(int profile, struct gmem_host_caps *ret) {
         _cleanup_close_ int kvm_fd = -1;
         struct gmem_flag_map m = { 0 };
         struct gmem_caps c = { 0 };
-        uint32_t features = 0;
         struct utsname u;
         int fd;
 
@@ -343,15 +342,11 @@ int gmem_caps_probe_into(int profile, struct gmem_host_caps *ret) {
         c.flag_write = m.flag_write;
         c.flags_unknown = m.flags_unknown;
         c.gmem_write = m.gmem_write;
-        /* found by behaviour (features.c), never from a profile or a capability number */
-        for (int f = 0; c.kvm_error == 0 && f < GMEM_FEATURE_COUNT; f++)
-                if (gmem_kernel_has(f) > 0)
-                        features |= UINT32_C(1) << f;
-        c.inplace_conversion = features & (UINT32_C(1) << GMEM_FEATURE_INPLACE_CONVERSION);
+        /* c.inplace_conversion: the 0.1 struct's alone (host-caps.c); features are asked when wanted */
         c.profile = m.profile;
         c.profile_source = m.explicit_profile ? GMEM_PROFILE_EXPLICIT : GMEM_PROFILE_DETECTED;
 
-        *ret = (struct gmem_host_caps) { .v = c, .features = features };
+        *ret = (struct gmem_host_caps) { .v = c };
         return 0;
 }
 

@@ -87,7 +87,11 @@ _public_ uint64_t gmem_host_caps_memory_attributes(const struct gmem_host_caps *
 _public_ int gmem_host_caps_has(const struct gmem_host_caps *c, enum gmem_feature f) {
         if ((unsigned) f >= GMEM_FEATURE_COUNT)
                 return gmem_error(-EINVAL, "caps: invalid feature %d", (int) f);
-        return c && (c->features & (UINT32_C(1) << f)) ? 1 : 0;
+        if (!c || c->v.kvm_error)
+                return 0;
+        if (c->remote)
+                return c->features & (UINT32_C(1) << f) ? 1 : 0;
+        return gmem_kernel_has(f) > 0;
 }
 
 _public_ int gmem_host_caps_memfd_secret_error(const struct gmem_host_caps *c) {
@@ -184,7 +188,8 @@ _public_ int gmem_host_caps_pick_guest_memory(const struct gmem_host_caps *hc, e
 /* ---- the 0.1 calls */
 
 void gmem_host_caps_from_v01(const struct gmem_caps *c, struct gmem_host_caps *ret) {
-        *ret = (struct gmem_host_caps) { .v = *c };
+        /* this host's: the struct's one feature, the others from gmem_kernel_has() as in 0.1 */
+        *ret = (struct gmem_host_caps) { .v = *c, .remote = true };
         for (int f = 0; c->kvm_error == 0 && f < GMEM_FEATURE_COUNT; f++)
                 if (f == GMEM_FEATURE_INPLACE_CONVERSION ? c->inplace_conversion : gmem_kernel_has(f) > 0)
                         ret->features |= UINT32_C(1) << f;
@@ -199,6 +204,7 @@ _public_ int gmem_caps_probe_profile(int profile, struct gmem_caps *ret_caps) {
         k = gmem_caps_probe_into(profile, &c);
         if (k < 0)
                 return k;
+        c.v.inplace_conversion = gmem_host_caps_has(&c, GMEM_FEATURE_INPLACE_CONVERSION) > 0;
         *ret_caps = c.v;
         return 0;
 }
