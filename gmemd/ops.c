@@ -466,17 +466,14 @@ static int op_watch(struct op_ctx *x) {
         return 0;
 }
 
-static const struct {
-        const char *name;
-        int (*fn)(struct op_ctx *x);
-        unsigned fds;
-} ops[] = {
-        { "hello", op_hello, 0 },       { "caps", op_caps, 0 },         { "create", op_create, 0 },
-        { "register", op_register, 1 }, { "open", op_open, 0 },         { "list", op_list, 0 },
-        { "info", op_info, 0 },         { "populate", op_populate, 1 }, { "prefault", op_prefault, 0 },
-        { "dump", op_dump, 1 },         { "punch", op_punch, 0 },       { "grant", op_grant, 0 },
-        { "revoke", op_revoke, 0 },     { "release", op_release, 0 },   { "cancel", op_cancel, 0 },
-        { "watch", op_watch, 0 },
+/* what each op of the protocol's table (libgmem/protocol.h) does here */
+static int (*const ops[PROTO_OP_COUNT])(struct op_ctx *x) = {
+        [PROTO_OP_HELLO] = op_hello,       [PROTO_OP_CAPS] = op_caps,         [PROTO_OP_CREATE] = op_create,
+        [PROTO_OP_REGISTER] = op_register, [PROTO_OP_OPEN] = op_open,         [PROTO_OP_LIST] = op_list,
+        [PROTO_OP_INFO] = op_info,         [PROTO_OP_POPULATE] = op_populate, [PROTO_OP_PREFAULT] = op_prefault,
+        [PROTO_OP_DUMP] = op_dump,         [PROTO_OP_PUNCH] = op_punch,       [PROTO_OP_GRANT] = op_grant,
+        [PROTO_OP_REVOKE] = op_revoke,     [PROTO_OP_RELEASE] = op_release,   [PROTO_OP_CANCEL] = op_cancel,
+        [PROTO_OP_WATCH] = op_watch,
 };
 
 void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
@@ -494,17 +491,16 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
         else if (!c->hello && strcmp(op, "hello") != 0)
                 k = gmem_error(-EPROTO, "the first request must be 'hello', not '%.40s'", op);
         else {
-                size_t i;
-                for (i = 0; i < ELEMENTSOF(ops); i++)
-                        if (strcmp(op, ops[i].name) == 0)
-                                break;
-                if (i == ELEMENTSOF(ops))
-                        k = gmem_error(-EOPNOTSUPP, "unknown op '%.40s'", op);
-                else if (n_fds != ops[i].fds)
-                        k = gmem_error(-EINVAL, "op '%s' takes %u file descriptor%s, got %u", op, ops[i].fds,
-                                       ops[i].fds == 1 ? "" : "s", n_fds);
-                else
-                        k = ops[i].fn(&x);
+                enum proto_op o;
+                const struct proto_op_info *info;
+                if ((k = proto_op_from_string(op, &o)) >= 0) {
+                        info = proto_op_info(o);
+                        if (n_fds != info->fds)
+                                k = gmem_error(-EINVAL, "op '%s' takes %u file descriptor%s, got %u", op, info->fds,
+                                               info->fds == 1 ? "" : "s", n_fds);
+                        else
+                                k = ops[o](&x);
+                }
         }
         if (k < 0) {
                 /* echo only an id that is one: anything else is answered with "id":null */

@@ -77,7 +77,7 @@ static int ask_progress(struct gmem_client *c, const char *what, struct call_sta
 
         s->cancel_id = ++c->next_id;
         req = cJSON_CreateObject();
-        if (!req || !cJSON_AddStringToObject(req, "op", "cancel") ||
+        if (!req || !cJSON_AddStringToObject(req, "op", proto_op_info(PROTO_OP_CANCEL)->name) ||
             !json_add_u64(req, "id", s->cancel_id) ||
             !json_add_u64(req, "job", s->job) || !(text = cJSON_PrintUnformatted(req))) {
                 cJSON_Delete(req);

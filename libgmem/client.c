@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gmem_client_*: the operations of the gmemd protocol (docs/protocol.md), one call each. */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -80,11 +81,14 @@ static int oom(const char *what) {
         return gmem_error(-ENOMEM, "%s: build the request", what);
 }
 
-/* {"op":op} plus "name" when given; NULL on allocation failure. */
-static cJSON *request(const char *op, const char *name) {
+/* {"op":op} plus "name" for the ops that name a region; NULL on allocation failure. */
+static cJSON *request(enum proto_op op, const char *name) {
+        const struct proto_op_info *info = proto_op_info(op);
         cJSON *req = cJSON_CreateObject();
 
-        if (!req || !cJSON_AddStringToObject(req, "op", op) || (name && !cJSON_AddStringToObject(req, "name", name))) {
+        assert(info && !!name == info->named);
+        if (!req || !cJSON_AddStringToObject(req, "op", info->name) ||
+            (name && !cJSON_AddStringToObject(req, "name", name))) {
                 cJSON_Delete(req);
                 return NULL;
         }
@@ -145,7 +149,7 @@ _public_ int gmem_client_connect(const char *socket_path, struct gmem_client **r
         if (asprintf(&what, "hello to gmemd at '%s'", socket_path) < 0)
                 what = NULL;
         snprintf(client_name, sizeof(client_name), "%s (libgmem %s)", program_invocation_short_name, GMEM_VERSION_STRING);
-        req = request("hello", NULL);
+        req = request(PROTO_OP_HELLO, NULL);
         if (!what || !req || !add_u64(req, "version", PROTO_VERSION) ||
             !cJSON_AddStringToObject(req, "client", client_name)) {
                 gmem_client_free(c);
@@ -209,7 +213,7 @@ _public_ int gmem_client_register_policy(struct gmem_client *c, const char *name
         if ((k = check_fd(what, "region", gmem_region_fd(r))) < 0)
                 return k;
 
-        req = request("register", name);
+        req = request(PROTO_OP_REGISTER, name);
         if (!req || !cJSON_AddStringToObject(req, "policy", gmem_policy_to_string(policy)) ||
             (gmem_region_backend(r) == GMEM_BACKEND_GUEST_MEMFD && !add_u64(req, "flags", gmem_region_flags(r))))
                 return oom(what);
@@ -248,7 +252,7 @@ _public_ int gmem_client_create_0_2(struct gmem_client *c, const char *name, enu
         if ((k = check_u64(what, "page size", opts->page_size)) < 0)
                 return k;
 
-        req = request("create", name);
+        req = request(PROTO_OP_CREATE, name);
         if (!req || !add_u64(req, "size", size) ||
             !cJSON_AddStringToObject(req, "backend", gmem_backend_to_string(backend)) ||
             (opts->page_size && !add_u64(req, "page_size", opts->page_size)) ||
@@ -276,7 +280,7 @@ _public_ int gmem_client_open(struct gmem_client *c, const char *name, struct gm
         if (!ret)
                 return gmem_error(-EINVAL, "%s: NULL result", what);
 
-        req = request("open", name);
+        req = request(PROTO_OP_OPEN, name);
         if (!req)
                 return oom(what);
         k = gmem_client_call(c, what, req, -1, &reply, &fd);
@@ -317,7 +321,7 @@ _public_ int gmem_client_populate_fd(struct gmem_client *c, const char *name, ui
         if ((k = check_u64(what, "source offset", src_off)) < 0)
                 return k;
 
-        req = request("populate", name);
+        req = request(PROTO_OP_POPULATE, name);
         if (!req || !add_u64(req, "offset", dst_off) || !add_u64(req, "src_offset", src_off) ||
             !add_length(req, len))
                 return oom(what);
@@ -336,7 +340,7 @@ _public_ int gmem_client_prefault(struct gmem_client *c, const char *name, uint6
         if ((k = check_range(what, off, len)) < 0)
                 return k;
 
-        req = request("prefault", name);
+        req = request(PROTO_OP_PREFAULT, name);
         if (!req || !add_u64(req, "offset", off) || !add_length(req, len))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
@@ -360,7 +364,7 @@ _public_ int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, ui
         if ((k = check_u64(what, "destination offset", dst_off)) < 0)
                 return k;
 
-        req = request("dump", name);
+        req = request(PROTO_OP_DUMP, name);
         if (!req || !add_u64(req, "offset", off) || !add_length(req, len) || !add_u64(req, "dst_offset", dst_off))
                 return oom(what);
         k = gmem_client_call(c, what, req, dst_fd, &reply, NULL);
@@ -383,7 +387,7 @@ _public_ int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t
         if ((k = check_range(what, off, len)) < 0)
                 return k;
 
-        req = request("punch", name);
+        req = request(PROTO_OP_PUNCH, name);
         if (!req || !add_u64(req, "offset", off) || !add_length(req, len))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
@@ -399,7 +403,7 @@ _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
                 return gmem_error(-EINVAL, "%s: NULL client", what);
         if ((k = check_u64(what, "job", job)) < 0)
                 return k;
-        req = request("cancel", NULL);
+        req = request(PROTO_OP_CANCEL, NULL);
         if (!req || !add_u64(req, "job", job))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
@@ -409,10 +413,10 @@ _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
  * Access and lifetime
  */
 
-static int access_change(struct gmem_client *c, const char *op, const char *name, const char *key, uint32_t id) {
+static int access_change(struct gmem_client *c, enum proto_op o, const char *name, const char *key, uint32_t id) {
         _cleanup_json_ cJSON *req = NULL;
+        const char *op = proto_op_info(o)->name, *what;
         struct what w;
-        const char *what;
         int k;
 
         if ((k = check_named(c, op, name)) < 0)
@@ -421,26 +425,26 @@ static int access_change(struct gmem_client *c, const char *op, const char *name
         if (id == UINT32_MAX)
                 return gmem_error(-EINVAL, "%s: invalid %s %" PRIu32, what, key, id);
 
-        req = request(op, name);
+        req = request(o, name);
         if (!req || !add_u64(req, key, id))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
 }
 
 _public_ int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid) {
-        return access_change(c, "grant", name, "uid", uid);
+        return access_change(c, PROTO_OP_GRANT, name, "uid", uid);
 }
 
 _public_ int gmem_client_grant_gid(struct gmem_client *c, const char *name, uint32_t gid) {
-        return access_change(c, "grant", name, "gid", gid);
+        return access_change(c, PROTO_OP_GRANT, name, "gid", gid);
 }
 
 _public_ int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid) {
-        return access_change(c, "revoke", name, "uid", uid);
+        return access_change(c, PROTO_OP_REVOKE, name, "uid", uid);
 }
 
 _public_ int gmem_client_revoke_gid(struct gmem_client *c, const char *name, uint32_t gid) {
-        return access_change(c, "revoke", name, "gid", gid);
+        return access_change(c, PROTO_OP_REVOKE, name, "gid", gid);
 }
 
 _public_ int gmem_client_release(struct gmem_client *c, const char *name) {
@@ -452,7 +456,7 @@ _public_ int gmem_client_release(struct gmem_client *c, const char *name) {
         if ((k = check_named(c, "release", name)) < 0)
                 return k;
         what = what_of(&w, "release", name);
-        req = request("release", name);
+        req = request(PROTO_OP_RELEASE, name);
         if (!req)
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
@@ -534,7 +538,7 @@ _public_ int gmem_client_region_list(struct gmem_client *c, struct gmem_region_l
 
         if (!c || !ret_list)
                 return gmem_error(-EINVAL, "list: NULL argument");
-        req = request("list", NULL);
+        req = request(PROTO_OP_LIST, NULL);
         if ((k = ask(c, "list", req, "regions", &reply, &a)) < 0)
                 return k;
         return gmem_region_list_parse(a, ret_list);
@@ -552,7 +556,7 @@ _public_ int gmem_client_region_info(struct gmem_client *c, const char *name, st
         what = what_of(&w, "info", name);
         if (!ret_info)
                 return gmem_error(-EINVAL, "%s: NULL result", what);
-        req = request("info", name);
+        req = request(PROTO_OP_INFO, name);
         if ((k = ask(c, what, req, "region", &reply, &o)) < 0)
                 return k;
         return gmem_region_info_parse(o, what, ret_info);
@@ -566,7 +570,7 @@ _public_ int gmem_client_host_caps(struct gmem_client *c, struct gmem_host_caps 
 
         if (!c || !ret_caps)
                 return gmem_error(-EINVAL, "caps: NULL argument");
-        req = request("caps", NULL);
+        req = request(PROTO_OP_CAPS, NULL);
         if ((k = ask(c, "caps", req, "caps", &reply, &o)) < 0)
                 return k;
         h = calloc(1, sizeof(*h));
@@ -583,7 +587,7 @@ _public_ int gmem_client_list(struct gmem_client *c, char **ret_json) {
 
         if (!c || !ret_json)
                 return gmem_error(-EINVAL, "list: NULL argument");
-        req = request("list", NULL);
+        req = request(PROTO_OP_LIST, NULL);
         if (!req)
                 return oom("list");
         return query(c, "list", req, "regions", true, ret_json);
@@ -600,7 +604,7 @@ _public_ int gmem_client_info(struct gmem_client *c, const char *name, char **re
         what = what_of(&w, "info", name);
         if (!ret_json)
                 return gmem_error(-EINVAL, "%s: NULL result", what);
-        req = request("info", name);
+        req = request(PROTO_OP_INFO, name);
         if (!req)
                 return oom(what);
         return query(c, what, req, "region", false, ret_json);
@@ -611,7 +615,7 @@ _public_ int gmem_client_caps(struct gmem_client *c, char **ret_json) {
 
         if (!c || !ret_json)
                 return gmem_error(-EINVAL, "caps: NULL argument");
-        req = request("caps", NULL);
+        req = request(PROTO_OP_CAPS, NULL);
         if (!req)
                 return oom("caps");
         return query(c, "caps", req, "caps", false, ret_json);
@@ -622,7 +626,7 @@ _public_ int gmem_client_watch(struct gmem_client *c) {
 
         if (!c)
                 return gmem_error(-EINVAL, "watch: NULL client");
-        req = request("watch", NULL);
+        req = request(PROTO_OP_WATCH, NULL);
         if (!req)
                 return oom("watch");
         return gmem_client_call(c, "watch", req, -1, NULL, NULL);

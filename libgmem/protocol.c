@@ -60,6 +60,38 @@ static int index_of(const char *const *names, unsigned n, const char *kind, cons
                 return 0;                                                                                  \
         }
 
+static const struct proto_op_info op_table[PROTO_OP_COUNT] = {
+        [PROTO_OP_HELLO] = { "hello", 0, false, false },
+        [PROTO_OP_CAPS] = { "caps", 0, false, false },
+        [PROTO_OP_CREATE] = { "create", 0, true, false },
+        [PROTO_OP_REGISTER] = { "register", 1, true, false },
+        [PROTO_OP_OPEN] = { "open", 0, true, false },
+        [PROTO_OP_LIST] = { "list", 0, false, false },
+        [PROTO_OP_INFO] = { "info", 0, true, false },
+        [PROTO_OP_POPULATE] = { "populate", 1, true, true },
+        [PROTO_OP_PREFAULT] = { "prefault", 0, true, true },
+        [PROTO_OP_DUMP] = { "dump", 1, true, true },
+        [PROTO_OP_PUNCH] = { "punch", 0, true, false },
+        [PROTO_OP_GRANT] = { "grant", 0, true, false },
+        [PROTO_OP_REVOKE] = { "revoke", 0, true, false },
+        [PROTO_OP_RELEASE] = { "release", 0, true, false },
+        [PROTO_OP_CANCEL] = { "cancel", 0, false, false },
+        [PROTO_OP_WATCH] = { "watch", 0, false, false },
+};
+
+const struct proto_op_info *proto_op_info(enum proto_op op) {
+        return (unsigned) op < PROTO_OP_COUNT ? &op_table[op] : NULL;
+}
+
+int proto_op_from_string(const char *s, enum proto_op *ret) {
+        for (unsigned i = 0; s && i < PROTO_OP_COUNT; i++)
+                if (strcmp(s, op_table[i].name) == 0) {
+                        *ret = (enum proto_op) i;
+                        return 0;
+                }
+        return gmem_error(-EOPNOTSUPP, "unknown op '%.40s'", s ? s : "(null)");
+}
+
 ENUM_STRING_FUNCS(gmem_backend, gmem_backend, backend_names, "backend")
 ENUM_STRING_FUNCS(gmem_policy, gmem_policy, policy_names, "policy")
 ENUM_STRING_FUNCS(gmem_region_state, gmem_region_state, state_names, "region state")

@@ -52,5 +52,39 @@ const char *proto_check_strings(const char *text, size_t len);
 cJSON *json_u64(uint64_t v);
 cJSON *json_add_u64(cJSON *o, const char *key, uint64_t v);
 
+/* The operations (docs/protocol.md): one table for the client that sends them and the daemon that
+ * dispatches them. */
+enum proto_op {
+        PROTO_OP_HELLO,
+        PROTO_OP_CAPS,
+        PROTO_OP_CREATE,
+        PROTO_OP_REGISTER,
+        PROTO_OP_OPEN,
+        PROTO_OP_LIST,
+        PROTO_OP_INFO,
+        PROTO_OP_POPULATE,
+        PROTO_OP_PREFAULT,
+        PROTO_OP_DUMP,
+        PROTO_OP_PUNCH,
+        PROTO_OP_GRANT,
+        PROTO_OP_REVOKE,
+        PROTO_OP_RELEASE,
+        PROTO_OP_CANCEL,
+        PROTO_OP_WATCH,
+        PROTO_OP_COUNT,
+};
+
+struct proto_op_info {
+        const char *name;  /* "op" on the wire */
+        unsigned fds;      /* file descriptors the request carries */
+        bool named;        /* the request names a region ("name") */
+        bool job;          /* runs as a job: progress events, cancel */
+};
+
+/* NULL for an op out of range */
+const struct proto_op_info *proto_op_info(enum proto_op op);
+/* The op named s: 0, or -EOPNOTSUPP (with the reason) for a name no op has. */
+int proto_op_from_string(const char *s, enum proto_op *ret);
+
 /* enum names on the wire: gmem_backend_to_string(), gmem_policy_to_string() and their inverses
  * (public: gmem/gmem.h) */
