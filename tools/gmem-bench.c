@@ -14,10 +14,12 @@
  *             contiguous parts, one MADV_POPULATE_WRITE each (touching pages on EINVAL)
  *   handoff   (with --socket: a running gmemd) gmem_client_open() of a region, per fd
  *             vs the floor: a raw SCM_RIGHTS ping-pong between two processes
- *   latency   (--latency, with --socket) the p50/p99 of a trivial request (list) while one
- *             client misbehaves in each way a local user could, against the idle figure:
- *             a reader that never reads, a flood of connect/close, connections that never say
- *             hello, a stream of malformed messages, and a populate keeping the workers busy;
+ *   latency   (--latency, with --socket) the p50/p99 of a trivial request (info on one region)
+ *             while one client misbehaves in each way a local user could, against the idle
+ *             figure: a reader that never reads, opens whose fds are never read, a flood of
+ *             connect/close, connections that never say hello, a stream of malformed messages,
+ *             creates and releases up to its quota, info on a large secret region (a residency
+ *             walk), and a populate keeping the workers busy;
  *             and, as a control, a process that only spins: on a small machine the abuser's
  *             CPU alone costs that much
  *
@@ -278,11 +280,25 @@ static double handoff_gmemd(void) {
 #define LATENCY_SAMPLES 2000
 
 /* An abuser: a child process doing one bad thing against the daemon until it is killed. */
-enum abuse { ABUSE_NONE, ABUSE_CPU_HOG, ABUSE_NEVER_READS, ABUSE_CONNECT_FLOOD, ABUSE_NO_HELLO, ABUSE_GARBAGE, ABUSE_BUSY_WORKERS };
+enum abuse {
+        ABUSE_NONE,
+        ABUSE_CPU_HOG,
+        ABUSE_NEVER_READS,
+        ABUSE_FD_HOARD,
+        ABUSE_CONNECT_FLOOD,
+        ABUSE_NO_HELLO,
+        ABUSE_GARBAGE,
+        ABUSE_REGION_CHURN,
+        ABUSE_RESIDENCY,
+        ABUSE_BUSY_WORKERS,
+};
 static const char *const abuse_names[] = {
         [ABUSE_NONE] = "idle",
         [ABUSE_CPU_HOG] = "control: a process spinning, no gmemd",
         [ABUSE_NEVER_READS] = "a client that never reads",
+        [ABUSE_FD_HOARD] = "opens whose fds are never read",
+        [ABUSE_REGION_CHURN] = "creates and releases to its quota",
+        [ABUSE_RESIDENCY] = "info on a large secret region",
         [ABUSE_CONNECT_FLOOD] = "a flood of connect/close",
         [ABUSE_NO_HELLO] = "connections that never say hello",
         [ABUSE_GARBAGE] = "a stream of malformed messages",
@@ -321,6 +337,39 @@ __attribute__((noreturn)) static void abuser(enum abuse a) {
                                 s = -1;
                         }
                 }
+        case ABUSE_FD_HOARD: /* each reply carries an fd: the queue's fd bound is what holds */
+                for (unsigned i = 0;; i++) {
+                        if (s < 0 && (s = raw_connect()) >= 0)
+                                (void) send(s, hello, sizeof(hello) - 1, MSG_NOSIGNAL);
+                        snprintf(req, sizeof(req), "{\"op\":\"open\",\"id\":%u,\"name\":\"gmem-bench-big\"}", i + 2);
+                        if (s >= 0 && send(s, req, strlen(req), MSG_NOSIGNAL) < 0) {
+                                close(s);
+                                s = -1;
+                        }
+                }
+        case ABUSE_REGION_CHURN: { /* as many regions as its share allows, again and again */
+                struct gmem_client *c = NULL;
+                char name[32];
+                if (gmem_client_connect(arg.socket, &c) < 0)
+                        _exit(1);
+                for (unsigned i = 0;; i++) {
+                        snprintf(name, sizeof(name), "churn-%u", i % 64);
+                        if (gmem_client_create(c, name, GMEM_BACKEND_MEMFD, 2 * MiB, NULL) < 0)
+                                (void) gmem_client_release(c, name);
+                }
+        }
+        case ABUSE_RESIDENCY: { /* a region whose residency takes a page walk: asked for again and again */
+                struct gmem_client *c = NULL;
+                char *json;
+                if (gmem_client_connect(arg.socket, &c) < 0)
+                        _exit(1);
+                (void) gmem_client_create(c, "gmem-bench-secret", GMEM_BACKEND_SECRET, 64 * MiB,
+                                          &(struct gmem_create_opts) { .size = sizeof(struct gmem_create_opts),
+                                                                       .prefault = true });
+                for (;;)
+                        if (gmem_client_info(c, "gmem-bench-secret", &json) == 0)
+                                free(json);
+        }
         case ABUSE_CONNECT_FLOOD:
                 for (;;) {
                         s = raw_connect();
@@ -370,7 +419,7 @@ static int cmp_u64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-/* p50 and p99 in microseconds of a list request, under abuse a. */
+/* p50 and p99 in microseconds of a trivial request (info on one region), under abuse a. */
 static void latency_under(enum abuse a, double *ret_p50, double *ret_p99) {
         static uint64_t ns[LATENCY_SAMPLES];
         struct gmem_client *c = NULL;
@@ -388,15 +437,16 @@ static void latency_under(enum abuse a, double *ret_p50, double *ret_p99) {
         }
         for (unsigned i = 0; i < LATENCY_SAMPLES / 10; i++) { /* warm-up, not counted */
                 char *json = NULL;
-                if (gmem_client_list(c, &json) == 0)
+                if (gmem_client_info(c, "gmem-bench-big", &json) == 0)
                         free(json);
         }
         for (unsigned i = 0; i < LATENCY_SAMPLES; i++) {
                 char *json = NULL;
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                if (gmem_client_list(c, &json) < 0) {
-                        fprintf(stderr, "gmem-bench: latency: list under '%s': %s\n", abuse_names[a], gmem_last_error());
+                /* info on one region: the same small answer whatever else the daemon holds */
+                if (gmem_client_info(c, "gmem-bench-big", &json) < 0) {
+                        fprintf(stderr, "gmem-bench: latency: info under '%s': %s\n", abuse_names[a], gmem_last_error());
                         exit(1);
                 }
                 clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -407,6 +457,18 @@ static void latency_under(enum abuse a, double *ret_p50, double *ret_p99) {
         if (pid > 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
+        }
+        if (a == ABUSE_RESIDENCY || a == ABUSE_REGION_CHURN) { /* what the abuser left behind */
+                struct gmem_client *r = NULL;
+                if (gmem_client_connect(arg.socket, &r) == 0) {
+                        char name[32];
+                        (void) gmem_client_release(r, "gmem-bench-secret");
+                        for (unsigned i = 0; i < 64; i++) {
+                                snprintf(name, sizeof(name), "churn-%u", i);
+                                (void) gmem_client_release(r, name);
+                        }
+                }
+                gmem_client_free(r);
         }
         qsort(ns, LATENCY_SAMPLES, sizeof(ns[0]), cmp_u64);
         *ret_p50 = (double) ns[LATENCY_SAMPLES / 2] / 1000;
