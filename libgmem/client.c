@@ -328,22 +328,27 @@ _public_ int gmem_client_populate_fd(struct gmem_client *c, const char *name, ui
         return gmem_client_call(c, what, req, src_fd, NULL, NULL);
 }
 
-_public_ int gmem_client_prefault(struct gmem_client *c, const char *name, uint64_t off, uint64_t len) {
+/* An op on [off, off+len) of a region that answers nothing but ok: prefault, punch. */
+static int range_op(struct gmem_client *c, enum proto_op o, const char *name, uint64_t off, uint64_t len) {
         _cleanup_json_ cJSON *req = NULL;
+        const char *op = proto_op_info(o)->name, *what;
         struct what w;
-        const char *what;
         int k;
 
-        if ((k = check_named(c, "prefault", name)) < 0)
+        if ((k = check_named(c, op, name)) < 0)
                 return k;
-        what = what_of(&w, "prefault", name);
+        what = what_of(&w, op, name);
         if ((k = check_range(what, off, len)) < 0)
                 return k;
 
-        req = request(PROTO_OP_PREFAULT, name);
+        req = request(o, name);
         if (!req || !add_u64(req, "offset", off) || !add_length(req, len))
                 return oom(what);
         return gmem_client_call(c, what, req, -1, NULL, NULL);
+}
+
+_public_ int gmem_client_prefault(struct gmem_client *c, const char *name, uint64_t off, uint64_t len) {
+        return range_op(c, PROTO_OP_PREFAULT, name, off, len);
 }
 
 _public_ int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, uint64_t off, uint64_t len, int dst_fd,
@@ -376,21 +381,7 @@ _public_ int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, ui
 }
 
 _public_ int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t off, uint64_t len) {
-        _cleanup_json_ cJSON *req = NULL;
-        struct what w;
-        const char *what;
-        int k;
-
-        if ((k = check_named(c, "punch", name)) < 0)
-                return k;
-        what = what_of(&w, "punch", name);
-        if ((k = check_range(what, off, len)) < 0)
-                return k;
-
-        req = request(PROTO_OP_PUNCH, name);
-        if (!req || !add_u64(req, "offset", off) || !add_length(req, len))
-                return oom(what);
-        return gmem_client_call(c, what, req, -1, NULL, NULL);
+        return range_op(c, PROTO_OP_PUNCH, name, off, len);
 }
 
 _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
