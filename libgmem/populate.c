@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "io.h"
 #include "job.h"
 #include "opts.h"
 #include "pages.h"
@@ -43,7 +44,7 @@ struct copy_ctx {
         const uint8_t *buf;     /* source bytes for write(): the caller's buffer or the mapped source */
 };
 
-static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, const char *what) {
+int gmem_read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, const char *what) {
         uint64_t got = 0;
 
         while (got < len) {
@@ -61,8 +62,7 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, const cha
         return 0;
 }
 
-/* write() len bytes at off; *ret_put (if given) gets how many went in before a failure. */
-static int write_full(int fd, const uint8_t *src, uint64_t len, uint64_t off, const char *what, uint64_t *ret_put) {
+int gmem_write_full(int fd, const uint8_t *src, uint64_t len, uint64_t off, const char *what, uint64_t *ret_put) {
         uint64_t put = 0;
         int k = 0;
 
@@ -100,7 +100,7 @@ static int write_region(struct gmem_region *r, const uint8_t *src, uint64_t dst,
 
         if (r->backend == GMEM_BACKEND_GUEST_MEMFD)
                 (void) madvise((void *) a, align_up((uintptr_t) src + len, ps) - a, MADV_POPULATE_READ);
-        k = write_full(r->fd, src, len, dst, what, &put);
+        k = gmem_write_full(r->fd, src, len, dst, what, &put);
         if (k != -EEXIST || r->backend != GMEM_BACKEND_GUEST_MEMFD || !r->mappable)
                 return k;
         gmem_error_clear();
@@ -123,7 +123,7 @@ static int populate_fd_chunk(void *userdata, uint64_t off, uint64_t len, uint64_
                 k = region_populate_pages(c->r, c->map, dst, len);
                 if (k < 0)
                         return k;
-                k = read_full(c->fd, c->map + dst, len, c->fd_off + off, "populate");
+                k = gmem_read_full(c->fd, c->map + dst, len, c->fd_off + off, "populate");
         } else if (c->buf)
                 k = write_region(c->r, c->buf + off, dst, len, "populate");
         else {
@@ -131,7 +131,7 @@ static int populate_fd_chunk(void *userdata, uint64_t off, uint64_t len, uint64_
                 _cleanup_free_ uint8_t *b = malloc(len);
                 if (!b)
                         return gmem_error(-ENOMEM, "populate: bounce buffer of %" PRIu64 " bytes", len);
-                k = read_full(c->fd, b, len, c->fd_off + off, NULL);
+                k = gmem_read_full(c->fd, b, len, c->fd_off + off, NULL);
                 if (k >= 0)
                         k = write_region(c->r, b, dst, len, "populate");
         }
@@ -274,7 +274,7 @@ static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_
                 a = MAX(first + i * ps, start);
                 b = MIN(first + j * ps, end);
                 if (backed) {
-                        k = write_full(c->fd, c->map + a, b - a, c->fd_off + (a - c->off), "dump", NULL);
+                        k = gmem_write_full(c->fd, c->map + a, b - a, c->fd_off + (a - c->off), "dump", NULL);
                         written += b - a;
                 } else {
                         /* leave a hole, and make sure old content of dst does not show through */
@@ -284,7 +284,7 @@ static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_
                                 static const uint8_t zero[64 * 1024];
                                 k = 0;
                                 for (uint64_t p = a; p < b && k >= 0; p += MIN(b - p, sizeof(zero)))
-                                        k = write_full(c->fd, zero, MIN(b - p, sizeof(zero)), c->fd_off + (p - c->off),
+                                        k = gmem_write_full(c->fd, zero, MIN(b - p, sizeof(zero)), c->fd_off + (p - c->off),
                                                        "dump", NULL);
                         }
                 }
@@ -310,7 +310,7 @@ static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, ui
 
         if (!b)
                 return gmem_error(-ENOMEM, "dump: buffer of %" PRIu64 " bytes", len);
-        k = read_full(c->r->fd, b, len, start, NULL);
+        k = gmem_read_full(c->r->fd, b, len, start, NULL);
         if (k < 0)
                 return k;
         for (uint64_t i = 0; i < len;) {
@@ -320,9 +320,9 @@ static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, ui
 
                 if (zero)
                         k = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) dst, (off_t) n) < 0 ?
-                            write_full(c->fd, b + i, n, dst, "dump", NULL) : 0;
+                            gmem_write_full(c->fd, b + i, n, dst, "dump", NULL) : 0;
                 else {
-                        k = write_full(c->fd, b + i, n, dst, "dump", NULL);
+                        k = gmem_write_full(c->fd, b + i, n, dst, "dump", NULL);
                         written += n;
                 }
                 if (k < 0)

@@ -281,6 +281,28 @@ int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, const void *b
  * only for explicit dumps. */
 int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len, int dst_fd, uint64_t dst_off,
                      const struct gmem_populate_opts *opts);
+/* Snapshots (docs/snapshot.md): a sparse file of the region's backed pages, holes where it has
+ * none, with its size, backend, flags, page size and a CRC-32C per extent (no extent crosses
+ * 2 MiB). gmem_snapshot_write() writes one to a regular file (emptied first) in parallel and
+ * returns the bytes of data in it; gmem_snapshot_restore() copies a snapshot's extents into a
+ * region of the same size (any backend; holes stay unbacked) and returns the bytes copied. A
+ * truncated, altered or foreign file is refused with -EBADMSG (-EPROTONOSUPPORT for a newer
+ * format) and a message saying which: the header and the extent table before anything is
+ * copied, each extent's data as it lands (a restore that fails there has written part of the
+ * region: discard it). */
+int64_t gmem_snapshot_write(struct gmem_region *r, int fd, const struct gmem_populate_opts *opts);
+int64_t gmem_snapshot_restore(struct gmem_region *r, int fd, const struct gmem_populate_opts *opts);
+/* What a snapshot holds, its header and extent table checked. */
+struct gmem_snapshot_info;
+int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info);
+struct gmem_snapshot_info *gmem_snapshot_info_free(struct gmem_snapshot_info *s);
+uint64_t gmem_snapshot_info_size(const struct gmem_snapshot_info *s);
+enum gmem_backend gmem_snapshot_info_backend(const struct gmem_snapshot_info *s);
+uint64_t gmem_snapshot_info_flags(const struct gmem_snapshot_info *s);
+uint64_t gmem_snapshot_info_page_size(const struct gmem_snapshot_info *s);
+uint64_t gmem_snapshot_info_data_bytes(const struct gmem_snapshot_info *s);
+uint64_t gmem_snapshot_info_extent_count(const struct gmem_snapshot_info *s);
+
 /* Allocate (zero-fill) [off, off+len): MADV_POPULATE_WRITE in parallel, touching pages where the
  * kernel refuses it. off and len must be page aligned. */
 int gmem_prefault(struct gmem_region *r, uint64_t off, uint64_t len, const struct gmem_populate_opts *opts);

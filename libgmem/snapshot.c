@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Snapshots of a region (docs/snapshot.md): one sparse file.
+ *
+ *   [0, 4096)                      the header (struct snap_header, little-endian)
+ *   [data_offset, +region size)    region byte i at data_offset + i; holes where the region had
+ *                                  no backed pages, so the file is as sparse as the region
+ *   [table_offset, +n * 24)        the extents: offset, length, CRC-32C of each backed run
+ *
+ * data_offset is the region's page size (at least 4096), so the data can be mapped page for page
+ * (the lazy restore's page server maps it). No extent crosses a 2 MiB boundary: each is short
+ * enough to verify before a fault is served from it. The header and the table carry their own
+ * CRC, and the header the file's full size, so a truncated or altered snapshot is refused, never
+ * restored silently: the header and the table before any copy, each extent as it is copied.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "crc32c.h"
+#include "enum-count.h"
+#include "error.h"
+#include "io.h"
+#include "job.h"
+#include "opts.h"
+#include "pages.h"
+#include "region.h"
+
+#define SNAP_MAGIC "GMEMSNAP"
+#define SNAP_VERSION 1
+#define SNAP_HEADER_SIZE 4096
+#define SNAP_WINDOW (2 * MiB)
+#define SNAP_EXTENTS_MAX (UINT64_C(1) << 28) /* a 2 TiB region of alternating pages: more is not ours */
+
+struct snap_header {
+        char magic[8];
+        uint32_t version;
+        uint32_t header_crc;     /* CRC-32C of the 4096 header bytes with this field 0 */
+        uint64_t region_size;
+        uint64_t page_size;
+        uint64_t flags;          /* guest_memfd flags of the region snapshotted */
+        uint32_t backend;        /* enum gmem_backend */
+        uint32_t table_crc;      /* CRC-32C of the extent table */
+        uint64_t data_offset;
+        uint64_t table_offset;
+        uint64_t n_extents;
+        uint64_t data_bytes;     /* sum of the extents' lengths */
+        uint64_t file_size;      /* table_offset + n_extents * sizeof(struct snap_extent) */
+};
+
+struct snap_extent {
+        uint64_t offset;         /* in the region */
+        uint64_t length;
+        uint32_t crc;
+        uint32_t reserved;       /* 0 */
+};
+
+struct gmem_snapshot_info {
+        struct snap_header h;
+        struct snap_extent *extents;
+};
+
+/* ---- writing */
+
+struct window {
+        struct snap_extent *e;
+        unsigned n, cap;
+};
+
+struct write_ctx {
+        struct gmem_region *r;
+        uint8_t *map;
+        int fd;
+        uint64_t data_offset;
+        struct window *windows;
+};
+
+static int add_extent(struct window *w, uint64_t off, uint64_t len, uint32_t crc) {
+        if (w->n == w->cap) {
+                unsigned cap = w->cap ? w->cap * 2 : 8;
+                struct snap_extent *e = realloc(w->e, cap * sizeof(*e));
+                if (!e)
+                        return gmem_error(-ENOMEM, "snapshot: extent table");
+                w->e = e;
+                w->cap = cap;
+        }
+        w->e[w->n++] = (struct snap_extent) { .offset = off, .length = len, .crc = crc };
+        return 0;
+}
+
+/* One backed run [a, b) from src: its data into the file, its extent into the window. */
+static int put_run(struct write_ctx *c, struct window *w, const uint8_t *src, uint64_t a, uint64_t b) {
+        int k = gmem_write_full(c->fd, src, b - a, c->data_offset + a, "snapshot", NULL);
+        return k < 0 ? k : add_extent(w, a, b - a, gmem_crc32c(0, src, b - a));
+}
+
+static bool page_zero(const uint8_t *p, size_t n) {
+        return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
+}
+
+/* One 2 MiB window: find the backed runs (mincore on the mapping; for hugetlb, whose mincore sees
+ * only this process's page tables, the pages that are not zero), write each. */
+static int write_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        struct write_ctx *c = userdata;
+        struct window *w = &c->windows[off / SNAP_WINDOW];
+        uint64_t ps = page_size(), n = len / ps, written = 0;
+        _cleanup_free_ uint8_t *buf = NULL;
+        unsigned char vec[SNAP_WINDOW / 4096];
+        int k;
+
+        if (c->r->backend == GMEM_BACKEND_HUGETLB) {
+                buf = malloc(len);
+                if (!buf)
+                        return gmem_error(-ENOMEM, "snapshot: buffer");
+                if ((k = gmem_read_full(c->r->fd, buf, len, off, NULL)) < 0)
+                        return k;
+                for (uint64_t i = 0; i < n; i++)
+                        vec[i] = !page_zero(buf + i * ps, ps);
+        } else if (mincore(c->map + off, len, vec) < 0)
+                return gmem_error(negative_errno(), "snapshot: mincore %" PRIu64 "+%" PRIu64, off, len);
+
+        for (uint64_t i = 0; i < n;) {
+                uint64_t j = i;
+                bool backed = vec[i] & 1;
+                while (j < n && (bool) (vec[j] & 1) == backed)
+                        j++;
+                if (backed) {
+                        uint64_t a = off + i * ps, b = off + j * ps;
+                        k = put_run(c, w, buf ? buf + i * ps : c->map + a, a, b);
+                        if (k < 0)
+                                return k;
+                        written += b - a;
+                }
+                i = j;
+        }
+        *ret_count = written;
+        return 0;
+}
+
+static void header_seal(struct snap_header *h, uint8_t block[static SNAP_HEADER_SIZE]) {
+        memset(block, 0, SNAP_HEADER_SIZE);
+        h->header_crc = 0;
+        memcpy(block, h, sizeof(*h));
+        h->header_crc = gmem_crc32c(0, block, SNAP_HEADER_SIZE);
+        memcpy(block, h, sizeof(*h));
+}
+
+_public_ int64_t gmem_snapshot_write(struct gmem_region *r, int fd, const struct gmem_populate_opts *opts_in) {
+        struct gmem_populate_opts o;
+        struct write_ctx c = { .r = r, .fd = fd };
+        struct gmem_job job = { .fn = write_window, .ctx = &c, .opts = &o, .align = SNAP_WINDOW };
+        struct snap_header h = { .version = SNAP_VERSION };
+        _cleanup_free_ struct snap_extent *table = NULL;
+        uint8_t block[SNAP_HEADER_SIZE];
+        uint64_t n_windows, n = 0, data = 0;
+        struct stat st;
+        int k, fl;
+
+        if ((k = gmem_opts_get(opts_in, "snapshot", &o)) < 0)
+                return k;
+        if (!r)
+                return gmem_error(-EINVAL, "snapshot: NULL region");
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return gmem_error(fd < 0 ? -EBADF : -EINVAL, "snapshot: destination fd %d is not a regular file", fd);
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_APPEND))
+                return gmem_error(-EBADF, "snapshot: destination fd %d must be open for writing, not O_APPEND", fd);
+        if ((k = region_check_shared(r, "snapshot", 0, r->size)) < 0)
+                return k;
+        if (r->backend != GMEM_BACKEND_HUGETLB && (k = region_map_for(r, "snapshot", &c.map)) < 0)
+                return k;
+
+        memcpy(h.magic, SNAP_MAGIC, 8);
+        h.region_size = r->size;
+        h.page_size = r->page_size;
+        h.flags = r->flags;
+        h.backend = (uint32_t) r->backend;
+        h.data_offset = MAX((uint64_t) SNAP_HEADER_SIZE, r->page_size);
+        h.table_offset = h.data_offset + r->size;
+        n_windows = (r->size + SNAP_WINDOW - 1) / SNAP_WINDOW;
+        c.data_offset = h.data_offset;
+        c.windows = calloc(n_windows, sizeof(*c.windows));
+        if (!c.windows)
+                return gmem_error(-ENOMEM, "snapshot: %" PRIu64 " windows", n_windows);
+
+        /* start from an empty file: nothing of an older one may show through the holes */
+        if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t) h.table_offset) < 0) {
+                k = gmem_error(negative_errno(), "snapshot: size the destination to %" PRIu64 " bytes", h.table_offset);
+                goto out;
+        }
+        job.total = r->size;
+        o.chunk_size = SNAP_WINDOW;
+        k = gmem_job_run(&job, &data);
+        if (k < 0)
+                goto out;
+
+        for (uint64_t i = 0; i < n_windows; i++)
+                n += c.windows[i].n;
+        table = calloc(n ? n : 1, sizeof(*table));
+        if (!table) {
+                k = gmem_error(-ENOMEM, "snapshot: extent table of %" PRIu64, n);
+                goto out;
+        }
+        n = 0;
+        for (uint64_t i = 0; i < n_windows; i++) {
+                memcpy(table + n, c.windows[i].e, c.windows[i].n * sizeof(*table));
+                n += c.windows[i].n;
+        }
+        h.n_extents = n;
+        h.data_bytes = data;
+        h.file_size = h.table_offset + n * sizeof(*table);
+        h.table_crc = gmem_crc32c(0, table, n * sizeof(*table));
+        if ((k = gmem_write_full(fd, (const uint8_t *) table, n * sizeof(*table), h.table_offset, "snapshot", NULL)) < 0)
+                goto out;
+        /* the header last: a snapshot cut short while it was written has none and is refused */
+        header_seal(&h, block);
+        if ((k = gmem_write_full(fd, block, sizeof(block), 0, "snapshot", NULL)) < 0)
+                goto out;
+        if (fdatasync(fd) < 0 && errno != EINVAL) {
+                k = gmem_error(negative_errno(), "snapshot: fdatasync");
+                goto out;
+        }
+        k = 0;
+out:
+        for (uint64_t i = 0; i < n_windows; i++)
+                free(c.windows[i].e);
+        free(c.windows);
+        return k < 0 ? k : (int64_t) data;
+}
+
+/* ---- reading */
+
+static int bad(int fd, const char *why) {
+        return gmem_error(-EBADMSG, "snapshot fd %d: %s", fd, why);
+}
+
+_public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
+        _cleanup_free_ struct gmem_snapshot_info *s = NULL;
+        uint8_t block[SNAP_HEADER_SIZE];
+        struct snap_header *h;
+        uint64_t end = 0;
+        uint32_t crc;
+        struct stat st;
+        int k;
+
+        if (fd < 0 || !ret_info)
+                return gmem_error(-EINVAL, "snapshot: invalid fd or NULL result");
+        if (fstat(fd, &st) < 0)
+                return gmem_error(negative_errno(), "snapshot: fstat fd %d", fd);
+        if (!S_ISREG(st.st_mode))
+                return gmem_error(-EINVAL, "snapshot fd %d is not a regular file", fd);
+        if (st.st_size < SNAP_HEADER_SIZE)
+                return bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)");
+        if ((k = gmem_read_full(fd, block, sizeof(block), 0, NULL)) < 0)
+                return k;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return gmem_error(-ENOMEM, "snapshot");
+        h = &s->h;
+        memcpy(h, block, sizeof(*h));
+        if (memcmp(h->magic, SNAP_MAGIC, 8) != 0)
+                return bad(fd, "not a gmem snapshot (no GMEMSNAP magic; an unfinished snapshot has none)");
+        if (h->version != SNAP_VERSION)
+                return gmem_error(-EPROTONOSUPPORT, "snapshot fd %d: format version %" PRIu32 " (this library reads %d)",
+                                  fd, h->version, SNAP_VERSION);
+        crc = h->header_crc;
+        memset(block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
+        if (gmem_crc32c(0, block, sizeof(block)) != crc)
+                return bad(fd, "the header's checksum does not match (altered)");
+        if (h->backend >= GMEM_BACKEND_COUNT || h->page_size < 4096 || (h->page_size & (h->page_size - 1)) ||
+            h->region_size == 0 || h->region_size % h->page_size || h->data_offset < SNAP_HEADER_SIZE ||
+            h->data_offset % 4096 || h->n_extents > SNAP_EXTENTS_MAX ||
+            __builtin_add_overflow(h->data_offset, h->region_size, &end) || h->table_offset != end ||
+            h->file_size != h->table_offset + h->n_extents * sizeof(struct snap_extent))
+                return bad(fd, "the header describes no consistent snapshot");
+        if ((uint64_t) st.st_size < h->file_size)
+                return gmem_error(-EBADMSG, "snapshot fd %d: truncated: %" PRIu64 " of %" PRIu64 " bytes", fd,
+                                  (uint64_t) st.st_size, h->file_size);
+        s->extents = calloc(h->n_extents ? h->n_extents : 1, sizeof(*s->extents));
+        if (!s->extents)
+                return gmem_error(-ENOMEM, "snapshot: %" PRIu64 " extents", h->n_extents);
+        if ((k = gmem_read_full(fd, (uint8_t *) s->extents, h->n_extents * sizeof(*s->extents), h->table_offset, NULL)) < 0) {
+                free(s->extents);
+                return k;
+        }
+        k = 0;
+        if (gmem_crc32c(0, s->extents, h->n_extents * sizeof(*s->extents)) != h->table_crc)
+                k = bad(fd, "the extent table's checksum does not match (altered)");
+        for (uint64_t i = 0, next = 0, sum = 0; k == 0 && i < h->n_extents; i++) {
+                const struct snap_extent *e = &s->extents[i];
+                if (e->length == 0 || e->offset < next || e->offset % 4096 || e->length % 4096 ||
+                    e->length > h->region_size - e->offset || e->offset / SNAP_WINDOW != (e->offset + e->length - 1) / SNAP_WINDOW)
+                        k = bad(fd, "an extent is out of order, unaligned or out of the region");
+                next = e->offset + e->length;
+                sum += e->length;
+                if (k == 0 && i == h->n_extents - 1 && sum != h->data_bytes)
+                        k = bad(fd, "the extents do not add up to the data the header counts");
+        }
+        if (k == 0 && h->n_extents == 0 && h->data_bytes)
+                k = bad(fd, "the extents do not add up to the data the header counts");
+        if (k < 0) {
+                free(s->extents);
+                return k;
+        }
+        *ret_info = TAKE_PTR(s);
+        return 0;
+}
+
+_public_ struct gmem_snapshot_info *gmem_snapshot_info_free(struct gmem_snapshot_info *s) {
+        if (s) {
+                free(s->extents);
+                free(s);
+        }
+        return NULL;
+}
+
+_public_ uint64_t gmem_snapshot_info_size(const struct gmem_snapshot_info *s) {
+        return s ? s->h.region_size : 0;
+}
+
+_public_ enum gmem_backend gmem_snapshot_info_backend(const struct gmem_snapshot_info *s) {
+        return s ? (enum gmem_backend) s->h.backend : GMEM_BACKEND_INVALID;
+}
+
+_public_ uint64_t gmem_snapshot_info_flags(const struct gmem_snapshot_info *s) {
+        return s ? s->h.flags : 0;
+}
+
+_public_ uint64_t gmem_snapshot_info_page_size(const struct gmem_snapshot_info *s) {
+        return s ? s->h.page_size : 0;
+}
+
+_public_ uint64_t gmem_snapshot_info_data_bytes(const struct gmem_snapshot_info *s) {
+        return s ? s->h.data_bytes : 0;
+}
+
+_public_ uint64_t gmem_snapshot_info_extent_count(const struct gmem_snapshot_info *s) {
+        return s ? s->h.n_extents : 0;
+}
+
+/* ---- restoring */
+
+struct restore_ctx {
+        struct gmem_region *r;
+        uint8_t *map;
+        int fd;
+        const struct gmem_snapshot_info *s;
+};
+
+/* the first extent that ends after off */
+static uint64_t extent_at(const struct gmem_snapshot_info *s, uint64_t off) {
+        uint64_t lo = 0, hi = s->h.n_extents;
+        while (lo < hi) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                if (s->extents[mid].offset + s->extents[mid].length <= off)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* The extents of one window: read into the region's mapping, each verified where it landed. */
+static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        struct restore_ctx *c = userdata;
+        const struct gmem_snapshot_info *s = c->s;
+        uint64_t done = 0;
+        int k;
+
+        for (uint64_t i = extent_at(s, off); i < s->h.n_extents && s->extents[i].offset < off + len; i++) {
+                const struct snap_extent *e = &s->extents[i];
+                uint8_t *dst = c->map + e->offset;
+                if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) < 0 ||
+                    (k = gmem_read_full(c->fd, dst, e->length, s->h.data_offset + e->offset, "restore")) < 0)
+                        return k == -ENODATA ? gmem_error(-EBADMSG, "restore: the snapshot ends inside its data (truncated)") : k;
+                if (gmem_crc32c(0, dst, e->length) != e->crc)
+                        return gmem_error(-EBADMSG, "restore: the snapshot's data at %" PRIu64 "+%" PRIu64
+                                          " does not match its checksum (altered or damaged)", e->offset, e->length);
+                done += e->length;
+        }
+        *ret_count = done;
+        return 0;
+}
+
+static void info_freep(struct gmem_snapshot_info **s) {
+        gmem_snapshot_info_free(*s);
+}
+
+_public_ int64_t gmem_snapshot_restore(struct gmem_region *r, int fd, const struct gmem_populate_opts *opts_in) {
+        _cleanup_(info_freep) struct gmem_snapshot_info *s = NULL;
+        struct gmem_populate_opts o;
+        struct restore_ctx c = { .r = r, .fd = fd };
+        struct gmem_job job = { .fn = restore_window, .ctx = &c, .opts = &o, .align = SNAP_WINDOW };
+        uint64_t done = 0;
+        int k;
+
+        if ((k = gmem_opts_get(opts_in, "restore", &o)) < 0)
+                return k;
+        if (!r)
+                return gmem_error(-EINVAL, "restore: NULL region");
+        if ((k = gmem_snapshot_open(fd, &s)) < 0)
+                return k;
+        if (s->h.region_size != r->size)
+                return gmem_error(-EINVAL, "restore: the snapshot is of %" PRIu64 " bytes, the region %" PRIu64,
+                                  s->h.region_size, r->size);
+        if ((k = region_check_shared(r, "restore", 0, r->size)) < 0 || (k = region_map_for(r, "restore", &c.map)) < 0)
+                return k;
+        c.s = s;
+        job.total = r->size;
+        o.chunk_size = SNAP_WINDOW;
+        k = gmem_job_run(&job, &done);
+        return k < 0 ? k : (int64_t) done;
+}
