@@ -14,6 +14,8 @@ _gmemctl_command_options() {
         populate) echo "--from --offset --src-offset --length --clip" ;;
         prefault | punch) echo "--offset --length" ;;
         dump) echo "--to --offset --length" ;;
+        snapshot) echo "--to" ;;
+        restore) echo "--from --backend --policy" ;;
         grant | revoke) echo "--uid --gid" ;;
         esac
 }
@@ -55,7 +57,7 @@ _gmemctl_reply() {
 
 _gmemctl() {
         local cword=$COMP_CWORD cur=${COMP_WORDS[COMP_CWORD]} opt="" command="" socket=""
-        local commands="caps create list info populate prefault dump punch grant revoke release cancel watch exec"
+        local commands="caps create list info populate prefault dump snapshot restore punch grant revoke release cancel watch exec"
         local i w n_pos=0 after_dashdash=0 dashdash_at=0
         local IFS=$' \t\n'
 
@@ -146,7 +148,8 @@ _gmemctl() {
         if [[ $cur == -* ]]; then
                 case $command in
                 exec) _gmemctl_reply compgen -W "--socket --json --" -- "$cur" ;;
-                caps | create | list | info | populate | prefault | dump | punch | grant | revoke | release | cancel | watch)
+                caps | create | list | info | populate | prefault | dump | snapshot | restore | punch | grant | revoke | release | \
+                        cancel | watch)
                         _gmemctl_reply compgen -W "--socket --json $(_gmemctl_command_options "$command")" -- "$cur"
                         ;;
                 esac
@@ -154,7 +157,7 @@ _gmemctl() {
         fi
 
         case $command in
-        info | populate | prefault | dump | punch | grant | revoke | release)
+        info | populate | prefault | dump | snapshot | punch | grant | revoke | release)
                 ((n_pos == 0)) && _gmemctl_reply compgen -W "$(_gmemctl_query "${COMP_WORDS[0]}" "$socket" name)" -- "$cur"
                 ;;
         exec)

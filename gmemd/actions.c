@@ -64,12 +64,26 @@ static int create(struct daemon *d, struct session *s, const struct create_args 
                                                : gmem_region_new_memfd(a->backend, a->size, &r);
         if (k < 0)
                 return gmem_error_wrap(k, "create '%s'", a->name);
-        k = region_add(d, a->name, r, p, s, a->policy, "created", a->prefault, &m);
+        k = region_add(d, a->name, r, p, s, a->policy, "created", a->prefault || a->restore, &m);
         if (k < 0) {
                 gmem_region_free(r);
                 return k;
         }
-        if (a->prefault) {
+        if (a->restore) {
+                int fd = fcntl(a->restore_fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0) {
+                        k = gmem_error(negative_errno(), "restore '%s': dup", a->name);
+                        region_release(d, m);
+                        return k;
+                }
+                k = action_start_job(d, s, TAKE_PTR(*rq), JOB_RESTORE, m, 0, a->size, 0, fd, &j);
+                if (k < 0) {
+                        close(fd);
+                        region_release(d, m);
+                        return k;
+                }
+                j->publish_on_success = true;
+        } else if (a->prefault) {
                 k = action_start_job(d, s, TAKE_PTR(*rq), JOB_PREFAULT, m, 0, a->size, 0, -1, &j);
                 if (k < 0) {
                         region_release(d, m);
@@ -89,6 +103,29 @@ int action_create(struct daemon *d, struct session *s, const struct create_args 
         if (rq) /* not taken by a job */
                 rq->ops->free(rq);
         return k;
+}
+
+int action_restore(struct daemon *d, struct session *s, const char *name, int fd, enum gmem_backend backend,
+                   enum gmem_policy policy, struct requester *rq, struct managed **ret, struct job **ret_job) {
+        struct gmem_snapshot_info *info = NULL;
+        struct create_args a = { .name = name, .policy = policy, .restore = true, .restore_fd = fd };
+        int k;
+
+        /* the header and the extent table, checked before anything is made */
+        if ((k = gmem_snapshot_open(fd, &info)) < 0) {
+                if (rq)
+                        rq->ops->free(rq);
+                return gmem_error_wrap(k, "restore '%s'", name);
+        }
+        a.size = gmem_snapshot_info_size(info);
+        a.backend = backend != GMEM_BACKEND_INVALID ? backend : gmem_snapshot_info_backend(info);
+        if (backend == GMEM_BACKEND_INVALID && a.backend == GMEM_BACKEND_GUEST_MEMFD)
+                a.backend = GMEM_BACKEND_MEMFD;
+        if (a.backend == GMEM_BACKEND_HUGETLB)
+                a.page_size = gmem_snapshot_info_backend(info) == GMEM_BACKEND_HUGETLB ? gmem_snapshot_info_page_size(info)
+                                                                                     : 2 * MiB;
+        gmem_snapshot_info_free(info);
+        return action_create(d, s, &a, rq, ret, ret_job);
 }
 
 int action_register(struct daemon *d, struct session *s, const char *name, int fd,

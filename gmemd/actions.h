@@ -24,11 +24,18 @@ struct create_args {
         uint64_t page_size;     /* hugetlb only; 0 = 2 MiB */
         enum gmem_policy policy;
         bool prefault;          /* the region stays hidden until the prefault job is done */
+        bool restore;           /* fill it from the snapshot in restore_fd (a job; hidden until done) */
+        int restore_fd;
 };
 /* With prefault, *ret_job is the job that publishes the region when it is done (rq hears of
  * it); otherwise NULL. */
 int action_create(struct daemon *d, struct session *s, const struct create_args *a, struct requester *rq,
                   struct managed **ret, struct job **ret_job);
+/* A region made from the snapshot in fd (borrowed: the job gets a dup): of the snapshot's size,
+ * with backend INVALID meaning the snapshot's own (memfd for a guest_memfd's, which gmemd cannot
+ * create); hidden until the restore job that rq hears of (*ret_job) is done. */
+int action_restore(struct daemon *d, struct session *s, const char *name, int fd, enum gmem_backend backend,
+                   enum gmem_policy policy, struct requester *rq, struct managed **ret, struct job **ret_job);
 /* fd is borrowed: the region gets a dup of it, and the caller closes its own either way.
  * flags_known: flags are the guest_memfd's creation flags. */
 int action_register(struct daemon *d, struct session *s, const char *name, int fd,

@@ -15,6 +15,8 @@ enum job_op {
         JOB_POPULATE,
         JOB_PREFAULT,
         JOB_DUMP,
+        JOB_SNAPSHOT,    /* the region into a snapshot file (fd) */
+        JOB_RESTORE,     /* a snapshot file (fd) into the region */
         JOB_MEASURE,     /* the core's own: a region's resident bytes, off the loop; no requester */
         JOB_OP_COUNT,
 };

@@ -22,6 +22,8 @@ static const char *const op_names[JOB_OP_COUNT] = {
         [JOB_POPULATE] = "populate",
         [JOB_PREFAULT] = "prefault",
         [JOB_DUMP] = "dump",
+        [JOB_SNAPSHOT] = "snapshot",
+        [JOB_RESTORE] = "restore",
         [JOB_MEASURE] = "measure",
 };
 
@@ -71,6 +73,12 @@ static void job_run(struct job *j) {
                 break;
         case JOB_DUMP:
                 k = gmem_dump_fd(r, j->off, j->len, j->fd, j->fd_off, &opts);
+                break;
+        case JOB_SNAPSHOT:
+                k = gmem_snapshot_write(r, j->fd, &opts);
+                break;
+        case JOB_RESTORE:
+                k = gmem_snapshot_restore(r, j->fd, &opts);
                 break;
         case JOB_MEASURE: {
                 uint64_t bytes = 0;
@@ -166,8 +174,10 @@ static void job_finish(struct daemon *d, struct job *j) {
                 close(j->fd);
                 j->fd = -1;
         }
-        if (j->result == 0 && j->op == JOB_POPULATE)
+        if (j->result == 0 && (j->op == JOB_POPULATE || j->op == JOB_RESTORE))
                 m->populated_bytes = MIN(size, m->populated_bytes + (uint64_t) j->bytes);
+        if (j->result == 0 && j->op == JOB_RESTORE)
+                region_set_state(d, m, GMEM_REGION_POPULATED);
         if (j->op == JOB_POPULATE && !m->released) {
                 bool populating = false;
                 /* another populate of this region still live (finished ones leave the list as they are answered) */
@@ -180,11 +190,12 @@ static void job_finish(struct daemon *d, struct job *j) {
                         region_set_state(d, m, m->populated_bytes ? GMEM_REGION_POPULATED : GMEM_REGION_EMPTY);
         }
 
-        if (j->op != JOB_DUMP)
+        if (j->op != JOB_DUMP && j->op != JOB_SNAPSHOT)
                 region_resident_changed(d, m);
         if (j->publish_on_success && j->result == 0 && m->released) {
                 j->result = -ECANCELED;
-                snprintf(j->message, sizeof(j->message), "create '%s': released before its prefault was done", m->name);
+                snprintf(j->message, sizeof(j->message), "%s '%s': released before its %s was done",
+                         j->op == JOB_RESTORE ? "restore" : "create", m->name, op_names[j->op]);
         }
         /* before a prefaulted region is published: the job was not there for anyone but its requester */
         notify_job_finished(d, j);

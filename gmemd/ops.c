@@ -399,6 +399,36 @@ static int op_dump(struct op_ctx *x) {
         return start_job(x, JOB_DUMP, m, off, len, dst_off, 0);
 }
 
+static int op_snapshot(struct op_ctx *x) {
+        struct managed *m;
+        int k;
+
+        if ((k = lookup(x, ACCESS_USE, "snapshot", &m)) < 0)
+                return k;
+        return start_job(x, JOB_SNAPSHOT, m, 0, gmem_region_size(m->region), 0, 0);
+}
+
+/* A region made from a snapshot: answered by the restore job, with the region, when it is in. */
+static int op_restore(struct op_ctx *x) {
+        enum gmem_backend backend = GMEM_BACKEND_INVALID;
+        const char *name, *backend_name;
+        enum gmem_policy policy;
+        struct requester *rq;
+        struct managed *m;
+        struct job *j;
+        int k;
+
+        if ((k = json_get_str(x->req, "name", true, NULL, &name)) < 0 ||
+            (k = json_get_str(x->req, "backend", false, NULL, &backend_name)) < 0 ||
+            (k = parse_policy(x->req, &policy)) < 0)
+                return k;
+        if (backend_name && (k = gmem_backend_from_string(backend_name, &backend)) < 0)
+                return gmem_error_wrap(k, "restore '%s'", name);
+        if (!(rq = request_new(x->c, x->id)))
+                return gmem_error(-ENOMEM, "restore '%s': request", name);
+        return action_restore(x->d, x->s, name, x->fds[0], backend, policy, rq, &m, &j);
+}
+
 static int op_punch(struct op_ctx *x) {
         uint64_t off, len;
         struct managed *m;
@@ -473,7 +503,7 @@ static int (*const ops[PROTO_OP_COUNT])(struct op_ctx *x) = {
         [PROTO_OP_INFO] = op_info,         [PROTO_OP_POPULATE] = op_populate, [PROTO_OP_PREFAULT] = op_prefault,
         [PROTO_OP_DUMP] = op_dump,         [PROTO_OP_PUNCH] = op_punch,       [PROTO_OP_GRANT] = op_grant,
         [PROTO_OP_REVOKE] = op_revoke,     [PROTO_OP_RELEASE] = op_release,   [PROTO_OP_CANCEL] = op_cancel,
-        [PROTO_OP_WATCH] = op_watch,
+        [PROTO_OP_WATCH] = op_watch,       [PROTO_OP_SNAPSHOT] = op_snapshot, [PROTO_OP_RESTORE] = op_restore,
 };
 
 void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {

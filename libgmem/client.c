@@ -384,6 +384,56 @@ _public_ int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t
         return range_op(c, PROTO_OP_PUNCH, name, off, len);
 }
 
+_public_ int64_t gmem_client_snapshot_fd(struct gmem_client *c, const char *name, int dst_fd) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        struct what w;
+        const char *what;
+        uint64_t bytes;
+        int k;
+
+        if ((k = check_named(c, "snapshot", name)) < 0)
+                return k;
+        what = what_of(&w, "snapshot", name);
+        if ((k = check_fd(what, "destination", dst_fd)) < 0)
+                return k;
+        req = request(PROTO_OP_SNAPSHOT, name);
+        if (!req)
+                return oom(what);
+        k = gmem_client_call(c, what, req, dst_fd, &reply, NULL);
+        if (k < 0)
+                return k;
+        if (gmem_json_get_u64(reply, "bytes", &bytes) < 0)
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no byte count", what);
+        return (int64_t) bytes;
+}
+
+_public_ int gmem_client_restore_fd(struct gmem_client *c, const char *name, int src_fd,
+                                   const struct gmem_restore_opts *opts_in) {
+        _cleanup_json_ cJSON *req = NULL;
+        struct gmem_restore_opts o;
+        struct what w;
+        const char *what;
+        int k;
+
+        if ((k = check_named(c, "restore", name)) < 0)
+                return k;
+        what = what_of(&w, "restore", name);
+        if ((k = gmem_opts_copy(opts_in, sizeof(o), sizeof(o), what, &o)) < 0 ||
+            (k = check_fd(what, "source", src_fd)) < 0)
+                return k;
+        if (o.flags & ~(unsigned) GMEM_RESTORE_BACKEND)
+                return gmem_error(-EINVAL, "%s: unknown flags 0x%x", what, o.flags);
+        if ((o.flags & GMEM_RESTORE_BACKEND) && !gmem_backend_to_string(o.backend))
+                return gmem_error(-EINVAL, "%s: invalid backend %d", what, (int) o.backend);
+        if (!gmem_policy_to_string(o.policy))
+                return gmem_error(-EINVAL, "%s: invalid policy %d", what, (int) o.policy);
+        req = request(PROTO_OP_RESTORE, name);
+        if (!req || !cJSON_AddStringToObject(req, "policy", gmem_policy_to_string(o.policy)) ||
+            ((o.flags & GMEM_RESTORE_BACKEND) && !cJSON_AddStringToObject(req, "backend", gmem_backend_to_string(o.backend))))
+                return oom(what);
+        return gmem_client_call(c, what, req, src_fd, NULL, NULL);
+}
+
 _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
         _cleanup_json_ cJSON *req = NULL;
         char what[48];

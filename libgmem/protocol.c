@@ -77,6 +77,8 @@ static const struct proto_op_info op_table[PROTO_OP_COUNT] = {
         [PROTO_OP_RELEASE] = { "release", 0, true, false },
         [PROTO_OP_CANCEL] = { "cancel", 0, false, false },
         [PROTO_OP_WATCH] = { "watch", 0, false, false },
+        [PROTO_OP_SNAPSHOT] = { "snapshot", 1, true, true },
+        [PROTO_OP_RESTORE] = { "restore", 1, true, true },
 };
 
 const struct proto_op_info *proto_op_info(enum proto_op op) {

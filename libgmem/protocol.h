@@ -71,6 +71,8 @@ enum proto_op {
         PROTO_OP_RELEASE,
         PROTO_OP_CANCEL,
         PROTO_OP_WATCH,
+        PROTO_OP_SNAPSHOT,
+        PROTO_OP_RESTORE,
         PROTO_OP_COUNT,
 };
 

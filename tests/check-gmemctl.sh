@@ -117,6 +117,27 @@ cmp -s -i "$len:0" -n $((64 * MiB - len)) "$tmp/out.bin" /dev/zero || fail "dump
 jcheck "j['state'] == 'populated' and j['populated_bytes'] >= $len" g --json info ram0
 ok "populate from a file and dump it back"
 
+# --- snapshot, restore ----------------------------------------------------------------------
+jcheck "j['bytes'] >= $len and j['bytes'] < $len + 2 * $MiB" g --json snapshot ram0 --to "$tmp/ram0.snap"
+[[ $(stat -c %a "$tmp/ram0.snap") == 600 ]] || fail "snapshot file mode is $(stat -c %a "$tmp/ram0.snap"), not 600"
+(( $(stat -c %b "$tmp/ram0.snap") * 512 < 20 * MiB )) || fail "the snapshot of 10M in a 64M region is not sparse"
+jcheck "j['name'] == 'ram0r' and j['size'] == 64 * $MiB and j['state'] == 'populated'" g --json restore ram0r --from "$tmp/ram0.snap"
+expect 0 g dump ram0r --to "$tmp/out2.bin"
+cmp "$tmp/out.bin" "$tmp/out2.bin" || fail "the restored region differs from the one snapshotted"
+expect 0 g release ram0r
+# a damaged snapshot: one line naming what is wrong, and no region
+cp "$tmp/ram0.snap" "$tmp/bad.snap"
+printf 'X' | dd of="$tmp/bad.snap" bs=1 seek=$((4096 + 4096)) conv=notrunc status=none
+expect 1 g restore ram0r --from "$tmp/bad.snap"
+grep -q "checksum" "$tmp/err" || fail "a damaged snapshot is not refused for its checksum: $(cat "$tmp/err")"
+expect 1 g info ram0r
+expect 1 g restore ram0r --from "$tmp/src"
+grep -q "not a gmem snapshot" "$tmp/err" || fail "a file that is no snapshot: $(cat "$tmp/err")"
+expect 1 g restore ram0r --from "$tmp/no-such-file"
+grep -q "no-such-file" "$tmp/err" || fail "a missing snapshot file is not named: $(cat "$tmp/err")"
+expect 2 g restore ram0r
+ok "snapshot to a sparse file, restore it, refuse a damaged one"
+
 # offsets: 8K of the source from 4K on, into the region at 1M
 expect 0 g populate ram1 --from "$tmp/src" --offset 1M --src-offset 4K --length 8K
 expect 0 g dump ram1 --to "$tmp/ram1.bin" --offset 1M --length 16K

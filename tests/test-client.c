@@ -670,6 +670,73 @@ START_TEST(test_typed_results) {
 }
 END_TEST
 
+/* A snapshot through gmemd, restored by gmemd under another name (and into another backend):
+ * the same bytes; a damaged snapshot is refused and leaves no region. */
+START_TEST(test_snapshot_restore) {
+        struct gmem_client *c;
+        struct gmem_region *a = NULL, *b = NULL;
+        struct gmem_region_info *i = NULL;
+        struct gmem_restore_opts ro = GMEM_RESTORE_OPTS_INIT;
+        void *pa, *pb;
+        int src, snap;
+        int64_t n;
+        uint8_t byte;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "snap-a", GMEM_BACKEND_MEMFD, 4 * MiB_, NULL));
+        src = gmem_test_random_file(256 * 1024, 11, NULL);
+        OK(gmem_client_populate_fd(c, "snap-a", 2 * MiB_, src, 0, 256 * 1024));
+        snap = gmem_test_temp_file();
+        n = gmem_client_snapshot_fd(c, "snap-a", snap);
+        ck_assert_msg(n == 256 * 1024, "snapshot: %lld (%s)", (long long) n, gmem_last_error());
+
+        OK(gmem_client_restore_fd(c, "snap-b", snap, NULL));
+        OK(gmem_client_region_info(c, "snap-b", &i));
+        ck_assert_uint_eq(gmem_region_info_size(i), 4 * MiB_);
+        ck_assert_int_eq(gmem_region_info_backend(i), GMEM_BACKEND_MEMFD);
+        ck_assert_int_eq(gmem_region_info_state(i), GMEM_REGION_POPULATED);
+        ck_assert_uint_eq(gmem_region_info_populated_bytes(i), 256 * 1024);
+        i = gmem_region_info_free(i);
+        OK(gmem_client_open(c, "snap-a", &a));
+        OK(gmem_client_open(c, "snap-b", &b));
+        OK(gmem_region_map(a, &pa));
+        OK(gmem_region_map(b, &pb));
+        ck_assert_msg(memcmp(pa, pb, 4 * MiB_) == 0, "the restored region differs");
+        a = gmem_region_free(a);
+        b = gmem_region_free(b);
+
+        /* another backend, asked for */
+        ro.flags = GMEM_RESTORE_BACKEND;
+        ro.backend = GMEM_BACKEND_SECRET;
+        if (gmem_client_restore_fd(c, "snap-s", snap, &ro) == 0) {
+                OK(gmem_client_region_info(c, "snap-s", &i));
+                ck_assert_int_eq(gmem_region_info_backend(i), GMEM_BACKEND_SECRET);
+                i = gmem_region_info_free(i);
+                OK(gmem_client_release(c, "snap-s"));
+        } else
+                fprintf(stderr, "KERNEL test_snapshot_restore: no secret region in gmemd here: %s\n", gmem_last_error());
+
+        EXPECT_FAIL(gmem_client_restore_fd(c, "snap-b", snap, NULL), EEXIST, "snap-b");
+        /* one byte of data altered: refused when it is copied, and no region is left */
+        ck_assert_int_eq(pread(snap, &byte, 1, 4096 + 2 * MiB_ + 100), 1);
+        byte ^= 1;
+        ck_assert_int_eq(pwrite(snap, &byte, 1, 4096 + 2 * MiB_ + 100), 1);
+        EXPECT_FAIL(gmem_client_restore_fd(c, "snap-c", snap, NULL), EBADMSG, "checksum");
+        EXPECT_FAIL(gmem_client_region_info(c, "snap-c", &i), ENOENT, "snap-c");
+        /* not a snapshot at all: refused before anything is made */
+        EXPECT_FAIL(gmem_client_restore_fd(c, "snap-c", src, NULL), EBADMSG, "not a gmem snapshot");
+        EXPECT_FAIL(gmem_client_snapshot_fd(c, "nope", snap), ENOENT, "nope");
+        ro.flags = 1u << 5;
+        EXPECT_FAIL(gmem_client_restore_fd(c, "snap-c", snap, &ro), EINVAL, "unknown flags");
+        close(snap);
+        close(src);
+        OK(gmem_client_release(c, "snap-a"));
+        OK(gmem_client_release(c, "snap-b"));
+        gmem_client_free(c);
+}
+END_TEST
+
 /* In a child as uid/gid 65534: info on name gives 0 or -errno, reported as the exit status. */
 /* info on the region as uid/gid 65534 with n_groups supplementary groups 70000, 70001, ... */
 static int info_as_nobody_in(const char *name, unsigned n_groups) {
@@ -1376,6 +1443,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_cancel);
         tcase_add_test(real, test_list_info);
         tcase_add_test(real, test_typed_results);
+        tcase_add_test(real, test_snapshot_restore);
         tcase_add_test(real, test_grant_revoke);
         tcase_add_test(real, test_release);
         tcase_add_test(real, test_length_to_the_end);

@@ -378,6 +378,24 @@ int gmem_client_prefault(struct gmem_client *c, const char *name, uint64_t off, 
 int64_t gmem_client_dump_fd(struct gmem_client *c, const char *name, uint64_t off, uint64_t len, int dst_fd,
                             uint64_t dst_off);
 int gmem_client_punch(struct gmem_client *c, const char *name, uint64_t off, uint64_t len);
+/* gmemd writes the region as a snapshot (gmem_snapshot_write()) to the caller's dst_fd, a regular
+ * file open for writing; the bytes of data in it, or -errno. */
+int64_t gmem_client_snapshot_fd(struct gmem_client *c, const char *name, int dst_fd);
+enum {
+        GMEM_RESTORE_BACKEND = 1u << 0, /* restore into .backend, not the snapshot's own */
+};
+struct gmem_restore_opts {
+        size_t size;               /* sizeof(struct gmem_restore_opts) */
+        unsigned flags;            /* GMEM_RESTORE_* */
+        enum gmem_backend backend; /* with GMEM_RESTORE_BACKEND: memfd, hugetlb or secret */
+        enum gmem_policy policy;
+};
+#define GMEM_RESTORE_OPTS_INIT { .size = sizeof(struct gmem_restore_opts) }
+/* gmemd makes region `name` from the snapshot in the caller's src_fd: of the snapshot's size and
+ * backend (a guest_memfd's restores into memfd: gmemd cannot create guest_memfd; restore one in
+ * the VMM with gmem_snapshot_restore()), filled as a job (progress, cancellable) and seen by
+ * others only once it is complete. A damaged snapshot is refused (-EBADMSG) and leaves no region. */
+int gmem_client_restore_fd(struct gmem_client *c, const char *name, int src_fd, const struct gmem_restore_opts *opts);
 int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid);
 int gmem_client_grant_gid(struct gmem_client *c, const char *name, uint32_t gid);
 int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid);
