@@ -71,6 +71,8 @@ static const struct call {
         { "job", "org.gmem.Broker1.Job", "Cancel", "" },
         { "region", "org.freedesktop.DBus.Introspectable", "Introspect", "" },
         { NULL, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "" },
+        { NULL, MANAGER_IFACE, "SnapshotRegion", "sh" },
+        { NULL, MANAGER_IFACE, "RestoreRegion", "sh@" },
 };
 
 /* The input, read from the front. Past the end everything reads as 0. */
@@ -142,7 +144,7 @@ static int append_options(sd_bus_message *m, struct input *in) {
         int k = sd_bus_message_open_container(m, 'a', "{sv}");
 
         for (unsigned i = 0; k >= 0 && i < n; i++) {
-                static const char *const keys[] = { "prefault", "page_size", "policy", "flags", "bogus" };
+                static const char *const keys[] = { "prefault", "page_size", "policy", "flags", "bogus", "backend" };
                 uint8_t sel = take(in);
                 char s[256];
                 const char *key = keys[(sel & 0x0f) % ELEMENTSOF(keys)];

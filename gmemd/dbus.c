@@ -79,6 +79,7 @@ static const sd_bus_error_map gmem_bus_errors[] = {
         SD_BUS_ERROR_MAP(ERROR_PREFIX "NotSupported", EOPNOTSUPP),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "ShortSource", ENODATA),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "Cancelled", ECANCELED),
+        SD_BUS_ERROR_MAP(ERROR_PREFIX "BadSnapshot", EBADMSG),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "Failed", EIO),
         SD_BUS_ERROR_MAP_END,
 };
@@ -107,6 +108,9 @@ static const char *error_name(int err, bool job) {
                 return ERROR_PREFIX "ShortSource";
         case ECANCELED:
                 return ERROR_PREFIX "Cancelled";
+        case EBADMSG:
+        case EPROTONOSUPPORT:
+                return ERROR_PREFIX "BadSnapshot";
         default:
                 return ERROR_PREFIX "Failed";
         }
@@ -706,6 +710,57 @@ static int dump_region(CALL_ARGS) {
 }
 METHOD(method_dump_region, dump_region)
 
+static int snapshot_region(CALL_ARGS) {
+        const char *name;
+        struct managed *m;
+        struct job *j;
+        int fd, dst, k;
+
+        (void) job_id;
+        if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 ||
+            (k = lookup(s, p, name, ACCESS_USE, "snapshot", &m, e)) < 0)
+                return k;
+        if ((dst = dup_message_fd(fd, "snapshot", e)) < 0)
+                return dst;
+        k = action_start_job(s->d, se, request_new(s), JOB_SNAPSHOT, m, 0, gmem_region_size(m->region), 0, dst, &j);
+        if (k < 0) {
+                close(dst);
+                return fail(e, k, false);
+        }
+        return reply_job(msg, j);
+}
+METHOD(method_snapshot_region, snapshot_region)
+
+/* The region is published when its restore job is done: JobFinished says so. */
+static int restore_region(CALL_ARGS) {
+        _cleanup_free_ char *path = NULL, *jpath = NULL;
+        const char *name, *backend = "", *policy = "keep";
+        const struct option_spec opts[] = {
+                { "backend", 's', &backend, NULL },
+                { "policy", 's', &policy, NULL },
+        };
+        enum gmem_backend b = GMEM_BACKEND_INVALID;
+        enum gmem_policy pol;
+        struct managed *m;
+        struct job *j = NULL;
+        int fd, k;
+
+        (void) job_id;
+        (void) p;
+        if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 || (k = read_options(msg, opts, ELEMENTSOF(opts), e)) < 0)
+                return k;
+        if (*backend && (k = gmem_backend_from_string(backend, &b)) < 0)
+                return fail(e, gmem_error_wrap(k, "restore '%s'", name), false);
+        if ((k = gmem_policy_from_string(policy, &pol)) < 0)
+                return fail(e, gmem_error(k, "restore '%s': policy '%.40s' (keep, connection)", name, policy), false);
+        if ((k = action_restore(s->d, se, name, fd, b, pol, request_new(s), &m, &j)) < 0)
+                return fail(e, k, false);
+        if ((k = region_path(m->name, &path)) < 0 || (k = job_path(j->id, &jpath)) < 0)
+                return k;
+        return sd_bus_reply_method_return(msg, "oo", path, jpath);
+}
+METHOD(method_restore_region, restore_region)
+
 static int punch_hole(CALL_ARGS) {
         (void) se;
         uint64_t off, len;
@@ -876,6 +931,10 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("DumpRegion",
                                 SD_BUS_ARGS("s", name, "h", destination, "t", offset, "t", length, "t", dst_offset),
                                 SD_BUS_RESULT("o", job), method_dump_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SnapshotRegion", SD_BUS_ARGS("s", name, "h", destination), SD_BUS_RESULT("o", job),
+                                method_snapshot_region, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RestoreRegion", SD_BUS_ARGS("s", name, "h", snapshot, "a{sv}", options),
+                                SD_BUS_RESULT("o", region, "o", job), method_restore_region, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CancelJob", SD_BUS_ARGS("o", job), SD_BUS_NO_RESULT, method_cancel_job,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("PunchHole", SD_BUS_ARGS("s", name, "t", offset, "t", length), SD_BUS_NO_RESULT,

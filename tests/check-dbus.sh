@@ -241,6 +241,19 @@ wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'ram0', true, uint64 $
 cmp -n $((1 << 20)) "$tmp/src" "$tmp/dump3" || fail "DumpRegion wrote the wrong bytes"
 ok "PopulateRegion and DumpRegion with fds, JobProgress, JobFinished, PropertiesChanged, content"
 
+# SnapshotRegion and RestoreRegion: a snapshot of ram0 over the bus, restored as ram0-copy
+: > "$tmp/snap"
+out=$(G SnapshotRegion ram0 '@h 4' 4<> "$tmp/snap") || fail "SnapshotRegion"
+wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'ram0', true, uint64 [0-9]+, ''\)"
+out=$(G RestoreRegion ram0-copy '@h 5' '@a{sv} {"policy": <"keep">}' 5< "$tmp/snap") || fail "RestoreRegion"
+wait_signal "JobFinished \(objectpath '[^']*', 'ram0-copy', true, uint64 [0-9]+, ''\)"
+"$ctl" --socket "$tmp/gmemd.sock" dump ram0-copy --to "$tmp/dump4" --length "$len" || fail "gmemctl dump ram0-copy"
+cmp "$tmp/src" "$tmp/dump4" || fail "the region restored over D-Bus differs"
+"$ctl" --socket "$tmp/gmemd.sock" release ram0-copy || fail "release ram0-copy"
+if G RestoreRegion ram0-bad '@h 5' '@a{sv} {}' 5< "$tmp/src" > "$tmp/out" 2>&1; then fail "a file that is no snapshot was restored"; fi
+grep -q "not a gmem snapshot" "$tmp/out" || fail "RestoreRegion of a non-snapshot: $(cat "$tmp/out")"
+ok "SnapshotRegion and RestoreRegion with fds, and a file that is no snapshot refused"
+
 # --- OpenRegion hands out the region's fd -------------------------------------------------------------
 want "(handle 0,)" G OpenRegion ram0
 cp "$tmp/src" "$tmp/expected"
