@@ -15,6 +15,7 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -348,7 +349,31 @@ struct restore_ctx {
         uint8_t *map;
         int fd;
         const struct gmem_snapshot_info *s;
+        /* write() into the region (a memfd, a guest_memfd with write()): its pages are filled
+         * without being zeroed first, from a window-sized bounce buffer per thread that stays in
+         * the cache for the checksum. Otherwise pread() straight into the mapping. */
+        bool via_write;
 };
+
+/* the calling thread's bounce buffer of SNAP_WINDOW bytes, freed when the thread ends */
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+
+static void bounce_key_init(void) {
+        (void) pthread_key_create(&bounce_key, free);
+}
+
+static uint8_t *bounce_buffer(void) {
+        uint8_t *b;
+
+        pthread_once(&bounce_once, bounce_key_init);
+        b = pthread_getspecific(bounce_key);
+        if (!b && (b = malloc(SNAP_WINDOW)) && pthread_setspecific(bounce_key, b) != 0) {
+                free(b);
+                b = NULL;
+        }
+        return b;
+}
 
 /* the first extent that ends after off */
 static uint64_t extent_at(const struct gmem_snapshot_info *s, uint64_t off) {
@@ -364,21 +389,47 @@ static uint64_t extent_at(const struct gmem_snapshot_info *s, uint64_t off) {
 }
 
 /* The extents of one window: read into the region's mapping, each verified where it landed. */
+/* Is all of [off, off+len) of the mapping backed already (a pooled region)? Then a copy into it
+ * beats the write path. */
+static bool window_backed(const uint8_t *map, uint64_t off, uint64_t len) {
+        unsigned char vec[SNAP_WINDOW / 4096];
+        uint64_t n = len / page_size();
+
+        if (mincore((void *) (map + off), len, vec) < 0)
+                return false;
+        for (uint64_t i = 0; i < n; i++)
+                if (!(vec[i] & 1))
+                        return false;
+        return true;
+}
+
 static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct restore_ctx *c = userdata;
         const struct gmem_snapshot_info *s = c->s;
+        bool via_write = c->via_write && !window_backed(c->map, off, len);
         uint64_t done = 0;
         int k;
 
         for (uint64_t i = extent_at(s, off); i < s->h.n_extents && s->extents[i].offset < off + len; i++) {
                 const struct snap_extent *e = &s->extents[i];
                 uint8_t *dst = c->map + e->offset;
-                if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) < 0 ||
-                    (k = gmem_read_full(c->fd, dst, e->length, s->h.data_offset + e->offset, "restore")) < 0)
-                        return k == -ENODATA ? gmem_error(-EBADMSG, "restore: the snapshot ends inside its data (truncated)") : k;
-                if (gmem_crc32c(0, dst, e->length) != e->crc)
+                const uint8_t *check = dst;
+                uint8_t *b = via_write ? bounce_buffer() : NULL;
+
+                if (b) {
+                        k = gmem_read_full(c->fd, b, e->length, s->h.data_offset + e->offset, NULL);
+                        check = b;
+                } else if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) >= 0)
+                        k = gmem_read_full(c->fd, dst, e->length, s->h.data_offset + e->offset, "restore");
+                if (k == -ENODATA)
+                        return gmem_error(-EBADMSG, "restore: the snapshot ends inside its data (truncated)");
+                if (k < 0)
+                        return k;
+                if (gmem_crc32c(0, check, e->length) != e->crc)
                         return gmem_error(-EBADMSG, "restore: the snapshot's data at %" PRIu64 "+%" PRIu64
                                           " does not match its checksum (altered or damaged)", e->offset, e->length);
+                if (b && (k = gmem_write_full(c->r->fd, b, e->length, e->offset, "restore", NULL)) < 0)
+                        return k;
                 done += e->length;
         }
         *ret_count = done;
@@ -409,6 +460,7 @@ _public_ int64_t gmem_snapshot_restore(struct gmem_region *r, int fd, const stru
         if ((k = region_check_shared(r, "restore", 0, r->size)) < 0 || (k = region_map_for(r, "restore", &c.map)) < 0)
                 return k;
         c.s = s;
+        c.via_write = r->write_syscall && !(o.flags & GMEM_POPULATE_VIA_MAPPING);
         job.total = r->size;
         o.chunk_size = SNAP_WINDOW;
         k = gmem_job_run(&job, &done);

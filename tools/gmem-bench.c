@@ -152,6 +152,61 @@ static double populate_memcpy(void) {
         return t;
 }
 
+/* ---- restore from a snapshot ---- */
+
+static int snap_fd = -1;      /* a snapshot of the image, in page cache (a memfd) */
+static const uint8_t *snap_data; /* its data, mapped */
+
+static struct gmem_region *faulted_region(void) {
+        struct gmem_region *r = fresh_region();
+        if (gmem_prefault(r, 0, arg.size, NULL) < 0) {
+                fprintf(stderr, "gmem-bench: prefault: %s\n", gmem_last_error());
+                exit(1);
+        }
+        return r;
+}
+
+static double restore_into(struct gmem_region *r) {
+        double t = mono_sec();
+        if (gmem_snapshot_restore(r, snap_fd, NULL) < 0) {
+                fprintf(stderr, "gmem-bench: restore: %s\n", gmem_last_error());
+                exit(1);
+        }
+        t = mono_sec() - t;
+        gmem_region_free(r);
+        return t;
+}
+
+static double restore_gmem(void) { return restore_into(fresh_region()); }
+static double restore_pooled(void) { return restore_into(faulted_region()); }
+
+/* what `dd if=SNAPSHOT of=/proc/self/fd/REGION bs=1M skip=... ` does: read a block, write it */
+static double restore_dd(void) {
+        struct gmem_region *r = fresh_region();
+        static uint8_t buf[1 << 20];
+        double t = mono_sec();
+        for (uint64_t off = 0; off < arg.size; off += sizeof(buf))
+                if (pread(snap_fd, buf, sizeof(buf), (off_t) (4096 + off)) != (ssize_t) sizeof(buf) ||
+                    pwrite(gmem_region_fd(r), buf, sizeof(buf), (off_t) off) != (ssize_t) sizeof(buf)) {
+                        fprintf(stderr, "gmem-bench: dd: %m\n");
+                        exit(1);
+                }
+        t = mono_sec() - t;
+        gmem_region_free(r);
+        return t;
+}
+
+/* the floor: one memcpy of the data into memory that is already there */
+static double restore_floor(void) {
+        struct gmem_region *r = faulted_region();
+        void *dst = map_region(r);
+        double t = mono_sec();
+        memcpy(dst, snap_data, arg.size);
+        t = mono_sec() - t;
+        gmem_region_free(r);
+        return t;
+}
+
 /* ---- prefault ---- */
 
 struct qemu_part {
@@ -560,7 +615,7 @@ int main(int argc, char **argv) {
                 { "latency", no_argument, NULL, 'L' },
                 {},
         };
-        struct result res[5];
+        struct result res[8];
         unsigned n_res = 2;
         int c;
 
@@ -623,6 +678,13 @@ int main(int argc, char **argv) {
                         *(uint64_t *) (p + i) = i * 0x9E3779B97F4A7C15ull;
                 image_fd = dup(gmem_region_fd(img));
                 image_map = mmap(NULL, arg.size, PROT_READ, MAP_SHARED, image_fd, 0);
+                /* and its snapshot, in page cache too (every page backed: the whole image) */
+                snap_fd = memfd_create("gmem-bench-snapshot", MFD_CLOEXEC);
+                if (snap_fd < 0 || gmem_snapshot_write(img, snap_fd, NULL) < 0) {
+                        fprintf(stderr, "gmem-bench: snapshot: %s\n", gmem_last_error());
+                        return 1;
+                }
+                snap_data = mmap(NULL, arg.size, PROT_READ, MAP_SHARED | MAP_POPULATE, snap_fd, 4096);
                 gmem_region_free(img);
         }
 
@@ -644,6 +706,8 @@ int main(int argc, char **argv) {
         }
         res[0] = compare("populate", populate_gmem, "1-thread memcpy via mapping", populate_memcpy);
         res[1] = compare("prefault", prefault_gmem, "QEMU prealloc threads", prefault_qemu);
+        res[n_res++] = compare("restore", restore_gmem, "dd bs=1M through the region's fd", restore_dd);
+        res[n_res++] = compare("restore-faulted", restore_pooled, "memcpy into faulted memory (floor)", restore_floor);
         if (has_write_path()) {
                 res[n_res++] = compare("fd-write", fd_via_write, "populate_fd via the mapping", fd_via_mapping);
                 res[n_res++] = compare("buf-write", buf_via_write, "populate_buf via the mapping", buf_via_mapping);
