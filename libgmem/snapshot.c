@@ -29,40 +29,7 @@
 #include "opts.h"
 #include "pages.h"
 #include "region.h"
-
-#define SNAP_MAGIC "GMEMSNAP"
-#define SNAP_VERSION 1
-#define SNAP_HEADER_SIZE 4096
-#define SNAP_WINDOW (2 * MiB)
-#define SNAP_EXTENTS_MAX (UINT64_C(1) << 28) /* a 2 TiB region of alternating pages: more is not ours */
-
-struct snap_header {
-        char magic[8];
-        uint32_t version;
-        uint32_t header_crc;     /* CRC-32C of the 4096 header bytes with this field 0 */
-        uint64_t region_size;
-        uint64_t page_size;
-        uint64_t flags;          /* guest_memfd flags of the region snapshotted */
-        uint32_t backend;        /* enum gmem_backend */
-        uint32_t table_crc;      /* CRC-32C of the extent table */
-        uint64_t data_offset;
-        uint64_t table_offset;
-        uint64_t n_extents;
-        uint64_t data_bytes;     /* sum of the extents' lengths */
-        uint64_t file_size;      /* table_offset + n_extents * sizeof(struct snap_extent) */
-};
-
-struct snap_extent {
-        uint64_t offset;         /* in the region */
-        uint64_t length;
-        uint32_t crc;
-        uint32_t reserved;       /* 0 */
-};
-
-struct gmem_snapshot_info {
-        struct snap_header h;
-        struct snap_extent *extents;
-};
+#include "snapshot.h"
 
 /* ---- writing */
 
@@ -375,8 +342,7 @@ static uint8_t *bounce_buffer(void) {
         return b;
 }
 
-/* the first extent that ends after off */
-static uint64_t extent_at(const struct gmem_snapshot_info *s, uint64_t off) {
+uint64_t snapshot_extent_at(const struct gmem_snapshot_info *s, uint64_t off) {
         uint64_t lo = 0, hi = s->h.n_extents;
         while (lo < hi) {
                 uint64_t mid = lo + (hi - lo) / 2;
@@ -386,6 +352,24 @@ static uint64_t extent_at(const struct gmem_snapshot_info *s, uint64_t off) {
                         hi = mid;
         }
         return lo;
+}
+
+bool snapshot_covers(const struct gmem_snapshot_info *s, uint64_t off) {
+        uint64_t i = snapshot_extent_at(s, off);
+        return i < s->h.n_extents && s->extents[i].offset <= off;
+}
+
+int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struct snap_extent *e, uint8_t *dst) {
+        int k = gmem_read_full(fd, dst, e->length, s->h.data_offset + e->offset, NULL);
+
+        if (k == -ENODATA)
+                return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
+        if (k < 0)
+                return k;
+        if (gmem_crc32c(0, dst, e->length) != e->crc)
+                return gmem_error(-EBADMSG, "snapshot: the data at %" PRIu64 "+%" PRIu64
+                                  " does not match its checksum (altered or damaged)", e->offset, e->length);
+        return 0;
 }
 
 /* The extents of one window: read into the region's mapping, each verified where it landed. */
@@ -410,7 +394,7 @@ static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *
         uint64_t done = 0;
         int k;
 
-        for (uint64_t i = extent_at(s, off); i < s->h.n_extents && s->extents[i].offset < off + len; i++) {
+        for (uint64_t i = snapshot_extent_at(s, off); i < s->h.n_extents && s->extents[i].offset < off + len; i++) {
                 const struct snap_extent *e = &s->extents[i];
                 uint8_t *dst = c->map + e->offset;
                 const uint8_t *check = dst;

@@ -303,6 +303,30 @@ uint64_t gmem_snapshot_info_page_size(const struct gmem_snapshot_info *s);
 uint64_t gmem_snapshot_info_data_bytes(const struct gmem_snapshot_info *s);
 uint64_t gmem_snapshot_info_extent_count(const struct gmem_snapshot_info *s);
 
+/* Lazy restore: a userfaultfd page server over a snapshot (docs/snapshot.md). The VMM maps its
+ * guest memory and registers the mapping with a userfaultfd of its own (it belongs to the VMM's
+ * mm): gmem_uffd_register() — MISSING faults, plus MINOR with minor (a shmem or hugetlb mapping
+ * whose pages may be there already). The server, made with the uffd, the address of the
+ * memory's first byte and the snapshot, fills memory a 2 MiB window at a time, the faulting one
+ * first: MISSING faults with UFFDIO_COPY of the verified extents (UFFDIO_ZEROPAGE in holes),
+ * MINOR faults by writing region (the same memory's file, mapped by the server) and
+ * UFFDIO_CONTINUE. Discards (UFFD_EVENT_REMOVE) are honoured. Data that does not match its
+ * checksum is never served: the call fails with -EBADMSG and the faulting thread stays in its
+ * fault — report it; never a silent zero page. One thread at a time per server. */
+int gmem_uffd_register(void *addr, uint64_t len, bool minor, int *ret_uffd);
+struct gmem_page_server;
+/* uffd and snapshot_fd stay the caller's; region may be NULL (no MINOR faults then). */
+int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, struct gmem_region *region,
+                         struct gmem_page_server **ret);
+struct gmem_page_server *gmem_page_server_free(struct gmem_page_server *ps);
+int gmem_page_server_fd(const struct gmem_page_server *ps); /* to poll */
+/* Serve the pending events (timeout_ms < 0: wait for one; 0: only what is there): how many. */
+int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms);
+/* Fill up to max_windows windows nobody faulted yet: how many (0 once all are there). */
+int gmem_page_server_prefetch(struct gmem_page_server *ps, unsigned max_windows);
+bool gmem_page_server_complete(const struct gmem_page_server *ps); /* every window served */
+uint64_t gmem_page_server_faults(const struct gmem_page_server *ps);
+
 /* Allocate (zero-fill) [off, off+len): MADV_POPULATE_WRITE in parallel, touching pages where the
  * kernel refuses it. off and len must be page aligned. */
 int gmem_prefault(struct gmem_region *r, uint64_t off, uint64_t len, const struct gmem_populate_opts *opts);

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A userfaultfd page server over a snapshot: the lazy restore (docs/snapshot.md, "Lazy restore").
+ *
+ * The VMM maps guest memory and registers the mapping with a userfaultfd of its own (the uffd
+ * belongs to its mm): gmem_uffd_register(). Whoever serves it — the VMM itself, or gmemd once the
+ * VMM hands it the uffd — reads the fault events and fills memory from the snapshot one 2 MiB
+ * window at a time, the window of the faulting address first:
+ *
+ *  - MISSING faults (anonymous private memory, and a shmem mapping whose page is not there yet):
+ *    the window's extents are read into a buffer, each verified against its CRC, and installed
+ *    with UFFDIO_COPY; a fault in a hole of the snapshot gets UFFDIO_ZEROPAGE;
+ *  - MINOR faults (a shmem memfd or hugetlb region whose pages are there already, e.g. pooled and
+ *    prefaulted): the window is written through the server's own mapping of the region and the
+ *    VMM's pages are mapped with UFFDIO_CONTINUE — no kernel copy into the page.
+ *
+ * gmem_page_server_prefetch() fills windows nobody faulted yet, so that memory becomes fully
+ * resident in the background. A window whose data does not match its checksum is never served:
+ * the call fails with -EBADMSG naming it and the faulting thread stays in its fault (never a
+ * silent zero page); the caller reports the error to the VMM.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "macro.h"
+#include "region.h"
+#include "snapshot.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFDIO_REGISTER_MODE_MINOR
+#define UFFDIO_REGISTER_MODE_MINOR ((__u64) 1 << 2)
+#endif
+
+struct gmem_page_server {
+        int uffd;
+        uint64_t base;                 /* the VMM's address of region offset 0 */
+        int snap_fd;                   /* borrowed */
+        struct gmem_snapshot_info *s;
+        struct gmem_region *region;    /* for MINOR faults; borrowed, may be NULL */
+        uint8_t *map;                  /* the region's mapping (MINOR) */
+        uint8_t *buf;                  /* one window */
+        uint8_t *done;                 /* per window: served */
+        uint64_t n_windows, n_done, next_prefetch;
+        uint64_t faults;
+};
+
+_public_ int gmem_uffd_register(void *addr, uint64_t len, bool minor, int *ret_uffd) {
+        struct uffdio_api api = { .api = UFFD_API };
+        struct uffdio_register reg = { .range = { .start = (uintptr_t) addr, .len = len } };
+        int fd;
+
+        if (!addr || len == 0 || len % page_size() || (uintptr_t) addr % page_size() || !ret_uffd)
+                return gmem_error(-EINVAL, "userfaultfd: invalid range or NULL result");
+        /* all faults (KVM's among them) need the privilege; user-mode faults only do not */
+        fd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0 && (errno == EPERM || errno == EACCES))
+                fd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        if (fd < 0)
+                return gmem_error(negative_errno(), "userfaultfd()");
+        api.features = UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_REMOVE | (minor ? UFFD_FEATURE_MINOR_SHMEM : 0);
+        if (ioctl(fd, UFFDIO_API, &api) < 0) {
+                api = (struct uffdio_api) { .api = UFFD_API }; /* anonymous memory needs no feature */
+                if (minor || ioctl(fd, UFFDIO_API, &api) < 0) {
+                        int k = gmem_error(negative_errno(), "UFFDIO_API%s", minor ? " with MINOR_SHMEM" : "");
+                        close(fd);
+                        return k;
+                }
+        }
+        reg.mode = UFFDIO_REGISTER_MODE_MISSING | (minor ? UFFDIO_REGISTER_MODE_MINOR : 0);
+        if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+                int k = gmem_error(negative_errno(), "UFFDIO_REGISTER %p+%" PRIu64 " (%s)", addr, len,
+                                   minor ? "missing and minor" : "missing");
+                close(fd);
+                return k;
+        }
+        *ret_uffd = fd;
+        return 0;
+}
+
+_public_ struct gmem_page_server *gmem_page_server_free(struct gmem_page_server *ps) {
+        if (ps) {
+                gmem_snapshot_info_free(ps->s);
+                free(ps->buf);
+                free(ps->done);
+                free(ps);
+        }
+        return NULL;
+}
+
+_public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, struct gmem_region *region,
+                                  struct gmem_page_server **ret) {
+        _cleanup_free_ struct gmem_page_server *ps = NULL;
+        int k;
+
+        if (uffd < 0 || snapshot_fd < 0 || !ret || base % page_size())
+                return gmem_error(-EINVAL, "page server: invalid uffd, snapshot fd, base or NULL result");
+        ps = calloc(1, sizeof(*ps));
+        if (!ps)
+                return gmem_error(-ENOMEM, "page server");
+        *ps = (struct gmem_page_server) { .uffd = uffd, .base = base, .snap_fd = snapshot_fd, .region = region };
+        if ((k = gmem_snapshot_open(snapshot_fd, &ps->s)) < 0)
+                return k;
+        if (region) {
+                if (gmem_region_size(region) != gmem_snapshot_info_size(ps->s)) {
+                        k = gmem_error(-EINVAL, "page server: the region has %" PRIu64 " bytes, the snapshot %" PRIu64,
+                                       gmem_region_size(region), gmem_snapshot_info_size(ps->s));
+                        goto fail;
+                }
+                if ((k = region_map_for(region, "page server", &ps->map)) < 0)
+                        goto fail;
+        }
+        ps->n_windows = (gmem_snapshot_info_size(ps->s) + SNAP_WINDOW - 1) / SNAP_WINDOW;
+        ps->buf = malloc(SNAP_WINDOW);
+        ps->done = calloc(ps->n_windows, 1);
+        if (!ps->buf || !ps->done) {
+                k = gmem_error(-ENOMEM, "page server: %" PRIu64 " windows", ps->n_windows);
+                goto fail;
+        }
+        *ret = TAKE_PTR(ps);
+        return 0;
+fail:
+        gmem_snapshot_info_free(ps->s);
+        free(ps->buf);
+        free(ps->done);
+        return k;
+}
+
+_public_ int gmem_page_server_fd(const struct gmem_page_server *ps) {
+        return ps ? ps->uffd : gmem_error(-EINVAL, "page server: NULL");
+}
+
+/* ioctl until done: EAGAIN (the mm is changing) retried, EEXIST (a racing fault won) is fine */
+static int uffd_call(int uffd, unsigned long req, void *arg, const char *what, uint64_t at) {
+        for (;;) {
+                if (ioctl(uffd, req, arg) == 0 || errno == EEXIST)
+                        return 0;
+                if (errno == EAGAIN || errno == EINTR)
+                        continue;
+                return gmem_error(negative_errno(), "%s at %#" PRIx64, what, at);
+        }
+}
+
+static int copy_range(struct gmem_page_server *ps, const uint8_t *src, uint64_t off, uint64_t len) {
+        for (uint64_t done = 0; done < len;) {
+                struct uffdio_copy c = { .dst = ps->base + off + done, .src = (uintptr_t) (src + done), .len = len - done };
+                if (ioctl(ps->uffd, UFFDIO_COPY, &c) == 0) {
+                        done = len;
+                        continue;
+                }
+                if (errno == EAGAIN || errno == EINTR || errno == EEXIST) {
+                        /* partly done (c.copy bytes), or a page there already: go on page by page */
+                        uint64_t step = c.copy > 0 ? (uint64_t) c.copy : page_size();
+                        done += MIN(step, len - done);
+                        continue;
+                }
+                return gmem_error(negative_errno(), "UFFDIO_COPY at %#" PRIx64 "+%" PRIu64, ps->base + off + done,
+                                  len - done);
+        }
+        return 0;
+}
+
+/* Map [off, off+len) of the VMM's memory: UFFDIO_CONTINUE of the region's pages (MINOR), or zero
+ * pages (MISSING: a hole of the snapshot). */
+static int map_range(struct gmem_page_server *ps, uint64_t off, uint64_t len, bool minor) {
+        uint64_t at = ps->base + off;
+
+        if (len == 0)
+                return 0;
+        if (minor) {
+                struct uffdio_continue c = { .range = { .start = at, .len = len } };
+                return uffd_call(ps->uffd, UFFDIO_CONTINUE, &c, "UFFDIO_CONTINUE", at);
+        } else {
+                struct uffdio_zeropage z = { .range = { .start = at, .len = len } };
+                return uffd_call(ps->uffd, UFFDIO_ZEROPAGE, &z, "UFFDIO_ZEROPAGE", at);
+        }
+}
+
+/* Serve window w whole: its extents read and verified, then installed (COPY; or written through
+ * the region and mapped with CONTINUE), and its holes mapped too, so that it faults once. */
+static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor) {
+        const struct snap_header *h = &ps->s->h;
+        uint64_t start = w * SNAP_WINDOW, end = MIN(start + SNAP_WINDOW, h->region_size), next = start;
+        int k;
+
+        if (ps->done[w])
+                return 0;
+        minor = minor && ps->map;
+        for (uint64_t i = snapshot_extent_at(ps->s, start); i < h->n_extents && ps->s->extents[i].offset < end; i++) {
+                const struct snap_extent *e = &ps->s->extents[i];
+                uint8_t *dst = minor ? ps->map + e->offset : ps->buf + (e->offset - start);
+
+                if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst)) < 0)
+                        return k;
+                if (!minor) {
+                        if ((k = map_range(ps, next, e->offset - next, false)) < 0 ||
+                            (k = copy_range(ps, dst, e->offset, e->length)) < 0)
+                                return k;
+                        next = e->offset + e->length;
+                }
+        }
+        /* MINOR: the region's pages are there (pooled), holes as zero: the window in one call */
+        k = minor ? map_range(ps, start, end - start, true) : map_range(ps, next, end - next, false);
+        if (k < 0)
+                return k;
+        ps->done[w] = 1;
+        ps->n_done++;
+        return 0;
+}
+
+static int handle(struct gmem_page_server *ps, const struct uffd_msg *m) {
+        uint64_t addr, off, w;
+        bool minor;
+
+        if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
+                /* discarded (balloon, punch): those windows are served afresh if touched again */
+                uint64_t a = m->arg.remove.start, b = m->arg.remove.end;
+                for (uint64_t x = a; x < b && x >= ps->base; x += SNAP_WINDOW) {
+                        w = (x - ps->base) / SNAP_WINDOW;
+                        if (w < ps->n_windows && ps->done[w]) {
+                                ps->done[w] = 0;
+                                ps->n_done--;
+                        }
+                }
+                return 0;
+        }
+        if (m->event != UFFD_EVENT_PAGEFAULT)
+                return 0;
+        addr = m->arg.pagefault.address & ~(uint64_t) (page_size() - 1);
+        if (addr < ps->base || addr - ps->base >= ps->s->h.region_size)
+                return gmem_error(-EFAULT, "page server: a fault at %#" PRIx64 " outside the memory it serves", addr);
+        off = addr - ps->base;
+        w = off / SNAP_WINDOW;
+        minor = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
+        ps->faults++;
+        if (!ps->done[w])
+                return serve_window(ps, w, minor); /* the window is there now, and its waiters woken */
+        /* a fault queued before its window was served: that serving woke it; make sure */
+        {
+                struct uffdio_range r = { .start = addr, .len = page_size() };
+                return uffd_call(ps->uffd, UFFDIO_WAKE, &r, "UFFDIO_WAKE", addr);
+        }
+}
+
+_public_ int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms) {
+        struct uffd_msg msgs[16];
+        int served = 0, k;
+
+        if (!ps)
+                return gmem_error(-EINVAL, "page server: NULL");
+        for (;;) {
+                ssize_t n = read(ps->uffd, msgs, sizeof(msgs));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        struct pollfd p = { .fd = ps->uffd, .events = POLLIN };
+                        if (served || timeout_ms == 0)
+                                return served;
+                        k = poll(&p, 1, timeout_ms);
+                        if (k < 0 && errno != EINTR)
+                                return gmem_error(negative_errno(), "page server: poll");
+                        if (k == 0)
+                                return served;
+                        timeout_ms = 0; /* after the first wakeup, only what is there */
+                        continue;
+                }
+                if (n < 0)
+                        return gmem_error(negative_errno(), "page server: read the userfaultfd");
+                for (ssize_t i = 0; i < n / (ssize_t) sizeof(msgs[0]); i++) {
+                        if ((k = handle(ps, &msgs[i])) < 0)
+                                return k;
+                        served++;
+                }
+        }
+}
+
+_public_ int gmem_page_server_prefetch(struct gmem_page_server *ps, unsigned max_windows) {
+        unsigned filled = 0;
+        int k;
+
+        if (!ps)
+                return gmem_error(-EINVAL, "page server: NULL");
+        for (; ps->next_prefetch < ps->n_windows && filled < max_windows; ps->next_prefetch++) {
+                uint64_t w = ps->next_prefetch;
+                if (ps->done[w])
+                        continue;
+                /* MINOR only where the region's pages are there to be mapped; else MISSING's copy */
+                if ((k = serve_window(ps, w, ps->map != NULL)) < 0)
+                        return k;
+                filled++;
+        }
+        return (int) filled;
+}
+
+_public_ bool gmem_page_server_complete(const struct gmem_page_server *ps) {
+        return ps && ps->n_done == ps->n_windows;
+}
+
+_public_ uint64_t gmem_page_server_faults(const struct gmem_page_server *ps) {
+        return ps ? ps->faults : 0;
+}

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Lazy restore with a real userfaultfd: memory a thread touches is served from a snapshot by a
+ * page server in another thread — anonymous private memory (MISSING faults, UFFDIO_COPY), a shmem
+ * mapping of a fresh region (MISSING) and of a pooled, prefaulted one (MINOR faults, written
+ * through the region and UFFDIO_CONTINUE) — byte for byte, holes as zeroes; prefetch makes it all
+ * resident; a discard is served again, not as zeroes; damaged data is never served.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+#include "gmem-cleanup.h"
+#include "gmem-test.h"
+#include "gmem/gmem.h"
+
+#define MiB_ (UINT64_C(1) << 20)
+#define SIZE (8 * MiB_)
+
+struct server {
+        pthread_t thread;
+        struct gmem_page_server *ps;
+        volatile bool stop;
+        int error;
+};
+
+static void *serve(void *p) {
+        struct server *s = p;
+        while (!s->stop) {
+                int k = gmem_page_server_run(s->ps, 20);
+                if (k < 0) {
+                        s->error = k;
+                        break;
+                }
+        }
+        return NULL;
+}
+
+static void server_start(struct server *s, int uffd, void *base, int snap, struct gmem_region *region) {
+        *s = (struct server) { 0 };
+        ck_assert_msg(gmem_page_server_new(uffd, (uintptr_t) base, snap, region, &s->ps) == 0, "%s", gmem_last_error());
+        ck_assert_int_eq(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void server_stop(struct server *s) {
+        s->stop = true;
+        pthread_join(s->thread, NULL);
+}
+
+/* The sample: data in three places of an 8 MiB memfd, holes elsewhere; its snapshot. */
+static int sample_snapshot(uint8_t **ret_want) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        uint8_t *d = calloc(1, SIZE);
+        int fd = gmem_test_temp_file();
+
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+        gmem_test_fill(d + 4096, 3 * 4096, 1);
+        gmem_test_fill(d + 2 * MiB_ - 4096, 8192, 2);
+        gmem_test_fill(d + 5 * MiB_, MiB_, 3);
+        ck_assert_int_eq(gmem_populate_buf(r, 0, d, SIZE, NULL), SIZE);
+        /* the populate backed every page: punch the zero ones out, so the snapshot has holes */
+        for (uint64_t off = 0; off < SIZE; off += 4096) {
+                bool zero = true;
+                for (unsigned i = 0; i < 4096 && zero; i++)
+                        zero = d[off + i] == 0;
+                if (zero)
+                        ck_assert_int_eq(gmem_punch_hole(r, off, 4096), 0);
+        }
+        ck_assert_int_ge(gmem_snapshot_write(r, fd, NULL), 0);
+        *ret_want = d;
+        return fd;
+}
+
+/* userfaultfd where this process may have one: else the test says why and skips */
+static bool uffd_for(void *addr, bool minor, int *ret) {
+        int k = gmem_uffd_register(addr, SIZE, minor, ret);
+        if (k < 0)
+                gmem_test_skip("lazy", "no userfaultfd here: %s", gmem_last_error());
+        return k == 0;
+}
+
+START_TEST(anonymous_missing_faults) {
+        _cleanup_free_ uint8_t *want = NULL;
+        uint8_t *mem;
+        struct server s;
+        int snap, uffd;
+
+        snap = sample_snapshot(&want);
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, false, &uffd))
+                return;
+        server_start(&s, uffd, mem, snap, NULL);
+        ck_assert_msg(memcmp(mem, want, SIZE) == 0, "lazily restored memory differs");
+        ck_assert_uint_gt(gmem_page_server_faults(s.ps), 0);
+        /* a discard (a balloon) is served again from the snapshot, not as zeroes */
+        ck_assert_int_eq(madvise(mem + 5 * MiB_, MiB_, MADV_DONTNEED), 0);
+        ck_assert_msg(memcmp(mem + 5 * MiB_, want + 5 * MiB_, MiB_) == 0, "a discarded range came back wrong");
+        server_stop(&s);
+        ck_assert_int_eq(s.error, 0);
+        gmem_page_server_free(s.ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+END_TEST
+
+/* A shmem mapping of a region: fresh (MISSING faults) or pooled and prefaulted (MINOR faults). */
+static void shmem_case(bool pooled) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        _cleanup_free_ uint8_t *want = NULL;
+        struct server s;
+        uint8_t *mem;
+        void *own;
+        int snap, uffd;
+
+        snap = sample_snapshot(&want);
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+        if (pooled)
+                ck_assert_int_eq(gmem_prefault(r, 0, SIZE, NULL), 0);
+        /* the VMM's mapping: a second one of the same memfd */
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, true, &uffd))
+                return;
+        server_start(&s, uffd, mem, snap, r);
+        ck_assert_msg(memcmp(mem, want, SIZE) == 0, "lazily restored shmem differs (%s)", pooled ? "minor" : "missing");
+        server_stop(&s);
+        ck_assert_int_eq(s.error, 0);
+        ck_assert_uint_gt(gmem_page_server_faults(s.ps), 0);
+        /* the region itself has it: the VMM's pages are the file's */
+        ck_assert_int_eq(gmem_region_map(r, &own), 0);
+        ck_assert_msg(memcmp(own, want, SIZE) == 0, "the region's own view differs");
+        gmem_page_server_free(s.ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+
+START_TEST(shmem_missing_faults) {
+        shmem_case(false);
+}
+END_TEST
+
+START_TEST(shmem_minor_faults_pooled) {
+        shmem_case(true);
+}
+END_TEST
+
+START_TEST(prefetch_makes_it_resident) {
+        _cleanup_free_ uint8_t *want = NULL;
+        struct gmem_page_server *ps = NULL;
+        uint64_t faults;
+        uint8_t *mem;
+        int snap, uffd, k;
+        struct server s;
+
+        snap = sample_snapshot(&want);
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, false, &uffd))
+                return;
+        ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, NULL, &ps), 0);
+        ck_assert(!gmem_page_server_complete(ps));
+        while ((k = gmem_page_server_prefetch(ps, 2)) > 0)
+                ;
+        ck_assert_int_eq(k, 0);
+        ck_assert(gmem_page_server_complete(ps));
+        /* the data is there without a fault: only holes still fault (served as zeroes) */
+        s = (struct server) { .ps = ps };
+        ck_assert_int_eq(pthread_create(&s.thread, NULL, serve, &s), 0);
+        ck_assert(memcmp(mem + 5 * MiB_, want + 5 * MiB_, MiB_) == 0);
+        faults = gmem_page_server_faults(ps);
+        ck_assert_uint_eq(faults, 0);
+        ck_assert(memcmp(mem, want, SIZE) == 0);
+        server_stop(&s);
+        ck_assert_int_eq(s.error, 0);
+        gmem_page_server_free(ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+END_TEST
+
+struct toucher {
+        const volatile uint8_t *p;
+        volatile bool done;
+};
+
+static void *touch(void *arg) {
+        struct toucher *t = arg;
+        (void) t->p[0];
+        t->done = true;
+        return NULL;
+}
+
+/* Damaged data is not served: the server fails naming it, the faulting thread stays waiting. */
+START_TEST(damaged_data_never_served) {
+        _cleanup_free_ uint8_t *want = NULL;
+        struct gmem_page_server *ps = NULL;
+        struct toucher t;
+        pthread_t th;
+        uint8_t *mem, b;
+        int snap, uffd, k = 0;
+
+        snap = sample_snapshot(&want);
+        ck_assert_int_eq(pread(snap, &b, 1, 4096 + 5 * MiB_ + 7), 1);
+        b ^= 0x10;
+        ck_assert_int_eq(pwrite(snap, &b, 1, 4096 + 5 * MiB_ + 7), 1);
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, false, &uffd))
+                return;
+        ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, NULL, &ps), 0);
+        t = (struct toucher) { .p = mem + 5 * MiB_ + 4096 };
+        ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+        for (int i = 0; i < 100 && k == 0; i++)
+                k = gmem_page_server_run(ps, 50);
+        ck_assert_int_eq(k, -EBADMSG);
+        ck_assert_msg(strstr(gmem_last_error(), "does not match its checksum"), "%s", gmem_last_error());
+        usleep(100 * 1000);
+        ck_assert_msg(!t.done, "the faulting thread went on: it was served something");
+        /* the test lets it go with a zero page of its own */
+        {
+                struct uffdio_zeropage z = { .range = { .start = (uintptr_t) (mem + 5 * MiB_ + 4096), .len = 4096 } };
+                ck_assert_int_eq(ioctl(uffd, UFFDIO_ZEROPAGE, &z), 0);
+        }
+        pthread_join(th, NULL);
+        ck_assert(t.done);
+        gmem_page_server_free(ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+END_TEST
+
+START_TEST(bad_input) {
+        struct gmem_page_server *ps = SENTINEL_PTR;
+        int fd = gmem_test_temp_file(), uffd = SENTINEL_U64 & 0x7fffffff;
+
+        EXPECT_FAIL(gmem_uffd_register(NULL, SIZE, false, &uffd), EINVAL, "invalid range");
+        EXPECT_FAIL(gmem_uffd_register((void *) 4096, 0, false, &uffd), EINVAL, "invalid range");
+        EXPECT_FAIL(gmem_page_server_new(-1, 0, fd, NULL, &ps), EINVAL, "invalid uffd");
+        EXPECT_FAIL(gmem_page_server_new(fd, 0, fd, NULL, &ps), EBADMSG, "snapshot"); /* an empty file */
+        ck_assert_ptr_eq(ps, SENTINEL_PTR);
+        EXPECT_FAIL(gmem_page_server_run(NULL, 0), EINVAL, "NULL");
+        EXPECT_FAIL(gmem_page_server_prefetch(NULL, 1), EINVAL, "NULL");
+        ck_assert(!gmem_page_server_complete(NULL));
+        ck_assert_ptr_null(gmem_page_server_free(NULL));
+        close(fd);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("lazy");
+        TCase *tc = tcase_create("lazy");
+
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, anonymous_missing_faults);
+        tcase_add_test(tc, shmem_missing_faults);
+        tcase_add_test(tc, shmem_minor_faults_pooled);
+        tcase_add_test(tc, prefetch_makes_it_resident);
+        tcase_add_test(tc, damaged_data_never_served);
+        tcase_add_test(tc, bad_input);
+        suite_add_tcase(s, tc);
+        return gmem_test_main(s);
+}
