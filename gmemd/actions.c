@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "actions.h"
+#include "protocol.h"
 #include "error.h"
 #include "log.h"
 #include "notify.h"
@@ -126,6 +127,54 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
                                                                                      : 2 * MiB;
         gmem_snapshot_info_free(info);
         return action_create(d, s, &a, rq, ret, ret_job);
+}
+
+int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
+                 int snapshot_fd, uint64_t base, bool shared, struct job **ret) {
+        struct gmem_snapshot_info *info = NULL;
+        _cleanup_close_ int u = -1, f = -1;
+        struct job *j;
+        int k;
+
+        if ((k = gmem_snapshot_open(snapshot_fd, &info)) < 0) {
+                if (rq)
+                        rq->ops->free(rq);
+                return gmem_error_wrap(k, "serve '%s'", m->name);
+        }
+        k = gmem_snapshot_info_size(info) == gmem_region_size(m->region) ? 0 :
+            gmem_error(-EINVAL, "serve '%s': the snapshot has %" PRIu64 " bytes, the region %" PRIu64, m->name,
+                       gmem_snapshot_info_size(info), gmem_region_size(m->region));
+        gmem_snapshot_info_free(info);
+        if (k == 0 && (base % 4096 || base > PROTO_INT_MAX - gmem_region_size(m->region)))
+                k = gmem_error(-EINVAL, "serve '%s': address %#" PRIx64 " is not page aligned or out of range", m->name, base);
+        if (k == 0 && ((u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(snapshot_fd, F_DUPFD_CLOEXEC, 3)) < 0))
+                k = gmem_error(negative_errno(), "serve '%s': dup", m->name);
+        if (k < 0) {
+                if (rq)
+                        rq->ops->free(rq);
+                return k;
+        }
+        j = job_new(d, JOB_SERVE, m, s, rq);
+        if (!j)
+                return gmem_error(-ENOMEM, "serve '%s': job", m->name);
+        j->uid = s->peer.uid;
+        j->off = base;
+        j->len = gmem_region_size(m->region);
+        j->shared = shared;
+        j->fd = f;
+        j->fd2 = u;
+        k = job_submit(d, j);
+        if (k < 0) {
+                job_discard(d, j); /* closes the dups */
+                TAKE_FD(f);
+                TAKE_FD(u);
+                return gmem_error_wrap(k, "serve '%s'", m->name);
+        }
+        TAKE_FD(f);
+        TAKE_FD(u);
+        if (ret)
+                *ret = j;
+        return 0;
 }
 
 int action_register(struct daemon *d, struct session *s, const char *name, int fd,

@@ -36,6 +36,12 @@ int action_create(struct daemon *d, struct session *s, const struct create_args 
  * create); hidden until the restore job that rq hears of (*ret_job) is done. */
 int action_restore(struct daemon *d, struct session *s, const char *name, int fd, enum gmem_backend backend,
                    enum gmem_policy policy, struct requester *rq, struct managed **ret, struct job **ret_job);
+/* Serve the VMM's userfaultfd (registered on its mapping of the memory at base) from the snapshot,
+ * on a thread of its own until s ends (docs/snapshot.md): a JOB_SERVE whose requester hears of
+ * its end. shared: the VMM maps m's file (MINOR faults are filled through it). uffd and
+ * snapshot_fd are borrowed (dup'ed). */
+int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
+                 int snapshot_fd, uint64_t base, bool shared, struct job **ret);
 /* fd is borrowed: the region gets a dup of it, and the caller closes its own either way.
  * flags_known: flags are the guest_memfd's creation flags. */
 int action_register(struct daemon *d, struct session *s, const char *name, int fd,

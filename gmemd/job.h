@@ -17,6 +17,7 @@ enum job_op {
         JOB_DUMP,
         JOB_SNAPSHOT,    /* the region into a snapshot file (fd) */
         JOB_RESTORE,     /* a snapshot file (fd) into the region */
+        JOB_SERVE,       /* a page server (uffd in fd2, snapshot in fd) on a thread of its own, until cancelled */
         JOB_MEASURE,     /* the core's own: a region's resident bytes, off the loop; no requester */
         JOB_OP_COUNT,
 };
@@ -45,6 +46,11 @@ struct job {
         uid_t uid;                   /* who asked: held to max_jobs_per_uid */
         uint64_t off, len, fd_off;
         int fd;                      /* source (populate) or destination (dump) */
+        int fd2;                     /* JOB_SERVE: the VMM's userfaultfd */
+        bool shared;                 /* JOB_SERVE: the VMM maps the region's file (MINOR faults possible) */
+        bool own_thread;             /* JOB_SERVE: runs on thread, joined when it finishes */
+        bool joined;
+        pthread_t thread;
         bool publish_on_success;     /* create --prefault: reveal the region when done */
         /* shared with the worker */
         int cancel;

@@ -24,6 +24,7 @@ static const char *const op_names[JOB_OP_COUNT] = {
         [JOB_DUMP] = "dump",
         [JOB_SNAPSHOT] = "snapshot",
         [JOB_RESTORE] = "restore",
+        [JOB_SERVE] = "serve",
         [JOB_MEASURE] = "measure",
 };
 
@@ -49,6 +50,31 @@ static int on_progress(uint64_t done, uint64_t total, void *userdata) {
                 wake_loop(&j->d->pool);
         }
         return 0;
+}
+
+/* A page server until the job is cancelled (the VMM's session ended, or gmemd stops): the
+ * faults first, the rest prefetched in between; an error (damaged data, the VMM's memory gone)
+ * ends it. */
+static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
+        struct gmem_page_server *ps = NULL;
+        int64_t k;
+
+        k = gmem_page_server_new(j->fd2, j->off, j->fd, j->shared ? j->m->region : NULL, &ps);
+        if (k < 0)
+                return k;
+        while (!__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) {
+                bool complete = gmem_page_server_complete(ps);
+                k = gmem_page_server_run(ps, complete ? 200 : 0);
+                if (k >= 0 && !complete)
+                        k = gmem_page_server_prefetch(ps, 4);
+                if (k < 0)
+                        break;
+                opts->progress(gmem_page_server_served_bytes(ps), j->len, opts->userdata);
+        }
+        if (k >= 0)
+                k = (int64_t) gmem_page_server_served_bytes(ps);
+        gmem_page_server_free(ps);
+        return k;
 }
 
 /* worker thread */
@@ -79,6 +105,9 @@ static void job_run(struct job *j) {
                 break;
         case JOB_RESTORE:
                 k = gmem_snapshot_restore(r, j->fd, &opts);
+                break;
+        case JOB_SERVE:
+                k = serve_run(j, &opts);
                 break;
         case JOB_MEASURE: {
                 uint64_t bytes = 0;
@@ -126,6 +155,20 @@ static void *worker(void *userdata) {
         }
 }
 
+/* A job on a thread of its own (JOB_SERVE): it runs until cancelled, so it must not hold a worker. */
+static void *job_thread(void *userdata) {
+        struct job *j = userdata;
+        struct pool *p = &j->d->pool;
+
+        job_run(j);
+        pthread_mutex_lock(&p->lock);
+        j->qnext = p->done;
+        p->done = j;
+        pthread_mutex_unlock(&p->lock);
+        wake_loop(p);
+        return NULL;
+}
+
 static void send_progress(struct daemon *d, struct job *j) {
         uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED), total = __atomic_load_n(&j->total, __ATOMIC_RELAXED);
 
@@ -136,8 +179,12 @@ static void send_progress(struct daemon *d, struct job *j) {
 
 static void job_free(struct daemon *d, struct job *j) {
         LIST_REMOVE(d->jobs, j);
+        if (j->own_thread && !j->joined)
+                pthread_join(j->thread, NULL); /* it has put itself on the done list: it is ending */
         if (j->fd >= 0)
                 close(j->fd);
+        if (j->fd2 >= 0)
+                close(j->fd2);
         if (j->rq)
                 j->rq->ops->free(j->rq);
         session_unref(j->session);
@@ -265,6 +312,12 @@ void pool_stop(struct daemon *d) {
         pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < p->n_threads; i++)
                 pthread_join(p->threads[i], NULL);
+        /* the page servers see the cancel within one poll */
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (j->own_thread && !j->joined) {
+                        pthread_join(j->thread, NULL);
+                        j->joined = true;
+                }
         free(p->threads);
         p->threads = NULL;
         p->n_threads = 0;
@@ -290,6 +343,7 @@ struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct 
         j->d = d;
         j->op = op;
         j->fd = -1;
+        j->fd2 = -1;
         j->m = m;
         m->refs++;
         j->session = session_ref(s);
@@ -342,6 +396,17 @@ int job_submit(struct daemon *d, struct job *j) {
         j->m->running_jobs++;
         if (j->op == JOB_POPULATE)
                 region_set_state(d, j->m, GMEM_REGION_POPULATING);
+        if (j->op == JOB_SERVE) {
+                int k = pthread_create(&j->thread, NULL, job_thread, j);
+                if (k != 0) {
+                        LIST_REMOVE(d->jobs, j);
+                        d->n_jobs--;
+                        j->m->running_jobs--;
+                        return gmem_error(-k, "page server thread");
+                }
+                j->own_thread = true;
+                return 0;
+        }
         pool_queue(p, j);
         log_debug("job %" PRIu64 ": %s '%s' %" PRIu64 "+%" PRIu64, j->id, op_names[j->op], j->m->name, j->off, j->len);
         return 0;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "actions.h"
+#include "errno-name.h"
 #include "error.h"
 #include "json-util.h"
 #include "log.h"
@@ -25,6 +26,7 @@ struct sock_request {
         struct requester rq;
         struct conn *c;
         cJSON *id;
+        bool answered;   /* replied at once (serve): the end is an event, not the reply */
 };
 
 static void request_progress(struct requester *rq, const struct job *j, uint64_t done, uint64_t total) {
@@ -50,6 +52,23 @@ static void request_finished(struct requester *rq, const struct job *j) {
 
         if (r->c->closed)
                 return;
+        if (r->answered) {
+                cJSON *ev = cJSON_CreateObject();
+                cJSON_AddStringToObject(ev, "event", "finished");
+                cJSON_AddItemToObject(ev, "id", proto_id_copy(r->id));
+                json_add_u64(ev, "job", j->id);
+                cJSON_AddStringToObject(ev, "op", job_op_name(j->op));
+                cJSON_AddStringToObject(ev, "region", j->m->name);
+                cJSON_AddBoolToObject(ev, "ok", j->result == 0);
+                if (j->result < 0) {
+                        cJSON *e = cJSON_AddObjectToObject(ev, "error");
+                        cJSON_AddStringToObject(e, "code", errno_to_name(j->result));
+                        cJSON_AddStringToObject(e, "message", j->message);
+                } else
+                        json_add_u64(ev, "bytes", (uint64_t) j->bytes);
+                conn_send_json(r->c, ev, -1);
+                return;
+        }
         if (j->result < 0) {
                 conn_reply_error(r->c, r->id, j->result, j->message);
                 return;
@@ -429,6 +448,34 @@ static int op_restore(struct op_ctx *x) {
         return action_restore(x->d, x->s, name, x->fds[0], backend, policy, rq, &m, &j);
 }
 
+/* A page server for the caller's userfaultfd (fds: the uffd, the snapshot): answered at once with
+ * the job; its end comes as a "finished" event. */
+static int op_serve(struct op_ctx *x) {
+        struct sock_request *r;
+        struct requester *rq;
+        struct managed *m;
+        uint64_t base;
+        bool shared;
+        struct job *j;
+        int k;
+
+        if ((k = lookup(x, ACCESS_USE, "serve", &m)) < 0 || (k = json_get_u64(x->req, "address", true, 0, &base)) < 0 ||
+            (k = json_get_bool(x->req, "shared", true, &shared)) < 0)
+                return k;
+        if (!(rq = request_new(x->c, x->id)))
+                return gmem_error(-ENOMEM, "serve '%s': request", m->name);
+        r = (struct sock_request *) rq;
+        r->answered = true;
+        if ((k = action_serve(x->d, x->s, rq, m, x->fds[0], x->fds[1], base, shared, &j)) < 0)
+                return k;
+        {
+                cJSON *members = cJSON_CreateObject();
+                json_add_u64(members, "job", j->id);
+                conn_reply_ok(x->c, x->id, members, -1);
+        }
+        return 0;
+}
+
 static int op_punch(struct op_ctx *x) {
         uint64_t off, len;
         struct managed *m;
@@ -504,6 +551,7 @@ static int (*const ops[PROTO_OP_COUNT])(struct op_ctx *x) = {
         [PROTO_OP_DUMP] = op_dump,         [PROTO_OP_PUNCH] = op_punch,       [PROTO_OP_GRANT] = op_grant,
         [PROTO_OP_REVOKE] = op_revoke,     [PROTO_OP_RELEASE] = op_release,   [PROTO_OP_CANCEL] = op_cancel,
         [PROTO_OP_WATCH] = op_watch,       [PROTO_OP_SNAPSHOT] = op_snapshot, [PROTO_OP_RESTORE] = op_restore,
+        [PROTO_OP_SERVE] = op_serve,
 };
 
 void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {

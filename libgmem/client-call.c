@@ -84,7 +84,7 @@ static int ask_progress(struct gmem_client *c, const char *what, struct call_sta
                 return gmem_error(-ENOMEM, "%s: build the cancel request", what);
         }
         cJSON_Delete(req);
-        k = gmem_client_send(c, what, text, -1);
+        k = gmem_client_send(c, what, text, NULL, 0);
         return k < 0 ? k : 0;
 }
 
@@ -103,6 +103,11 @@ static int handle_progress(struct gmem_client *c, const char *what, struct call_
 }
 
 int gmem_client_call(struct gmem_client *c, const char *what, cJSON *req, int send_fd, cJSON **ret_reply, int *ret_fd) {
+        return gmem_client_call_fds(c, what, req, &send_fd, send_fd >= 0 ? 1 : 0, ret_reply, ret_fd);
+}
+
+int gmem_client_call_fds(struct gmem_client *c, const char *what, cJSON *req, const int *send_fds, size_t n_fds,
+                         cJSON **ret_reply, int *ret_fd) {
         _cleanup_free_ char *text = NULL;
         struct call_state s = {};
         struct gmem_client_msg reply = {};
@@ -114,7 +119,7 @@ int gmem_client_call(struct gmem_client *c, const char *what, cJSON *req, int se
         cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
         if (!json_add_u64(req, "id", s.id) || !(text = cJSON_PrintUnformatted(req)))
                 return gmem_error(-ENOMEM, "%s: build the request", what);
-        k = gmem_client_send(c, what, text, send_fd);
+        k = gmem_client_send(c, what, text, send_fds, n_fds);
         if (k < 0)
                 return k;
 

@@ -93,13 +93,13 @@ static int transport_error(int err, const char *what) {
         return gmem_error(err, "%s: talking to gmemd", what);
 }
 
-int gmem_client_send(struct gmem_client *c, const char *what, const char *text, int fd) {
+int gmem_client_send(struct gmem_client *c, const char *what, const char *text, const int *fds, size_t n_fds) {
         size_t len = strlen(text);
 
         if (c->fd < 0)
                 return gmem_error(-ENOTCONN, "%s: the connection to gmemd is closed", what);
         for (;;) {
-                ssize_t n = send_with_fds(c->fd, text, len, &fd, fd >= 0 ? 1 : 0, MSG_NOSIGNAL);
+                ssize_t n = send_with_fds(c->fd, text, len, (int *) fds, n_fds, MSG_NOSIGNAL);
                 if (n >= 0) {
                         if ((size_t) n != len)
                                 return gmem_error(-EIO, "%s: short send to gmemd (%zd of %zu bytes)", what, n, len);

@@ -434,6 +434,34 @@ _public_ int gmem_client_restore_fd(struct gmem_client *c, const char *name, int
         return gmem_client_call(c, what, req, src_fd, NULL, NULL);
 }
 
+_public_ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
+                                   bool shared, uint64_t *ret_job) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        const int fds[2] = { uffd, snapshot_fd };
+        struct what w;
+        const char *what;
+        uint64_t job;
+        int k;
+
+        if ((k = check_named(c, "serve", name)) < 0)
+                return k;
+        what = what_of(&w, "serve", name);
+        if ((k = check_fd(what, "userfaultfd", uffd)) < 0 || (k = check_fd(what, "snapshot", snapshot_fd)) < 0 ||
+            (k = check_u64(what, "address", address)) < 0)
+                return k;
+        req = request(PROTO_OP_SERVE, name);
+        if (!req || !add_u64(req, "address", address) || !cJSON_AddBoolToObject(req, "shared", shared))
+                return oom(what);
+        k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
+        if (k < 0)
+                return k;
+        if (gmem_json_get_u64(reply, "job", &job) < 0)
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no job", what);
+        if (ret_job)
+                *ret_job = job;
+        return 0;
+}
+
 _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
         _cleanup_json_ cJSON *req = NULL;
         char what[48];

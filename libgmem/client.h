@@ -55,7 +55,7 @@ int gmem_client_msg_take_fd(struct gmem_client_msg *m);
 /* client-socket.c */
 int gmem_client_socket_connect(const char *path, int *ret_fd);
 /* Send text (+ fd when fd >= 0); what names the call for messages. */
-int gmem_client_send(struct gmem_client *c, const char *what, const char *text, int fd);
+int gmem_client_send(struct gmem_client *c, const char *what, const char *text, const int *fds, size_t n_fds);
 /* Wait up to timeout_ms (< 0: for ever) for the next message: 0 and *ret, -ETIME on timeout,
  * -EINTR when a signal came (left to the caller: it may want to cancel), else a transport error. */
 int gmem_client_recv(struct gmem_client *c, const char *what, int timeout_ms, struct gmem_client_msg *ret);
@@ -66,6 +66,9 @@ int gmem_client_recv(struct gmem_client *c, const char *what, int timeout_ms, st
  * given, *ret_fd the fd that came with it (required). On {"ok":false} the daemon's errno and
  * message. send_fd (>= 0) travels with the request; it stays the caller's. */
 int gmem_client_call(struct gmem_client *c, const char *what, cJSON *req, int send_fd, cJSON **ret_reply, int *ret_fd);
+/* The same with n_fds fds (at most FD_PASS_MAX) travelling with the request. */
+int gmem_client_call_fds(struct gmem_client *c, const char *what, cJSON *req, const int *send_fds, size_t n_fds,
+                         cJSON **ret_reply, int *ret_fd);
 /* The integer member name of obj: 0, -ENOENT when absent, -EPROTO when not a non-negative integer. */
 int gmem_json_get_u64(const cJSON *obj, const char *name, uint64_t *ret);
 

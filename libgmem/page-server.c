@@ -185,6 +185,48 @@ static int map_range(struct gmem_page_server *ps, uint64_t off, uint64_t len, bo
         }
 }
 
+/* A hole [a, b) under MINOR: zero pages where the file has none, else its (zero) pages mapped. */
+static int zero_or_continue(struct gmem_page_server *ps, uint64_t a, uint64_t b) {
+        for (uint64_t off = a; off < b; off += page_size()) {
+                struct uffdio_zeropage z = { .range = { .start = ps->base + off, .len = page_size() } };
+                if (ioctl(ps->uffd, UFFDIO_ZEROPAGE, &z) == 0)
+                        continue;
+                if (errno == EEXIST) { /* the file has the page: map it */
+                        int k = map_range(ps, off, page_size(), true);
+                        if (k < 0)
+                                return k;
+                        continue;
+                }
+                if (errno == EAGAIN || errno == EINTR) {
+                        off -= page_size();
+                        continue;
+                }
+                return gmem_error(negative_errno(), "UFFDIO_ZEROPAGE at %#" PRIx64, ps->base + off);
+        }
+        return 0;
+}
+
+/* MINOR: the window's pages mapped. Pooled memory has them all (holes as zero pages): one
+ * UFFDIO_CONTINUE. A fresh region has only the extents just written: those are continued, and the
+ * holes get zero pages (UFFDIO_ZEROPAGE works on shmem too). */
+static int continue_window(struct gmem_page_server *ps, uint64_t start, uint64_t end) {
+        struct uffdio_continue c = { .range = { .start = ps->base + start, .len = end - start } };
+        uint64_t next = start;
+        int k;
+
+        if (ioctl(ps->uffd, UFFDIO_CONTINUE, &c) == 0)
+                return 0;
+        if (errno != EFAULT && errno != EEXIST && errno != EAGAIN)
+                return gmem_error(negative_errno(), "UFFDIO_CONTINUE at %#" PRIx64, (uint64_t) c.range.start);
+        for (uint64_t i = snapshot_extent_at(ps->s, start); i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
+                const struct snap_extent *e = &ps->s->extents[i];
+                if ((k = zero_or_continue(ps, next, e->offset)) < 0 || (k = map_range(ps, e->offset, e->length, true)) < 0)
+                        return k;
+                next = e->offset + e->length;
+        }
+        return zero_or_continue(ps, next, end);
+}
+
 /* Serve window w whole: its extents read and verified, then installed (COPY; or written through
  * the region and mapped with CONTINUE), and its holes mapped too, so that it faults once. */
 static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor) {
@@ -208,8 +250,10 @@ static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor) {
                         next = e->offset + e->length;
                 }
         }
-        /* MINOR: the region's pages are there (pooled), holes as zero: the window in one call */
-        k = minor ? map_range(ps, start, end - start, true) : map_range(ps, next, end - next, false);
+        if (minor)
+                k = continue_window(ps, start, end);
+        else
+                k = map_range(ps, next, end - next, false);
         if (k < 0)
                 return k;
         ps->done[w] = 1;
@@ -303,6 +347,10 @@ _public_ int gmem_page_server_prefetch(struct gmem_page_server *ps, unsigned max
 
 _public_ bool gmem_page_server_complete(const struct gmem_page_server *ps) {
         return ps && ps->n_done == ps->n_windows;
+}
+
+_public_ uint64_t gmem_page_server_served_bytes(const struct gmem_page_server *ps) {
+        return ps ? MIN(ps->n_done * SNAP_WINDOW, ps->s->h.region_size) : 0;
 }
 
 _public_ uint64_t gmem_page_server_faults(const struct gmem_page_server *ps) {

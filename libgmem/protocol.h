@@ -73,6 +73,7 @@ enum proto_op {
         PROTO_OP_WATCH,
         PROTO_OP_SNAPSHOT,
         PROTO_OP_RESTORE,
+        PROTO_OP_SERVE,
         PROTO_OP_COUNT,
 };
 

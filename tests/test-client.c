@@ -737,6 +737,84 @@ START_TEST(test_snapshot_restore) {
 }
 END_TEST
 
+/* gmemd as the page server: the test maps memory, registers a userfaultfd on it and hands it to
+ * gmemd with a snapshot; touching the memory is served by gmemd, across processes — a shmem
+ * mapping of a region's file and private anonymous memory. Cancelling ends it with an event. */
+static void lazy_case(struct gmem_client *c, int snap, const uint8_t *want, bool shared) {
+        struct gmem_region *r = NULL;
+        char *ev = NULL;
+        uint64_t job = 0;
+        uint8_t *mem;
+        int uffd, k;
+        bool finished = false;
+
+        OK(gmem_client_create(c, "lazy-b", GMEM_BACKEND_MEMFD, 4 * MiB_, NULL));
+        if (shared) {
+                OK(gmem_client_open(c, "lazy-b", &r));
+                mem = mmap(NULL, 4 * MiB_, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        } else
+                mem = mmap(NULL, 4 * MiB_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        k = gmem_uffd_register(mem, 4 * MiB_, shared, &uffd);
+        if (k < 0) {
+                fprintf(stderr, "SKIP test_serve_lazy: no userfaultfd here: %s\n", gmem_last_error());
+                munmap(mem, 4 * MiB_);
+                gmem_region_free(r);
+                OK(gmem_client_release(c, "lazy-b"));
+                return;
+        }
+        OK(gmem_client_serve_uffd(c, "lazy-b", uffd, (uintptr_t) mem, snap, shared, &job));
+        ck_assert_uint_gt(job, 0);
+        ck_assert_msg(memcmp(mem, want, 4 * MiB_) == 0, "memory served by gmemd differs (%s)", shared ? "shared" : "private");
+        OK(gmem_client_cancel(c, job));
+        for (int i = 0; i < 200 && !finished; i++) {
+                if (gmem_client_next_event(c, 50, &ev) == 0) {
+                        finished = strstr(ev, "\"finished\"") && strstr(ev, "\"op\":\"serve\"");
+                        if (finished)
+                                ck_assert_msg(strstr(ev, "\"ok\":true"), "serve ended with %s", ev);
+                        free(ev);
+                        ev = NULL;
+                }
+        }
+        ck_assert_msg(finished, "no finished event for the page server");
+        close(uffd);
+        munmap(mem, 4 * MiB_);
+        gmem_region_free(r);
+        OK(gmem_client_release(c, "lazy-b"));
+}
+
+START_TEST(test_serve_lazy) {
+        struct gmem_client *c;
+        struct gmem_region *a = NULL;
+        uint8_t *want;
+        void *pa;
+        int src, snap;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        OK(gmem_client_create(c, "lazy-a", GMEM_BACKEND_MEMFD, 4 * MiB_, NULL));
+        src = gmem_test_random_file(512 * 1024, 12, NULL);
+        OK(gmem_client_populate_fd(c, "lazy-a", 1 * MiB_ + 8192, src, 0, 512 * 1024));
+        snap = gmem_test_temp_file();
+        ck_assert_int_ge(gmem_client_snapshot_fd(c, "lazy-a", snap), 0);
+        OK(gmem_client_open(c, "lazy-a", &a));
+        OK(gmem_region_map(a, &pa));
+        want = pa;
+        lazy_case(c, snap, want, true);
+        lazy_case(c, snap, want, false);
+        /* a snapshot of another size is refused at once */
+        OK(gmem_client_create(c, "lazy-small", GMEM_BACKEND_MEMFD, 2 * MiB_, NULL));
+        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-small", snap, 0x100000, snap, false, NULL), EINVAL, "the snapshot has");
+        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-a", snap, 0x100000, src, false, NULL), EBADMSG, "not a gmem snapshot");
+        gmem_region_free(a);
+        close(snap);
+        close(src);
+        OK(gmem_client_release(c, "lazy-small"));
+        OK(gmem_client_release(c, "lazy-a"));
+        gmem_client_free(c);
+}
+END_TEST
+
 /* In a child as uid/gid 65534: info on name gives 0 or -errno, reported as the exit status. */
 /* info on the region as uid/gid 65534 with n_groups supplementary groups 70000, 70001, ... */
 static int info_as_nobody_in(const char *name, unsigned n_groups) {
@@ -1444,6 +1522,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_list_info);
         tcase_add_test(real, test_typed_results);
         tcase_add_test(real, test_snapshot_restore);
+        tcase_add_test(real, test_serve_lazy);
         tcase_add_test(real, test_grant_revoke);
         tcase_add_test(real, test_release);
         tcase_add_test(real, test_length_to_the_end);

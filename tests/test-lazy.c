@@ -146,6 +146,37 @@ START_TEST(shmem_missing_faults) {
 }
 END_TEST
 
+/* Prefetch into a fresh shmem region through the server's own mapping: the extents are written
+ * and continued, the holes get zero pages; then nothing faults. */
+START_TEST(shmem_prefetch_fresh_region) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        _cleanup_free_ uint8_t *want = NULL;
+        struct gmem_page_server *ps = NULL;
+        uint8_t *mem;
+        int snap, uffd, k;
+
+        snap = sample_snapshot(&want);
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, true, &uffd))
+                return;
+        ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, r, &ps), 0);
+        while ((k = gmem_page_server_prefetch(ps, 1)) > 0)
+                ;
+        ck_assert_msg(k == 0, "prefetch: %s", gmem_last_error());
+        ck_assert(gmem_page_server_complete(ps));
+        ck_assert_uint_eq(gmem_page_server_served_bytes(ps), SIZE);
+        /* every page is mapped: reading it all would hang here if one faulted */
+        ck_assert(memcmp(mem, want, SIZE) == 0);
+        ck_assert_uint_eq(gmem_page_server_faults(ps), 0);
+        gmem_page_server_free(ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+END_TEST
+
 START_TEST(shmem_minor_faults_pooled) {
         shmem_case(true);
 }
@@ -263,6 +294,7 @@ int main(void) {
         tcase_add_test(tc, anonymous_missing_faults);
         tcase_add_test(tc, shmem_missing_faults);
         tcase_add_test(tc, shmem_minor_faults_pooled);
+        tcase_add_test(tc, shmem_prefetch_fresh_region);
         tcase_add_test(tc, prefetch_makes_it_resident);
         tcase_add_test(tc, damaged_data_never_served);
         tcase_add_test(tc, bad_input);

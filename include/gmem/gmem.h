@@ -326,6 +326,7 @@ int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms);
 int gmem_page_server_prefetch(struct gmem_page_server *ps, unsigned max_windows);
 bool gmem_page_server_complete(const struct gmem_page_server *ps); /* every window served */
 uint64_t gmem_page_server_faults(const struct gmem_page_server *ps);
+uint64_t gmem_page_server_served_bytes(const struct gmem_page_server *ps); /* of the windows installed */
 
 /* Allocate (zero-fill) [off, off+len): MADV_POPULATE_WRITE in parallel, touching pages where the
  * kernel refuses it. off and len must be page aligned. */
@@ -420,6 +421,15 @@ struct gmem_restore_opts {
  * the VMM with gmem_snapshot_restore()), filled as a job (progress, cancellable) and seen by
  * others only once it is complete. A damaged snapshot is refused (-EBADMSG) and leaves no region. */
 int gmem_client_restore_fd(struct gmem_client *c, const char *name, int src_fd, const struct gmem_restore_opts *opts);
+/* Lazy restore by gmemd: it serves the caller's uffd (from gmem_uffd_register() on the caller's
+ * mapping of region `name`'s memory at address) from the snapshot in snapshot_fd, on a thread of
+ * its own, faults first and the rest prefetched, until this client disconnects. shared: the
+ * caller maps the region's own file (it opened it from gmemd), so MINOR faults can be filled
+ * through it; false for private memory of the caller's. Returns at once with *ret_job (may be
+ * NULL); the end comes as a "finished" event (gmem_client_next_event()) — with an error (the
+ * snapshot's data damaged, say) the faulting threads stay waiting, never given zeroes. */
+int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
+                           bool shared, uint64_t *ret_job);
 int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid);
 int gmem_client_grant_gid(struct gmem_client *c, const char *name, uint32_t gid);
 int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid);
