@@ -66,7 +66,7 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
                 bool complete = gmem_page_server_complete(ps);
                 k = gmem_page_server_run(ps, complete ? 200 : 0);
                 if (k >= 0 && !complete)
-                        k = gmem_page_server_prefetch(ps, 4);
+                        k = gmem_page_server_prefetch(ps, 8 * MiB);
                 if (k < 0)
                         break;
                 opts->progress(gmem_page_server_served_bytes(ps), j->len, opts->userdata);

@@ -4,8 +4,8 @@
  *
  * The VMM maps guest memory and registers the mapping with a userfaultfd of its own (the uffd
  * belongs to its mm): gmem_uffd_register(). Whoever serves it — the VMM itself, or gmemd once the
- * VMM hands it the uffd — reads the fault events and fills memory from the snapshot one 2 MiB
- * window at a time, the window of the faulting address first:
+ * VMM hands it the uffd — reads the fault events and fills memory from the snapshot a 64 KiB
+ * block at a time (2 MiB for snapshots whose extents are longer), the faulting one first:
  *
  *  - MISSING faults (anonymous private memory, and a shmem mapping whose page is not there yet):
  *    the window's extents are read into a buffer, each verified against its CRC, and installed
@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "io.h"
+#include "job.h"
 #include "macro.h"
 #include "region.h"
 #include "snapshot.h"
@@ -48,9 +50,10 @@ struct gmem_page_server {
         struct gmem_snapshot_info *s;
         struct gmem_region *region;    /* for MINOR faults; borrowed, may be NULL */
         uint8_t *map;                  /* the region's mapping (MINOR) */
-        uint8_t *buf;                  /* one window */
-        uint8_t *done;                 /* per window: served */
-        uint64_t n_windows, n_done, next_prefetch;
+        uint8_t *buf;                  /* one unit */
+        uint8_t *done;                 /* per unit: served */
+        uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, or SNAP_WINDOW for extents longer */
+        uint64_t n_windows, n_done, next_prefetch; /* "windows": units */
         uint64_t faults;
 };
 
@@ -119,8 +122,17 @@ _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, stru
                 if ((k = region_map_for(region, "page server", &ps->map)) < 0)
                         goto fail;
         }
-        ps->n_windows = (gmem_snapshot_info_size(ps->s) + SNAP_WINDOW - 1) / SNAP_WINDOW;
-        ps->buf = malloc(SNAP_WINDOW);
+        /* a fault fetches a 64 KiB block where no extent spans two (this writer's), else 2 MiB */
+        ps->unit = SNAP_BLOCK;
+        for (uint64_t i = 0; i < ps->s->h.n_extents; i++) {
+                const struct snap_extent *e = &ps->s->extents[i];
+                if (e->offset / SNAP_BLOCK != (e->offset + e->length - 1) / SNAP_BLOCK) {
+                        ps->unit = SNAP_WINDOW;
+                        break;
+                }
+        }
+        ps->n_windows = (gmem_snapshot_info_size(ps->s) + ps->unit - 1) / ps->unit;
+        ps->buf = malloc(ps->unit);
         ps->done = calloc(ps->n_windows, 1);
         if (!ps->buf || !ps->done) {
                 k = gmem_error(-ENOMEM, "page server: %" PRIu64 " windows", ps->n_windows);
@@ -172,17 +184,30 @@ static int copy_range(struct gmem_page_server *ps, const uint8_t *src, uint64_t 
 /* Map [off, off+len) of the VMM's memory: UFFDIO_CONTINUE of the region's pages (MINOR), or zero
  * pages (MISSING: a hole of the snapshot). */
 static int map_range(struct gmem_page_server *ps, uint64_t off, uint64_t len, bool minor) {
-        uint64_t at = ps->base + off;
-
-        if (len == 0)
-                return 0;
-        if (minor) {
-                struct uffdio_continue c = { .range = { .start = at, .len = len } };
-                return uffd_call(ps->uffd, UFFDIO_CONTINUE, &c, "UFFDIO_CONTINUE", at);
-        } else {
-                struct uffdio_zeropage z = { .range = { .start = at, .len = len } };
-                return uffd_call(ps->uffd, UFFDIO_ZEROPAGE, &z, "UFFDIO_ZEROPAGE", at);
+        for (uint64_t done = 0; done < len;) {
+                uint64_t at = ps->base + off + done;
+                int64_t got;
+                int r;
+                if (minor) {
+                        struct uffdio_continue c = { .range = { .start = at, .len = len - done } };
+                        r = ioctl(ps->uffd, UFFDIO_CONTINUE, &c);
+                        got = c.mapped;
+                } else {
+                        struct uffdio_zeropage z = { .range = { .start = at, .len = len - done } };
+                        r = ioctl(ps->uffd, UFFDIO_ZEROPAGE, &z);
+                        got = z.zeropage;
+                }
+                if (r == 0)
+                        return 0;
+                if (errno == EAGAIN || errno == EINTR || errno == EEXIST) {
+                        /* partly done, or a page there already (a racing fault): past it, page by page */
+                        done += MIN(got > 0 ? (uint64_t) got : page_size(), len - done);
+                        continue;
+                }
+                return gmem_error(negative_errno(), "%s at %#" PRIx64 "+%" PRIu64, minor ? "UFFDIO_CONTINUE" : "UFFDIO_ZEROPAGE",
+                                  at, len - done);
         }
+        return 0;
 }
 
 /* A hole [a, b) under MINOR: zero pages where the file has none, else its (zero) pages mapped. */
@@ -229,9 +254,9 @@ static int continue_window(struct gmem_page_server *ps, uint64_t start, uint64_t
 
 /* Serve window w whole: its extents read and verified, then installed (COPY; or written through
  * the region and mapped with CONTINUE), and its holes mapped too, so that it faults once. */
-static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor) {
+static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor, uint64_t fault, uint8_t *buf) {
         const struct snap_header *h = &ps->s->h;
-        uint64_t start = w * SNAP_WINDOW, end = MIN(start + SNAP_WINDOW, h->region_size), next = start;
+        uint64_t start = w * ps->unit, end = MIN(start + ps->unit, h->region_size), next = start;
         int k;
 
         if (ps->done[w])
@@ -239,16 +264,27 @@ static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor) {
         minor = minor && ps->map;
         for (uint64_t i = snapshot_extent_at(ps->s, start); i < h->n_extents && ps->s->extents[i].offset < end; i++) {
                 const struct snap_extent *e = &ps->s->extents[i];
-                uint8_t *dst = minor ? ps->map + e->offset : ps->buf + (e->offset - start);
+                /* MINOR: into the file, through write() where it has one (its pages are then
+                 * not zeroed first), else through the server's mapping */
+                bool via_write = minor && buf && ps->region->write_syscall;
+                uint8_t *dst = minor && !via_write ? ps->map + e->offset : buf + (e->offset - start);
 
                 if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst)) < 0)
                         return k;
+                if (via_write && (k = gmem_write_full(ps->region->fd, dst, e->length, e->offset, "page server", NULL)) < 0)
+                        return k;
                 if (!minor) {
+                        /* the faulting page first: its thread goes on while the rest goes in */
+                        if (fault >= e->offset && fault < e->offset + e->length &&
+                            (k = copy_range(ps, dst + (fault - e->offset), fault, page_size())) < 0)
+                                return k;
                         if ((k = map_range(ps, next, e->offset - next, false)) < 0 ||
                             (k = copy_range(ps, dst, e->offset, e->length)) < 0)
                                 return k;
                         next = e->offset + e->length;
-                }
+                } else if (fault >= e->offset && fault < e->offset + e->length &&
+                           (k = map_range(ps, fault, page_size(), true)) < 0)
+                        return k;
         }
         if (minor)
                 k = continue_window(ps, start, end);
@@ -257,7 +293,7 @@ static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor) {
         if (k < 0)
                 return k;
         ps->done[w] = 1;
-        ps->n_done++;
+        __atomic_add_fetch(&ps->n_done, 1, __ATOMIC_RELAXED);
         return 0;
 }
 
@@ -268,8 +304,8 @@ static int handle(struct gmem_page_server *ps, const struct uffd_msg *m) {
         if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
                 /* discarded (balloon, punch): those windows are served afresh if touched again */
                 uint64_t a = m->arg.remove.start, b = m->arg.remove.end;
-                for (uint64_t x = a; x < b && x >= ps->base; x += SNAP_WINDOW) {
-                        w = (x - ps->base) / SNAP_WINDOW;
+                for (uint64_t x = align_down(a, ps->unit); x < b && x >= ps->base; x += ps->unit) {
+                        w = (x - ps->base) / ps->unit;
                         if (w < ps->n_windows && ps->done[w]) {
                                 ps->done[w] = 0;
                                 ps->n_done--;
@@ -283,11 +319,11 @@ static int handle(struct gmem_page_server *ps, const struct uffd_msg *m) {
         if (addr < ps->base || addr - ps->base >= ps->s->h.region_size)
                 return gmem_error(-EFAULT, "page server: a fault at %#" PRIx64 " outside the memory it serves", addr);
         off = addr - ps->base;
-        w = off / SNAP_WINDOW;
+        w = off / ps->unit;
         minor = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
         ps->faults++;
         if (!ps->done[w])
-                return serve_window(ps, w, minor); /* the window is there now, and its waiters woken */
+                return serve_window(ps, w, minor, off, ps->buf); /* the unit is there now, and its waiters woken */
         /* a fault queued before its window was served: that serving woke it; make sure */
         {
                 struct uffdio_range r = { .start = addr, .len = page_size() };
@@ -327,22 +363,59 @@ _public_ int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms) {
         }
 }
 
-_public_ int gmem_page_server_prefetch(struct gmem_page_server *ps, unsigned max_windows) {
-        unsigned filled = 0;
+/* prefetch, on the job engine's threads: units [first + off / unit, ...) */
+struct prefetch_ctx {
+        struct gmem_page_server *ps;
+        uint64_t first;
+};
+
+static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
+        struct prefetch_ctx *c = userdata;
+        struct gmem_page_server *ps = c->ps;
+        _cleanup_free_ uint8_t *buf = malloc(ps->unit);
+        uint64_t filled = 0;
+        int k;
+
+        if (!buf)
+                return gmem_error(-ENOMEM, "page server: buffer");
+        for (uint64_t x = off; x < off + len; x += ps->unit) {
+                uint64_t w = c->first + x / ps->unit;
+                if (w >= ps->n_windows || ps->done[w])
+                        continue;
+                /* MINOR where the server maps the region (its pages written and continued), else COPY */
+                if ((k = serve_window(ps, w, ps->map != NULL, UINT64_MAX, buf)) < 0)
+                        return k;
+                filled += ps->unit;
+        }
+        *ret_count = filled;
+        return 0;
+}
+
+_public_ int64_t gmem_page_server_prefetch(struct gmem_page_server *ps, uint64_t max_bytes) {
+        struct gmem_populate_opts o = GMEM_POPULATE_OPTS_INIT;
+        struct prefetch_ctx c = { .ps = ps };
+        struct gmem_job job = { .fn = prefetch_chunk, .ctx = &c, .opts = &o };
+        uint64_t units, filled = 0;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int k;
 
         if (!ps)
                 return gmem_error(-EINVAL, "page server: NULL");
-        for (; ps->next_prefetch < ps->n_windows && filled < max_windows; ps->next_prefetch++) {
-                uint64_t w = ps->next_prefetch;
-                if (ps->done[w])
-                        continue;
-                /* MINOR only where the region's pages are there to be mapped; else MISSING's copy */
-                if ((k = serve_window(ps, w, ps->map != NULL)) < 0)
-                        return k;
-                filled++;
-        }
-        return (int) filled;
+        while (ps->next_prefetch < ps->n_windows && ps->done[ps->next_prefetch])
+                ps->next_prefetch++;
+        if (ps->next_prefetch >= ps->n_windows || max_bytes == 0)
+                return 0;
+        units = MIN(ps->n_windows - ps->next_prefetch, MAX(UINT64_C(1), max_bytes / ps->unit));
+        c.first = ps->next_prefetch;
+        job.total = units * ps->unit;
+        job.align = ps->unit;
+        o.chunk_size = MAX(ps->unit, job.total / 16);
+        o.threads = (unsigned) MIN(MAX(cores, 1L), 8L); /* all of them: this is the bulk of a restore */
+        k = gmem_job_run(&job, &filled);
+        if (k < 0)
+                return k;
+        ps->next_prefetch += units;
+        return (int64_t) filled;
 }
 
 _public_ bool gmem_page_server_complete(const struct gmem_page_server *ps) {
@@ -350,7 +423,7 @@ _public_ bool gmem_page_server_complete(const struct gmem_page_server *ps) {
 }
 
 _public_ uint64_t gmem_page_server_served_bytes(const struct gmem_page_server *ps) {
-        return ps ? MIN(ps->n_done * SNAP_WINDOW, ps->s->h.region_size) : 0;
+        return ps ? MIN(ps->n_done * ps->unit, ps->s->h.region_size) : 0;
 }
 
 _public_ uint64_t gmem_page_server_faults(const struct gmem_page_server *ps) {

@@ -59,10 +59,17 @@ static int add_extent(struct window *w, uint64_t off, uint64_t len, uint32_t crc
         return 0;
 }
 
-/* One backed run [a, b) from src: its data into the file, its extent into the window. */
+/* One backed run [a, b) from src: its data into the file, its extents (cut at SNAP_BLOCK, so that
+ * a page server verifies at most that much for a fault) into the window. */
 static int put_run(struct write_ctx *c, struct window *w, const uint8_t *src, uint64_t a, uint64_t b) {
         int k = gmem_write_full(c->fd, src, b - a, c->data_offset + a, "snapshot", NULL);
-        return k < 0 ? k : add_extent(w, a, b - a, gmem_crc32c(0, src, b - a));
+
+        for (uint64_t x = a; k >= 0 && x < b;) {
+                uint64_t y = MIN(b, align_down(x, SNAP_BLOCK) + SNAP_BLOCK);
+                k = add_extent(w, x, y - x, gmem_crc32c(0, src + (x - a), y - x));
+                x = y;
+        }
+        return k;
 }
 
 static bool page_zero(const uint8_t *p, size_t n) {

@@ -30,6 +30,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +207,176 @@ static double restore_floor(void) {
         t = mono_sec() - t;
         gmem_region_free(r);
         return t;
+}
+
+/* ---- lazy restore: a page server over the same snapshot ---- */
+
+/* userfaultfd where this process may have one (else the lazy rows are left out, said on stderr) */
+static bool uffd_usable(void) {
+        static int usable = -1;
+        if (usable < 0) {
+                void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                int fd;
+                usable = p != MAP_FAILED && gmem_uffd_register(p, 4096, false, &fd) == 0;
+                if (usable)
+                        close(fd);
+                else
+                        fprintf(stderr, "gmem-bench: no lazy restore rows: %s\n", gmem_last_error());
+                if (p != MAP_FAILED)
+                        munmap(p, 4096);
+        }
+        return usable;
+}
+
+struct lazy {
+        struct gmem_page_server *ps;
+        volatile bool stop;
+        bool prefetch;
+        double complete_at;  /* when every window was in (prefetch) */
+};
+
+static void *lazy_serve(void *p) {
+        struct lazy *l = p;
+        while (!l->stop) {
+                bool complete = gmem_page_server_complete(l->ps);
+                if (gmem_page_server_run(l->ps, complete ? 5 : 0) < 0 ||
+                    (l->prefetch && !complete && gmem_page_server_prefetch(l->ps, 8 * MiB) < 0)) {
+                        fprintf(stderr, "gmem-bench: page server: %s\n", gmem_last_error());
+                        exit(1);
+                }
+                if (l->prefetch && !complete && gmem_page_server_complete(l->ps))
+                        l->complete_at = mono_sec();
+        }
+        return NULL;
+}
+
+/* A fresh memfd region mapped as a VMM would map it, its mapping registered with a userfaultfd
+ * and served from the snapshot: the time to the first byte (first_only), or to all of it. */
+static double lazy_restore(bool first_only) {
+        struct gmem_region *r = NULL;
+        struct lazy l = { .prefetch = !first_only };
+        pthread_t th;
+        uint8_t *mem;
+        double t0, t;
+        int uffd;
+
+        if (gmem_region_new_memfd(GMEM_BACKEND_MEMFD, arg.size, &r) < 0) {
+                fprintf(stderr, "gmem-bench: %s\n", gmem_last_error());
+                exit(1);
+        }
+        mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        if (mem == MAP_FAILED || gmem_uffd_register(mem, arg.size, true, &uffd) < 0 ||
+            gmem_page_server_new(uffd, (uintptr_t) mem, snap_fd, r, &l.ps) < 0) {
+                fprintf(stderr, "gmem-bench: lazy restore: %s\n", gmem_last_error());
+                exit(1);
+        }
+        t0 = mono_sec();
+        pthread_create(&th, NULL, lazy_serve, &l);
+        if (first_only) {
+                (void) *(volatile uint8_t *) mem;
+                t = mono_sec() - t0;
+        } else {
+                while (!l.complete_at)
+                        usleep(50);
+                t = l.complete_at - t0;
+        }
+        l.stop = true;
+        pthread_join(th, NULL);
+        gmem_page_server_free(l.ps);
+        close(uffd);
+        munmap(mem, arg.size);
+        gmem_region_free(r);
+        return t;
+}
+
+static double lazy_first(void) { return lazy_restore(true); }
+static double lazy_full(void) { return lazy_restore(false); }
+
+/* Fault service: the faulting thread's wait, one touch per 2 MiB window in turn. */
+struct bare {
+        int uffd;
+        volatile bool stop;
+};
+
+/* the floor: read the event, UFFDIO_COPY one page of a buffer, nothing else */
+static void *bare_serve(void *p) {
+        struct bare *b = p;
+        static uint8_t page[4096] __attribute__((aligned(4096)));
+        while (!b->stop) {
+                struct uffd_msg m;
+                struct pollfd pfd = { .fd = b->uffd, .events = POLLIN };
+                if (poll(&pfd, 1, 5) <= 0 || read(b->uffd, &m, sizeof(m)) != sizeof(m) || m.event != UFFD_EVENT_PAGEFAULT)
+                        continue;
+                struct uffdio_copy c = { .dst = m.arg.pagefault.address & ~4095ull, .src = (uintptr_t) page, .len = 4096 };
+                (void) ioctl(b->uffd, UFFDIO_COPY, &c);
+        }
+        return NULL;
+}
+
+static void percentiles(double *us, unsigned n, double *ret_p50, double *ret_p99) {
+        qsort(us, n, sizeof(*us), cmp_double);
+        *ret_p50 = us[n / 2];
+        *ret_p99 = us[n * 99 / 100];
+}
+
+static void fault_latency(void) {
+        unsigned n = (unsigned) MIN(arg.size / (2 * MiB), (uint64_t) 4096);
+        double *ours = calloc(n, sizeof(double)), *floor_us = calloc(n, sizeof(double)), p50, p99, f50, f99;
+        struct gmem_region *r = NULL;
+        struct lazy l = { 0 };
+        struct bare b = { 0 };
+        pthread_t th;
+        uint8_t *mem;
+        int uffd;
+
+        /* ours: the server of a fresh region, no prefetch: every touch is a fault */
+        if (!ours || !floor_us || gmem_region_new_memfd(GMEM_BACKEND_MEMFD, arg.size, &r) < 0 ||
+            (mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0)) == MAP_FAILED ||
+            gmem_uffd_register(mem, arg.size, true, &uffd) < 0 ||
+            gmem_page_server_new(uffd, (uintptr_t) mem, snap_fd, r, &l.ps) < 0) {
+                fprintf(stderr, "gmem-bench: fault latency: %s\n", gmem_last_error());
+                exit(1);
+        }
+        pthread_create(&th, NULL, lazy_serve, &l);
+        for (unsigned i = 0; i < n; i++) {
+                double t0 = mono_sec();
+                (void) *(volatile uint8_t *) (mem + (uint64_t) i * 2 * MiB);
+                ours[i] = (mono_sec() - t0) * 1e6;
+        }
+        l.stop = true;
+        pthread_join(th, NULL);
+        gmem_page_server_free(l.ps);
+        close(uffd);
+        munmap(mem, arg.size);
+        gmem_region_free(r);
+
+        mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED || gmem_uffd_register(mem, arg.size, false, &b.uffd) < 0) {
+                fprintf(stderr, "gmem-bench: fault latency floor: %s\n", gmem_last_error());
+                exit(1);
+        }
+        pthread_create(&th, NULL, bare_serve, &b);
+        for (unsigned i = 0; i < n; i++) {
+                double t0 = mono_sec();
+                (void) *(volatile uint8_t *) (mem + (uint64_t) i * 2 * MiB);
+                floor_us[i] = (mono_sec() - t0) * 1e6;
+        }
+        b.stop = true;
+        pthread_join(th, NULL);
+        close(b.uffd);
+        munmap(mem, arg.size);
+
+        percentiles(ours, n, &p50, &p99);
+        percentiles(floor_us, n, &f50, &f99);
+        if (arg.json)
+                printf("  {\"op\":\"fault\",\"baseline\":\"bare UFFDIO_COPY of one page\",\"faults\":%u,"
+                       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"baseline_p50_us\":%.1f,\"baseline_p99_us\":%.1f},\n",
+                       n, p50, p99, f50, f99);
+        else
+                printf("fault     p50 %7.1f us p99 %7.1f us (a 64 KiB block each)   bare UFFDIO_COPY of a page: p50 %6.1f us "
+                       "p99 %6.1f us   p50 x%.2f the floor\n", p50, p99, f50, f99, p50 / f50);
+        free(ours);
+        free(floor_us);
 }
 
 /* ---- prefault ---- */
@@ -585,6 +757,16 @@ static struct result compare(const char *name, double (*candidate)(void), const 
 static void print(const struct result *r, bool last) {
         double gib = (double) arg.size / GiB;
 
+        if (strcmp(r->name, "lazy-first") == 0) {
+                if (arg.json)
+                        printf("  {\"op\":\"lazy-first\",\"baseline\":\"%s\",\"ms_to_first_byte\":%.3f,"
+                               "\"baseline_ms\":%.3f,\"sooner\":%.1f}%s\n", r->baseline, r->candidate_s * 1e3,
+                               r->baseline_s * 1e3, r->baseline_s / r->candidate_s, last ? "" : ",");
+                else
+                        printf("%-9s %7.3f ms to the first byte   %-16s %7.1f ms   sooner x%.0f\n", r->name,
+                               r->candidate_s * 1e3, r->baseline, r->baseline_s * 1e3, r->baseline_s / r->candidate_s);
+                return;
+        }
         if (strcmp(r->name, "handoff") == 0) {
                 if (arg.json)
                         printf("  {\"op\":\"handoff\",\"baseline\":\"%s\",\"usec_per_fd\":%.2f,"
@@ -615,7 +797,7 @@ int main(int argc, char **argv) {
                 { "latency", no_argument, NULL, 'L' },
                 {},
         };
-        struct result res[8];
+        struct result res[10];
         unsigned n_res = 2;
         int c;
 
@@ -708,6 +890,10 @@ int main(int argc, char **argv) {
         res[1] = compare("prefault", prefault_gmem, "QEMU prealloc threads", prefault_qemu);
         res[n_res++] = compare("restore", restore_gmem, "dd bs=1M through the region's fd", restore_dd);
         res[n_res++] = compare("restore-faulted", restore_pooled, "memcpy into faulted memory (floor)", restore_floor);
+        if (uffd_usable()) {
+                res[n_res++] = compare("lazy-first", lazy_first, "eager restore", restore_gmem);
+                res[n_res++] = compare("lazy-full", lazy_full, "eager restore", restore_gmem);
+        }
         if (has_write_path()) {
                 res[n_res++] = compare("fd-write", fd_via_write, "populate_fd via the mapping", fd_via_mapping);
                 res[n_res++] = compare("buf-write", buf_via_write, "populate_buf via the mapping", buf_via_mapping);
@@ -724,6 +910,8 @@ int main(int argc, char **argv) {
         }
         if (arg.json)
                 printf("[\n");
+        if (uffd_usable())
+                fault_latency();
         for (unsigned i = 0; i < n_res; i++)
                 print(&res[i], i + 1 == n_res);
         if (arg.json)
