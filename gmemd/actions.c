@@ -9,6 +9,7 @@
 #include "error.h"
 #include "log.h"
 #include "notify.h"
+#include "warm.h"
 
 int action_lookup(struct daemon *d, const struct peer *p, const char *name, enum access a, const char *what,
                   struct managed **ret) {
@@ -61,8 +62,22 @@ static int create(struct daemon *d, struct session *s, const struct create_args 
         if (a->size > d->config.limits.max_bytes_total)
                 return gmem_error(-ENOSPC, "create '%s': %" PRIu64 " bytes exceed the daemon's limit", a->name, a->size);
 
-        k = a->backend == GMEM_BACKEND_HUGETLB ? gmem_region_new_hugetlb(a->page_size ?: 2 * MiB, a->size, &r)
-                                               : gmem_region_new_memfd(a->backend, a->size, &r);
+        /* a pooled region when one fits: ready at once (allocated too, for a prefaulted pool) */
+        r = warm_take(d, a->backend, a->size, a->page_size ?: 2 * MiB, a->prefault);
+        if (r && a->prefault && !a->restore) {
+                k = region_add(d, a->name, r, p, s, a->policy, "created", false, &m);
+                if (k < 0) {
+                        gmem_region_free(r);
+                        return k;
+                }
+                log_info("region '%s': handed a prefaulted region from a warm pool", a->name);
+                *ret = m;
+                if (ret_job)
+                        *ret_job = NULL;
+                return 0;
+        }
+        k = r ? 0 : a->backend == GMEM_BACKEND_HUGETLB ? gmem_region_new_hugetlb(a->page_size ?: 2 * MiB, a->size, &r)
+                                                       : gmem_region_new_memfd(a->backend, a->size, &r);
         if (k < 0)
                 return gmem_error_wrap(k, "create '%s'", a->name);
         k = region_add(d, a->name, r, p, s, a->policy, "created", a->prefault || a->restore, &m);

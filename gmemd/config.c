@@ -62,6 +62,47 @@ static int limit(const cJSON *limits, const char *key, uint64_t lo, uint64_t hi,
         return 0;
 }
 
+/* "pools": [{"backend": "memfd", "size": 1073741824, "count": 2, "prefault": true}, ...] */
+static int parse_pools(const cJSON *pools, const char *path, struct gmemd_config *c) {
+        const cJSON *p;
+        uint64_t total = 0;
+        int k;
+
+        if (!pools)
+                return 0;
+        if (!cJSON_IsArray(pools))
+                return gmem_error(-EINVAL, "config '%s': 'pools' must be an array", path);
+        if (cJSON_GetArraySize(pools) > WARM_POOLS_MAX)
+                return gmem_error(-E2BIG, "config '%s': more than %d pools", path, WARM_POOLS_MAX);
+        cJSON_ArrayForEach(p, pools) {
+                struct warm_pool_config *w = &c->pools[c->n_pools];
+                const char *backend;
+                uint64_t count;
+                if (!cJSON_IsObject(p))
+                        return gmem_error(-EINVAL, "config '%s': each pool must be an object", path);
+                if ((k = json_get_str(p, "backend", false, "memfd", &backend)) < 0 ||
+                    (k = json_get_u64(p, "size", true, 0, &w->size)) < 0 ||
+                    (k = json_get_u64(p, "count", true, 0, &count)) < 0 || (k = json_get_bool(p, "prefault", true, &w->prefault)) < 0)
+                        return gmem_error_wrap(k, "config '%s': pool %u", path, c->n_pools);
+                if (gmem_backend_from_string(backend, &w->backend) < 0 || w->backend == GMEM_BACKEND_GUEST_MEMFD)
+                        return gmem_error(-EINVAL, "config '%s': pool %u: backend '%.40s' (memfd, hugetlb, secret)", path,
+                                          c->n_pools, backend);
+                if (w->size == 0 || w->size % (w->backend == GMEM_BACKEND_HUGETLB ? 2 * MiB : 4096) || count < 1 ||
+                    count > WARM_POOL_COUNT_MAX)
+                        return gmem_error(-ERANGE, "config '%s': pool %u: size must be a positive multiple of the page "
+                                          "size, count 1 to %d", path, c->n_pools, WARM_POOL_COUNT_MAX);
+                w->count = (unsigned) count;
+                if (__builtin_mul_overflow(w->size, count, &count) || __builtin_add_overflow(total, count, &total))
+                        return gmem_error(-ERANGE, "config '%s': the pools' sizes overflow", path);
+                c->n_pools++;
+        }
+        /* pooled memory is held before anyone asks for it: it must fit in what the daemon may hold */
+        if (total > c->limits.max_bytes_total)
+                return gmem_error(-ERANGE, "config '%s': the pools hold %" PRIu64 " bytes, above max_bytes_total",
+                                  path, total);
+        return 0;
+}
+
 int config_load(const char *path, int explicit, struct gmemd_config *ret) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         _cleanup_free_ char *text = NULL;
@@ -140,6 +181,8 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret) {
                 else
                         c.socket_mode = (mode_t) m;
         }
+        if (k >= 0)
+                k = parse_pools(cJSON_GetObjectItemCaseSensitive(root, "pools"), path, &c);
         cJSON_Delete(root);
         if (k < 0)
                 return k;

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "gmem/gmem.h"
 
 #define GMEMD_CONFIG_DEFAULT "/etc/gmemd/gmemd.json"
 
@@ -24,8 +27,21 @@ struct gmemd_limits {
         uint64_t hello_timeout_ms;    /* a connection that has not said hello by then is closed */
 };
 
+#define WARM_POOLS_MAX 8
+#define WARM_POOL_COUNT_MAX 64
+
+/* A warm pool (gmemd.json(5) "pools"): count regions of one kind kept ready. */
+struct warm_pool_config {
+        enum gmem_backend backend; /* memfd, hugetlb (2 MiB pages) or secret */
+        uint64_t size;
+        unsigned count;
+        bool prefault;             /* ready means allocated too */
+};
+
 struct gmemd_config {
         struct gmemd_limits limits;
+        struct warm_pool_config pools[WARM_POOLS_MAX];
+        unsigned n_pools;
         unsigned workers;
         mode_t socket_mode;
         int kernel_profile;      /* a gmem_kernel_profile, or GMEM_PROFILE_DETECT: find out by behaviour */

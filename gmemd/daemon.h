@@ -57,6 +57,7 @@ struct pool {
 struct daemon {
         struct gmemd_config config;
         struct gmem_host_caps *caps; /* the kernel as probed at start with config.kernel_profile */
+        struct warm *warm;           /* warm pools (warm.c), NULL without */
         struct event_base *base;
         struct session *sessions;
         uint64_t n_sessions, session_serial;

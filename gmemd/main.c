@@ -14,6 +14,7 @@
 #include "region.h"
 #include "server.h"
 #include "store.h"
+#include "warm.h"
 
 static void strv_free(char **v) {
         for (char **p = v; p && *p; p++)
@@ -154,7 +155,7 @@ int main(int argc, char **argv) {
         if ((k = pool_start(&d)) < 0 ||
             (k = listen_fd >= 0 ? server_adopt_listen_fd(&d, listen_fd, &srv) : server_listen(&d, socket_path, &srv)) < 0 ||
             (k = store_start(&d)) < 0 || (k = store_restore_fds(&d, n_fds, fd_names, listen_fd)) < 0 ||
-            (k = dbus_start(&d, bus, &dbus)) < 0) {
+            (k = dbus_start(&d, bus, &dbus)) < 0 || (k = warm_start(&d)) < 0) {
                 log_error("%s", gmem_last_error());
                 goto out;
         }
@@ -183,6 +184,7 @@ out:
         d.stopping = true;
         if (d.base)
                 pool_stop(&d);
+        warm_stop(&d);
         dbus = dbus_stop(dbus);
         srv = server_free(srv);
         /* not released: under systemd the next gmemd finds them in the fd store */

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "warm.h"
 
 /* ---------------------------------------------------------------------------------------------
  * The requester: a job started on the socket answers its request when it is done, and reports
@@ -259,6 +260,7 @@ static int op_caps(struct op_ctx *x) {
                 return k;
         r = cJSON_CreateObject();
         cJSON_AddItemToObject(r, "caps", cJSON_Parse(json));
+        cJSON_AddItemToObject(r, "warm", warm_to_json(x->d)); /* the warm pools, as they stand */
         conn_reply_ok(x->c, x->id, r, -1);
         return 0;
 }

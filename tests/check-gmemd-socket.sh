@@ -80,4 +80,34 @@ kernel = reply["caps"]["kernel"]
 assert kernel["profile"] == "secret-hiding" and kernel["profile_source"] == "explicit", kernel
 PY
 kill -TERM "$i"; wait "$i" || true
+
+# warm pools: a bad one refused naming it; a create that fits handed a ready region, refilled
+echo '{"pools":[{"backend":"guest_memfd","size":1048576,"count":1,"prefault":true}]}' > "$dir/pool-bad.json"
+if "$gmemd" --socket "$sock" --bus none --config "$dir/pool-bad.json" 2> "$dir/p.log"; then fail "started with a bad pool"; fi
+grep -q "pool 0: backend 'guest_memfd'" "$dir/p.log" || fail "unclear pool error: $(cat "$dir/p.log")"
+echo '{"pools":[{"backend":"memfd","size":8388608,"count":1,"prefault":true}]}' > "$dir/pool.json"
+"$gmemd" --socket "$sock" --bus none --config "$dir/pool.json" -v 2> "$dir/w.log" & w=$!; pids+=("$w")
+wait_socket "$sock"
+pool_ready() { # the caps reply's warm pool state: ready regions of pool 0
+        python3 - "$sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+for req in ({"op": "hello", "id": 1, "version": 1}, {"op": "caps", "id": 2}):
+    s.send(json.dumps(req).encode())
+    reply = json.loads(s.recv(1 << 20))
+print(reply["warm"]["pools"][0]["ready"])
+PY
+}
+for _ in $(seq 100); do [[ $(pool_ready) == 1 ]] && break; sleep 0.05; done
+[[ $(pool_ready) == 1 ]] || fail "the warm pool did not fill"
+"$BUILD/bin/gmemctl" --socket "$sock" create warm1 --size 8M --prefault > /dev/null || fail "create from the pool"
+grep -q "region 'warm1': handed a prefaulted region from a warm pool" "$dir/w.log" || fail "warm1 did not come from the pool"
+[[ $("$BUILD/bin/gmemctl" --socket "$sock" --json info warm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["resident_bytes"])') == 8388608 ]] ||
+        fail "a prefaulted pooled region is not resident"
+for _ in $(seq 100); do [[ $(pool_ready) == 1 ]] && break; sleep 0.05; done
+[[ $(pool_ready) == 1 ]] || fail "the warm pool was not refilled"
+"$BUILD/bin/gmemctl" --socket "$sock" create cold1 --size 4M --prefault > /dev/null || fail "create of another size"
+grep -q "region 'cold1': handed" "$dir/w.log" && fail "a region of another size came from the pool"
+kill -TERM "$w"; wait "$w" || true
 echo "ok"
