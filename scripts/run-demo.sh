@@ -48,4 +48,15 @@ vmm=
 "$bin/gmemctl" --socket "$sock" list
 echo
 "$bin/gmemctl" --socket "$sock" info vm-1
-grep -q '^verified ' "$dir/vmm.out"
+grep -q '^verified ' "$dir/vmm.out" || exit 1
+
+echo
+echo "== a snapshot of the guest's memory, then two VMs restored from it: eagerly (the guest starts"
+echo "   when all of it is in) and lazily (it starts at once; a userfaultfd page server fills its"
+echo "   memory as it faults, the rest prefetched); each guest checks its memory as before"
+TMPDIR=$dir "$bin/gmem-example-vmm" --memory 512M --regions 3 --vcpus "$vcpus" --snapshot "$dir/vm.snap" |
+        grep -E '^(snapshot|verified|MISMATCH)' || exit 1
+for how in "" "--lazy"; do
+        TMPDIR=$dir "$bin/gmem-example-vmm" --memory 512M --regions 3 --vcpus "$vcpus" --restore "$dir/vm.snap" $how |
+                grep -E '^(restore|lazy restore|verified|MISMATCH)' || exit 1
+done

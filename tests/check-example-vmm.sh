@@ -156,3 +156,30 @@ grep -Eq '^  vcpu [0-9]+ range [0-9]+ .* MISMATCH: host 0x[0-9a-f]{8}$' "$tmp/co
 grep -q '^MISMATCH ' "$tmp/corrupt.out" || fail "no MISMATCH verdict"
 grep -q '^verified' "$tmp/corrupt.out" && fail "'verified' despite the corruption"
 ok "--corrupt: one range MISMATCH, exit status 1"
+
+# --- 4. snapshot, eager and lazy restore: the guest verifies the restored memory ------------------
+"$vmm" --memory 32M --regions 2 --vcpus 2 --snapshot "$tmp/vm.snap" > "$tmp/snap.out" 2>&1 || fail "--snapshot: $(tail -n 3 "$tmp/snap.out")"
+[[ -s $tmp/vm.snap && -s $tmp/vm.snap.1 ]] || fail "--snapshot did not write vm.snap and vm.snap.1"
+"$vmm" --memory 32M --regions 2 --vcpus 2 --restore "$tmp/vm.snap" > "$tmp/restore.out" 2>&1 ||
+        fail "--restore: $(tail -n 3 "$tmp/restore.out")"
+grep -q '^verified .* match the image' "$tmp/restore.out" || fail "the guest did not verify the eagerly restored memory"
+grep -q '^restore  *eager' "$tmp/restore.out" || fail "no eager restore line"
+if "$vmm" --memory 32M --regions 2 --restore "$tmp/vm.snap" --lazy > "$tmp/lazy.out" 2>&1; then
+        grep -q '^verified .* match the image' "$tmp/lazy.out" || fail "the guest did not verify the lazily restored memory"
+        grep -q '^restore  *lazy .*the guest may start after' "$tmp/lazy.out" || fail "no time to the guest's start"
+        grep -q '^restore  *fully resident after' "$tmp/lazy.out" || fail "no time to fully resident"
+        ok "--snapshot, --restore and --restore --lazy: the guest verifies every range"
+elif grep -q "userfaultfd" "$tmp/lazy.out"; then
+        echo "SKIP lazy restore: $(grep userfaultfd "$tmp/lazy.out" | head -n 1)"
+else
+        fail "--restore --lazy: $(tail -n 3 "$tmp/lazy.out")"
+fi
+# a damaged snapshot: refused eagerly, never served lazily (the VM is stopped, not given zeroes)
+printf 'X' | dd of="$tmp/vm.snap" bs=1 seek=$((4096 + 4096)) conv=notrunc status=none
+"$vmm" --memory 32M --regions 2 --restore "$tmp/vm.snap" > "$tmp/bad.out" 2>&1 && fail "a damaged snapshot was restored"
+grep -q "does not match its checksum" "$tmp/bad.out" || fail "the damaged snapshot's refusal does not say why: $(tail -n 2 "$tmp/bad.out")"
+grep -q '^verified' "$tmp/bad.out" && fail "'verified' from a damaged snapshot"
+timeout 60 "$vmm" --memory 32M --regions 2 --restore "$tmp/vm.snap" --lazy > "$tmp/badlazy.out" 2>&1 && fail "a damaged snapshot was served"
+grep -q "verified" "$tmp/badlazy.out" && fail "'verified' from a damaged snapshot served lazily"
+ok "a damaged snapshot: refused by the eager restore, the lazy one stops the VM"
+

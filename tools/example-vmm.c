@@ -27,6 +27,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,9 @@ struct vmm {
         const char *name;
         uint64_t hold;
         bool corrupt;
+        const char *snapshot_to;   /* --snapshot FILE: after populating, region i to FILE (.i for i > 0) */
+        const char *restore_from;  /* --restore FILE: instead of populating */
+        bool lazy;                 /* --lazy: restore through a userfaultfd page server */
 
         struct gmem_host_caps *caps; /* the kernel, as probed once (its profile from the environment) */
         enum gmem_backend backend; /* what guest memory runs on here */
@@ -99,6 +104,14 @@ struct vmm {
         const uint8_t *image_map;
         uint64_t image_size;
         struct region regions[MAX_REGIONS];
+        /* --lazy: one page server per region, run by one thread while the guest runs */
+        int uffds[MAX_REGIONS], snaps[MAX_REGIONS];
+        struct gmem_page_server *servers[MAX_REGIONS];
+        pthread_t server_thread;
+        bool server_running, restore_reported;
+        volatile bool servers_stop;
+        volatile int servers_error;
+        double restore_start, resident_at;
         struct check *checks;
         struct minivm_range *ranges; /* checks[i].range, for minivm_run() */
         size_t n_checks;
@@ -293,6 +306,149 @@ static int populate_regions(struct vmm *m) {
         return 0;
 }
 
+/* The snapshot file of region i: FILE, FILE.1, FILE.2, ... */
+static void snapshot_path(const char *file, unsigned i, char *buf, size_t size) {
+        if (i == 0)
+                snprintf(buf, size, "%s", file);
+        else
+                snprintf(buf, size, "%s.%u", file, i);
+}
+
+/* --snapshot: each region to its file, sparse, with a checksum per extent */
+static int snapshot_regions(struct vmm *m) {
+        double t = mono_sec();
+        uint64_t data = 0;
+
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                char path[PATH_MAX];
+                int fd;
+                int64_t n;
+                snapshot_path(m->snapshot_to, i, path, sizeof(path));
+                fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd < 0) {
+                        fprintf(stderr, "gmem-example-vmm: open '%s': %m\n", path);
+                        return -errno;
+                }
+                n = gmem_snapshot_write(m->regions[i].mem, fd, NULL);
+                close(fd);
+                if (n < 0) {
+                        fprintf(stderr, "gmem-example-vmm: snapshot to '%s': %s\n", path, gmem_last_error());
+                        return (int) n;
+                }
+                data += (uint64_t) n;
+        }
+        printf("snapshot        %u region%s to %s%s: %" PRIu64 " MiB of data in %.3f s\n", m->n_regions,
+               m->n_regions > 1 ? "s" : "", m->snapshot_to, m->n_regions > 1 ? "(.N)" : "", data / MiB, mono_sec() - t);
+        return 0;
+}
+
+/* --lazy: serve every region's faults, and between them prefetch the rest, until told to stop */
+static void *serve_regions(void *arg) {
+        struct vmm *m = arg;
+
+        while (!m->servers_stop) {
+                struct pollfd p[MAX_REGIONS];
+                bool all = true;
+                for (unsigned i = 0; i < m->n_regions; i++) {
+                        p[i] = (struct pollfd) { .fd = m->uffds[i], .events = POLLIN };
+                        all &= gmem_page_server_complete(m->servers[i]);
+                }
+                (void) poll(p, m->n_regions, all ? 20 : 0);
+                for (unsigned i = 0; i < m->n_regions; i++) {
+                        int64_t k = gmem_page_server_run(m->servers[i], 0);
+                        if (k >= 0 && !gmem_page_server_complete(m->servers[i]))
+                                k = gmem_page_server_prefetch(m->servers[i], 8 * MiB);
+                        if (k < 0) {
+                                /* the guest's faults stay unserved — never zeroes — so the VM cannot go on:
+                                 * a VMM stops it; this one exits */
+                                fprintf(stderr, "gmem-example-vmm: page server of %s: %s; stopping the VM\n",
+                                        m->regions[i].name, gmem_last_error());
+                                m->servers_error = (int) k;
+                                _exit(1);
+                        }
+                }
+                if (!all && !m->resident_at) {
+                        bool now = true;
+                        for (unsigned i = 0; i < m->n_regions; i++)
+                                now &= gmem_page_server_complete(m->servers[i]);
+                        if (now)
+                                m->resident_at = mono_sec();
+                }
+        }
+        return NULL;
+}
+
+/* --restore: each region from its snapshot — now (eager), or as the guest touches it (lazy) */
+static int restore_regions(struct vmm *m) {
+        m->restore_start = mono_sec();
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                char path[PATH_MAX];
+                void *addr;
+                int k;
+
+                snapshot_path(m->restore_from, i, path, sizeof(path));
+                m->snaps[i] = open(path, O_RDONLY | O_CLOEXEC);
+                if (m->snaps[i] < 0) {
+                        fprintf(stderr, "gmem-example-vmm: open '%s': %m\n", path);
+                        return -errno;
+                }
+                if (!m->lazy) {
+                        int64_t n = gmem_snapshot_restore(m->regions[i].mem, m->snaps[i], NULL);
+                        if (n < 0) {
+                                fprintf(stderr, "gmem-example-vmm: restore %s from '%s': %s\n", m->regions[i].name, path,
+                                        gmem_last_error());
+                                return (int) n;
+                        }
+                        continue;
+                }
+                /* the guest's memory is the region's mapping (its memslot's userspace_addr): faults on
+                 * it, KVM's among them, go to the page server */
+                if ((k = gmem_region_map(m->regions[i].mem, &addr)) < 0 ||
+                    (k = gmem_uffd_register(addr, m->regions[i].size, false, &m->uffds[i])) < 0 ||
+                    (k = gmem_page_server_new(m->uffds[i], (uintptr_t) addr, m->snaps[i], NULL, &m->servers[i])) < 0) {
+                        fprintf(stderr, "gmem-example-vmm: lazy restore %s from '%s': %s\n", m->regions[i].name, path,
+                                gmem_last_error());
+                        return k;
+                }
+        }
+        if (m->lazy) {
+                if (pthread_create(&m->server_thread, NULL, serve_regions, m) != 0) {
+                        fprintf(stderr, "gmem-example-vmm: page server thread: %m\n");
+                        return -errno;
+                }
+                m->server_running = true;
+        }
+        if (!m->lazy)
+                m->resident_at = mono_sec();
+        printf("restore         %s from %s%s: the guest may start after %.3f ms\n", m->lazy ? "lazy" : "eager",
+               m->restore_from, m->n_regions > 1 ? "(.N)" : "", (mono_sec() - m->restore_start) * 1e3);
+        return 0;
+}
+
+/* wait is false on the way out after a failure: stop the page server at once */
+static void restore_done(struct vmm *m, bool wait) {
+        if (m->server_running) {
+                /* the guest ran; the rest comes in the background: wait for it, for the figure */
+                for (int i = 0; wait && i < 30000 && !m->resident_at && !m->servers_error; i++)
+                        usleep(1000);
+                m->servers_stop = true;
+                pthread_join(m->server_thread, NULL);
+                m->server_running = false;
+        }
+        if (m->resident_at && !m->restore_reported) {
+                printf("restore         fully resident after %.3f ms\n", (m->resident_at - m->restore_start) * 1e3);
+                m->restore_reported = true;
+        }
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                m->servers[i] = gmem_page_server_free(m->servers[i]);
+                if (m->uffds[i] >= 0)
+                        close(m->uffds[i]);
+                if (m->snaps[i] >= 0)
+                        close(m->snaps[i]);
+                m->uffds[i] = m->snaps[i] = -1;
+        }
+}
+
 /* --corrupt: one byte of the last populated region differs from the image from now on. */
 static int corrupt_memory(struct vmm *m) {
         unsigned i = m->n_regions;
@@ -474,6 +630,7 @@ static void usage(FILE *f) {
         fprintf(f,
                 "usage: gmem-example-vmm [--memory SIZE] [--regions N] [--vcpus N] [--image FILE]\n"
                 "                        [--gmemd[=SOCKET]] [--name NAME] [--hold SECONDS] [--corrupt]\n"
+                "                        [--snapshot FILE] [--restore FILE [--lazy]]\n"
                 "Run a guest on guest_memfd regions (memfd where the kernel has no guest_memfd to use)\n"
                 "populated with an image, and check what it sees.\n"
                 "  --memory SIZE     guest memory in all, split evenly among the regions in 2 MiB units\n"
@@ -492,6 +649,11 @@ static void usage(FILE *f) {
                 "                    `gmemctl info NAME-0` shows the region still held by gmemd\n"
                 "  --corrupt         self-test: flip a byte of guest memory after populating it, so the\n"
                 "                    check must fail (a MISMATCH line, exit status 1)\n"
+                "  --snapshot FILE   after populating, write each region to a snapshot: FILE, FILE.1, ...\n"
+                "  --restore FILE    instead of populating, restore each region from FILE, FILE.1, ...\n"
+                "  --lazy            with --restore: start the guest at once and serve its memory from\n"
+                "                    the snapshot as it faults (userfaultfd; memfd regions), prefetching\n"
+                "                    the rest; prints the time to the guest's start and to fully resident\n"
                 "Exit status: 0 when the guest saw exactly the image, 1 otherwise, 2 for bad usage.\n",
                 MAX_REGIONS, MINIVM_MAX_VCPUS);
 }
@@ -507,6 +669,9 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
                 { "name", required_argument, NULL, 'n' },
                 { "hold", required_argument, NULL, 'H' },
                 { "corrupt", no_argument, NULL, 'C' },
+                { "snapshot", required_argument, NULL, 'S' },
+                { "restore", required_argument, NULL, 'R' },
+                { "lazy", no_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -550,6 +715,15 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
                 case 'C':
                         m->corrupt = true;
                         break;
+                case 'S':
+                        m->snapshot_to = optarg;
+                        break;
+                case 'R':
+                        m->restore_from = optarg;
+                        break;
+                case 'L':
+                        m->lazy = true;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 1;
@@ -561,6 +735,14 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
                 fprintf(stderr, "gmem-example-vmm: unexpected argument '%s'\n", argv[optind]);
                 return -EINVAL;
         }
+        if (m->lazy && !m->restore_from) {
+                fprintf(stderr, "gmem-example-vmm: --lazy goes with --restore FILE\n");
+                return -EINVAL;
+        }
+        if (m->restore_from && (m->use_gmemd || m->corrupt)) {
+                fprintf(stderr, "gmem-example-vmm: --restore restores in this process: not with --gmemd or --corrupt\n");
+                return -EINVAL;
+        }
         if (!m->name) {
                 snprintf(default_name, sizeof(default_name), "vm-%d", (int) getpid());
                 m->name = default_name;
@@ -570,6 +752,9 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
 
 int main(int argc, char **argv) {
         struct vmm m = { .memory = 256 * MiB, .n_regions = 3, .n_vcpus = 1, .image = -1 };
+
+        for (unsigned i = 0; i < MAX_REGIONS; i++)
+                m.uffds[i] = m.snaps[i] = -1;
         char names[128];
         const char *why;
         int k, profile, ret = 1;
@@ -594,7 +779,12 @@ int main(int argc, char **argv) {
                 m.caps = gmem_host_caps_free(m.caps);
                 return 1;
         }
-        if (m.backend == GMEM_BACKEND_GUEST_MEMFD) /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
+        if (m.lazy && m.backend == GMEM_BACKEND_GUEST_MEMFD &&
+            gmem_host_caps_has(m.caps, GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) <= 0) {
+                printf("lazy restore    guest memory on memfd: userfaultfd on a guest_memfd mapping needs Linux 7.1\n");
+                m.backend = GMEM_BACKEND_MEMFD;
+                m.flags = 0;
+        } else if (m.backend == GMEM_BACKEND_GUEST_MEMFD) /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
                 printf("guest_memfd     flags 0x%" PRIx64 " = %s: the best this kernel offers; %s\n", m.flags,
                        flag_names(m.caps, m.flags, names, sizeof(names)), why);
         else
@@ -615,10 +805,12 @@ int main(int argc, char **argv) {
         if (create_regions(&m) < 0)
                 goto out;
 
-        /* 3. Their content */
-        if (populate_regions(&m) < 0)
+        /* 3. Their content: the image, or a snapshot of it */
+        if (m.restore_from ? restore_regions(&m) < 0 : populate_regions(&m) < 0)
                 goto out;
         if (m.corrupt && corrupt_memory(&m) < 0)
+                goto out;
+        if (m.snapshot_to && snapshot_regions(&m) < 0)
                 goto out;
 
         /* 4. The memslots */
@@ -636,11 +828,15 @@ int main(int argc, char **argv) {
         if (plan_checks(&m) < 0 || run_vcpus(&m) < 0)
                 goto out;
         ret = check_reports(&m) < 0 ? 1 : 0;
+        restore_done(&m, true);
+        if (m.servers_error)
+                ret = 1;
 
         /* 7. The lifetime story */
         if (m.hold > 0)
                 hold(&m);
 out:
+        restore_done(&m, false);
         free(m.checks);
         free(m.ranges);
         gmem_client_free(m.client);
