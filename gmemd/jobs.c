@@ -126,6 +126,15 @@ static void job_run(struct job *j) {
                 j->bytes = j->op == JOB_PREFAULT ? (int64_t) j->len : k;
 }
 
+/* worker thread: j is finished, for the loop to answer */
+static void job_done(struct pool *p, struct job *j) {
+        pthread_mutex_lock(&p->lock);
+        j->qnext = p->done;
+        p->done = j;
+        pthread_mutex_unlock(&p->lock);
+        wake_loop(p);
+}
+
 static void *worker(void *userdata) {
         struct pool *p = userdata;
 
@@ -146,12 +155,7 @@ static void *worker(void *userdata) {
                 pthread_mutex_unlock(&p->lock);
 
                 job_run(j);
-
-                pthread_mutex_lock(&p->lock);
-                j->qnext = p->done;
-                p->done = j;
-                pthread_mutex_unlock(&p->lock);
-                wake_loop(p);
+                job_done(p, j);
         }
 }
 
@@ -161,11 +165,7 @@ static void *job_thread(void *userdata) {
         struct pool *p = &j->d->pool;
 
         job_run(j);
-        pthread_mutex_lock(&p->lock);
-        j->qnext = p->done;
-        p->done = j;
-        pthread_mutex_unlock(&p->lock);
-        wake_loop(p);
+        job_done(p, j);
         return NULL;
 }
 

@@ -28,6 +28,7 @@
 #include "error.h"
 #include "kvm-compat.h"
 #include "region.h"
+#include "uffd-compat.h"
 #include "sysops.h"
 
 #ifndef MPOL_PREFERRED
@@ -36,12 +37,6 @@
 #endif
 #ifndef MPOL_F_ADDR
 #define MPOL_F_ADDR (1 << 1)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef UFFDIO_REGISTER_MODE_MINOR
-#define UFFDIO_REGISTER_MODE_MINOR ((__u64) 1 << 2)
 #endif
 
 static int feature_state[GMEM_FEATURE_COUNT];

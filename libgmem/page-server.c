@@ -34,14 +34,9 @@
 #include "job.h"
 #include "macro.h"
 #include "region.h"
+#include "uffd-compat.h"
 #include "snapshot.h"
 
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef UFFDIO_REGISTER_MODE_MINOR
-#define UFFDIO_REGISTER_MODE_MINOR ((__u64) 1 << 2)
-#endif
 
 struct gmem_page_server {
         int uffd;
@@ -269,7 +264,7 @@ static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor, uin
                 bool via_write = minor && buf && ps->region->write_syscall;
                 uint8_t *dst = minor && !via_write ? ps->map + e->offset : buf + (e->offset - start);
 
-                if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst)) < 0)
+                if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst, NULL)) < 0)
                         return k;
                 if (via_write && (k = gmem_write_full(ps->region->fd, dst, e->length, e->offset, "page server", NULL)) < 0)
                         return k;

@@ -366,8 +366,9 @@ bool snapshot_covers(const struct gmem_snapshot_info *s, uint64_t off) {
         return i < s->h.n_extents && s->extents[i].offset <= off;
 }
 
-int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struct snap_extent *e, uint8_t *dst) {
-        int k = gmem_read_full(fd, dst, e->length, s->h.data_offset + e->offset, NULL);
+int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struct snap_extent *e, uint8_t *dst,
+                         const char *what) {
+        int k = gmem_read_full(fd, dst, e->length, s->h.data_offset + e->offset, what);
 
         if (k == -ENODATA)
                 return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
@@ -404,21 +405,14 @@ static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *
         for (uint64_t i = snapshot_extent_at(s, off); i < s->h.n_extents && s->extents[i].offset < off + len; i++) {
                 const struct snap_extent *e = &s->extents[i];
                 uint8_t *dst = c->map + e->offset;
-                const uint8_t *check = dst;
                 uint8_t *b = via_write ? bounce_buffer() : NULL;
 
-                if (b) {
-                        k = gmem_read_full(c->fd, b, e->length, s->h.data_offset + e->offset, NULL);
-                        check = b;
-                } else if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) >= 0)
-                        k = gmem_read_full(c->fd, dst, e->length, s->h.data_offset + e->offset, "restore");
-                if (k == -ENODATA)
-                        return gmem_error(-EBADMSG, "restore: the snapshot ends inside its data (truncated)");
+                if (b)
+                        k = snapshot_read_extent(c->fd, s, e, b, NULL);
+                else if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) >= 0)
+                        k = snapshot_read_extent(c->fd, s, e, dst, "restore");
                 if (k < 0)
                         return k;
-                if (gmem_crc32c(0, check, e->length) != e->crc)
-                        return gmem_error(-EBADMSG, "restore: the snapshot's data at %" PRIu64 "+%" PRIu64
-                                          " does not match its checksum (altered or damaged)", e->offset, e->length);
                 if (b && (k = gmem_write_full(c->r->fd, b, e->length, e->offset, "restore", NULL)) < 0)
                         return k;
                 done += e->length;

@@ -48,4 +48,5 @@ uint64_t snapshot_extent_at(const struct gmem_snapshot_info *s, uint64_t off);
 /* Does an extent hold byte off? */
 bool snapshot_covers(const struct gmem_snapshot_info *s, uint64_t off);
 /* e's data into dst, verified: -EBADMSG naming the extent when it does not match, or is cut short. */
-int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struct snap_extent *e, uint8_t *dst);
+int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struct snap_extent *e, uint8_t *dst,
+                         const char *what);

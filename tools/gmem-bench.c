@@ -144,14 +144,18 @@ static bool has_write_path(void) {
         return ok;
 }
 
-static double populate_memcpy(void) {
-        struct gmem_region *r = fresh_region();
+/* one memcpy of src into region r (which it frees): its time */
+static double memcpy_into(struct gmem_region *r, const void *src) {
         void *dst = map_region(r);
         double t = mono_sec();
-        memcpy(dst, image_map, arg.size);
+        memcpy(dst, src, arg.size);
         t = mono_sec() - t;
         gmem_region_free(r);
         return t;
+}
+
+static double populate_memcpy(void) {
+        return memcpy_into(fresh_region(), image_map);
 }
 
 /* ---- restore from a snapshot ---- */
@@ -200,13 +204,7 @@ static double restore_dd(void) {
 
 /* the floor: one memcpy of the data into memory that is already there */
 static double restore_floor(void) {
-        struct gmem_region *r = faulted_region();
-        void *dst = map_region(r);
-        double t = mono_sec();
-        memcpy(dst, snap_data, arg.size);
-        t = mono_sec() - t;
-        gmem_region_free(r);
-        return t;
+        return memcpy_into(faulted_region(), snap_data);
 }
 
 /* ---- lazy restore: a page server over the same snapshot ---- */
