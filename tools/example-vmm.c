@@ -779,9 +779,12 @@ int main(int argc, char **argv) {
                 m.caps = gmem_host_caps_free(m.caps);
                 return 1;
         }
-        if (m.lazy && m.backend == GMEM_BACKEND_GUEST_MEMFD &&
-            gmem_host_caps_has(m.caps, GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) <= 0) {
-                printf("lazy restore    guest memory on memfd: userfaultfd on a guest_memfd mapping needs Linux 7.1\n");
+        if (m.lazy && m.backend == GMEM_BACKEND_GUEST_MEMFD) {
+                /* A guest_memfd memslot's pages reach the guest through the file, not through the
+                 * VMM's mapping, so a userfaultfd on the mapping would not see the guest's faults
+                 * even where the kernel lets one be registered there (7.1, secret hiding). */
+                printf("lazy restore    guest memory on memfd: a guest's faults on guest_memfd do not reach a "
+                       "userfaultfd on the VMM's mapping\n");
                 m.backend = GMEM_BACKEND_MEMFD;
                 m.flags = 0;
         } else if (m.backend == GMEM_BACKEND_GUEST_MEMFD) /* MMAP | INIT_SHARED | NO_DIRECT_MAP, where present */
