@@ -6,6 +6,7 @@
 
 #include "actions.h"
 #include "protocol.h"
+#include "snapshot.h"
 #include "error.h"
 #include "log.h"
 #include "notify.h"
@@ -125,10 +126,13 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
                    enum gmem_policy policy, struct requester *rq, struct managed **ret, struct job **ret_job) {
         struct gmem_snapshot_info *info = NULL;
         struct create_args a = { .name = name, .policy = policy, .restore = true, .restore_fd = fd };
+        uint64_t size = 0;
         int k;
 
-        /* the header and the extent table, checked before anything is made */
-        if ((k = gmem_snapshot_open(fd, &info)) < 0) {
+        /* the size first (a 4 KiB header), held to the limits, then the extent table it bounds */
+        if ((k = snapshot_peek_size(fd, &size)) >= 0 && size > d->config.limits.max_bytes_total)
+                k = gmem_error(-ENOSPC, "the snapshot is of %" PRIu64 " bytes, beyond the daemon's limit", size);
+        if (k < 0 || (k = gmem_snapshot_open(fd, &info)) < 0) {
                 if (rq)
                         rq->ops->free(rq);
                 return gmem_error_wrap(k, "restore '%s'", name);
@@ -151,7 +155,23 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         struct job *j;
         int k;
 
-        if ((k = gmem_snapshot_open(snapshot_fd, &info)) < 0) {
+        uint64_t size = 0;
+        char link[64], target[64];
+        ssize_t n;
+
+        /* a userfaultfd, nothing else: its events are what the server will act on */
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", uffd);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[userfaultfd]") != 0)) {
+                if (rq)
+                        rq->ops->free(rq);
+                return gmem_error(-EBADF, "serve '%s': the fd passed is not a userfaultfd", m->name);
+        }
+        /* the snapshot's size first, then the extent table it bounds */
+        if ((k = snapshot_peek_size(snapshot_fd, &size)) >= 0 && size != gmem_region_size(m->region))
+                k = gmem_error(-EINVAL, "the snapshot has %" PRIu64 " bytes, the region %" PRIu64, size,
+                               gmem_region_size(m->region));
+        if (k < 0 || (k = gmem_snapshot_open(snapshot_fd, &info)) < 0) {
                 if (rq)
                         rq->ops->free(rq);
                 return gmem_error_wrap(k, "serve '%s'", m->name);

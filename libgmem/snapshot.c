@@ -247,7 +247,7 @@ _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
                 return bad(fd, "the header's checksum does not match (altered)");
         if (h->backend >= GMEM_BACKEND_COUNT || h->page_size < 4096 || (h->page_size & (h->page_size - 1)) ||
             h->region_size == 0 || h->region_size % h->page_size || h->data_offset < SNAP_HEADER_SIZE ||
-            h->data_offset % 4096 || h->n_extents > SNAP_EXTENTS_MAX ||
+            h->data_offset % 4096 || h->n_extents > SNAP_EXTENTS_MAX || h->n_extents > h->region_size / 4096 ||
             __builtin_add_overflow(h->data_offset, h->region_size, &end) || h->table_offset != end ||
             h->file_size != h->table_offset + h->n_extents * sizeof(struct snap_extent))
                 return bad(fd, "the header describes no consistent snapshot");
@@ -281,6 +281,25 @@ _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
                 return k;
         }
         *ret_info = TAKE_PTR(s);
+        return 0;
+}
+
+int snapshot_peek_size(int fd, uint64_t *ret_size) {
+        uint8_t block[SNAP_HEADER_SIZE];
+        struct snap_header h;
+        uint32_t crc;
+        int k;
+
+        if ((k = gmem_read_full(fd, block, sizeof(block), 0, NULL)) < 0)
+                return k == -ENODATA ? bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)") : k;
+        memcpy(&h, block, sizeof(h));
+        if (memcmp(h.magic, SNAP_MAGIC, 8) != 0)
+                return bad(fd, "not a gmem snapshot (no GMEMSNAP magic; an unfinished snapshot has none)");
+        crc = h.header_crc;
+        memset(block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
+        if (gmem_crc32c(0, block, sizeof(block)) != crc)
+                return bad(fd, "the header's checksum does not match (altered)");
+        *ret_size = h.region_size;
         return 0;
 }
 

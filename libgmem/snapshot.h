@@ -43,6 +43,9 @@ struct gmem_snapshot_info {
         struct snap_extent *extents;
 };
 
+/* The region size a snapshot's header gives (magic and header checksum checked), before anything
+ * bigger is read: for gmemd to hold it to its limits first. */
+int snapshot_peek_size(int fd, uint64_t *ret_size);
 /* the first extent that ends after off */
 uint64_t snapshot_extent_at(const struct gmem_snapshot_info *s, uint64_t off);
 /* Does an extent hold byte off? */

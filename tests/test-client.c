@@ -32,6 +32,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "crc32c.h"
 #include "fd-pass.h"
 #include "gmem-test.h"
 #include "gmem/gmem.h"
@@ -802,10 +803,37 @@ START_TEST(test_serve_lazy) {
         want = pa;
         lazy_case(c, snap, want, true);
         lazy_case(c, snap, want, false);
-        /* a snapshot of another size is refused at once */
+        /* refused at once: an fd that is no userfaultfd, a snapshot of another size, a file that is
+         * none, a header that claims more memory than the daemon may hold */
         OK(gmem_client_create(c, "lazy-small", GMEM_BACKEND_MEMFD, 2 * MiB_, NULL));
-        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-small", snap, 0x100000, snap, false, NULL), EINVAL, "the snapshot has");
-        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-a", snap, 0x100000, src, false, NULL), EBADMSG, "not a gmem snapshot");
+        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-small", snap, 0x100000, snap, false, NULL), EBADF, "not a userfaultfd");
+        {
+                void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                int uffd;
+                ck_assert_ptr_ne(p, MAP_FAILED);
+                if (gmem_uffd_register(p, 4096, false, &uffd) == 0) {
+                        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-small", uffd, (uintptr_t) p, snap, false, NULL), EINVAL,
+                                    "the snapshot has");
+                        EXPECT_FAIL(gmem_client_serve_uffd(c, "lazy-a", uffd, (uintptr_t) p, src, false, NULL), EBADMSG,
+                                    "not a gmem snapshot");
+                        close(uffd);
+                }
+                munmap(p, 4096);
+        }
+        {
+                uint8_t h[4096];
+                uint64_t huge = UINT64_C(1) << 50;
+                uint32_t crc = 0;
+                int big = gmem_test_temp_file();
+                ck_assert_int_eq(pread(snap, h, sizeof(h), 0), (ssize_t) sizeof(h));
+                memcpy(h + 16, &huge, 8);       /* region_size */
+                memcpy(h + 12, &crc, 4);        /* header_crc, over the header with it 0 */
+                crc = gmem_crc32c(0, h, sizeof(h));
+                memcpy(h + 12, &crc, 4);
+                ck_assert_int_eq(pwrite(big, h, sizeof(h), 0), (ssize_t) sizeof(h));
+                EXPECT_FAIL(gmem_client_restore_fd(c, "lazy-huge", big, NULL), ENOSPC, "beyond the daemon's limit");
+                close(big);
+        }
         gmem_region_free(a);
         close(snap);
         close(src);
