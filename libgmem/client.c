@@ -564,30 +564,20 @@ static int integers_verbatim(cJSON *j) {
         return 0;
 }
 
-/* Ask, and hand back member `key` of the reply as JSON text. */
-static int query(struct gmem_client *c, const char *what, cJSON *req, const char *key, bool array, char **ret_json) {
-        _cleanup_json_ cJSON *reply = NULL;
-        const cJSON *v;
-        char *s;
-        int k;
+/* The queries, as JSON or as C values: the op (list, info, caps), its reply's member and its type. */
+static const struct query {
+        enum proto_op op;
+        const char *key;
+        bool array;
+} query_list = { PROTO_OP_LIST, "regions", true }, query_info = { PROTO_OP_INFO, "region", false },
+  query_caps = { PROTO_OP_CAPS, "caps", false };
 
-        k = gmem_client_call(c, what, req, -1, &reply, NULL);
-        if (k < 0)
-                return k;
-        v = cJSON_GetObjectItemCaseSensitive(reply, key);
-        if (array ? !cJSON_IsArray(v) : !cJSON_IsObject(v))
-                return gmem_error(-EPROTO, "%s: gmemd's reply has no \"%s\" %s", what, key, array ? "array" : "object");
-        s = integers_verbatim((cJSON *) v) < 0 ? NULL : cJSON_PrintUnformatted(v);
-        if (!s)
-                return gmem_error(-ENOMEM, "%s: print the reply", what);
-        *ret_json = s;
-        return 0;
-}
-
-/* Ask, and hand back member `key` of the reply (the reply owns it). */
-static int ask(struct gmem_client *c, const char *what, cJSON *req, const char *key, cJSON **ret_reply,
+/* Ask q (of region name, for info; what names the call), and hand back the reply (*ret_reply, to delete)
+ * and its member, of the right type. */
+static int ask(struct gmem_client *c, const struct query *q, const char *name, const char *what, cJSON **ret_reply,
                const cJSON **ret_member) {
-        cJSON *reply = NULL;
+        _cleanup_json_ cJSON *req = request(q->op, name), *reply = NULL;
+        const cJSON *v;
         int k;
 
         if (!req)
@@ -595,52 +585,73 @@ static int ask(struct gmem_client *c, const char *what, cJSON *req, const char *
         k = gmem_client_call(c, what, req, -1, &reply, NULL);
         if (k < 0)
                 return k;
-        *ret_member = cJSON_GetObjectItemCaseSensitive(reply, key);
-        *ret_reply = reply;
+        v = cJSON_GetObjectItemCaseSensitive(reply, q->key);
+        if (q->array ? !cJSON_IsArray(v) : !cJSON_IsObject(v))
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no \"%s\" %s", what, q->key, q->array ? "array" : "object");
+        *ret_member = v;
+        *ret_reply = TAKE_PTR(reply);
         return 0;
 }
 
+/* Ask q, and hand back its member as JSON text. */
+static int query(struct gmem_client *c, const struct query *q, const char *name, const char *what, char **ret_json) {
+        _cleanup_json_ cJSON *reply = NULL;
+        const cJSON *v;
+        char *s;
+        int k = ask(c, q, name, what, &reply, &v);
+
+        if (k < 0)
+                return k;
+        s = integers_verbatim((cJSON *) v) < 0 ? NULL : cJSON_PrintUnformatted(v);
+        if (!s)
+                return gmem_error(-ENOMEM, "%s: print the reply", what);
+        *ret_json = s;
+        return 0;
+}
+
+/* info's checks: the client, the name, a result to fill; *ret_what names the call */
+static int check_info(struct gmem_client *c, const char *name, const void *ret, struct what *w, const char **ret_what) {
+        int k = check_named(c, "info", name);
+
+        if (k < 0)
+                return k;
+        *ret_what = what_of(w, "info", name);
+        return ret ? 0 : gmem_error(-EINVAL, "%s: NULL result", *ret_what);
+}
+
 _public_ int gmem_client_region_list(struct gmem_client *c, struct gmem_region_list **ret_list) {
-        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_json_ cJSON *reply = NULL;
         const cJSON *a;
         int k;
 
         if (!c || !ret_list)
                 return gmem_error(-EINVAL, "list: NULL argument");
-        req = request(PROTO_OP_LIST, NULL);
-        if ((k = ask(c, "list", req, "regions", &reply, &a)) < 0)
+        if ((k = ask(c, &query_list, NULL, "list", &reply, &a)) < 0)
                 return k;
         return gmem_region_list_parse(a, ret_list);
 }
 
 _public_ int gmem_client_region_info(struct gmem_client *c, const char *name, struct gmem_region_info **ret_info) {
-        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_json_ cJSON *reply = NULL;
         const cJSON *o;
         struct what w;
         const char *what;
         int k;
 
-        if ((k = check_named(c, "info", name)) < 0)
-                return k;
-        what = what_of(&w, "info", name);
-        if (!ret_info)
-                return gmem_error(-EINVAL, "%s: NULL result", what);
-        req = request(PROTO_OP_INFO, name);
-        if ((k = ask(c, what, req, "region", &reply, &o)) < 0)
+        if ((k = check_info(c, name, ret_info, &w, &what)) < 0 || (k = ask(c, &query_info, name, what, &reply, &o)) < 0)
                 return k;
         return gmem_region_info_parse(o, what, ret_info);
 }
 
 _public_ int gmem_client_host_caps(struct gmem_client *c, struct gmem_host_caps **ret_caps) {
-        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_json_ cJSON *reply = NULL;
         _cleanup_free_ struct gmem_host_caps *h = NULL;
         const cJSON *o;
         int k;
 
         if (!c || !ret_caps)
                 return gmem_error(-EINVAL, "caps: NULL argument");
-        req = request(PROTO_OP_CAPS, NULL);
-        if ((k = ask(c, "caps", req, "caps", &reply, &o)) < 0)
+        if ((k = ask(c, &query_caps, NULL, "caps", &reply, &o)) < 0)
                 return k;
         h = calloc(1, sizeof(*h));
         if (!h)
@@ -652,42 +663,23 @@ _public_ int gmem_client_host_caps(struct gmem_client *c, struct gmem_host_caps 
 }
 
 _public_ int gmem_client_list(struct gmem_client *c, char **ret_json) {
-        _cleanup_json_ cJSON *req = NULL;
-
         if (!c || !ret_json)
                 return gmem_error(-EINVAL, "list: NULL argument");
-        req = request(PROTO_OP_LIST, NULL);
-        if (!req)
-                return oom("list");
-        return query(c, "list", req, "regions", true, ret_json);
+        return query(c, &query_list, NULL, "list", ret_json);
 }
 
 _public_ int gmem_client_info(struct gmem_client *c, const char *name, char **ret_json) {
-        _cleanup_json_ cJSON *req = NULL;
         struct what w;
         const char *what;
-        int k;
+        int k = check_info(c, name, ret_json, &w, &what);
 
-        if ((k = check_named(c, "info", name)) < 0)
-                return k;
-        what = what_of(&w, "info", name);
-        if (!ret_json)
-                return gmem_error(-EINVAL, "%s: NULL result", what);
-        req = request(PROTO_OP_INFO, name);
-        if (!req)
-                return oom(what);
-        return query(c, what, req, "region", false, ret_json);
+        return k < 0 ? k : query(c, &query_info, name, what, ret_json);
 }
 
 _public_ int gmem_client_caps(struct gmem_client *c, char **ret_json) {
-        _cleanup_json_ cJSON *req = NULL;
-
         if (!c || !ret_json)
                 return gmem_error(-EINVAL, "caps: NULL argument");
-        req = request(PROTO_OP_CAPS, NULL);
-        if (!req)
-                return oom("caps");
-        return query(c, "caps", req, "caps", false, ret_json);
+        return query(c, &query_caps, NULL, "caps", ret_json);
 }
 
 _public_ int gmem_client_watch(struct gmem_client *c) {
