@@ -227,6 +227,10 @@ static bool uffd_usable(void) {
 }
 
 struct lazy {
+        struct gmem_region *r;     /* a fresh memfd region */
+        uint8_t *mem;              /* the VMM's mapping of it, registered with uffd */
+        int uffd;
+        pthread_t thread;          /* running lazy_serve() */
         struct gmem_page_server *ps;
         volatile bool stop;
         bool prefetch;
@@ -250,40 +254,42 @@ static void *lazy_serve(void *p) {
 
 /* A fresh memfd region mapped as a VMM would map it, its mapping registered with a userfaultfd
  * and served from the snapshot: the time to the first byte (first_only), or to all of it. */
-static double lazy_restore(bool first_only) {
-        struct gmem_region *r = NULL;
-        struct lazy l = { .prefetch = !first_only };
-        pthread_t th;
-        uint8_t *mem;
-        double t0, t;
-        int uffd;
-
-        if (gmem_region_new_memfd(GMEM_BACKEND_MEMFD, arg.size, &r) < 0) {
-                fprintf(stderr, "gmem-bench: %s\n", gmem_last_error());
-                exit(1);
-        }
-        mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
-        if (mem == MAP_FAILED || gmem_uffd_register(mem, arg.size, true, &uffd) < 0 ||
-            gmem_page_server_new(uffd, (uintptr_t) mem, snap_fd, r, &l.ps) < 0) {
+/* the server started at *ret_t0 (after the setup, as a VMM would have it done before it restores) */
+static void lazy_start(struct lazy *l, double *ret_t0) {
+        if (gmem_region_new_memfd(GMEM_BACKEND_MEMFD, arg.size, &l->r) < 0 ||
+            (l->mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(l->r), 0)) == MAP_FAILED ||
+            gmem_uffd_register(l->mem, arg.size, true, &l->uffd) < 0 ||
+            gmem_page_server_new(l->uffd, (uintptr_t) l->mem, snap_fd, l->r, &l->ps) < 0) {
                 fprintf(stderr, "gmem-bench: lazy restore: %s\n", gmem_last_error());
                 exit(1);
         }
-        t0 = mono_sec();
-        pthread_create(&th, NULL, lazy_serve, &l);
+        *ret_t0 = mono_sec();
+        pthread_create(&l->thread, NULL, lazy_serve, l);
+}
+
+static void lazy_end(struct lazy *l) {
+        l->stop = true;
+        pthread_join(l->thread, NULL);
+        gmem_page_server_free(l->ps);
+        close(l->uffd);
+        munmap(l->mem, arg.size);
+        gmem_region_free(l->r);
+}
+
+static double lazy_restore(bool first_only) {
+        struct lazy l = { .prefetch = !first_only };
+        double t0, t;
+
+        lazy_start(&l, &t0);
         if (first_only) {
-                (void) *(volatile uint8_t *) mem;
+                (void) *(volatile uint8_t *) l.mem;
                 t = mono_sec() - t0;
         } else {
                 while (!l.complete_at)
                         usleep(50);
                 t = l.complete_at - t0;
         }
-        l.stop = true;
-        pthread_join(th, NULL);
-        gmem_page_server_free(l.ps);
-        close(uffd);
-        munmap(mem, arg.size);
-        gmem_region_free(r);
+        lazy_end(&l);
         return t;
 }
 
@@ -317,36 +323,32 @@ static void percentiles(double *us, unsigned n, double *ret_p50, double *ret_p99
         *ret_p99 = us[n * 99 / 100];
 }
 
+/* the wait of each of n touches, one per 2 MiB window, in microseconds */
+static void touch_windows(const uint8_t *mem, unsigned n, double *ret_us) {
+        for (unsigned i = 0; i < n; i++) {
+                double t0 = mono_sec();
+                (void) *(const volatile uint8_t *) (mem + (uint64_t) i * 2 * MiB);
+                ret_us[i] = (mono_sec() - t0) * 1e6;
+        }
+}
+
 static void fault_latency(void) {
         unsigned n = (unsigned) MIN(arg.size / (2 * MiB), (uint64_t) 4096);
         double *ours = calloc(n, sizeof(double)), *floor_us = calloc(n, sizeof(double)), p50, p99, f50, f99;
-        struct gmem_region *r = NULL;
         struct lazy l = { 0 };
         struct bare b = { 0 };
         pthread_t th;
         uint8_t *mem;
-        int uffd;
+        double t0;
 
-        /* ours: the server of a fresh region, no prefetch: every touch is a fault */
-        if (!ours || !floor_us || gmem_region_new_memfd(GMEM_BACKEND_MEMFD, arg.size, &r) < 0 ||
-            (mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0)) == MAP_FAILED ||
-            gmem_uffd_register(mem, arg.size, true, &uffd) < 0 ||
-            gmem_page_server_new(uffd, (uintptr_t) mem, snap_fd, r, &l.ps) < 0) {
-                fprintf(stderr, "gmem-bench: fault latency: %s\n", gmem_last_error());
+        if (!ours || !floor_us) {
+                fprintf(stderr, "gmem-bench: fault latency: out of memory\n");
                 exit(1);
         }
-        pthread_create(&th, NULL, lazy_serve, &l);
-        for (unsigned i = 0; i < n; i++) {
-                double t0 = mono_sec();
-                (void) *(volatile uint8_t *) (mem + (uint64_t) i * 2 * MiB);
-                ours[i] = (mono_sec() - t0) * 1e6;
-        }
-        l.stop = true;
-        pthread_join(th, NULL);
-        gmem_page_server_free(l.ps);
-        close(uffd);
-        munmap(mem, arg.size);
-        gmem_region_free(r);
+        /* ours: the server of a fresh region, no prefetch: every touch is a fault */
+        lazy_start(&l, &t0);
+        touch_windows(l.mem, n, ours);
+        lazy_end(&l);
 
         mem = mmap(NULL, arg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED || gmem_uffd_register(mem, arg.size, false, &b.uffd) < 0) {
@@ -354,11 +356,7 @@ static void fault_latency(void) {
                 exit(1);
         }
         pthread_create(&th, NULL, bare_serve, &b);
-        for (unsigned i = 0; i < n; i++) {
-                double t0 = mono_sec();
-                (void) *(volatile uint8_t *) (mem + (uint64_t) i * 2 * MiB);
-                floor_us[i] = (mono_sec() - t0) * 1e6;
-        }
+        touch_windows(mem, n, floor_us);
         b.stop = true;
         pthread_join(th, NULL);
         close(b.uffd);
