@@ -31,9 +31,7 @@
 #include <systemd/sd-bus.h>
 
 #include "../gmemd/dbus.h"
-#include "../gmemd/job.h"
-#include "../gmemd/log.h"
-#include "../gmemd/region.h"
+#include "fuzz-daemon.h"
 
 #define MANAGER_PATH "/org/gmem/Broker1"
 #define MANAGER_IFACE "org.gmem.Broker1.Manager"
@@ -287,21 +285,12 @@ int LLVMFuzzerInitialize(int *argc _unused_, char ***argv _unused_) {
         char addr[256];
         int k;
 
-        log_max_level = -1;
-        signal(SIGPIPE, SIG_IGN);
         if (start_bus(addr, sizeof(addr)) < 0) {
                 fprintf(stderr, "fuzz-dbus: SKIP: no dbus-daemon or dbus/test-bus.conf here\n");
                 no_bus = true;
                 return 0;
         }
-        config_defaults(&d.config);
-        d.config.workers = 1;
-        d.config.limits.max_bytes_total = d.config.limits.max_bytes_per_uid = 64 * MiB;
-        d.config.limits.max_regions = 32;
-        d.config.limits.max_jobs = 4;
-        d.base = event_base_new();
-        if (!d.base || gmem_host_caps_new(GMEM_PROFILE_DETECT, &d.caps) < 0 || pool_start(&d) < 0)
-                abort();
+        fuzz_daemon_start(&d);
         k = dbus_start(&d, addr, &server);
         if (k < 0 || !server) {
                 fprintf(stderr, "fuzz-dbus: gmemd's D-Bus side did not start: %s\n", gmem_last_error());
@@ -371,11 +360,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 goto done;
         pump_until_replied();
 
-        for (struct managed *r = d.regions, *next; r; r = next) {
-                next = r->next;
-                if (!r->running_jobs && strcmp(r->name, "vm1") != 0)
-                        region_release(&d, r);
-        }
+        fuzz_release_idle(&d, "vm1");
         event_base_loop(d.base, EVLOOP_NONBLOCK);
         while (sd_bus_process(client, NULL) > 0)
                 ;

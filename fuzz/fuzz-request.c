@@ -12,10 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../gmemd/job.h"
-#include "../gmemd/log.h"
-#include "../gmemd/region.h"
 #include "../gmemd/server.h"
+#include "fuzz-daemon.h"
 
 static struct daemon d = { .pool = { .efd = -1 } };
 static struct server *srv;
@@ -72,16 +70,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc _unused_, char ***argv _unused_) {
         char path[64];
 
-        log_max_level = -1; /* quiet: the fuzzer prints what matters */
-        signal(SIGPIPE, SIG_IGN);
-        config_defaults(&d.config);
-        d.config.workers = 1;
-        d.config.limits.max_bytes_total = d.config.limits.max_bytes_per_uid = 64 * MiB;
-        d.config.limits.max_regions = 32;
-        d.config.limits.max_jobs = 4;
-        d.base = event_base_new();
+        fuzz_daemon_start(&d);
         snprintf(path, sizeof(path), "@gmem-fuzz-%d", (int) getpid());
-        if (!d.base || pool_start(&d) < 0 || server_listen(&d, path, &srv) < 0)
+        if (server_listen(&d, path, &srv) < 0)
                 abort();
         reconnect();
         return 0;
@@ -96,11 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void) send(client, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
         pump();
         drain();
-        for (struct managed *m = d.regions, *next; m; m = next) {
-                next = m->next;
-                if (!m->running_jobs)
-                        region_release(&d, m);
-        }
+        fuzz_release_idle(&d, NULL);
         pump();
         drain();
         return 0;
