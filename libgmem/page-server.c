@@ -8,14 +8,14 @@
  * block at a time (2 MiB for snapshots whose extents are longer), the faulting one first:
  *
  *  - MISSING faults (anonymous private memory, and a shmem mapping whose page is not there yet):
- *    the window's extents are read into a buffer, each verified against its CRC, and installed
+ *    the block's extents are read into a buffer, each verified against its CRC, and installed
  *    with UFFDIO_COPY; a fault in a hole of the snapshot gets UFFDIO_ZEROPAGE;
  *  - MINOR faults (a shmem memfd or hugetlb region whose pages are there already, e.g. pooled and
- *    prefaulted): the window is written through the server's own mapping of the region and the
+ *    prefaulted): the block is written through the server's own mapping of the region and the
  *    VMM's pages are mapped with UFFDIO_CONTINUE — no kernel copy into the page.
  *
- * gmem_page_server_prefetch() fills windows nobody faulted yet, so that memory becomes fully
- * resident in the background. A window whose data does not match its checksum is never served:
+ * gmem_page_server_prefetch() fills blocks nobody faulted yet, so that memory becomes fully
+ * resident in the background. A block whose data does not match its checksum is never served:
  * the call fails with -EBADMSG naming it and the faulting thread stays in its fault (never a
  * silent zero page); the caller reports the error to the VMM.
  */
@@ -48,7 +48,7 @@ struct gmem_page_server {
         uint8_t *buf;                  /* one unit */
         uint8_t *done;                 /* per unit: served */
         uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, or SNAP_WINDOW for extents longer */
-        uint64_t n_windows, n_done, next_prefetch; /* "windows": units */
+        uint64_t n_units, n_done, next_prefetch;
         uint64_t faults;
 };
 
@@ -126,11 +126,11 @@ _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, stru
                         break;
                 }
         }
-        ps->n_windows = (gmem_snapshot_info_size(ps->s) + ps->unit - 1) / ps->unit;
+        ps->n_units = (gmem_snapshot_info_size(ps->s) + ps->unit - 1) / ps->unit;
         ps->buf = malloc(ps->unit);
-        ps->done = calloc(ps->n_windows, 1);
+        ps->done = calloc(ps->n_units, 1);
         if (!ps->buf || !ps->done) {
-                k = gmem_error(-ENOMEM, "page server: %" PRIu64 " windows", ps->n_windows);
+                k = gmem_error(-ENOMEM, "page server: %" PRIu64 " blocks", ps->n_units);
                 goto fail;
         }
         *ret = TAKE_PTR(ps);
@@ -226,10 +226,10 @@ static int zero_or_continue(struct gmem_page_server *ps, uint64_t a, uint64_t b)
         return 0;
 }
 
-/* MINOR: the window's pages mapped. Pooled memory has them all (holes as zero pages): one
+/* MINOR: the unit's pages mapped. Pooled memory has them all (holes as zero pages): one
  * UFFDIO_CONTINUE. A fresh region has only the extents just written: those are continued, and the
  * holes get zero pages (UFFDIO_ZEROPAGE works on shmem too). */
-static int continue_window(struct gmem_page_server *ps, uint64_t start, uint64_t end) {
+static int continue_unit(struct gmem_page_server *ps, uint64_t start, uint64_t end) {
         struct uffdio_continue c = { .range = { .start = ps->base + start, .len = end - start } };
         uint64_t next = start;
         int k;
@@ -247,9 +247,9 @@ static int continue_window(struct gmem_page_server *ps, uint64_t start, uint64_t
         return zero_or_continue(ps, next, end);
 }
 
-/* Serve window w whole: its extents read and verified, then installed (COPY; or written through
+/* Serve unit w whole: its extents read and verified, then installed (COPY; or written through
  * the region and mapped with CONTINUE), and its holes mapped too, so that it faults once. */
-static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor, uint64_t fault, uint8_t *buf) {
+static int serve_unit(struct gmem_page_server *ps, uint64_t w, bool minor, uint64_t fault, uint8_t *buf) {
         const struct snap_header *h = &ps->s->h;
         uint64_t start = w * ps->unit, end = MIN(start + ps->unit, h->region_size), next = start;
         int k;
@@ -282,7 +282,7 @@ static int serve_window(struct gmem_page_server *ps, uint64_t w, bool minor, uin
                         return k;
         }
         if (minor)
-                k = continue_window(ps, start, end);
+                k = continue_unit(ps, start, end);
         else
                 k = map_range(ps, next, end - next, false);
         if (k < 0)
@@ -297,11 +297,11 @@ static int handle(struct gmem_page_server *ps, const struct uffd_msg *m) {
         bool minor;
 
         if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
-                /* discarded (balloon, punch): those windows are served afresh if touched again */
+                /* discarded (balloon, punch): those blocks are served afresh if touched again */
                 uint64_t a = m->arg.remove.start, b = m->arg.remove.end;
                 for (uint64_t x = align_down(a, ps->unit); x < b && x >= ps->base; x += ps->unit) {
                         w = (x - ps->base) / ps->unit;
-                        if (w < ps->n_windows && ps->done[w]) {
+                        if (w < ps->n_units && ps->done[w]) {
                                 ps->done[w] = 0;
                                 ps->n_done--;
                         }
@@ -318,8 +318,8 @@ static int handle(struct gmem_page_server *ps, const struct uffd_msg *m) {
         minor = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
         ps->faults++;
         if (!ps->done[w])
-                return serve_window(ps, w, minor, off, ps->buf); /* the unit is there now, and its waiters woken */
-        /* a fault queued before its window was served: that serving woke it; make sure */
+                return serve_unit(ps, w, minor, off, ps->buf); /* the unit is there now, and its waiters woken */
+        /* a fault queued before its block was served: that serving woke it; make sure */
         {
                 struct uffdio_range r = { .start = addr, .len = page_size() };
                 return uffd_call(ps->uffd, UFFDIO_WAKE, &r, "UFFDIO_WAKE", addr);
@@ -375,10 +375,10 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
                 return gmem_error(-ENOMEM, "page server: buffer");
         for (uint64_t x = off; x < off + len; x += ps->unit) {
                 uint64_t w = c->first + x / ps->unit;
-                if (w >= ps->n_windows || ps->done[w])
+                if (w >= ps->n_units || ps->done[w])
                         continue;
                 /* MINOR where the server maps the region (its pages written and continued), else COPY */
-                if ((k = serve_window(ps, w, ps->map != NULL, UINT64_MAX, buf)) < 0)
+                if ((k = serve_unit(ps, w, ps->map != NULL, UINT64_MAX, buf)) < 0)
                         return k;
                 filled += ps->unit;
         }
@@ -396,11 +396,11 @@ _public_ int64_t gmem_page_server_prefetch(struct gmem_page_server *ps, uint64_t
 
         if (!ps)
                 return gmem_error(-EINVAL, "page server: NULL");
-        while (ps->next_prefetch < ps->n_windows && ps->done[ps->next_prefetch])
+        while (ps->next_prefetch < ps->n_units && ps->done[ps->next_prefetch])
                 ps->next_prefetch++;
-        if (ps->next_prefetch >= ps->n_windows || max_bytes == 0)
+        if (ps->next_prefetch >= ps->n_units || max_bytes == 0)
                 return 0;
-        units = MIN(ps->n_windows - ps->next_prefetch, MAX(UINT64_C(1), max_bytes / ps->unit));
+        units = MIN(ps->n_units - ps->next_prefetch, MAX(UINT64_C(1), max_bytes / ps->unit));
         c.first = ps->next_prefetch;
         job.total = units * ps->unit;
         job.align = ps->unit;
@@ -414,7 +414,7 @@ _public_ int64_t gmem_page_server_prefetch(struct gmem_page_server *ps, uint64_t
 }
 
 _public_ bool gmem_page_server_complete(const struct gmem_page_server *ps) {
-        return ps && ps->n_done == ps->n_windows;
+        return ps && ps->n_done == ps->n_units;
 }
 
 _public_ uint64_t gmem_page_server_served_bytes(const struct gmem_page_server *ps) {
