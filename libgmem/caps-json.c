@@ -167,11 +167,10 @@ static int get_str(const cJSON *o, const char *key, char *buf, size_t size) {
         return 0;
 }
 
-static int get_errno(const cJSON *o, int *ret) {
+static void get_errno(const cJSON *o, int *ret) {
         const char *name = cJSON_GetStringValue(member(o, "errno"));
         int e = errno_from_name(name);
         *ret = e ? -e : -EIO; /* a daemon that said only "error" still said it failed */
-        return 0;
 }
 
 static int get_feature(const cJSON *o, const char *key, enum gmem_feature f, uint32_t *features) {

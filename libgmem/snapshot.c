@@ -180,10 +180,11 @@ _public_ int64_t gmem_snapshot_write(struct gmem_region *r, int fd, const struct
                 goto out;
         }
         n = 0;
-        for (uint64_t i = 0; i < n_windows; i++) {
-                memcpy(table + n, c.windows[i].e, c.windows[i].n * sizeof(*table));
-                n += c.windows[i].n;
-        }
+        for (uint64_t i = 0; i < n_windows; i++)
+                if (c.windows[i].n) { /* an empty window has no array at all */
+                        memcpy(table + n, c.windows[i].e, c.windows[i].n * sizeof(*table));
+                        n += c.windows[i].n;
+                }
         h.n_extents = n;
         h.data_bytes = data;
         h.file_size = h.table_offset + n * sizeof(*table);
