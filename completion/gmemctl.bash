@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # Commands, each command's options, the values of --backend, --policy and --page-size, users and
-# groups for --uid/--gid, files for --from, --to and --socket, and region names (job numbers for
+# groups for --uid/--gid, files for --from, --to, --listen and --socket, and region names (job numbers for
 # `cancel`) asked of gmemd with `gmemctl --json list` on the socket given earlier on the line. That
 # query runs under a 2-second timeout, so a missing or stuck daemon costs at most that and completes
 # nothing. Needs only bash itself (the bash-completion package is not required).
@@ -15,6 +15,7 @@ _gmemctl_command_options() {
         prefault | punch) echo "--offset --length" ;;
         dump) echo "--to --offset --length" ;;
         snapshot) echo "--to" ;;
+        firecracker) echo "--listen --from --raw --timeout" ;;
         restore) echo "--from --backend --policy" ;;
         grant | revoke) echo "--uid --gid" ;;
         esac
@@ -24,7 +25,7 @@ _gmemctl_command_options() {
 _gmemctl_takes_value() {
         case $1 in
         --socket | --size | --backend | --page-size | --policy | --from | --to | --offset | --src-offset | \
-                --length | --uid | --gid) return 0 ;;
+                --length | --uid | --gid | --listen | --timeout) return 0 ;;
         esac
         return 1
 }
@@ -57,7 +58,7 @@ _gmemctl_reply() {
 
 _gmemctl() {
         local cword=$COMP_CWORD cur=${COMP_WORDS[COMP_CWORD]} opt="" command="" socket=""
-        local commands="caps create list info populate prefault dump snapshot restore punch grant revoke release cancel watch exec"
+        local commands="caps create list info populate prefault dump snapshot restore firecracker punch grant revoke release cancel watch exec"
         local i w n_pos=0 after_dashdash=0 dashdash_at=0
         local IFS=$' \t\n'
 
@@ -127,7 +128,7 @@ _gmemctl() {
                 --page-size) _gmemctl_reply compgen -W "2M 1G" -- "$cur" ;;
                 --uid) _gmemctl_reply compgen -u -- "$cur" ;;
                 --gid) _gmemctl_reply compgen -g -- "$cur" ;;
-                --from | --to | --socket)
+                --from | --to | --socket | --listen)
                         compopt -o filenames 2> /dev/null
                         _gmemctl_reply compgen -f -- "$cur"
                         ;;
@@ -148,8 +149,8 @@ _gmemctl() {
         if [[ $cur == -* ]]; then
                 case $command in
                 exec) _gmemctl_reply compgen -W "--socket --json --" -- "$cur" ;;
-                caps | create | list | info | populate | prefault | dump | snapshot | restore | punch | grant | revoke | release | \
-                        cancel | watch)
+                caps | create | list | info | populate | prefault | dump | snapshot | restore | firecracker | punch | grant | \
+                        revoke | release | cancel | watch)
                         _gmemctl_reply compgen -W "--socket --json $(_gmemctl_command_options "$command")" -- "$cur"
                         ;;
                 esac

@@ -2,11 +2,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "actions.h"
 #include "protocol.h"
 #include "snapshot.h"
+#include "uffd-compat.h"
 #include "error.h"
 #include "log.h"
 #include "notify.h"
@@ -156,13 +158,8 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         int k;
 
         uint64_t size = 0;
-        char link[64], target[64];
-        ssize_t n;
 
-        /* a userfaultfd, nothing else: its events are what the server will act on */
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", uffd);
-        n = readlink(link, target, sizeof(target) - 1);
-        if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[userfaultfd]") != 0)) {
+        if (!fd_is_userfaultfd(uffd)) {
                 if (rq)
                         rq->ops->free(rq);
                 return gmem_error(-EBADF, "serve '%s': the fd passed is not a userfaultfd", m->name);
@@ -207,6 +204,72 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         }
         TAKE_FD(f);
         TAKE_FD(u);
+        if (ret)
+                *ret = j;
+        return 0;
+}
+
+static int check_listening(int fd) {
+        int domain = 0, type = 0, listening = 0;
+        socklen_t l = sizeof(int);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l)) < 0 ||
+            (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l)) < 0 || domain != AF_UNIX ||
+            type != SOCK_STREAM || !listening)
+                return -EINVAL;
+        return 0;
+}
+
+int action_firecracker(struct daemon *d, struct session *s, struct requester *rq, const char *vm, int listen_fd,
+                       int source_fd, bool raw, int timeout_ms, struct job **ret) {
+        _cleanup_close_ int l = -1, f = -1;
+        struct stat st;
+        struct job *j;
+        int k = 0;
+
+        if (!proto_name_valid(vm))
+                k = gmem_error(-EINVAL, "firecracker: '%s' is not a valid VM name", vm);
+        else if (timeout_ms < 1 || timeout_ms > FIRECRACKER_TIMEOUT_MAX_MS)
+                k = gmem_error(-EINVAL, "firecracker '%s': timeout %d ms (1 to %d)", vm, timeout_ms, FIRECRACKER_TIMEOUT_MAX_MS);
+        else if (check_listening(listen_fd) < 0)
+                k = gmem_error(-EINVAL, "firecracker '%s': the first fd passed is not a listening unix stream socket", vm);
+        else if (fstat(source_fd, &st) < 0 || !S_ISREG(st.st_mode))
+                k = gmem_error(-EINVAL, "firecracker '%s': the second fd passed is not a regular file", vm);
+        else if (raw && (st.st_size == 0 || st.st_size % 4096))
+                k = gmem_error(-EINVAL, "firecracker '%s': the memory file has %" PRIu64 " bytes, not a whole number of pages",
+                               vm, (uint64_t) st.st_size);
+        else if (!raw) {
+                struct gmem_snapshot_info *info = NULL;
+                if ((k = gmem_snapshot_open(source_fd, &info)) < 0)
+                        k = gmem_error_wrap(k, "firecracker '%s'", vm);
+                gmem_snapshot_info_free(info);
+        }
+        if (k == 0 && ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(source_fd, F_DUPFD_CLOEXEC, 3)) < 0))
+                k = gmem_error(negative_errno(), "firecracker '%s': dup", vm);
+        if (k < 0) {
+                if (rq)
+                        rq->ops->free(rq);
+                return k;
+        }
+        j = job_new(d, JOB_FIRECRACKER, NULL, s, rq);
+        if (!j)
+                return gmem_error(-ENOMEM, "firecracker '%s': job", vm);
+        snprintf(j->label, sizeof(j->label), "%s", vm);
+        j->uid = s->peer.uid;
+        j->outlives_session = true;
+        j->flags = raw ? GMEM_PAGE_SERVER_RAW : 0;
+        j->timeout_ms = timeout_ms;
+        j->fd = f;
+        j->fd2 = l;
+        if ((k = job_submit(d, j)) < 0) {
+                job_discard(d, j); /* closes the dups */
+                TAKE_FD(f);
+                TAKE_FD(l);
+                return gmem_error_wrap(k, "firecracker '%s'", vm);
+        }
+        TAKE_FD(f);
+        TAKE_FD(l);
+        log_info("firecracker '%s': job %" PRIu64 " for uid %d waits for the VM", vm, j->id, (int) j->uid);
         if (ret)
                 *ret = j;
         return 0;
@@ -379,8 +442,9 @@ int action_cancel(struct daemon *d, const struct peer *p, uint64_t id) {
 
         if (!j)
                 return gmem_error(-ENOENT, "no job %" PRIu64, id);
-        if (!region_may(p, j->m, ACCESS_USE))
-                return gmem_error(-EACCES, "job %" PRIu64 " (region '%s'): uid %d may not cancel it", id, j->m->name, p->uid);
+        if (j->m ? !region_may(p, j->m, ACCESS_USE) : p->uid != 0 && p->uid != j->uid)
+                return gmem_error(-EACCES, "job %" PRIu64 " (%s '%s'): uid %d may not cancel it", id, j->m ? "region" : "VM",
+                                  job_subject(j), p->uid);
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         return 0;
 }

@@ -42,6 +42,14 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
  * snapshot_fd are borrowed (dup'ed). */
 int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
                  int snapshot_fd, uint64_t base, bool shared, struct job **ret);
+/* A page server for a Firecracker VM (docs/snapshot.md): a JOB_FIRECRACKER on no region that
+ * waits on listen_fd (a listening unix stream socket) for the VM's handshake and serves it from
+ * source_fd (a gmem snapshot, or with raw a memory file) until the VM hangs up — not the
+ * requester: it outlives s. Both fds are borrowed (dup'ed). */
+#define FIRECRACKER_TIMEOUT_DEFAULT_MS 60000
+#define FIRECRACKER_TIMEOUT_MAX_MS (3600 * 1000)
+int action_firecracker(struct daemon *d, struct session *s, struct requester *rq, const char *vm, int listen_fd,
+                       int source_fd, bool raw, int timeout_ms, struct job **ret);
 /* fd is borrowed: the region gets a dup of it, and the caller closes its own either way.
  * flags_known: flags are the guest_memfd's creation flags. */
 int action_register(struct daemon *d, struct session *s, const char *name, int fd,

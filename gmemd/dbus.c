@@ -176,7 +176,7 @@ static uint64_t job_id_of_path(const char *path) {
 static struct job *job_of_path(struct daemon *d, const char *path) {
         uint64_t id = job_id_of_path(path);
         struct job *j = id ? job_find(d, id) : NULL;
-        return j && !j->m->released ? j : NULL;
+        return j && !job_hidden(j) ? j : NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -485,8 +485,8 @@ static void request_progress(struct requester *rq, const struct job *j, uint64_t
 
         if (!s || job_path(j->id, &path) < 0)
                 return;
-        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobProgress", "ostt", path, j->m->name, done, total),
-                "JobProgress", j->m->name);
+        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobProgress", "ostt", path, job_subject(j), done, total),
+                "JobProgress", job_subject(j));
 }
 
 static void request_finished(struct requester *rq, const struct job *j) {
@@ -496,9 +496,9 @@ static void request_finished(struct requester *rq, const struct job *j) {
 
         if (!s || job_path(j->id, &path) < 0)
                 return;
-        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobFinished", "osbts", path, j->m->name, ok,
+        emitted(s, sd_bus_emit_signal(s->bus, MANAGER_PATH, MANAGER_IFACE, "JobFinished", "osbts", path, job_subject(j), ok,
                                       ok ? (uint64_t) j->bytes : 0, ok ? "" : j->message),
-                "JobFinished", j->m->name);
+                "JobFinished", job_subject(j));
 }
 
 static void request_free(struct requester *rq) {
@@ -1076,7 +1076,7 @@ static int job_get(sd_bus *bus _unused_, const char *path, const char *iface _un
         if (strcmp(property, "Operation") == 0)
                 return sd_bus_message_append(reply, "s", job_op_name(j->op));
         if (strcmp(property, "Region") == 0)
-                return sd_bus_message_append(reply, "s", j->m->name);
+                return sd_bus_message_append(reply, "s", job_subject(j));
         if (strcmp(property, "Offset") == 0)
                 return sd_bus_message_append(reply, "t", j->off);
         if (strcmp(property, "Length") == 0)
@@ -1125,7 +1125,7 @@ static int job_enumerate(sd_bus *bus _unused_, const char *prefix _unused_, void
         if (!v)
                 return -ENOMEM;
         for (struct job *j = s->d->jobs; j && n < s->d->n_jobs; j = j->next)
-                if (!j->m->released && job_path(j->id, &v[n]) >= 0)
+                if (!job_hidden(j) && job_path(j->id, &v[n]) >= 0)
                         n++;
         *ret_nodes = v;
         return 0;

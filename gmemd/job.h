@@ -10,6 +10,7 @@
 #pragma once
 
 #include "daemon.h"
+#include "protocol.h"
 
 enum job_op {
         JOB_POPULATE,
@@ -18,6 +19,7 @@ enum job_op {
         JOB_SNAPSHOT,    /* the region into a snapshot file (fd) */
         JOB_RESTORE,     /* a snapshot file (fd) into the region */
         JOB_SERVE,       /* a page server (uffd in fd2, snapshot in fd) on a thread of its own, until cancelled */
+        JOB_FIRECRACKER, /* a page server for a Firecracker VM (listening socket in fd2, source in fd), on no region */
         JOB_MEASURE,     /* the core's own: a region's resident bytes, off the loop; no requester */
         JOB_OP_COUNT,
 };
@@ -40,13 +42,17 @@ struct job {
         struct job *qnext;           /* pool queue / completion list (under the pool lock) */
         uint64_t id;
         enum job_op op;
-        struct managed *m;
-        struct session *session;     /* who asked (a ref); its end cancels the job unless jobs outlive it */
+        struct managed *m;           /* NULL for JOB_FIRECRACKER: the memory is the VM's own */
+        char label[PROTO_NAME_MAX + 1]; /* JOB_FIRECRACKER: the VM's name, shown where a region's would be */
+        struct session *session;     /* who asked (a ref); its end cancels the job unless it outlives it */
+        bool outlives_session;       /* JOB_FIRECRACKER: the VM's hang-up ends it, not the requester's */
         struct requester *rq;        /* owned; NULL for the core's own jobs */
         uid_t uid;                   /* who asked: held to max_jobs_per_uid */
         uint64_t off, len, fd_off;
         int fd;                      /* source (populate) or destination (dump) */
-        int fd2;                     /* JOB_SERVE: the VMM's userfaultfd */
+        int fd2;                     /* JOB_SERVE: the VMM's userfaultfd; JOB_FIRECRACKER: the listening socket */
+        uint64_t flags;              /* JOB_FIRECRACKER: gmem_page_server_new_mapped() flags */
+        int timeout_ms;              /* JOB_FIRECRACKER: how long to wait for the VM to connect */
         bool shared;                 /* JOB_SERVE: the VMM maps the region's file (MINOR faults possible) */
         bool own_thread;             /* JOB_SERVE: runs on thread, joined when it finishes */
         bool joined;
@@ -76,3 +82,7 @@ void jobs_cancel_session(struct daemon *d, struct session *s);
 void jobs_cancel_region(struct daemon *d, struct managed *m);
 void jobs_cancel_all(struct daemon *d);
 const char *job_op_name(enum job_op op);
+/* What the job is on: its region's name, or the Firecracker VM's. */
+const char *job_subject(const struct job *j);
+/* Is the job gone for everyone but its requester (its region released)? */
+bool job_hidden(const struct job *j);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "firecracker.h"
 #include "job.h"
 #include "log.h"
 #include "notify.h"
@@ -25,6 +26,7 @@ static const char *const op_names[JOB_OP_COUNT] = {
         [JOB_SNAPSHOT] = "snapshot",
         [JOB_RESTORE] = "restore",
         [JOB_SERVE] = "serve",
+        [JOB_FIRECRACKER] = "firecracker",
         [JOB_MEASURE] = "measure",
 };
 
@@ -77,12 +79,20 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         return k;
 }
 
+const char *job_subject(const struct job *j) {
+        return j->m ? j->m->name : j->label;
+}
+
+bool job_hidden(const struct job *j) {
+        return j->m && j->m->released;
+}
+
 /* worker thread */
 static void job_run(struct job *j) {
         struct gmem_populate_opts opts = {
                 .size = sizeof(opts), .progress = on_progress, .userdata = j, .cancel = &j->cancel,
         };
-        struct gmem_region *r = j->m->region;
+        struct gmem_region *r = j->m ? j->m->region : NULL;
         int64_t k;
 
         if (__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) {
@@ -109,6 +119,9 @@ static void job_run(struct job *j) {
         case JOB_SERVE:
                 k = serve_run(j, &opts);
                 break;
+        case JOB_FIRECRACKER:
+                k = firecracker_run(j, &opts);
+                break;
         case JOB_MEASURE: {
                 uint64_t bytes = 0;
                 k = gmem_region_resident(r, 0, gmem_region_size(r), &bytes);
@@ -121,7 +134,7 @@ static void job_run(struct job *j) {
         }
         if (k < 0) {
                 j->result = (int) k;
-                snprintf(j->message, sizeof(j->message), "%s '%s': %s", op_names[j->op], j->m->name, gmem_last_error());
+                snprintf(j->message, sizeof(j->message), "%s '%s': %s", op_names[j->op], job_subject(j), gmem_last_error());
         } else
                 j->bytes = j->op == JOB_PREFAULT ? (int64_t) j->len : k;
 }
@@ -205,14 +218,30 @@ static void measure_finish(struct daemon *d, struct job *j) {
         job_free(d, j);
 }
 
+/* A job on no region (a Firecracker VM's page server): announced, answered, gone. */
+static void vm_job_finish(struct daemon *d, struct job *j) {
+        LIST_REMOVE(d->jobs, j);
+        d->n_jobs--;
+        notify_job_finished(d, j);
+        if (j->rq && j->rq->ops->finished)
+                j->rq->ops->finished(j->rq, j);
+        log_info("job %" PRIu64 " (%s '%s') finished: %s", j->id, op_names[j->op], j->label, j->result ? j->message : "ok");
+        job_free(d, j);
+}
+
 static void job_finish(struct daemon *d, struct job *j) {
         struct managed *m = j->m;
-        uint64_t size = gmem_region_size(m->region);
+        uint64_t size;
 
         if (j->op == JOB_MEASURE) {
                 measure_finish(d, j);
                 return;
         }
+        if (!m) {
+                vm_job_finish(d, j);
+                return;
+        }
+        size = gmem_region_size(m->region);
         /* off the list first: replies and region descriptions below no longer show it */
         LIST_REMOVE(d->jobs, j);
         d->n_jobs--;
@@ -345,7 +374,8 @@ struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct 
         j->fd = -1;
         j->fd2 = -1;
         j->m = m;
-        m->refs++;
+        if (m)
+                m->refs++;
         j->session = session_ref(s);
         j->rq = rq;
         return j;
@@ -393,22 +423,24 @@ int job_submit(struct daemon *d, struct job *j) {
         j->total = j->len;
         LIST_PREPEND(d->jobs, j);
         d->n_jobs++;
-        j->m->running_jobs++;
+        if (j->m)
+                j->m->running_jobs++;
         if (j->op == JOB_POPULATE)
                 region_set_state(d, j->m, GMEM_REGION_POPULATING);
-        if (j->op == JOB_SERVE) {
+        if (j->op == JOB_SERVE || j->op == JOB_FIRECRACKER) {
                 int k = pthread_create(&j->thread, NULL, job_thread, j);
                 if (k != 0) {
                         LIST_REMOVE(d->jobs, j);
                         d->n_jobs--;
-                        j->m->running_jobs--;
+                        if (j->m)
+                                j->m->running_jobs--;
                         return gmem_error(-k, "page server thread");
                 }
                 j->own_thread = true;
                 return 0;
         }
         pool_queue(p, j);
-        log_debug("job %" PRIu64 ": %s '%s' %" PRIu64 "+%" PRIu64, j->id, op_names[j->op], j->m->name, j->off, j->len);
+        log_debug("job %" PRIu64 ": %s '%s' %" PRIu64 "+%" PRIu64, j->id, op_names[j->op], job_subject(j), j->off, j->len);
         return 0;
 }
 
@@ -426,7 +458,7 @@ struct job *job_find(struct daemon *d, uint64_t id) {
 
 void jobs_cancel_session(struct daemon *d, struct session *s) {
         for (struct job *j = d->jobs; j; j = j->next)
-                if (j->session == s)
+                if (j->session == s && !j->outlives_session)
                         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
 }
 

@@ -46,11 +46,11 @@ void notify_region_changed(struct daemon *d, struct managed *m) {
 }
 
 void notify_job_progress(struct daemon *d, struct job *j, uint64_t done, uint64_t total) {
-        if (announced(j->m))
+        if (!j->m || announced(j->m))
                 EACH(d, job_progress, j, done, total);
 }
 
 void notify_job_finished(struct daemon *d, struct job *j) {
-        if (announced(j->m))
+        if (!j->m || announced(j->m))
                 EACH(d, job_finished, j);
 }

@@ -30,6 +30,11 @@ struct sock_request {
         bool answered;   /* replied at once (serve): the end is an event, not the reply */
 };
 
+/* "region": NAME, or "vm": NAME for a Firecracker VM's page server */
+static void job_add_subject(cJSON *ev, const struct job *j) {
+        cJSON_AddStringToObject(ev, j->m ? "region" : "vm", job_subject(j));
+}
+
 static void request_progress(struct requester *rq, const struct job *j, uint64_t done, uint64_t total) {
         struct sock_request *r = (struct sock_request *) rq;
         cJSON *ev;
@@ -41,7 +46,7 @@ static void request_progress(struct requester *rq, const struct job *j, uint64_t
         cJSON_AddItemToObject(ev, "id", proto_id_copy(r->id));
         json_add_u64(ev, "job", j->id);
         cJSON_AddStringToObject(ev, "op", job_op_name(j->op));
-        cJSON_AddStringToObject(ev, "region", j->m->name);
+        job_add_subject(ev, j);
         json_add_u64(ev, "done", done);
         json_add_u64(ev, "total", total);
         conn_send_json(r->c, ev, -1);
@@ -59,7 +64,7 @@ static void request_finished(struct requester *rq, const struct job *j) {
                 cJSON_AddItemToObject(ev, "id", proto_id_copy(r->id));
                 json_add_u64(ev, "job", j->id);
                 cJSON_AddStringToObject(ev, "op", job_op_name(j->op));
-                cJSON_AddStringToObject(ev, "region", j->m->name);
+                job_add_subject(ev, j);
                 cJSON_AddBoolToObject(ev, "ok", j->result == 0);
                 if (j->result < 0) {
                         cJSON *e = cJSON_AddObjectToObject(ev, "error");
@@ -113,8 +118,9 @@ static struct requester *request_new(struct conn *c, const cJSON *id) {
  * Watchers: a connection that asked to watch hears of every region it may see.
  */
 
-/* To every watcher that may see the region; consumes ev. */
-static void to_watchers(struct server *srv, const struct managed *m, cJSON *ev) {
+/* To every watcher that may see the region (m NULL: a job on no region, for root and the uid
+ * whose job it is); consumes ev. */
+static void to_watchers(struct server *srv, const struct managed *m, uid_t owner, cJSON *ev) {
         _cleanup_free_ char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
 
         cJSON_Delete(ev);
@@ -122,7 +128,7 @@ static void to_watchers(struct server *srv, const struct managed *m, cJSON *ev) 
                 return;
         /* conn_send never closes a connection under us: a broken one is closed from the loop later */
         for (struct conn *c = srv->conns; c; c = c->next)
-                if (c->watching && region_may(c->peer, m, ACCESS_USE))
+                if (c->watching && (m ? region_may(c->peer, m, ACCESS_USE) : c->peer->uid == 0 || c->peer->uid == owner))
                         conn_send(c, strdup(text), -1);
 }
 
@@ -138,29 +144,29 @@ static cJSON *job_event(const char *event, const struct job *j) {
         cJSON_AddStringToObject(ev, "event", event);
         json_add_u64(ev, "job", j->id);
         cJSON_AddStringToObject(ev, "op", job_op_name(j->op));
-        cJSON_AddStringToObject(ev, "region", j->m->name);
+        job_add_subject(ev, j);
         return ev;
 }
 
 static void watch_region_added(void *userdata, struct managed *m) {
-        to_watchers(userdata, m, region_event("region-added", m));
+        to_watchers(userdata, m, 0, region_event("region-added", m));
 }
 
 static void watch_region_removed(void *userdata, struct managed *m) {
-        to_watchers(userdata, m, region_event("region-removed", m));
+        to_watchers(userdata, m, 0, region_event("region-removed", m));
 }
 
 static void watch_region_changed(void *userdata, struct managed *m) {
         cJSON *ev = region_event("region-changed", m);
         cJSON_AddStringToObject(ev, "state", gmem_region_state_to_string(m->state));
-        to_watchers(userdata, m, ev);
+        to_watchers(userdata, m, 0, ev);
 }
 
 static void watch_job_progress(void *userdata, struct job *j, uint64_t done, uint64_t total) {
         cJSON *ev = job_event("job-progress", j);
         json_add_u64(ev, "done", done);
         json_add_u64(ev, "total", total);
-        to_watchers(userdata, j->m, ev);
+        to_watchers(userdata, j->m, j->uid, ev);
 }
 
 static void watch_job_finished(void *userdata, struct job *j) {
@@ -170,7 +176,7 @@ static void watch_job_finished(void *userdata, struct job *j) {
                 json_add_u64(ev, "bytes", (uint64_t) j->bytes);
         else
                 cJSON_AddStringToObject(ev, "error", j->message);
-        to_watchers(userdata, j->m, ev);
+        to_watchers(userdata, j->m, j->uid, ev);
 }
 
 static const struct subscriber_ops watch_ops = {
@@ -450,6 +456,40 @@ static int op_restore(struct op_ctx *x) {
         return action_restore(x->d, x->s, name, x->fds[0], backend, policy, rq, &m, &j);
 }
 
+/* A page server for a Firecracker VM (fds: a listening socket, the source): answered at once
+ * with the job; its end (the VM hung up, or an error) comes as a "finished" event while the
+ * caller is connected, and to watchers. */
+static int op_firecracker(struct op_ctx *x) {
+        const char *vm = NULL, *format = NULL;
+        uint64_t timeout = FIRECRACKER_TIMEOUT_DEFAULT_MS;
+        struct requester *rq;
+        bool raw = false;
+        struct job *j;
+        int k;
+
+        if ((k = json_get_str(x->req, "vm", true, NULL, &vm)) < 0 || (k = json_get_str(x->req, "format", false, NULL, &format)) < 0 ||
+            (k = json_get_u64(x->req, "timeout_ms", false, FIRECRACKER_TIMEOUT_DEFAULT_MS, &timeout)) < 0)
+                return k;
+        if (format && strcmp(format, "raw") == 0)
+                raw = true;
+        else if (format && strcmp(format, "gmem") != 0)
+                return gmem_error(-EINVAL, "firecracker '%s': format '%s' (gmem or raw)", vm, format);
+        if (timeout > FIRECRACKER_TIMEOUT_MAX_MS)
+                return gmem_error(-EINVAL, "firecracker '%s': timeout %" PRIu64 " ms (1 to %d)", vm, timeout,
+                                  FIRECRACKER_TIMEOUT_MAX_MS);
+        if (!(rq = request_new(x->c, x->id)))
+                return gmem_error(-ENOMEM, "firecracker '%s': request", vm);
+        ((struct sock_request *) rq)->answered = true;
+        if ((k = action_firecracker(x->d, x->s, rq, vm, x->fds[0], x->fds[1], raw, (int) timeout, &j)) < 0)
+                return k;
+        {
+                cJSON *members = cJSON_CreateObject();
+                json_add_u64(members, "job", j->id);
+                conn_reply_ok(x->c, x->id, members, -1);
+        }
+        return 0;
+}
+
 /* A page server for the caller's userfaultfd (fds: the uffd, the snapshot): answered at once with
  * the job; its end comes as a "finished" event. */
 static int op_serve(struct op_ctx *x) {
@@ -554,6 +594,7 @@ static int (*const ops[PROTO_OP_COUNT])(struct op_ctx *x) = {
         [PROTO_OP_REVOKE] = op_revoke,     [PROTO_OP_RELEASE] = op_release,   [PROTO_OP_CANCEL] = op_cancel,
         [PROTO_OP_WATCH] = op_watch,       [PROTO_OP_SNAPSHOT] = op_snapshot, [PROTO_OP_RESTORE] = op_restore,
         [PROTO_OP_SERVE] = op_serve,
+        [PROTO_OP_FIRECRACKER] = op_firecracker,
 };
 
 void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {

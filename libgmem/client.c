@@ -462,6 +462,37 @@ _public_ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int
         return 0;
 }
 
+_public_ int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm, int listen_fd, int source_fd,
+                                          uint64_t flags, int timeout_ms, uint64_t *ret_job) {
+        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        const int fds[2] = { listen_fd, source_fd };
+        struct what w;
+        const char *what;
+        uint64_t job;
+        int k;
+
+        what = what_of(&w, "firecracker", vm);
+        if (!c || !vm)
+                return gmem_error(-EINVAL, "%s: NULL client or VM name", what);
+        if (flags & ~GMEM_PAGE_SERVER_RAW)
+                return gmem_error(-EINVAL, "%s: unknown flags %#" PRIx64, what, (uint64_t) (flags & ~GMEM_PAGE_SERVER_RAW));
+        if ((k = check_fd(what, "listening socket", listen_fd)) < 0 || (k = check_fd(what, "source", source_fd)) < 0)
+                return k;
+        req = request(PROTO_OP_FIRECRACKER, NULL);
+        if (!req || !cJSON_AddStringToObject(req, "vm", vm) ||
+            !cJSON_AddStringToObject(req, "format", flags & GMEM_PAGE_SERVER_RAW ? "raw" : "gmem") ||
+            (timeout_ms > 0 && !add_u64(req, "timeout_ms", (uint64_t) timeout_ms)))
+                return oom(what);
+        k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
+        if (k < 0)
+                return k;
+        if (gmem_json_get_u64(reply, "job", &job) < 0)
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no job", what);
+        if (ret_job)
+                *ret_job = job;
+        return 0;
+}
+
 _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {
         _cleanup_json_ cJSON *req = NULL;
         char what[48];

@@ -80,6 +80,7 @@ static const struct proto_op_info op_table[PROTO_OP_COUNT] = {
         [PROTO_OP_SNAPSHOT] = { "snapshot", 1, true, true },
         [PROTO_OP_RESTORE] = { "restore", 1, true, true },
         [PROTO_OP_SERVE] = { "serve", 2, true, true },
+        [PROTO_OP_FIRECRACKER] = { "firecracker", 2, false, true },
 };
 
 const struct proto_op_info *proto_op_info(enum proto_op op) {

@@ -74,6 +74,7 @@ enum proto_op {
         PROTO_OP_SNAPSHOT,
         PROTO_OP_RESTORE,
         PROTO_OP_SERVE,
+        PROTO_OP_FIRECRACKER,
         PROTO_OP_COUNT,
 };
 

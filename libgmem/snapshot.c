@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "crc32c.h"
 #include "enum-count.h"
@@ -115,8 +116,11 @@ static int write_window(void *userdata, uint64_t off, uint64_t len, uint64_t *re
         return 0;
 }
 
-static void header_seal(struct snap_header *h, uint8_t block[static SNAP_HEADER_SIZE]) {
+/* The header block: h, its hot list (h->hot_count entries of hot), zeroes, and its checksum. */
+static void header_seal(struct snap_header *h, const uint32_t *hot, uint8_t block[static SNAP_HEADER_SIZE]) {
         memset(block, 0, SNAP_HEADER_SIZE);
+        if (h->hot_count)
+                memcpy(block + SNAP_HOT_OFFSET, hot, h->hot_count * sizeof(uint32_t));
         h->header_crc = 0;
         memcpy(block, h, sizeof(*h));
         h->header_crc = gmem_crc32c(0, block, SNAP_HEADER_SIZE);
@@ -192,7 +196,7 @@ _public_ int64_t gmem_snapshot_write(struct gmem_region *r, int fd, const struct
         if ((k = gmem_write_full(fd, (const uint8_t *) table, n * sizeof(*table), h.table_offset, "snapshot", NULL)) < 0)
                 goto out;
         /* the header last: a snapshot cut short while it was written has none and is refused */
-        header_seal(&h, block);
+        header_seal(&h, NULL, block);
         if ((k = gmem_write_full(fd, block, sizeof(block), 0, "snapshot", NULL)) < 0)
                 goto out;
         if (fdatasync(fd) < 0 && errno != EINVAL) {
@@ -277,10 +281,111 @@ _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
         }
         if (k == 0 && h->n_extents == 0 && h->data_bytes)
                 k = bad(fd, "the extents do not add up to the data the header counts");
+        if (k == 0 && (h->hot_count > SNAP_HOT_MAX || (h->hot_count && (h->hot_shift < 12 || h->hot_shift > 30))))
+                k = bad(fd, "the hot list is longer than its room, or its unit is not one");
+        if (k == 0)
+                memcpy(s->hot, block + SNAP_HOT_OFFSET, h->hot_count * sizeof(uint32_t));
+        for (uint32_t i = 0; k == 0 && i < h->hot_count; i++)
+                if (((uint64_t) s->hot[i] << h->hot_shift) >= h->region_size)
+                        k = bad(fd, "the hot list points outside the region");
         if (k < 0) {
                 free(s->extents);
                 return k;
         }
+        *ret_info = TAKE_PTR(s);
+        return 0;
+}
+
+int snapshot_set_hot(int fd, const uint32_t *hot, uint32_t n, uint32_t shift, const struct snap_header *expect) {
+        uint8_t block[SNAP_HEADER_SIZE];
+        struct snap_header h;
+        uint32_t crc;
+        int k;
+
+        if (n > SNAP_HOT_MAX || (n && (shift < 12 || shift > 30)))
+                return gmem_error(-EINVAL, "snapshot: a hot list of %" PRIu32 " entries in units of 2^%" PRIu32, n, shift);
+        if ((k = gmem_read_full(fd, block, sizeof(block), 0, NULL)) < 0)
+                return k == -ENODATA ? bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)") : k;
+        memcpy(&h, block, sizeof(h));
+        crc = h.header_crc;
+        memset(block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
+        if (memcmp(h.magic, SNAP_MAGIC, 8) != 0 || gmem_crc32c(0, block, sizeof(block)) != crc)
+                return bad(fd, "not a gmem snapshot, or its header is altered: no hot list written");
+        if (expect && (h.region_size != expect->region_size || h.table_crc != expect->table_crc || h.n_extents != expect->n_extents))
+                return gmem_error(-EINVAL, "snapshot fd %d is not the snapshot served: no hot list written", fd);
+        for (uint32_t i = 0; i < n; i++)
+                if (((uint64_t) hot[i] << shift) >= h.region_size)
+                        return gmem_error(-EINVAL, "snapshot: hot entry %" PRIu32 " is outside the region", i);
+        h.hot_count = n;
+        h.hot_shift = n ? shift : 0;
+        header_seal(&h, hot, block);
+        return gmem_write_full(fd, block, sizeof(block), 0, "snapshot header", NULL);
+}
+
+static int raw_add(struct gmem_snapshot_info *s, uint64_t *cap, uint64_t off, uint64_t len) {
+        if (s->h.n_extents == *cap) {
+                uint64_t n = *cap ? *cap * 2 : 64;
+                struct snap_extent *e;
+                if (n > SNAP_EXTENTS_MAX || !(e = reallocarray(s->extents, n, sizeof(*e))))
+                        return gmem_error(-ENOMEM, "memory file: %" PRIu64 " extents", n);
+                s->extents = e;
+                *cap = n;
+        }
+        s->extents[s->h.n_extents++] = (struct snap_extent) { .offset = off, .length = len };
+        s->h.data_bytes += len;
+        return 0;
+}
+
+int snapshot_open_raw(int fd, const uint64_t (*ranges)[2], size_t n, uint64_t unit, struct gmem_snapshot_info **ret_info) {
+        _cleanup_free_ struct gmem_snapshot_info *s = NULL;
+        uint64_t cap = 0;
+        struct stat st;
+        int k = 0;
+
+        if (fstat(fd, &st) < 0)
+                return gmem_error(negative_errno(), "memory file: fstat fd %d", fd);
+        if (!S_ISREG(st.st_mode))
+                return gmem_error(-EINVAL, "memory file fd %d is not a regular file", fd);
+        if (st.st_size == 0 || st.st_size % 4096)
+                return gmem_error(-EINVAL, "memory file fd %d: %" PRIu64 " bytes, not a whole number of pages", fd,
+                                  (uint64_t) st.st_size);
+        if (!(s = calloc(1, sizeof(*s))))
+                return gmem_error(-ENOMEM, "memory file");
+        s->raw = true;
+        s->h.region_size = (uint64_t) st.st_size;
+        s->h.page_size = 4096;
+        s->h.backend = GMEM_BACKEND_MEMFD;
+        for (size_t i = 0; i < n && k == 0; i++) {
+                uint64_t lo = ranges[i][0], hi = MIN(ranges[i][1], s->h.region_size), pos = lo;
+                while (pos < hi && k == 0) {
+                        off_t data = lseek(fd, (off_t) pos, SEEK_DATA), hole;
+                        uint64_t a, b;
+                        if (data < 0 && errno == ENXIO)
+                                break; /* only a hole from here */
+                        if (data < 0) { /* a file system without SEEK_DATA: all of it is data */
+                                data = (off_t) pos;
+                                hole = (off_t) hi;
+                        } else if ((hole = lseek(fd, data, SEEK_HOLE)) < 0)
+                                hole = (off_t) hi;
+                        a = align_down((uint64_t) data, 4096);
+                        b = MIN(align_up((uint64_t) hole, 4096), hi);
+                        if (a >= hi)
+                                break;
+                        /* cut where the server's units end: no extent spans two */
+                        for (uint64_t x = MAX(a, pos); x < b && k == 0;) {
+                                uint64_t cut = MIN(b, lo + ((x - lo) / unit + 1) * unit);
+                                k = raw_add(s, &cap, x, cut - x);
+                                x = cut;
+                        }
+                        pos = b;
+                }
+        }
+        if (k < 0) {
+                free(s->extents);
+                return k;
+        }
+        if (!s->extents && !(s->extents = calloc(1, sizeof(*s->extents))))
+                return gmem_error(-ENOMEM, "memory file");
         *ret_info = TAKE_PTR(s);
         return 0;
 }
@@ -394,7 +499,7 @@ int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struc
                 return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
         if (k < 0)
                 return k;
-        if (gmem_crc32c(0, dst, e->length) != e->crc)
+        if (!s->raw && gmem_crc32c(0, dst, e->length) != e->crc)
                 return gmem_error(-EBADMSG, "snapshot: the data at %" PRIu64 "+%" PRIu64
                                   " does not match its checksum (altered or damaged)", e->offset, e->length);
         return 0;

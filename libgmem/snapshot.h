@@ -29,7 +29,13 @@ struct snap_header {
         uint64_t n_extents;
         uint64_t data_bytes;     /* sum of the extents' lengths */
         uint64_t file_size;      /* table_offset + n_extents * sizeof(struct snap_extent) */
+        /* The hot list: where one lazy restore's faults first touched memory, in that order, as
+         * offsets >> hot_shift; replayed as the next restore's prefetch order. 0: none. */
+        uint32_t hot_count;
+        uint32_t hot_shift;
 };
+#define SNAP_HOT_OFFSET 96
+#define SNAP_HOT_MAX ((SNAP_HEADER_SIZE - SNAP_HOT_OFFSET) / 4)
 
 struct snap_extent {
         uint64_t offset;         /* in the region */
@@ -41,11 +47,20 @@ struct snap_extent {
 struct gmem_snapshot_info {
         struct snap_header h;
         struct snap_extent *extents;
+        bool raw;                /* a raw memory file (byte i of memory at offset i): no checksums */
+        uint32_t hot[SNAP_HOT_MAX]; /* h.hot_count of them */
 };
 
 /* The region size a snapshot's header gives (magic and header checksum checked), before anything
  * bigger is read: for gmemd to hold it to its limits first. */
 int snapshot_peek_size(int fd, uint64_t *ret_size);
+/* A raw memory file (a Firecracker snapshot's memory file) read as a snapshot: its data ranges
+ * within the n ranges [lo, hi) (sorted, disjoint), cut at lo + k * unit, as unchecked extents. */
+int snapshot_open_raw(int fd, const uint64_t (*ranges)[2], size_t n, uint64_t unit, struct gmem_snapshot_info **ret_info);
+/* Write the hot list (offsets >> shift, n at most SNAP_HOT_MAX) into the header of the snapshot
+ * on fd (open for writing), its checksum sealed again; the rest of the file is left as it is.
+ * expect (may be NULL): -EINVAL unless fd's snapshot has its size and extent table. */
+int snapshot_set_hot(int fd, const uint32_t *hot, uint32_t n, uint32_t shift, const struct snap_header *expect);
 /* the first extent that ends after off */
 uint64_t snapshot_extent_at(const struct gmem_snapshot_info *s, uint64_t off);
 /* Does an extent hold byte off? */

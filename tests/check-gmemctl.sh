@@ -138,6 +138,23 @@ grep -q "no-such-file" "$tmp/err" || fail "a missing snapshot file is not named:
 expect 2 g restore ram0r
 ok "snapshot to a sparse file, restore it, refuse a damaged one"
 
+# --- firecracker: the socket is made here and handed over; gmemd waits for the VM (the page
+# serving itself is tested in test-client and test-firecracker, which play Firecracker's part)
+jcheck "j['job'] > 0 and j['vm'] == 'fc1' and j['listen'] == '$tmp/fc.sock'" \
+        g --json firecracker fc1 --listen "$tmp/fc.sock" --from "$tmp/ram0.snap" --timeout 1
+[[ -S $tmp/fc.sock ]] || fail "firecracker: no socket at $tmp/fc.sock"
+expect 1 g firecracker fc2 --listen "$tmp/fc.sock" --from "$tmp/ram0.snap"
+grep -q "bind '$tmp/fc.sock'" "$tmp/err" || fail "firecracker on a path that exists: $(cat "$tmp/err")"
+expect 1 g firecracker fc2 --listen "$tmp/fc2.sock" --from "$tmp/src"
+grep -q "not a gmem snapshot" "$tmp/err" || fail "firecracker from a file that is no snapshot: $(cat "$tmp/err")"
+[[ ! -e $tmp/fc2.sock ]] || fail "firecracker left its socket behind after a refusal"
+expect 1 g firecracker fc2 --listen "$tmp/fc2.sock" --from "$tmp/no-such-file"
+grep -q "no-such-file" "$tmp/err" || fail "firecracker: a missing memory file is not named: $(cat "$tmp/err")"
+expect 2 g firecracker fc2 --from "$tmp/src"
+expect 2 g firecracker fc2 --listen "$tmp/fc2.sock" --from "$tmp/src" --timeout 0
+rm -f "$tmp/fc.sock"
+ok "firecracker: hands a socket it made to gmemd, refuses what cannot be served"
+
 # offsets: 8K of the source from 4K on, into the region at 1M
 expect 0 g populate ram1 --from "$tmp/src" --offset 1M --src-offset 4K --length 8K
 expect 0 g dump ram1 --to "$tmp/ram1.bin" --offset 1M --length 16K

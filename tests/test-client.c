@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -29,6 +30,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 
 #include <cjson/cJSON.h>
 
@@ -843,6 +845,111 @@ START_TEST(test_serve_lazy) {
 }
 END_TEST
 
+/* A watcher's events until one matches all of needles (NULL-terminated), within ~10 s. */
+static bool event_seen(struct gmem_client *w, const char *const *needles, char *got, size_t got_size) {
+        for (int i = 0; i < 200; i++) {
+                char *ev = NULL;
+                bool all = true;
+                if (gmem_client_next_event(w, 50, &ev) < 0)
+                        continue;
+                for (const char *const *n = needles; *n && all; n++)
+                        all = strstr(ev, *n) != NULL;
+                if (all)
+                        snprintf(got, got_size, "%s", ev);
+                free(ev);
+                if (all)
+                        return true;
+        }
+        return false;
+}
+
+/* Firecracker mode against a real gmemd. No Firecracker binary can run here: the test plays
+ * Firecracker's part of its documented handshake (docs/snapshotting/handling-page-faults-on-
+ * snapshot-resume.md) — two anonymous regions, one uffd, one message on the socket. The page
+ * server outlives the gmemctl-like client that set it up and ends when the VM hangs up. */
+START_TEST(test_firecracker) {
+        static const char *const done_ok[] = { "\"job-finished\"", "\"vm\":\"fc-vm\"", "\"ok\":true", NULL };
+        static const char *const timed_out[] = { "\"finished\"", "\"op\":\"firecracker\"", "ETIMEDOUT", NULL };
+        struct gmem_client *c, *w;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+        char dir[] = "/tmp/gmem-fc-test-XXXXXX", json[512], got[1024];
+        uint8_t *data, *low, *high;
+        uint64_t job = 0;
+        int src, l, conn, uffd, len, notsock;
+
+        REQUIRE_DAEMON();
+        w = connect_daemon();
+        OK(gmem_client_watch(w));
+        c = connect_daemon();
+        /* Firecracker's memory file: 4 MiB of data, then 2 MiB of hole (the second region) */
+        src = gmem_test_random_file(4 * MiB_, 31, (void **) &data);
+        ck_assert_int_eq(ftruncate(src, 6 * MiB_), 0);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/uffd.sock", dir);
+        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(l, 1), 0);
+
+        /* refused at once, naming what is wrong */
+        notsock = gmem_test_temp_file();
+        EXPECT_FAIL(gmem_client_serve_firecracker(c, "fc-vm", notsock, src, GMEM_PAGE_SERVER_RAW, 0, NULL), EINVAL,
+                    "not a listening unix stream socket");
+        EXPECT_FAIL(gmem_client_serve_firecracker(c, "fc-vm", l, src, 0, 0, NULL), EBADMSG, "not a gmem snapshot");
+        EXPECT_FAIL(gmem_client_serve_firecracker(c, "../fc", l, src, GMEM_PAGE_SERVER_RAW, 0, NULL), EINVAL, "not a valid VM name");
+        EXPECT_FAIL(gmem_client_serve_firecracker(c, "fc-vm", l, notsock, GMEM_PAGE_SERVER_RAW, 0, NULL), EINVAL,
+                    "not a whole number of pages");
+        close(notsock);
+
+        OK(gmem_client_serve_firecracker(c, "fc-vm", l, src, GMEM_PAGE_SERVER_RAW, 10000, &job));
+        ck_assert_uint_gt(job, 0);
+        close(l);
+        gmem_client_free(c); /* the requester goes; the VM's page server stays */
+
+        low = mmap(NULL, 4 * MiB_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        high = mmap(NULL, 2 * MiB_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert(low != MAP_FAILED && high != MAP_FAILED);
+        if (gmem_uffd_register(low, 4 * MiB_, false, &uffd) < 0) {
+                fprintf(stderr, "SKIP test_firecracker: no userfaultfd here: %s\n", gmem_last_error());
+                goto out;
+        }
+        reg.range = (struct uffdio_range) { .start = (uintptr_t) high, .len = 2 * MiB_ };
+        ck_assert_int_eq(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+        conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(connect(conn, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        len = snprintf(json, sizeof(json),
+                       "[{\"base_host_virt_addr\":%lu,\"size\":%u,\"offset\":0,\"page_size\":4096,\"page_size_kib\":4096},"
+                       "{\"base_host_virt_addr\":%lu,\"size\":%u,\"offset\":%u,\"page_size\":4096,\"page_size_kib\":4096}]",
+                       (unsigned long) (uintptr_t) low, 4 * MiB_, (unsigned long) (uintptr_t) high, 2 * MiB_, 4 * MiB_);
+        ck_assert_int_eq(send_with_fds(conn, json, (size_t) len, &uffd, 1, 0), len);
+        ck_assert_msg(memcmp(low, data, 4 * MiB_) == 0, "region 0 as gmemd served it differs from the memory file");
+        for (unsigned i = 0; i < 2 * MiB_; i += 4096)
+                ck_assert_msg(high[i] == 0 && high[i + 4095] == 0, "region 1 (a hole of the file) is not zero");
+        close(conn); /* the VM exits: its page server ends, well */
+        ck_assert_msg(event_seen(w, done_ok, got, sizeof(got)), "no job-finished event for the VM's page server");
+        close(uffd);
+
+        /* nobody connects: the job ends with ETIMEDOUT, told to its requester */
+        c = connect_daemon();
+        unlink(sa.sun_path);
+        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(l, 1), 0);
+        OK(gmem_client_serve_firecracker(c, "fc-late", l, src, GMEM_PAGE_SERVER_RAW, 300, &job));
+        ck_assert_msg(event_seen(c, timed_out, got, sizeof(got)), "no ETIMEDOUT for a VM that never connected");
+        close(l);
+        gmem_client_free(c);
+out:
+        munmap(low, 4 * MiB_);
+        munmap(high, 2 * MiB_);
+        unlink(sa.sun_path);
+        rmdir(dir);
+        free(data);
+        close(src);
+        gmem_client_free(w);
+}
+END_TEST
+
 /* In a child as uid/gid 65534: info on name gives 0 or -errno, reported as the exit status. */
 /* info on the region as uid/gid 65534 with n_groups supplementary groups 70000, 70001, ... */
 static int info_as_nobody_in(const char *name, unsigned n_groups) {
@@ -1551,6 +1658,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_typed_results);
         tcase_add_test(real, test_snapshot_restore);
         tcase_add_test(real, test_serve_lazy);
+        tcase_add_test(real, test_firecracker);
         tcase_add_test(real, test_grant_revoke);
         tcase_add_test(real, test_release);
         tcase_add_test(real, test_length_to_the_end);

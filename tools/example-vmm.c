@@ -387,7 +387,10 @@ static int restore_regions(struct vmm *m) {
                 int k;
 
                 snapshot_path(m->restore_from, i, path, sizeof(path));
-                m->snaps[i] = open(path, O_RDONLY | O_CLOEXEC);
+                /* lazy: writable where it may be, for the hot list this run leaves in it */
+                m->snaps[i] = m->lazy ? open(path, O_RDWR | O_CLOEXEC) : -1;
+                if (m->snaps[i] < 0)
+                        m->snaps[i] = open(path, O_RDONLY | O_CLOEXEC);
                 if (m->snaps[i] < 0) {
                         fprintf(stderr, "gmem-example-vmm: open '%s': %m\n", path);
                         return -errno;
@@ -436,8 +439,25 @@ static void restore_done(struct vmm *m, bool wait) {
                 m->server_running = false;
         }
         if (m->resident_at && !m->restore_reported) {
-                printf("restore         fully resident after %.3f ms\n", (m->resident_at - m->restore_start) * 1e3);
+                unsigned hot = 0;
+                uint64_t faults = 0;
+                for (unsigned i = 0; i < m->n_regions; i++)
+                        faults += gmem_page_server_faults(m->servers[i]);
+                if (m->lazy)
+                        printf("restore         fully resident after %.3f ms, %" PRIu64 " faults served\n",
+                               (m->resident_at - m->restore_start) * 1e3, faults);
+                else
+                        printf("restore         fully resident after %.3f ms\n", (m->resident_at - m->restore_start) * 1e3);
                 m->restore_reported = true;
+                /* where this guest faulted first: the next lazy restore prefetches it first */
+                for (unsigned i = 0; wait && i < m->n_regions; i++) {
+                        int k = m->servers[i] && (fcntl(m->snaps[i], F_GETFL) & O_ACCMODE) == O_RDWR ?
+                                gmem_page_server_save_hot(m->servers[i], m->snaps[i]) : -EBADF;
+                        if (k > 0)
+                                hot += (unsigned) k;
+                }
+                if (hot)
+                        printf("restore         hot list: %u blocks in the snapshot, prefetched first next time\n", hot);
         }
         for (unsigned i = 0; i < m->n_regions; i++) {
                 m->servers[i] = gmem_page_server_free(m->servers[i]);

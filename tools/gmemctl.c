@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <linux/fs.h>
 
@@ -105,6 +107,9 @@ enum {
         OPT_LENGTH,
         OPT_UID,
         OPT_GID,
+        OPT_LISTEN,
+        OPT_RAW,
+        OPT_TIMEOUT,
 };
 
 #define COMMON_OPTIONS \
@@ -957,6 +962,76 @@ static int cmd_restore(int argc, char **argv) {
         return arg.json ? print_info_json(c, "restore", name) : 0;
 }
 
+/* A page server in gmemd for a Firecracker VM: the socket Firecracker is told about is made here,
+ * by the operator (so its path and permissions are theirs), and handed to gmemd with the source. */
+static int cmd_firecracker(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "listen", required_argument, NULL, OPT_LISTEN },
+                { "from", required_argument, NULL, OPT_FROM },
+                { "raw", no_argument, NULL, OPT_RAW },
+                { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                {},
+        };
+        _cleanup_client_ struct gmem_client *c = NULL;
+        _cleanup_close_ int src = -1, l = -1;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        const char *vm, *path = NULL, *from = NULL;
+        uint64_t timeout = 60, job = 0;
+        bool raw = false;
+        int k, o;
+
+        while ((k = next_option("firecracker", argc, argv, options, &o)) > 0)
+                switch (o) {
+                case OPT_LISTEN:
+                        path = optarg;
+                        break;
+                case OPT_FROM:
+                        from = optarg;
+                        break;
+                case OPT_RAW:
+                        raw = true;
+                        break;
+                case OPT_TIMEOUT:
+                        if (parse_uint64(optarg, 3600, &timeout) < 0 || timeout == 0)
+                                return usage_error("firecracker", "--timeout takes seconds, 1 to 3600: '%s'", optarg);
+                        break;
+                default:
+                        common_option(o);
+                }
+        if (k < 0)
+                return -k;
+        if ((k = positional("firecracker", argc, argv, 1, "VM name")))
+                return k;
+        vm = argv[optind];
+        if (!path || !from)
+                return usage_error("firecracker", "--listen PATH and --from FILE are required");
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return failf("firecracker", vm, "socket path '%s' is longer than %zu bytes", path, sizeof(sa.sun_path) - 1);
+        src = open(from, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (src < 0)
+                return failf("firecracker", vm, "open '%s': %s", from, strerror(errno));
+        if ((k = connect_client("firecracker", vm, &c)))
+                return k;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l < 0 || bind(l, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return failf("firecracker", vm, "bind '%s': %s", path, strerror(errno));
+        if (listen(l, 1) < 0 || (k = gmem_client_serve_firecracker(c, vm, l, src, raw ? GMEM_PAGE_SERVER_RAW : 0,
+                                                                  (int) timeout * 1000, &job)) < 0) {
+                int err = k < 0 ? k : -errno;
+                (void) unlink(path); /* ours, made above */
+                if (k == 0)
+                        return failf("firecracker", vm, "listen '%s': %s", path, strerror(-err));
+                return fail(err, "firecracker", vm);
+        }
+        if (arg.json)
+                printf("{\"job\":%" PRIu64 ",\"vm\":\"%s\",\"listen\":\"%s\"}\n", job, vm, path);
+        else
+                printf("job %" PRIu64 ": gmemd serves VM '%s' from '%s' once it connects to '%s'\n", job, vm, from, path);
+        return 0;
+}
+
 static int cmd_punch(int argc, char **argv) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
@@ -1372,6 +1447,8 @@ static const struct {
         { "snapshot", cmd_snapshot, "NAME --to FILE", "write a region to a sparse snapshot file" },
         { "restore", cmd_restore, "NAME --from FILE [--backend memfd|hugetlb|secret] [--policy keep|connection]",
           "create a region from a snapshot" },
+        { "firecracker", cmd_firecracker, "VM --listen PATH --from FILE [--raw] [--timeout SECONDS]",
+          "serve a Firecracker VM's snapshot restore (its Uffd backend socket)" },
         { "punch", cmd_punch, "NAME --offset N --length N", "discard a range (it reads back as zeroes)" },
         { "grant", cmd_grant, "NAME --uid UID|--gid GID", "let a user or group open and use a region" },
         { "revoke", cmd_revoke, "NAME --uid UID|--gid GID", "take a grant back" },

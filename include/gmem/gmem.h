@@ -327,6 +327,38 @@ int64_t gmem_page_server_prefetch(struct gmem_page_server *ps, uint64_t max_byte
 bool gmem_page_server_complete(const struct gmem_page_server *ps); /* every window served */
 uint64_t gmem_page_server_faults(const struct gmem_page_server *ps);
 uint64_t gmem_page_server_served_bytes(const struct gmem_page_server *ps); /* of the windows installed */
+/* Hot pages first: write where this run's faults first touched memory, in order, after the hot
+ * list the snapshot had (1000 blocks in all), into the header of snapshot_fd — the snapshot
+ * served, open for writing — and the next server of that snapshot prefetches those blocks first.
+ * The blocks on the list, or -errno (-EOPNOTSUPP for a raw memory file, -EINVAL for another
+ * snapshot). */
+int gmem_page_server_save_hot(struct gmem_page_server *ps, int snapshot_fd);
+
+/* A page server for memory the VMM maps in pieces: mapping i's [base, base+size) holds the
+ * source's [offset, offset+size), in pages of page_size bytes (4096 or 2 MiB, the same for all;
+ * 0 means 4096). The source is a gmem snapshot, or with GMEM_PAGE_SERVER_RAW a raw memory file
+ * (byte i of guest memory at offset i, as Firecracker writes it; it has no checksums, its holes
+ * are served as zero pages). Private memory (MISSING faults, UFFDIO_COPY); a page the VMM
+ * discards (UFFD_EVENT_REMOVE: a balloon) reads back as zeroes, as discarded private memory does. */
+struct gmem_uffd_mapping {
+        uint64_t base;       /* the VMM's address */
+        uint64_t size;       /* bytes */
+        uint64_t offset;     /* in the source */
+        uint64_t page_size;  /* bytes; 0: 4096 */
+};
+#define GMEM_UFFD_MAPPINGS_MAX 64
+#define GMEM_PAGE_SERVER_RAW 0x1ULL
+int gmem_page_server_new_mapped(int uffd, const struct gmem_uffd_mapping *maps, size_t n_maps, int source_fd,
+                                uint64_t flags, struct gmem_page_server **ret);
+/* Firecracker's page-fault handler handshake (its docs/snapshotting/handling-page-faults-on-
+ * snapshot-resume.md), read from conn, a stream socket Firecracker connected to: one message, a
+ * JSON array of {base_host_virt_addr, size, offset, page_size} (older versions: page_size_kib,
+ * or no page size) with the userfaultfd as SCM_RIGHTS. timeout_ms < 0 waits as long as it takes.
+ * The uffd (close it) and the mappings (free() them) are the caller's. -EBADMSG for a handshake
+ * that is not one (not JSON, no uffd or more fds, a field missing or out of range), -ETIMEDOUT,
+ * -ECONNRESET when the peer hung up first. */
+int gmem_firecracker_handshake(int conn_fd, int timeout_ms, int *ret_uffd, struct gmem_uffd_mapping **ret_maps,
+                               size_t *ret_n_maps);
 
 /* Allocate (zero-fill) [off, off+len): MADV_POPULATE_WRITE in parallel, touching pages where the
  * kernel refuses it. off and len must be page aligned. */
@@ -428,6 +460,13 @@ int gmem_client_restore_fd(struct gmem_client *c, const char *name, int src_fd, 
  * through it; false for private memory of the caller's. Returns at once with *ret_job (may be
  * NULL); the end comes as a "finished" event (gmem_client_next_event()) — with an error (the
  * snapshot's data damaged, say) the faulting threads stay waiting, never given zeroes. */
+/* A page server in gmemd for a Firecracker VM: gmemd waits (timeout_ms; 0: a minute) on
+ * listen_fd, a listening unix stream socket (the path Firecracker's snapshot load is given as its
+ * Uffd backend), takes the VM's handshake and serves its memory from source_fd — a gmem snapshot,
+ * or with GMEM_PAGE_SERVER_RAW Firecracker's memory file — until the VM hangs up, even after the
+ * caller has gone; the job's end is a "finished" event. Both fds stay the caller's. */
+int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm, int listen_fd, int source_fd,
+                                  uint64_t flags, int timeout_ms, uint64_t *ret_job);
 int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
                            bool shared, uint64_t *ret_job);
 int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid);

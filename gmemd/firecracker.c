@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A Firecracker VM's page server (docs/snapshot.md, "Firecracker"), the body of a JOB_FIRECRACKER
+ * on a thread of its own: wait for the VM on the listening socket the requester handed over,
+ * read its handshake, then serve its userfaultfd from the source — faults first, the rest
+ * prefetched in between — until the VM hangs up (it has exited: its memory is gone), the job
+ * is cancelled or gmemd stops. Nothing here trusts the VM: the handshake is checked by libgmem,
+ * and the memory it may ask for is the source's.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "firecracker.h"
+#include "gmem-cleanup.h"
+#include "log.h"
+#include "macro.h"
+
+#define POLL_MS 200 /* how soon a cancel is seen */
+#define HANDSHAKE_MS 10000
+
+/* accept the VM's connection within the job's timeout, seeing a cancel within POLL_MS */
+static int wait_for_vm(struct job *j, int *ret_conn) {
+        uint64_t deadline = mono_usec() + (uint64_t) j->timeout_ms * 1000;
+
+        for (;;) {
+                struct pollfd p = { .fd = j->fd2, .events = POLLIN };
+                int conn, k;
+                if (__atomic_load_n(&j->cancel, __ATOMIC_RELAXED))
+                        return gmem_error(-ECANCELED, "cancelled before the VM connected");
+                if (mono_usec() >= deadline)
+                        return gmem_error(-ETIMEDOUT, "the VM did not connect within %d ms", j->timeout_ms);
+                k = poll(&p, 1, POLL_MS);
+                if (k < 0 && errno != EINTR)
+                        return gmem_error(negative_errno(), "poll the listening socket");
+                if (k <= 0)
+                        continue;
+                conn = accept4(j->fd2, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (conn < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED))
+                        continue;
+                if (conn < 0)
+                        return gmem_error(negative_errno(), "accept the VM's connection");
+                *ret_conn = conn;
+                return 0;
+        }
+}
+
+/* Has the VM hung up? It sends nothing after its handshake; anything it does send is dropped. */
+static bool vm_gone(int conn, short revents) {
+        char scratch[256];
+        ssize_t n;
+
+        if (revents & (POLLHUP | POLLRDHUP | POLLERR))
+                return true;
+        if (!(revents & POLLIN))
+                return false;
+        n = recv(conn, scratch, sizeof(scratch), MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
+        _cleanup_free_ struct gmem_uffd_mapping *maps = NULL;
+        struct gmem_page_server *ps = NULL;
+        _cleanup_close_ int conn = -1, uffd = -1;
+        struct ucred cred = { .pid = 0 };
+        socklen_t cl = sizeof(cred);
+        uint64_t total = 0;
+        size_t n = 0;
+        int64_t k;
+
+        if ((k = wait_for_vm(j, &conn)) < 0)
+                return k;
+        (void) getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+        if ((k = gmem_firecracker_handshake(conn, HANDSHAKE_MS, &uffd, &maps, &n)) < 0)
+                return gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
+        if ((k = gmem_page_server_new_mapped(uffd, maps, n, j->fd, j->flags, &ps)) < 0)
+                return gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
+        for (size_t i = 0; i < n; i++)
+                total += maps[i].size;
+        __atomic_store_n(&j->total, total, __ATOMIC_RELAXED);
+        log_info("firecracker '%s': serving VM pid %d (uid %d), %zu regions, %" PRIu64 " bytes", j->label, (int) cred.pid,
+                 (int) cred.uid, n, total);
+        while (!__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) {
+                bool complete = gmem_page_server_complete(ps);
+                struct pollfd p[2] = { { .fd = uffd, .events = POLLIN }, { .fd = conn, .events = POLLIN | POLLRDHUP } };
+                int r = poll(p, 2, complete ? POLL_MS : 0);
+                if (r < 0 && errno != EINTR) {
+                        k = gmem_error(negative_errno(), "poll");
+                        break;
+                }
+                if (r > 0 && vm_gone(conn, p[1].revents)) {
+                        k = 0;
+                        break;
+                }
+                k = gmem_page_server_run(ps, 0);
+                if (k >= 0 && !complete)
+                        k = gmem_page_server_prefetch(ps, 8 * MiB);
+                if (k < 0)
+                        break;
+                opts->progress(gmem_page_server_served_bytes(ps), total, opts->userdata);
+        }
+        if (k >= 0)
+                k = (int64_t) gmem_page_server_served_bytes(ps);
+        else
+                k = gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
+        gmem_page_server_free(ps);
+        return k;
+}
