@@ -61,6 +61,7 @@ struct gmem_page_server {
         uint64_t *removed;
         uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, SNAP_WINDOW for extents longer, or a huge page */
         uint64_t pgsz;                 /* the memory's page size: 4 KiB, or a hugetlb page (no UFFDIO_ZEROPAGE there) */
+        bool no_zeropage;              /* the region's file refused UFFDIO_ZEROPAGE (guest_memfd) */
         uint64_t n_units, n_done, next_prefetch;
         uint64_t faults;
         unsigned unit_shift;           /* log2(unit) */
@@ -368,10 +369,12 @@ static int map_range(struct gmem_page_server *ps, const struct ps_map *m, uint64
         return 0;
 }
 
-/* A hole [a, b) under MINOR: zero pages where the file has none, else its (zero) pages mapped.
- * Hugetlb has no zero page: the hole is written (zeroes) through the server's mapping. */
+/* [a, b) of the region reads as zeroes (a hole of the snapshot, a page punched since): zero
+ * pages where the file has none, else its (zero) pages mapped. A file that takes no zero page —
+ * hugetlb, guest_memfd (UFFDIO_ZEROPAGE is EINVAL there) — gets the zeroes written through the
+ * server's mapping, and they are mapped with UFFDIO_CONTINUE. */
 static int zero_or_continue(struct gmem_page_server *ps, const struct ps_map *m, uint64_t a, uint64_t b) {
-        if (ps->pgsz > 4096) {
+        if (ps->pgsz > 4096 || __atomic_load_n(&ps->no_zeropage, __ATOMIC_RELAXED)) {
                 memset(ps->map + a, 0, b - a);
                 return map_range(ps, m, a, b - a, true);
         }
@@ -388,6 +391,10 @@ static int zero_or_continue(struct gmem_page_server *ps, const struct ps_map *m,
                 if (errno == EAGAIN || errno == EINTR) {
                         off -= 4096;
                         continue;
+                }
+                if (errno == EINVAL) { /* no zero pages in this file: written zeroes from here on */
+                        __atomic_store_n(&ps->no_zeropage, true, __ATOMIC_RELAXED);
+                        return zero_or_continue(ps, m, off, b);
                 }
                 return gmem_error(negative_errno(), "UFFDIO_ZEROPAGE at %#" PRIx64, vaddr(m, off));
         }
@@ -427,16 +434,20 @@ static void clear_removed(const struct gmem_page_server *ps, uint8_t *dst, uint6
 
 /* Serve unit w whole: its extents read and verified, then installed (COPY; or written through
  * the region and mapped with CONTINUE), and its holes mapped too, so that it faults once. */
-static int serve_unit(struct gmem_page_server *ps, uint64_t w, bool minor, uint64_t fault, uint8_t *buf) {
+static int serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, uint8_t *buf) {
         const struct ps_map *m = unit_map(ps, w);
         uint64_t start = m->offset + (w - m->first_unit) * ps->unit, end = MIN(start + ps->unit, m->offset + m->size);
         uint64_t next = start;
         bool huge = ps->pgsz > 4096;
+        /* With the region's file at hand, every fault is filled through it and continued: the
+         * file gets the page, and UFFDIO_CONTINUE maps it and wakes the waiters whatever their
+         * fault (a MISSING fault of a page not yet in the file too) — no kernel copy into the
+         * page, and nothing asked of the file's UFFDIO_COPY (a guest_memfd's). */
+        bool minor = ps->map != NULL;
         int k;
 
         if (ps->done[w])
                 return 0;
-        minor = minor && ps->map;
         if (huge && !minor) /* one huge page: assembled whole, holes as zeroes, copied at once */
                 memset(buf, 0, end - start);
         for (uint64_t i = snapshot_extent_at(ps->s, start); i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
@@ -521,13 +532,15 @@ static int handle(struct gmem_page_server *ps, const struct uffd_msg *msg) {
                 uint64_t start = m->offset + (w - m->first_unit) * ps->unit;
                 if (ps->n_hot_rec < SNAP_HOT_MAX && (start >> ps->unit_shift) <= UINT32_MAX)
                         ps->hot_rec[ps->n_hot_rec++] = (uint32_t) (start >> ps->unit_shift);
-                return serve_unit(ps, w, minor, off, ps->buf); /* the unit is there now, and its waiters woken */
+                return serve_unit(ps, w, off, ps->buf); /* the unit is there now, and its waiters woken */
         }
         /* Served already: a fault queued before its unit was served (that woke it), or a page
          * discarded since. Map what belongs there — the file's page (MINOR), else a zero page —
          * past pages there already, and wake the thread. */
         if (minor && ps->map)
                 k = map_range(ps, m, off, ps->pgsz, true);
+        else if (ps->map) /* the file lost the page (punched): zeroes */
+                k = zero_or_continue(ps, m, off, off + ps->pgsz);
         else if (ps->pgsz > 4096) {
                 memset(ps->buf, 0, ps->pgsz);
                 k = copy_range(ps, m, ps->buf, off, ps->pgsz);
@@ -594,8 +607,7 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
                 uint64_t w = c->list ? c->list[x / ps->unit] : c->first + x / ps->unit;
                 if (w >= ps->n_units || ps->done[w])
                         continue;
-                /* MINOR where the server maps the region (its pages written and continued), else COPY */
-                if ((k = serve_unit(ps, w, ps->map != NULL, UINT64_MAX, buf)) < 0)
+                if ((k = serve_unit(ps, w, UINT64_MAX, buf)) < 0)
                         return k;
                 filled += ps->unit;
         }

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
@@ -300,6 +301,44 @@ START_TEST(discard_before_touch) {
 }
 END_TEST
 
+/* Firecracker with hugepages: a 2 MiB hugetlb mapping (MAP_PRIVATE), filled a huge page at a
+ * time (hugetlb has no UFFDIO_ZEROPAGE: holes are copied zeroes). */
+START_TEST(huge_pages) {
+        _cleanup_free_ uint8_t *want = image();
+        struct gmem_uffd_mapping m;
+        struct uffdio_api api = { .api = UFFD_API };
+        struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+        struct loop l = { 0 };
+        uint8_t *mem;
+        int src, uffd;
+
+        mem = mmap(NULL, LOW, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+        if (mem == MAP_FAILED)
+                SKIP_TEST("no 2 MiB huge pages to map (none reserved in /proc/sys/vm/nr_hugepages): %m");
+        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        if (uffd < 0) {
+                munmap(mem, LOW);
+                SKIP_TEST("no userfaultfd here: %m");
+        }
+        ck_assert_int_eq(ioctl(uffd, UFFDIO_API, &api), 0);
+        reg.range = (struct uffdio_range) { .start = (uintptr_t) mem, .len = LOW };
+        ck_assert_int_eq(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+        src = raw_file(want);
+        m = (struct gmem_uffd_mapping) { .base = (uintptr_t) mem, .size = LOW, .offset = 0, .page_size = 2 * MiB_ };
+        ck_assert_msg(gmem_page_server_new_mapped(uffd, &m, 1, src, GMEM_PAGE_SERVER_RAW, &l.ps) == 0, "%s", gmem_last_error());
+        ck_assert_int_eq(pthread_create(&l.thread, NULL, loop_run, &l), 0);
+        ck_assert_msg(memcmp(mem, want, LOW) == 0, "huge pages served differ");
+        l.stop = true;
+        pthread_join(l.thread, NULL);
+        ck_assert_int_eq(l.error, 0);
+        ck_assert_uint_eq(gmem_page_server_faults(l.ps), 2); /* one per huge page */
+        gmem_page_server_free(l.ps);
+        close(src);
+        close(uffd);
+        munmap(mem, LOW);
+}
+END_TEST
+
 /* One handshake into a socketpair, read by the handler's call: its error and message. */
 static int try_handshake(const char *json, const int *fds, size_t n_fds, bool hang_up, char *msg, size_t msg_size) {
         struct gmem_uffd_mapping *maps = NULL;
@@ -470,6 +509,7 @@ int main(void) {
         tcase_add_test(tc, gmem_snapshot_source);
         tcase_add_test(tc, older_handshakes);
         tcase_add_test(tc, discard_before_touch);
+        tcase_add_test(tc, huge_pages);
         tcase_add_test(tc, hostile_handshakes);
         tcase_add_test(tc, bad_mappings);
         tcase_add_test(tc, truncated_while_served);

@@ -26,6 +26,7 @@ struct server {
         struct gmem_page_server *ps;
         volatile bool stop;
         int error;
+        char message[512];
 };
 
 static void *serve(void *p) {
@@ -33,6 +34,7 @@ static void *serve(void *p) {
         while (!s->stop) {
                 int k = gmem_page_server_run(s->ps, 20);
                 if (k < 0) {
+                        snprintf(s->message, sizeof(s->message), "%s", gmem_last_error());
                         s->error = k;
                         break;
                 }
@@ -272,6 +274,61 @@ START_TEST(damaged_data_never_served) {
 }
 END_TEST
 
+/* guest_memfd where the kernel lets a userfaultfd on its mapping (7.1's series; the secret-hiding
+ * kernel): the VMM's shared mapping of a guest_memfd region served from a snapshot like shmem —
+ * written through the region's own mapping (or write()) and UFFDIO_CONTINUE. KVM reaches a
+ * guest_memfd memslot's pages through the file, not this mapping: the host's accesses (device
+ * emulation, the VMM) are what this serves; the guest's own faults need KVM's userfault. */
+START_TEST(guest_memfd_faults) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        _cleanup_free_ uint8_t *want = NULL;
+        struct server s;
+        uint8_t *mem;
+        void *own;
+        int vm, snap, uffd, k;
+
+        REQUIRE_KVM();
+        if (gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MINOR) != 1 || gmem_kernel_has(GMEM_FEATURE_GUEST_MEMFD_UFFD_MISSING) != 1)
+                SKIP_TEST("this kernel takes no userfaultfd (MISSING and MINOR) on a guest_memfd mapping (7.1, secret hiding)");
+        vm = gmem_test_new_vm();
+        ck_assert_int_ge(vm, 0);
+        k = gmem_region_new_guest_memfd(vm, SIZE, GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED, &r);
+        ck_assert_msg(k == 0, "a shared guest_memfd where userfaultfd works on one: %s", gmem_last_error());
+        snap = sample_snapshot(&want);
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        k = gmem_uffd_register(mem, SIZE, true, &uffd);
+        ck_assert_msg(k == 0, "userfaultfd on the guest_memfd mapping: %s", gmem_last_error());
+        server_start(&s, uffd, mem, snap, r);
+        /* touched from a thread: a fault that is never served fails the test, not hangs it */
+        {
+                struct toucher t = { .p = mem + 5 * MiB_ + 4096 };
+                pthread_t th;
+                ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+                for (int i = 0; i < 3000 && !t.done && !s.error; i++)
+                        usleep(10 * 1000);
+                if (!t.done) {
+                        struct uffdio_zeropage z = { .range = { .start = (uintptr_t) t.p & ~(uintptr_t) 4095, .len = 4096 } };
+                        (void) ioctl(uffd, UFFDIO_ZEROPAGE, &z); /* let the toucher go, if the kernel can */
+                        ck_abort_msg("a fault on the guest_memfd mapping was not served (%d faults seen; server: %s)",
+                                     (int) gmem_page_server_faults(s.ps), s.error ? s.message : "no error");
+                }
+                pthread_join(th, NULL);
+        }
+        ck_assert_msg(memcmp(mem, want, SIZE) == 0, "guest_memfd served lazily differs (%s)", s.message);
+        server_stop(&s);
+        ck_assert_msg(s.error == 0, "page server: %s", s.message);
+        ck_assert_uint_gt(gmem_page_server_faults(s.ps), 0);
+        ck_assert_int_eq(gmem_region_map(r, &own), 0);
+        ck_assert_msg(memcmp(own, want, SIZE) == 0, "the guest_memfd's own view differs");
+        gmem_page_server_free(s.ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+        close(vm);
+}
+END_TEST
+
 static bool resident(const uint8_t *p) {
         unsigned char v = 0;
         ck_assert_int_eq(mincore((void *) ((uintptr_t) p & ~(uintptr_t) 4095), 4096, &v), 0);
@@ -372,6 +429,7 @@ int main(void) {
         tcase_add_test(tc, prefetch_makes_it_resident);
         tcase_add_test(tc, damaged_data_never_served);
         tcase_add_test(tc, hot_pages_first);
+        tcase_add_test(tc, guest_memfd_faults);
         tcase_add_test(tc, bad_input);
         suite_add_tcase(s, tc);
         return gmem_test_main(s);

@@ -66,7 +66,8 @@ boot() {
                 cat "$work/base.cpio.gz" "$work/$name.modules.cpio.gz" > "$work/$name.initrd"
                 initrd=$work/$name.initrd
         fi
-        local append="console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off secretmem.enable=1"
+        # 32 MiB of 2 MiB huge pages: the hugetlb tests run on every kernel, not skip
+        local append="console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off secretmem.enable=1 hugepages=16"
         [[ -n ${GMEM_KERNEL_TESTS:-} ]] && append+=" gmem_only=$GMEM_KERNEL_TESTS"
         local t0=$SECONDS
         timeout -k 10 "$boot_timeout" "$qemu" -accel tcg,thread=multi -M q35 -cpu EPYC,+svm,+npt -smp 1 -m 4G \
