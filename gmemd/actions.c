@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "actions.h"
 #include "protocol.h"
@@ -151,7 +153,7 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
 }
 
 int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
-                 int snapshot_fd, uint64_t base, bool shared, struct job **ret) {
+                 int snapshot_fd, uint64_t base, bool shared, bool prefetch, struct job **ret) {
         struct gmem_snapshot_info *info = NULL;
         _cleanup_close_ int u = -1, f = -1;
         struct job *j;
@@ -189,10 +191,15 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         j = job_new(d, JOB_SERVE, m, s, rq);
         if (!j)
                 return gmem_error(-ENOMEM, "serve '%s': job", m->name);
+        /* the VMM's process: after a restart of gmemd, its exit is what ends the job */
+        j->pidfd = s->peer.pid > 0 ? (int) syscall(SYS_pidfd_open, s->peer.pid, 0) : -1;
+        if (j->pidfd >= 0)
+                (void) fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
         j->uid = s->peer.uid;
         j->off = base;
         j->len = gmem_region_size(m->region);
         j->shared = shared;
+        j->no_prefetch = !prefetch;
         j->fd = f;
         j->fd2 = u;
         k = job_submit(d, j);
@@ -207,6 +214,44 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         if (ret)
                 *ret = j;
         return 0;
+}
+
+int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snapshot_fd, int state_fd, int pidfd,
+                        uint64_t base, bool shared, bool prefetch, uid_t uid, const char *token) {
+        struct job *j;
+        int k;
+
+        if (!fd_is_userfaultfd(uffd) || base % 4096 || base > PROTO_INT_MAX - gmem_region_size(m->region)) {
+                k = gmem_error(-EBADF, "resume serving '%s': not a userfaultfd, or a bad address", m->name);
+                goto fail;
+        }
+        j = job_new(d, JOB_SERVE, m, NULL, NULL);
+        if (!j) {
+                k = gmem_error(-ENOMEM, "resume serving '%s': job", m->name);
+                goto fail;
+        }
+        j->uid = uid;
+        j->off = base;
+        j->len = gmem_region_size(m->region);
+        j->shared = shared;
+        j->no_prefetch = !prefetch;
+        j->fd = snapshot_fd;
+        j->fd2 = uffd;
+        j->pidfd = pidfd;
+        j->resume_fd = state_fd;
+        snprintf(j->token, sizeof(j->token), "%s", token);
+        if ((k = job_submit(d, j)) < 0) {
+                job_discard(d, j); /* closes them */
+                return gmem_error_wrap(k, "resume serving '%s'", m->name);
+        }
+        return 0;
+fail:
+        close(uffd);
+        close(snapshot_fd);
+        close(state_fd);
+        if (pidfd >= 0)
+                close(pidfd);
+        return k;
 }
 
 static int check_listening(int fd) {

@@ -41,7 +41,12 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
  * its end. shared: the VMM maps m's file (MINOR faults are filled through it). uffd and
  * snapshot_fd are borrowed (dup'ed). */
 int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
-                 int snapshot_fd, uint64_t base, bool shared, struct job **ret);
+                 int snapshot_fd, uint64_t base, bool shared, bool prefetch, struct job **ret);
+/* A page server job brought back from the fd store (store.c): resumes from state_fd; ends when
+ * the VMM (pidfd, may be -1) exits, the region goes or gmemd stops — it has no session. All fds
+ * are taken, on failure too. */
+int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snapshot_fd, int state_fd, int pidfd,
+                        uint64_t base, bool shared, bool prefetch, uid_t uid, const char *token);
 /* A page server for a Firecracker VM (docs/snapshot.md): a JOB_FIRECRACKER on no region that
  * waits on listen_fd (a listening unix stream socket) for the VM's handshake and serves it from
  * source_fd (a gmem snapshot, or with raw a memory file) until the VM hangs up — not the

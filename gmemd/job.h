@@ -52,8 +52,14 @@ struct job {
         int fd;                      /* source (populate) or destination (dump) */
         int fd2;                     /* JOB_SERVE: the VMM's userfaultfd; JOB_FIRECRACKER: the listening socket */
         uint64_t flags;              /* JOB_FIRECRACKER: gmem_page_server_new_mapped() flags */
+        /* JOB_SERVE across restarts (store.c): the VMM's pidfd (its exit ends the job), the page
+         * server's state to resume from (a restored job), and the job's name in the fd store. */
+        int pidfd;
+        int resume_fd;
+        char token[17];
         int timeout_ms;              /* JOB_FIRECRACKER: how long to wait for the VM to connect */
         bool shared;                 /* JOB_SERVE: the VMM maps the region's file (MINOR faults possible) */
+        bool no_prefetch;            /* JOB_SERVE: faults only */
         bool own_thread;             /* JOB_SERVE: runs on thread, joined when it finishes */
         bool joined;
         pthread_t thread;

@@ -5,6 +5,7 @@
  * region it names; progress and completion reach the loop through an eventfd.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include "notify.h"
 #include "region.h"
 #include "session.h"
+#include "store.h"
 
 #define PROGRESS_INTERVAL_USEC 100000
 
@@ -54,27 +56,48 @@ static int on_progress(uint64_t done, uint64_t total, void *userdata) {
         return 0;
 }
 
-/* A page server until the job is cancelled (the VMM's session ended, or gmemd stops): the
- * faults first, the rest prefetched in between; an error (damaged data, the VMM's memory gone)
- * ends it. */
+/* Has the VMM exited (its pidfd readable)? */
+static bool vmm_gone(int pidfd) {
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        return pidfd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+/* A page server until the job is cancelled (the VMM's session ended, the VMM exited, or gmemd
+ * stops): the faults first, the rest prefetched in between; an error (damaged data, the VMM's
+ * memory gone) ends it. Under systemd the uffd, the snapshot, the VMM's pidfd and the server's
+ * state sit in the fd store while it runs: a gmemd that stops or dies mid-restore leaves the
+ * VMM's threads waiting in their faults, and the next one resumes serving (store.c). */
 static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         struct gmem_page_server *ps = NULL;
+        bool stored = j->resume_fd >= 0; /* a job brought back is in the store already */
         int64_t k;
 
         k = gmem_page_server_new(j->fd2, j->off, j->fd, j->shared ? j->m->region : NULL, &ps);
-        if (k < 0)
-                return k;
-        while (!__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) {
+        if (k >= 0 && j->resume_fd >= 0)
+                k = gmem_page_server_resume(ps, j->resume_fd);
+        else if (k >= 0 && j->d->store_enabled) {
+                int state = -1;
+                if (gmem_page_server_keep_state(ps, &state) >= 0 && store_serve_save(j->d, j, state) >= 0)
+                        stored = true;
+                if (state >= 0)
+                        close(state);
+        }
+        while (k >= 0 && !__atomic_load_n(&j->cancel, __ATOMIC_RELAXED) && !vmm_gone(j->pidfd)) {
                 bool complete = gmem_page_server_complete(ps);
                 k = gmem_page_server_run(ps, complete ? 200 : 0);
-                if (k >= 0 && !complete)
+                if (k >= 0 && !complete && !j->no_prefetch)
                         k = gmem_page_server_prefetch(ps, 8 * MiB);
+                else if (k == 0 && !complete)
+                        k = gmem_page_server_run(ps, 200); /* faults only: wait for one */
                 if (k < 0)
                         break;
                 opts->progress(gmem_page_server_served_bytes(ps), j->len, opts->userdata);
         }
         if (k >= 0)
                 k = (int64_t) gmem_page_server_served_bytes(ps);
+        /* stopping: the next gmemd goes on from the store; any other end is the job's end */
+        if (stored && !__atomic_load_n(&j->d->stopping, __ATOMIC_RELAXED))
+                store_serve_forget(j->d, j);
         gmem_page_server_free(ps);
         return k;
 }
@@ -198,6 +221,10 @@ static void job_free(struct daemon *d, struct job *j) {
                 close(j->fd);
         if (j->fd2 >= 0)
                 close(j->fd2);
+        if (j->pidfd >= 0)
+                close(j->pidfd);
+        if (j->resume_fd >= 0)
+                close(j->resume_fd);
         if (j->rq)
                 j->rq->ops->free(j->rq);
         session_unref(j->session);
@@ -373,6 +400,8 @@ struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct 
         j->op = op;
         j->fd = -1;
         j->fd2 = -1;
+        j->pidfd = -1;
+        j->resume_fd = -1;
         j->m = m;
         if (m)
                 m->refs++;

@@ -497,18 +497,19 @@ static int op_serve(struct op_ctx *x) {
         struct requester *rq;
         struct managed *m;
         uint64_t base;
-        bool shared;
+        bool shared, prefetch = true;
         struct job *j;
         int k;
 
         if ((k = lookup(x, ACCESS_USE, "serve", &m)) < 0 || (k = json_get_u64(x->req, "address", true, 0, &base)) < 0 ||
-            (k = json_get_bool(x->req, "shared", true, &shared)) < 0)
+            (k = json_get_bool(x->req, "shared", true, &shared)) < 0 ||
+            (k = json_get_bool(x->req, "prefetch", true, &prefetch)) < 0)
                 return k;
         if (!(rq = request_new(x->c, x->id)))
                 return gmem_error(-ENOMEM, "serve '%s': request", m->name);
         r = (struct sock_request *) rq;
         r->answered = true;
-        if ((k = action_serve(x->d, x->s, rq, m, x->fds[0], x->fds[1], base, shared, &j)) < 0)
+        if ((k = action_serve(x->d, x->s, rq, m, x->fds[0], x->fds[1], base, shared, prefetch, &j)) < 0)
                 return k;
         {
                 cJSON *members = cJSON_CreateObject();

@@ -4,19 +4,28 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
 #include "error.h"
 #include "json-util.h"
 #include "log.h"
+#include "actions.h"
 #include "notify.h"
 #include "region.h"
 #include "store.h"
 
 #define FDNAME_PREFIX "region-"
+#define SERVE_PREFIX "serve-"
 #define METADATA_MAX_BYTES (64 * 1024)
+#define SERVES_MAX 256 /* page servers brought back at a start; more is not ours */
+
+/* the fds of a page server's job in the store, by FDNAME suffix */
+enum { SERVE_UFFD, SERVE_SNAPSHOT, SERVE_PIDFD, SERVE_STATE, SERVE_FDS };
+static const char *const serve_kinds[SERVE_FDS] = { "uffd", "snapshot", "pidfd", "state" };
 
 static int state_dir_default(char **ret) {
         const char *rd = getenv("RUNTIME_DIRECTORY"), *xdg = getenv("XDG_RUNTIME_DIR");
@@ -59,8 +68,11 @@ int store_start(struct daemon *d) {
         snprintf(dir, sizeof(dir), "%s/regions", d->state_dir);
         if ((mkdir(d->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
                 return gmem_error(negative_errno(), "create state directory '%s'", dir);
+        snprintf(dir, sizeof(dir), "%s/serve", d->state_dir);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return gmem_error(negative_errno(), "create state directory '%s'", dir);
         d->store_enabled = true;
-        log_info("regions are kept in systemd's fd store, their metadata in %s", dir);
+        log_info("regions and page servers are kept in systemd's fd store, their metadata in %s", d->state_dir);
         return 0;
 }
 
@@ -163,6 +175,200 @@ static int read_metadata(struct daemon *d, const char *name, char **ret_text, si
                 return gmem_error(negative_errno(), "open '%s'", path);
         snprintf(what, sizeof(what), "'%s'", path);
         return read_small_file(fd, METADATA_MAX_BYTES, what, ret_text, ret_n);
+}
+
+/* ---- page servers (JOB_SERVE) */
+
+static int serve_metadata_path(struct daemon *d, const char *token, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s/serve/%s.json", d->state_dir, token);
+        return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;
+}
+
+static void serve_fdstore_remove(const char *token) {
+        char name[64];
+        for (unsigned i = 0; i < SERVE_FDS; i++) {
+                snprintf(name, sizeof(name), SERVE_PREFIX "%s-%s", token, serve_kinds[i]);
+                fdstore_remove(name);
+        }
+}
+
+int store_serve_save(struct daemon *d, struct job *j, int state_fd) {
+        const int fds[SERVE_FDS] = { j->fd2, j->fd, j->pidfd, state_fd };
+        char path[4200], tmp[4300], msg[128];
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t rnd[8];
+        cJSON *o;
+        size_t len;
+
+        if (!d->store_enabled)
+                return 0;
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+                return gmem_error(-EIO, "page server job %" PRIu64 ": getrandom", j->id);
+        for (unsigned i = 0; i < sizeof(rnd); i++)
+                snprintf(j->token + 2 * i, 3, "%02x", rnd[i]);
+        /* the metadata first: fds without it are dropped at the next start */
+        o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "region", j->m->name) || !json_add_u64(o, "address", j->off) ||
+            !cJSON_AddBoolToObject(o, "shared", j->shared) || !cJSON_AddBoolToObject(o, "prefetch", !j->no_prefetch) ||
+            !json_add_u64(o, "uid", j->uid) ||
+            !(text = cJSON_PrintUnformatted(o))) {
+                cJSON_Delete(o);
+                return gmem_error(-ENOMEM, "page server job %" PRIu64 ": metadata", j->id);
+        }
+        cJSON_Delete(o);
+        if (serve_metadata_path(d, j->token, path, sizeof(path)) < 0)
+                return gmem_error(-ENAMETOOLONG, "page server metadata path");
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        len = strlen(text);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, text, len) != (ssize_t) len || rename(tmp, path) < 0) {
+                int k = gmem_error(negative_errno(), "page server job %" PRIu64 ": write '%s'", j->id, path);
+                (void) unlink(tmp);
+                log_warning("%s: it will not survive a restart", gmem_last_error());
+                return k;
+        }
+        for (unsigned i = 0; i < SERVE_FDS; i++) {
+                int k;
+                if (fds[i] < 0)
+                        continue;
+                snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=" SERVE_PREFIX "%s-%s", j->token, serve_kinds[i]);
+                k = sd_pid_notify_with_fds(0, 0, msg, &fds[i], 1);
+                if (k <= 0) {
+                        log_warning("page server job %" PRIu64 ": cannot put its %s into systemd's fd store: %s; it will "
+                                    "not survive a restart", j->id, serve_kinds[i], k < 0 ? strerror(-k) : "no NOTIFY_SOCKET");
+                        store_serve_forget(d, j);
+                        return -EIO;
+                }
+        }
+        log_info("page server job %" PRIu64 " ('%s'): in the fd store as " SERVE_PREFIX "%s-*", j->id, j->m->name, j->token);
+        return 0;
+}
+
+void store_serve_forget(struct daemon *d, const struct job *j) {
+        char path[4200];
+
+        if (!d->store_enabled || !j->token[0])
+                return;
+        serve_fdstore_remove(j->token);
+        if (serve_metadata_path(d, j->token, path, sizeof(path)) == 0 && unlink(path) < 0 && errno != ENOENT)
+                log_warning("page server job %" PRIu64 ": remove '%s': %m", j->id, path);
+}
+
+struct saved_serve {
+        char token[17];
+        int fds[SERVE_FDS];
+};
+
+static bool token_valid(const char *t, size_t len) {
+        if (len != 16)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+/* "serve-<token>-<kind>": the entry's slot and kind, or false for a name that is none */
+static bool serve_entry(struct saved_serve *v, unsigned *n, const char *fdname, int fd) {
+        const char *t = fdname + strlen(SERVE_PREFIX), *dash = strchr(t, '-');
+        unsigned kind = SERVE_FDS, i;
+
+        if (!dash || !token_valid(t, (size_t) (dash - t)))
+                return false;
+        for (unsigned k = 0; k < SERVE_FDS; k++)
+                if (strcmp(dash + 1, serve_kinds[k]) == 0)
+                        kind = k;
+        if (kind == SERVE_FDS)
+                return false;
+        for (i = 0; i < *n && strncmp(v[i].token, t, 16) != 0; i++)
+                ;
+        if (i == *n) {
+                if (*n >= SERVES_MAX)
+                        return false;
+                memcpy(v[i].token, t, 16);
+                v[i].token[16] = 0;
+                for (unsigned k = 0; k < SERVE_FDS; k++)
+                        v[i].fds[k] = -1;
+                (*n)++;
+        }
+        if (v[i].fds[kind] >= 0)
+                return false; /* twice */
+        v[i].fds[kind] = fd;
+        return true;
+}
+
+/* One page server back: its metadata, its region, a job resuming from its state. */
+static int serve_restore_one(struct daemon *d, struct saved_serve *sv) {
+        _cleanup_(cJSON_Deletep) cJSON *meta = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int fd = -1;
+        char path[4200];
+        const char *name = NULL;
+        uint64_t base = 0, uid = 0;
+        bool shared = false, prefetch = true;
+        struct managed *m;
+        size_t n = 0;
+        int k;
+
+        if (sv->fds[SERVE_UFFD] < 0 || sv->fds[SERVE_SNAPSHOT] < 0 || sv->fds[SERVE_STATE] < 0)
+                return gmem_error(-ENOENT, "page server %s: not all of its fds came back", sv->token);
+        if (serve_metadata_path(d, sv->token, path, sizeof(path)) < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                return gmem_error(-ENOENT, "page server %s: no metadata", sv->token);
+        if ((k = read_small_file(fd, METADATA_MAX_BYTES, path, &text, &n)) < 0)
+                return k;
+        meta = cJSON_ParseWithLength(text, n);
+        if (!cJSON_IsObject(meta) || json_get_str(meta, "region", true, NULL, &name) < 0 ||
+            json_get_u64(meta, "address", true, 0, &base) < 0 || json_get_bool(meta, "shared", true, &shared) < 0 ||
+            json_get_bool(meta, "prefetch", true, &prefetch) < 0 || json_get_u64(meta, "uid", true, 0, &uid) < 0 ||
+            uid >= UINT32_MAX)
+                return gmem_error(-EBADMSG, "page server %s: metadata '%s' is not one", sv->token, path);
+        if (!(m = region_find(d, name)))
+                return gmem_error(-ENOENT, "page server %s: its region '%s' did not come back", sv->token, name);
+        k = action_serve_resume(d, m, sv->fds[SERVE_UFFD], sv->fds[SERVE_SNAPSHOT], sv->fds[SERVE_STATE], sv->fds[SERVE_PIDFD],
+                                base, shared, prefetch, (uid_t) uid, sv->token);
+        if (k < 0)
+                return k;
+        for (unsigned i = 0; i < SERVE_FDS; i++)
+                sv->fds[i] = -1; /* the job's now */
+        log_notice("page server for region '%s' resumed from the fd store (%s)", name, sv->token);
+        return 0;
+}
+
+static void serves_restore(struct daemon *d, struct saved_serve *v, unsigned n) {
+        char dir[4200];
+        DIR *dd;
+        struct dirent *de;
+
+        for (unsigned i = 0; i < n; i++) {
+                if (serve_restore_one(d, &v[i]) >= 0)
+                        continue;
+                log_warning("dropping page server %s from the fd store: %s", v[i].token, gmem_last_error());
+                for (unsigned k = 0; k < SERVE_FDS; k++)
+                        if (v[i].fds[k] >= 0)
+                                close(v[i].fds[k]);
+                serve_fdstore_remove(v[i].token);
+                {
+                        char path[4200];
+                        if (serve_metadata_path(d, v[i].token, path, sizeof(path)) == 0)
+                                (void) unlink(path);
+                }
+        }
+        /* metadata whose fds did not come back: that page server is gone */
+        snprintf(dir, sizeof(dir), "%s/serve", d->state_dir);
+        dd = opendir(dir);
+        while (dd && (de = readdir(dd))) {
+                size_t len = strlen(de->d_name);
+                bool known = false;
+                if (de->d_name[0] == '.')
+                        continue;
+                for (unsigned i = 0; i < n && !known; i++)
+                        known = len == 21 && strncmp(de->d_name, v[i].token, 16) == 0 && v[i].fds[SERVE_UFFD] < 0;
+                if (!known)
+                        (void) unlinkat(dirfd(dd), de->d_name, 0);
+        }
+        if (dd)
+                closedir(dd);
 }
 
 static const char *holder_role(const char *s) {
@@ -292,17 +498,25 @@ static int restore_one(struct daemon *d, const char *name, int fd) {
 }
 
 int store_restore_fds(struct daemon *d, int n, char **names, int listen_fd) {
+        _cleanup_free_ struct saved_serve *serves = calloc(SERVES_MAX, sizeof(*serves));
+        unsigned n_serves = 0;
         char dir[4200];
         unsigned restored = 0;
         DIR *dd;
         struct dirent *de;
 
+        if (!serves)
+                return gmem_error(-ENOMEM, "fd store");
         d->restoring = true;
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *fdname = names ? names[i] : NULL;
 
                 if (fd == listen_fd)
+                        continue;
+                /* a page server's fds: gathered, brought back once the regions are */
+                if (fdname && d->store_enabled && strncmp(fdname, SERVE_PREFIX, strlen(SERVE_PREFIX)) == 0 &&
+                    serve_entry(serves, &n_serves, fdname, fd))
                         continue;
                 if (!fdname || strncmp(fdname, FDNAME_PREFIX, strlen(FDNAME_PREFIX)) != 0 ||
                     !proto_name_valid(fdname + strlen(FDNAME_PREFIX)) || !d->store_enabled) {
@@ -342,6 +556,8 @@ int store_restore_fds(struct daemon *d, int n, char **names, int listen_fd) {
         }
         if (restored)
                 log_notice("restored %u region%s from systemd's fd store", restored, restored == 1 ? "" : "s");
+        if (d->store_enabled)
+                serves_restore(d, serves, n_serves);
         return 0;
 }
 

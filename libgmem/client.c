@@ -435,7 +435,7 @@ _public_ int gmem_client_restore_fd(struct gmem_client *c, const char *name, int
 }
 
 _public_ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
-                                   bool shared, uint64_t *ret_job) {
+                                   unsigned flags, uint64_t *ret_job) {
         _cleanup_json_ cJSON *req = NULL, *reply = NULL;
         const int fds[2] = { uffd, snapshot_fd };
         struct what w;
@@ -449,8 +449,11 @@ _public_ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int
         if ((k = check_fd(what, "userfaultfd", uffd)) < 0 || (k = check_fd(what, "snapshot", snapshot_fd)) < 0 ||
             (k = check_u64(what, "address", address)) < 0)
                 return k;
+        if (flags & ~(unsigned) (GMEM_SERVE_SHARED | GMEM_SERVE_NO_PREFETCH))
+                return gmem_error(-EINVAL, "%s: unknown flags %#x", what, flags);
         req = request(PROTO_OP_SERVE, name);
-        if (!req || !add_u64(req, "address", address) || !cJSON_AddBoolToObject(req, "shared", shared))
+        if (!req || !add_u64(req, "address", address) || !cJSON_AddBoolToObject(req, "shared", flags & GMEM_SERVE_SHARED) ||
+            ((flags & GMEM_SERVE_NO_PREFETCH) && !cJSON_AddBoolToObject(req, "prefetch", false)))
                 return oom(what);
         k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
         if (k < 0)

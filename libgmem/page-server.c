@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +47,15 @@ struct ps_map {
         uint64_t first_unit, n_units;
 };
 
+enum { UNIT_NONE, UNIT_WRITTEN, UNIT_DONE };
+
+/* The head of a server's state memfd: which server's it is. */
+struct ps_state {
+        char magic[8];
+        uint64_t n_units, unit, source_size;
+};
+#define PS_STATE_MAGIC "GMEMPSS1"
+
 struct gmem_page_server {
         int uffd;
         int snap_fd;                   /* borrowed */
@@ -54,7 +65,13 @@ struct gmem_page_server {
         struct gmem_region *region;    /* for MINOR faults; borrowed, may be NULL */
         uint8_t *map;                  /* the region's mapping (MINOR) */
         uint8_t *buf;                  /* one unit */
-        uint8_t *done;                 /* per unit: served */
+        /* Per unit: UNIT_NONE, UNIT_WRITTEN (its data is in the region's file, not all mapped
+         * yet) or UNIT_DONE. On the heap, or in a memfd (gmem_page_server_keep_state()) that a
+         * server made again over the same uffd resumes from. */
+        uint8_t *done;
+        uint8_t *state_map;            /* the memfd's mapping (header, then done), or NULL */
+        size_t state_len;
+        int state_fd;
         /* Private memory (no region): per 4 KiB page of the source, discarded by the VMM
          * (UFFD_EVENT_REMOVE: a balloon, MADV_DONTNEED) before it was served. Discarded private
          * memory reads back as zeroes, so that is what such a page is served as. */
@@ -112,7 +129,12 @@ _public_ struct gmem_page_server *gmem_page_server_free(struct gmem_page_server 
                 gmem_snapshot_info_free(ps->s);
                 free(ps->maps);
                 free(ps->buf);
-                free(ps->done);
+                if (ps->state_map)
+                        munmap(ps->state_map, ps->state_len);
+                else
+                        free(ps->done);
+                if (ps->state_fd >= 0)
+                        close(ps->state_fd);
                 free(ps->removed);
                 free(ps->hot_units);
                 free(ps);
@@ -242,6 +264,7 @@ _public_ int gmem_page_server_new_mapped(int uffd, const struct gmem_uffd_mappin
                 return gmem_error(-ENOMEM, "page server");
         ps->uffd = uffd;
         ps->snap_fd = source_fd;
+        ps->state_fd = -1;
         if ((k = take_mappings(ps, maps, n_maps)) < 0 || (k = open_source(ps, flags & GMEM_PAGE_SERVER_RAW)) < 0) {
                 gmem_page_server_free(ps);
                 return k;
@@ -280,6 +303,81 @@ _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, stru
                 }
         }
         *ret = ps;
+        return 0;
+}
+
+/* The state memfd's mapping as the server's per-unit state. */
+static int map_state(struct gmem_page_server *ps, int fd, bool fresh) {
+        size_t len = sizeof(struct ps_state) + ps->n_units;
+        struct ps_state want = { .magic = PS_STATE_MAGIC, .n_units = ps->n_units, .unit = ps->unit,
+                                 .source_size = ps->s->h.region_size };
+        struct stat st;
+        uint8_t *p;
+
+        if (!fresh && (fstat(fd, &st) < 0 || (uint64_t) st.st_size != len))
+                return gmem_error(-EINVAL, "page server: the state fd is not a page server's state of %" PRIu64 " blocks",
+                                  ps->n_units);
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return gmem_error(negative_errno(), "page server: map its state");
+        if (fresh) {
+                memcpy(p, &want, sizeof(want));
+                memcpy(p + sizeof(want), ps->done, ps->n_units);
+        } else if (memcmp(p, &want, sizeof(want)) != 0) {
+                munmap(p, len);
+                return gmem_error(-EINVAL, "page server: the state is another server's (other blocks, or another source)");
+        }
+        if (ps->state_map)
+                munmap(ps->state_map, ps->state_len);
+        else
+                free(ps->done);
+        ps->state_map = p;
+        ps->state_len = len;
+        ps->done = p + sizeof(want);
+        return 0;
+}
+
+_public_ int gmem_page_server_keep_state(struct gmem_page_server *ps, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+        int k, r;
+
+        if (!ps || !ret_fd)
+                return gmem_error(-EINVAL, "page server: NULL");
+        if (ps->state_fd < 0) {
+                fd = memfd_create("gmem-page-server-state", MFD_CLOEXEC);
+                if (fd < 0)
+                        return gmem_error(negative_errno(), "page server: memfd_create for its state");
+                if (ftruncate(fd, (off_t) (sizeof(struct ps_state) + ps->n_units)) < 0)
+                        return gmem_error(negative_errno(), "page server: size its state");
+                if ((k = map_state(ps, fd, true)) < 0)
+                        return k;
+                ps->state_fd = TAKE_FD(fd);
+        }
+        r = fcntl(ps->state_fd, F_DUPFD_CLOEXEC, 3);
+        if (r < 0)
+                return gmem_error(negative_errno(), "page server: dup its state fd");
+        *ret_fd = r;
+        return 0;
+}
+
+_public_ int gmem_page_server_resume(struct gmem_page_server *ps, int state_fd) {
+        uint64_t done = 0;
+        int k;
+
+        if (!ps || state_fd < 0)
+                return gmem_error(-EINVAL, "page server: NULL or invalid state fd");
+        if (ps->n_done || ps->faults || ps->state_fd >= 0)
+                return gmem_error(-EBUSY, "page server: it has served already; resume a new one");
+        if ((k = map_state(ps, state_fd, false)) < 0)
+                return k;
+        if ((ps->state_fd = fcntl(state_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                return gmem_error(negative_errno(), "page server: dup its state fd");
+        for (uint64_t w = 0; w < ps->n_units; w++) {
+                if (ps->done[w] > UNIT_DONE || (ps->done[w] == UNIT_WRITTEN && !ps->map))
+                        ps->done[w] = UNIT_NONE; /* nothing this server could have left */
+                done += ps->done[w] == UNIT_DONE;
+        }
+        ps->n_done = done;
         return 0;
 }
 
@@ -375,8 +473,24 @@ static int map_range(struct gmem_page_server *ps, const struct ps_map *m, uint64
  * server's mapping, and they are mapped with UFFDIO_CONTINUE. */
 static int zero_or_continue(struct gmem_page_server *ps, const struct ps_map *m, uint64_t a, uint64_t b) {
         if (ps->pgsz > 4096 || __atomic_load_n(&ps->no_zeropage, __ATOMIC_RELAXED)) {
-                memset(ps->map + a, 0, b - a);
-                return map_range(ps, m, a, b - a, true);
+                /* only where the file has no page (UFFDIO_CONTINUE says EFAULT): a page it has
+                 * is mapped as it is, never overwritten (the guest may have written it) */
+                for (uint64_t off = a; off < b; off += ps->pgsz) {
+                        struct uffdio_continue c = { .range = { .start = vaddr(m, off), .len = ps->pgsz } };
+                        int k;
+                        if (ioctl(ps->uffd, UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST)
+                                continue;
+                        if (errno == EAGAIN || errno == EINTR) {
+                                off -= ps->pgsz;
+                                continue;
+                        }
+                        if (errno != EFAULT)
+                                return gmem_error(negative_errno(), "UFFDIO_CONTINUE at %#" PRIx64, vaddr(m, off));
+                        memset(ps->map + off, 0, ps->pgsz);
+                        if ((k = map_range(ps, m, off, ps->pgsz, true)) < 0)
+                                return k;
+                }
+                return 0;
         }
         for (uint64_t off = a; off < b; off += 4096) {
                 struct uffdio_zeropage z = { .range = { .start = vaddr(m, off), .len = 4096 } };
@@ -446,8 +560,10 @@ static int serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, u
         bool minor = ps->map != NULL;
         int k;
 
-        if (ps->done[w])
+        if (ps->done[w] == UNIT_DONE)
                 return 0;
+        if (ps->done[w] == UNIT_WRITTEN) /* a server before this one wrote it: only mapping is left */
+                goto map;
         if (huge && !minor) /* one huge page: assembled whole, holes as zeroes, copied at once */
                 memset(buf, 0, end - start);
         for (uint64_t i = snapshot_extent_at(ps->s, start); i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
@@ -462,11 +578,8 @@ static int serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, u
                         return k;
                 if (via_write && (k = gmem_write_full(ps->region->fd, dst, e->length, e->offset, "page server", NULL)) < 0)
                         return k;
-                if (minor) {
-                        if (fault >= e->offset && fault < e->offset + len && (k = map_range(ps, m, fault, ps->pgsz, true)) < 0)
-                                return k;
+                if (minor)
                         continue;
-                }
                 clear_removed(ps, dst, e->offset, len);
                 if (huge)
                         continue;
@@ -478,15 +591,22 @@ static int serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, u
                         return k;
                 next = e->offset + len;
         }
-        if (minor)
+        if (minor) {
+                /* the whole unit is in the file before any of it is mapped: a server resuming
+                 * after this one only maps it, never writes over what the guest wrote since */
+                ps->done[w] = UNIT_WRITTEN;
+        map:
+                if (fault >= start && fault < end && (k = map_range(ps, m, align_down(fault, ps->pgsz), ps->pgsz, true)) < 0 &&
+                    k != -EFAULT)
+                        return k;
                 k = continue_unit(ps, m, start, end);
-        else if (huge)
+        } else if (huge)
                 k = copy_range(ps, m, buf, start, end - start);
         else
                 k = map_range(ps, m, next, end - next, false);
         if (k < 0)
                 return k;
-        ps->done[w] = 1;
+        ps->done[w] = UNIT_DONE;
         __atomic_add_fetch(&ps->n_done, 1, __ATOMIC_RELAXED);
         return 0;
 }
@@ -528,7 +648,7 @@ static int handle(struct gmem_page_server *ps, const struct uffd_msg *msg) {
         w = m->first_unit + (addr - m->base) / ps->unit;
         minor = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
         ps->faults++;
-        if (!ps->done[w]) {
+        if (ps->done[w] != UNIT_DONE) {
                 uint64_t start = m->offset + (w - m->first_unit) * ps->unit;
                 if (ps->n_hot_rec < SNAP_HOT_MAX && (start >> ps->unit_shift) <= UINT32_MAX)
                         ps->hot_rec[ps->n_hot_rec++] = (uint32_t) (start >> ps->unit_shift);
@@ -605,7 +725,7 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
                 return gmem_error(-ENOMEM, "page server: buffer");
         for (uint64_t x = off; x < off + len; x += ps->unit) {
                 uint64_t w = c->list ? c->list[x / ps->unit] : c->first + x / ps->unit;
-                if (w >= ps->n_units || ps->done[w])
+                if (w >= ps->n_units || ps->done[w] == UNIT_DONE)
                         continue;
                 if ((k = serve_unit(ps, w, UINT64_MAX, buf)) < 0)
                         return k;
@@ -650,7 +770,7 @@ _public_ int64_t gmem_page_server_prefetch(struct gmem_page_server *ps, uint64_t
         }
         if (filled > 0)
                 return filled;
-        while (ps->next_prefetch < ps->n_units && ps->done[ps->next_prefetch])
+        while (ps->next_prefetch < ps->n_units && ps->done[ps->next_prefetch] == UNIT_DONE)
                 ps->next_prefetch++;
         if (ps->next_prefetch >= ps->n_units)
                 return 0;

@@ -10,6 +10,11 @@
 #  - gmemd is SIGKILLed, then SIGABRTed, then `systemctl restart`ed: each time every region must
 #    come back with the same backend, size, flags, owner, grants, policy and state and the same
 #    bytes (sha256 of `gmemctl dump`);
+#  - a real guest restored lazily through gmemd's page server (faults only) survives a SIGKILL of
+#    gmemd in the middle: its faults wait, the next gmemd resumes serving from the fd store (uffd,
+#    snapshot, the VMM's pidfd, the server's state) and the guest verifies every byte; with the
+#    snapshot damaged while gmemd was down, a watcher gets a job-finished error and the guest
+#    stays in its fault (never zeroes); the servers leave the store when the VMM exits;
 #  - release takes the fd out of the store and deletes the metadata; fds in the store that gmemd
 #    does not recognise (put there by an ExecStartPre= of the test) are dropped; `systemctl stop`
 #    empties the store and the next activation starts with nothing, stale metadata removed.
@@ -419,6 +424,105 @@ sctl restart gmemd.service || fail "systemctl restart gmemd.service"
 pid3b=$(wait_restarted "$pid3") || fail "gmemd not back after systemctl restart"
 check_regions_back "systemctl restart"
 say "and after systemctl restart (pid $pid3b)"
+
+# --- a page server that never hurts its guest: a real guest restored lazily through gmemd (faults
+# only, no prefetch, so the restore is certainly unfinished), gmemd SIGKILLed in the middle. The
+# guest's memory faults wait; the next gmemd gets the uffds, snapshots, the VMM's pidfds and the
+# servers' state back from the fd store and serves them; the guest verifies every byte.
+if [[ -x $vmm ]] && [[ -c /dev/kvm ]]; then
+        ns env TMPDIR=/tmp "$vmm" --memory 32M --regions 2 --snapshot /run/gmem-test/lz.snap > "$T/lz-snap.out" 2>&1 ||
+                fail "example VMM --snapshot: $(tail -n 3 "$T/lz-snap.out")"
+        rm -f "$T/lz-go"
+        ns env TMPDIR=/tmp "$vmm" --memory 32M --regions 2 --gmemd="$sock" --name lz --restore /run/gmem-test/lz.snap \
+                --lazy --no-prefetch --wait-file /run/gmem-test/lz-go > "$T/lz.out" 2>&1 &
+        lz_pid=$!
+        for _ in $(seq 600); do
+                grep -q '^waiting' "$T/lz.out" && break
+                kill -0 "$lz_pid" 2> /dev/null || break
+                sleep 0.05
+        done
+        grep -q '^waiting' "$T/lz.out" || fail "the lazily restored VMM did not get going: $(tail -n 5 "$T/lz.out")"
+        grep -q 'served by gmemd' "$T/lz.out" || fail "gmemd does not serve the VMM's memory: $(tail -n 5 "$T/lz.out")"
+        want=$((${#names[@]} + 2 + 2 * 4)) # the regions, lz-0 and lz-1, and 4 fds per page server
+        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+                fail "fd store holds $(show NFileDescriptorStore) fds while serving, want $want"
+        pid_lz=$(show MainPID)
+        ns kill -KILL "$pid_lz" || fail "kill gmemd mid-restore"
+        pid_lz2=$(wait_restarted "$pid_lz") || fail "systemd did not restart gmemd after a SIGKILL mid-restore"
+        for _ in $(seq 100); do
+                (($(grep -c 'resumed from the fd store' "$T/gmemd.log") >= 2)) && break
+                sleep 0.05
+        done
+        (($(grep -c 'resumed from the fd store' "$T/gmemd.log") >= 2)) ||
+                fail "the page servers were not resumed: $(grep -i 'page server\|serve' "$T/gmemd.log" | tail -n 4)"
+        say "gmemd SIGKILLed mid-restore (pid $pid_lz); pid $pid_lz2 resumed both page servers from the fd store"
+        touch "$T/lz-go"
+        wait "$lz_pid"
+        lz_rc=$?
+        ((lz_rc == 0)) || fail "the guest restored across a gmemd crash failed (exit $lz_rc): $(tail -n 6 "$T/lz.out")"
+        grep -q '^verified .* match the image' "$T/lz.out" || fail "the guest did not verify its memory: $(tail -n 4 "$T/lz.out")"
+        # the VMM is gone: its pidfd ends the resumed jobs, which leave the store
+        want=$((${#names[@]} + 2))
+        for _ in $(seq 100); do
+                [[ $(show NFileDescriptorStore) == "$want" ]] && break
+                sleep 0.05
+        done
+        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+                fail "fd store holds $(show NFileDescriptorStore) fds after the VMM exited, want $want"
+        gc release lz-0 > /dev/null && gc release lz-1 > /dev/null || fail "release lz-0, lz-1"
+        say "the guest verified every byte after the crash; the page servers left the store when the VMM exited"
+
+        # the same, with the snapshot damaged while gmemd was down: the resumed server refuses to
+        # serve it — a job-finished event with the error for a watcher, the guest left waiting in
+        # its fault (never given zeroes: it does not verify, it does not go on)
+        cp "$T/lz.snap" "$T/lz2.snap" && cp "$T/lz.snap.1" "$T/lz2.snap.1" || fail "copy the snapshot"
+        rm -f "$T/lz-go"
+        ns env TMPDIR=/tmp "$vmm" --memory 32M --regions 2 --gmemd="$sock" --name lz2 --restore /run/gmem-test/lz2.snap \
+                --lazy --no-prefetch --wait-file /run/gmem-test/lz-go > "$T/lz2.out" 2>&1 &
+        lz_pid=$!
+        for _ in $(seq 600); do
+                grep -q '^waiting' "$T/lz2.out" && break
+                kill -0 "$lz_pid" 2> /dev/null || break
+                sleep 0.05
+        done
+        grep -q '^waiting' "$T/lz2.out" || fail "the second lazily restored VMM did not get going: $(tail -n 5 "$T/lz2.out")"
+        pid_lz=$(show MainPID)
+        ns kill -KILL "$pid_lz" || fail "kill gmemd"
+        # one byte of the first page of region 0's data: the guest reads it, the VMM did not
+        printf 'X' | dd of="$T/lz2.snap" bs=1 seek=$((4096 + 4096)) conv=notrunc status=none
+        pid_lz2=$(wait_restarted "$pid_lz") || fail "systemd did not restart gmemd"
+        ns "$gmemctl" --socket "$sock" watch > "$T/lz2-watch.out" 2>&1 &
+        watch_pid=$!
+        sleep 0.5
+        touch "$T/lz-go"
+        for _ in $(seq 200); do
+                grep -q '"job-finished"' "$T/lz2-watch.out" && break
+                sleep 0.05
+        done
+        grep '"job-finished"' "$T/lz2-watch.out" | grep -q '"ok":false' ||
+                fail "no job-finished event with an error for the damaged snapshot: $(tail -n 3 "$T/lz2-watch.out")"
+        grep -q 'does not match its checksum' "$T/lz2-watch.out" ||
+                fail "the error event does not say why: $(grep job-finished "$T/lz2-watch.out" | head -n 1)"
+        sleep 1
+        kill -0 "$lz_pid" 2> /dev/null || fail "the VMM went on past a fault nobody served: $(tail -n 4 "$T/lz2.out")"
+        grep -q '^verified' "$T/lz2.out" && fail "the guest verified memory from a damaged snapshot"
+        # the VMM itself (nsenter's child, its pid in the namespace on the waiting line)
+        vmm_ns_pid=$(sed -n 's/^waiting .*(pid \([0-9]*\);.*/\1/p' "$T/lz2.out")
+        [[ -n $vmm_ns_pid ]] || fail "the VMM did not say its pid: $(grep ^waiting "$T/lz2.out")"
+        ns kill -KILL "$vmm_ns_pid" || fail "kill the VMM"
+        wait "$lz_pid" 2> /dev/null
+        kill "$watch_pid" 2> /dev/null
+        wait "$watch_pid" 2> /dev/null
+        want=$((${#names[@]} + 2))
+        for _ in $(seq 100); do
+                [[ $(show NFileDescriptorStore) == "$want" ]] && break
+                sleep 0.05
+        done
+        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+                fail "fd store holds $(show NFileDescriptorStore) fds after the damaged restore, want $want"
+        gc release lz2-0 > /dev/null && gc release lz2-1 > /dev/null || fail "release lz2-0, lz2-1"
+        say "a snapshot damaged across the crash: an error event, the guest kept waiting, never served zeroes"
+fi
 
 # --- release: out of the fd store and the metadata directory -----------------------------------
 gc release r-empty > /dev/null || fail "release r-empty"

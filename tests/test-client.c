@@ -766,7 +766,7 @@ static void lazy_case(struct gmem_client *c, int snap, const uint8_t *want, bool
                 OK(gmem_client_release(c, "lazy-b"));
                 return;
         }
-        OK(gmem_client_serve_uffd(c, "lazy-b", uffd, (uintptr_t) mem, snap, shared, &job));
+        OK(gmem_client_serve_uffd(c, "lazy-b", uffd, (uintptr_t) mem, snap, shared ? GMEM_SERVE_SHARED : 0, &job));
         ck_assert_uint_gt(job, 0);
         ck_assert_msg(memcmp(mem, want, 4 * MiB_) == 0, "memory served by gmemd differs (%s)", shared ? "shared" : "private");
         OK(gmem_client_cancel(c, job));

@@ -329,6 +329,73 @@ START_TEST(guest_memfd_faults) {
 }
 END_TEST
 
+/* A server that dies mid-restore (its process restarted) and one made again over the same uffd:
+ * the second resumes from the first's state — what was served is not written again (the guest's
+ * writes since stay), and a fault the first read but never answered is answered. */
+START_TEST(resume_where_it_stopped) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        _cleanup_free_ uint8_t *want = NULL;
+        struct server s;
+        struct toucher t;
+        struct uffd_msg msg;
+        pthread_t th;
+        uint8_t *mem;
+        int snap, uffd, state, k;
+
+        snap = sample_snapshot(&want);
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, true, &uffd))
+                return;
+        /* the first server: keeps its state in a memfd, serves two places, and is gone */
+        server_start(&s, uffd, mem, snap, r);
+        ck_assert_int_eq(gmem_page_server_keep_state(s.ps, &state), 0);
+        ck_assert_uint_eq(mem[4096], want[4096]);
+        ck_assert_uint_eq(mem[5 * MiB_], want[5 * MiB_]);
+        server_stop(&s);
+        gmem_page_server_free(s.ps);
+        /* the guest writes into served memory */
+        const uint8_t written = (uint8_t) (want[4096] ^ 0xff);
+        mem[4096] = written;
+        /* a fault read by a server that died before it answered */
+        t = (struct toucher) { .p = mem + 3 * MiB_ };
+        ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+        for (int i = 0; i < 500; i++) {
+                if (read(uffd, &msg, sizeof(msg)) == (ssize_t) sizeof(msg))
+                        break;
+                usleep(10 * 1000);
+        }
+        ck_assert_uint_eq(msg.event, UFFD_EVENT_PAGEFAULT);
+        ck_assert(!t.done);
+
+        /* the second server resumes from the state */
+        server_start(&s, uffd, mem, snap, r);
+        EXPECT_FAIL(gmem_page_server_resume(s.ps, snap), EINVAL, "not a page server's state");
+        server_stop(&s);
+        gmem_page_server_free(s.ps);
+        ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, r, &s.ps), 0);
+        ck_assert_msg(gmem_page_server_resume(s.ps, state) == 0, "%s", gmem_last_error());
+        ck_assert(!gmem_page_server_complete(s.ps));
+        ck_assert_uint_gt(gmem_page_server_served_bytes(s.ps), 0);
+        while ((k = gmem_page_server_prefetch(s.ps, MiB_)) > 0)
+                ;
+        ck_assert_msg(k == 0, "%s", gmem_last_error());
+        pthread_join(th, NULL); /* its block prefetched: the waiting thread is woken */
+        ck_assert(t.done);
+        ck_assert(gmem_page_server_complete(s.ps));
+        ck_assert_msg(mem[4096] == written, "a served block was written again over the guest's write");
+        ck_assert(memcmp(mem + 8192, want + 8192, SIZE - 8192) == 0);
+        ck_assert(memcmp(mem, want, 4096) == 0);
+        EXPECT_FAIL(gmem_page_server_resume(s.ps, state), EBUSY, "served already");
+        gmem_page_server_free(s.ps);
+        close(state);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+END_TEST
+
 static bool resident(const uint8_t *p) {
         unsigned char v = 0;
         ck_assert_int_eq(mincore((void *) ((uintptr_t) p & ~(uintptr_t) 4095), 4096, &v), 0);
@@ -430,6 +497,7 @@ int main(void) {
         tcase_add_test(tc, damaged_data_never_served);
         tcase_add_test(tc, hot_pages_first);
         tcase_add_test(tc, guest_memfd_faults);
+        tcase_add_test(tc, resume_where_it_stopped);
         tcase_add_test(tc, bad_input);
         suite_add_tcase(s, tc);
         return gmem_test_main(s);

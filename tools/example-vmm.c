@@ -94,6 +94,8 @@ struct vmm {
         const char *snapshot_to;   /* --snapshot FILE: after populating, region i to FILE (.i for i > 0) */
         const char *restore_from;  /* --restore FILE: instead of populating */
         bool lazy;                 /* --lazy: restore through a userfaultfd page server */
+        bool no_prefetch;          /* --no-prefetch: with --lazy --gmemd, gmemd serves faults only */
+        const char *wait_file;     /* --wait-file PATH: before the guest runs, wait for PATH to exist */
 
         struct gmem_host_caps *caps; /* the kernel, as probed once (its profile from the environment) */
         enum gmem_backend backend; /* what guest memory runs on here */
@@ -405,7 +407,24 @@ static int restore_regions(struct vmm *m) {
                         continue;
                 }
                 /* the guest's memory is the region's mapping (its memslot's userspace_addr): faults on
-                 * it, KVM's among them, go to the page server */
+                 * it, KVM's among them, go to the page server — gmemd's, which writes the file it
+                 * holds too and maps its pages into ours (a restart of gmemd leaves our faults
+                 * waiting for the next one), or our own */
+                if (m->client) {
+                        uint64_t job = 0;
+                        if ((k = gmem_region_map(m->regions[i].mem, &addr)) < 0 ||
+                            (k = gmem_uffd_register(addr, m->regions[i].size, true, &m->uffds[i])) < 0 ||
+                            (k = gmem_client_serve_uffd(m->client, m->regions[i].name, m->uffds[i], (uintptr_t) addr, m->snaps[i],
+                                                        GMEM_SERVE_SHARED | (m->no_prefetch ? GMEM_SERVE_NO_PREFETCH : 0),
+                                                        &job)) < 0) {
+                                fprintf(stderr, "gmem-example-vmm: lazy restore %s from '%s' by gmemd: %s\n",
+                                        m->regions[i].name, path, gmem_last_error());
+                                return k;
+                        }
+                        printf("restore         %s served by gmemd (job %" PRIu64 "%s)\n", m->regions[i].name, job,
+                               m->no_prefetch ? ", faults only" : "");
+                        continue;
+                }
                 if ((k = gmem_region_map(m->regions[i].mem, &addr)) < 0 ||
                     (k = gmem_uffd_register(addr, m->regions[i].size, false, &m->uffds[i])) < 0 ||
                     (k = gmem_page_server_new(m->uffds[i], (uintptr_t) addr, m->snaps[i], NULL, &m->servers[i])) < 0) {
@@ -414,7 +433,7 @@ static int restore_regions(struct vmm *m) {
                         return k;
                 }
         }
-        if (m->lazy) {
+        if (m->lazy && !m->client) {
                 if (pthread_create(&m->server_thread, NULL, serve_regions, m) != 0) {
                         fprintf(stderr, "gmem-example-vmm: page server thread: %m\n");
                         return -errno;
@@ -646,11 +665,32 @@ static void hold(const struct vmm *m) {
                 ;
 }
 
+/* --wait-file: this process reads a byte of each region first (served now, by whoever serves),
+ * then waits for the file; the guest touches the rest after. */
+static int wait_for_file(struct vmm *m) {
+        unsigned sum = 0;
+
+        for (unsigned i = 0; i < m->n_regions; i++) {
+                void *addr;
+                if (gmem_region_map(m->regions[i].mem, &addr) == 0)
+                        sum += ((volatile uint8_t *) addr)[m->regions[i].size / 2];
+        }
+        printf("waiting         for %s (pid %d; memory touched: %u)\n", m->wait_file, (int) getpid(), sum & 0xff);
+        for (int i = 0; i < 30000; i++) {
+                if (access(m->wait_file, F_OK) == 0)
+                        return 0;
+                usleep(10 * 1000);
+        }
+        fprintf(stderr, "gmem-example-vmm: %s did not appear within 5 minutes\n", m->wait_file);
+        return -ETIMEDOUT;
+}
+
 static void usage(FILE *f) {
         fprintf(f,
                 "usage: gmem-example-vmm [--memory SIZE] [--regions N] [--vcpus N] [--image FILE]\n"
                 "                        [--gmemd[=SOCKET]] [--name NAME] [--hold SECONDS] [--corrupt]\n"
-                "                        [--snapshot FILE] [--restore FILE [--lazy]]\n"
+                "                        [--snapshot FILE] [--restore FILE [--lazy [--no-prefetch]]]\n"
+                "                        [--wait-file PATH]\n"
                 "Run a guest on guest_memfd regions (memfd where the kernel has no guest_memfd to use)\n"
                 "populated with an image, and check what it sees.\n"
                 "  --memory SIZE     guest memory in all, split evenly among the regions in 2 MiB units\n"
@@ -673,7 +713,11 @@ static void usage(FILE *f) {
                 "  --restore FILE    instead of populating, restore each region from FILE, FILE.1, ...\n"
                 "  --lazy            with --restore: start the guest at once and serve its memory from\n"
                 "                    the snapshot as it faults (userfaultfd; memfd regions), prefetching\n"
-                "                    the rest; prints the time to the guest's start and to fully resident\n"
+                "                    the rest; prints the time to the guest's start and to fully resident;\n"
+                "                    with --gmemd, gmemd is the page server\n"
+                "  --no-prefetch     with --lazy --gmemd: gmemd serves the faults only\n"
+                "  --wait-file PATH  before the guest runs (its memory touched once by this process),\n"
+                "                    wait up to 5 minutes for PATH to exist (a test restarts gmemd then)\n"
                 "Exit status: 0 when the guest saw exactly the image, 1 otherwise, 2 for bad usage.\n",
                 MAX_REGIONS, MINIVM_MAX_VCPUS);
 }
@@ -692,6 +736,8 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
                 { "snapshot", required_argument, NULL, 'S' },
                 { "restore", required_argument, NULL, 'R' },
                 { "lazy", no_argument, NULL, 'L' },
+                { "no-prefetch", no_argument, NULL, 'P' },
+                { "wait-file", required_argument, NULL, 'W' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -744,6 +790,12 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
                 case 'L':
                         m->lazy = true;
                         break;
+                case 'P':
+                        m->no_prefetch = true;
+                        break;
+                case 'W':
+                        m->wait_file = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 1;
@@ -759,8 +811,12 @@ static int parse_args(struct vmm *m, int argc, char **argv) {
                 fprintf(stderr, "gmem-example-vmm: --lazy goes with --restore FILE\n");
                 return -EINVAL;
         }
-        if (m->restore_from && (m->use_gmemd || m->corrupt)) {
-                fprintf(stderr, "gmem-example-vmm: --restore restores in this process: not with --gmemd or --corrupt\n");
+        if (m->restore_from && m->corrupt) {
+                fprintf(stderr, "gmem-example-vmm: --corrupt checks a populate, not a --restore\n");
+                return -EINVAL;
+        }
+        if (m->no_prefetch && !(m->lazy && m->use_gmemd)) {
+                fprintf(stderr, "gmem-example-vmm: --no-prefetch goes with --restore FILE --lazy --gmemd\n");
                 return -EINVAL;
         }
         if (!m->name) {
@@ -846,6 +902,9 @@ int main(int argc, char **argv) {
                         goto out;
                 }
         }
+
+        if (m.wait_file && wait_for_file(&m) < 0)
+                goto out;
 
         /* 5. The guest, and 6. what it reports */
         if (plan_checks(&m) < 0 || run_vcpus(&m) < 0)

@@ -327,6 +327,15 @@ int64_t gmem_page_server_prefetch(struct gmem_page_server *ps, uint64_t max_byte
 bool gmem_page_server_complete(const struct gmem_page_server *ps); /* every window served */
 uint64_t gmem_page_server_faults(const struct gmem_page_server *ps);
 uint64_t gmem_page_server_served_bytes(const struct gmem_page_server *ps); /* of the windows installed */
+/* A page server that outlives its process: gmem_page_server_keep_state() moves the server's
+ * record of what it served into a memfd (a new fd of it is returned; keep it with the uffd and
+ * the snapshot, in systemd's fd store) and keeps it there from then on; a new server made over
+ * the same uffd, mappings and snapshot takes it with gmem_page_server_resume() before it serves
+ * and goes on from there: what was served is not served again, and a block written into the
+ * region's file but not yet mapped is only mapped, never written over what the guest wrote. A
+ * fault the old server had read but not answered is answered when its block is prefetched. */
+int gmem_page_server_keep_state(struct gmem_page_server *ps, int *ret_fd);
+int gmem_page_server_resume(struct gmem_page_server *ps, int state_fd);
 /* Hot pages first: write where this run's faults first touched memory, in order, after the hot
  * list the snapshot had (1000 blocks in all), into the header of snapshot_fd — the snapshot
  * served, open for writing — and the next server of that snapshot prefetches those blocks first.
@@ -455,11 +464,19 @@ struct gmem_restore_opts {
 int gmem_client_restore_fd(struct gmem_client *c, const char *name, int src_fd, const struct gmem_restore_opts *opts);
 /* Lazy restore by gmemd: it serves the caller's uffd (from gmem_uffd_register() on the caller's
  * mapping of region `name`'s memory at address) from the snapshot in snapshot_fd, on a thread of
- * its own, faults first and the rest prefetched, until this client disconnects. shared: the
- * caller maps the region's own file (it opened it from gmemd), so MINOR faults can be filled
- * through it; false for private memory of the caller's. Returns at once with *ret_job (may be
- * NULL); the end comes as a "finished" event (gmem_client_next_event()) — with an error (the
- * snapshot's data damaged, say) the faulting threads stay waiting, never given zeroes. */
+ * its own, faults first and the rest prefetched, until this client disconnects (or, after gmemd
+ * restarted under systemd, until the caller's process exits). GMEM_SERVE_SHARED: the caller
+ * maps the region's own file (it opened it from gmemd), which is filled through gmemd's mapping
+ * of it; without it, private memory of the caller's. GMEM_SERVE_NO_PREFETCH: faults only, nothing
+ * in the background. Returns at once with *ret_job (may be NULL); the end comes as a "finished"
+ * event (gmem_client_next_event()) — with an error (the snapshot's data damaged, say) the
+ * faulting threads stay waiting, never given zeroes, as long as the caller keeps its uffd open. */
+enum {
+        GMEM_SERVE_SHARED = 1u << 0,
+        GMEM_SERVE_NO_PREFETCH = 1u << 1,
+};
+int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
+                           unsigned flags, uint64_t *ret_job);
 /* A page server in gmemd for a Firecracker VM: gmemd waits (timeout_ms; 0: a minute) on
  * listen_fd, a listening unix stream socket (the path Firecracker's snapshot load is given as its
  * Uffd backend), takes the VM's handshake and serves its memory from source_fd — a gmem snapshot,
@@ -467,8 +484,6 @@ int gmem_client_restore_fd(struct gmem_client *c, const char *name, int src_fd, 
  * caller has gone; the job's end is a "finished" event. Both fds stay the caller's. */
 int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm, int listen_fd, int source_fd,
                                   uint64_t flags, int timeout_ms, uint64_t *ret_job);
-int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
-                           bool shared, uint64_t *ret_job);
 int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid);
 int gmem_client_grant_gid(struct gmem_client *c, const char *name, uint32_t gid);
 int gmem_client_revoke_uid(struct gmem_client *c, const char *name, uint32_t uid);
