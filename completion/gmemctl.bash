@@ -15,7 +15,7 @@ _gmemctl_command_options() {
         prefault | punch) echo "--offset --length" ;;
         dump) echo "--to --offset --length" ;;
         snapshot) echo "--to" ;;
-        firecracker) echo "--listen --from --raw --timeout" ;;
+        firecracker) echo "--listen --from --raw --no-prefetch --timeout" ;;
         restore) echo "--from --backend --policy" ;;
         grant | revoke) echo "--uid --gid" ;;
         esac

@@ -254,6 +254,47 @@ fail:
         return k;
 }
 
+int action_firecracker_resume(struct daemon *d, const char *vm, int uffd, int source_fd, int conn, int state_fd,
+                              struct gmem_uffd_mapping *maps, size_t n_maps, bool raw, bool prefetch, uid_t uid,
+                              const char *token) {
+        struct job *j;
+        int k;
+
+        if (!fd_is_userfaultfd(uffd)) {
+                k = gmem_error(-EBADF, "resume serving VM '%s': not a userfaultfd", vm);
+                goto fail;
+        }
+        j = job_new(d, JOB_FIRECRACKER, NULL, NULL, NULL);
+        if (!j) {
+                k = gmem_error(-ENOMEM, "resume serving VM '%s': job", vm);
+                goto fail;
+        }
+        snprintf(j->label, sizeof(j->label), "%s", vm);
+        snprintf(j->token, sizeof(j->token), "%s", token);
+        j->uid = uid;
+        j->outlives_session = true;
+        j->flags = raw ? GMEM_PAGE_SERVER_RAW : 0;
+        j->no_prefetch = !prefetch;
+        j->fd = source_fd;
+        j->fd2 = conn;
+        j->fd3 = uffd;
+        j->resume_fd = state_fd;
+        j->maps = maps;
+        j->n_maps = n_maps;
+        if ((k = job_submit(d, j)) < 0) {
+                job_discard(d, j);
+                return gmem_error_wrap(k, "resume serving VM '%s'", vm);
+        }
+        return 0;
+fail:
+        close(uffd);
+        close(source_fd);
+        close(conn);
+        close(state_fd);
+        free(maps);
+        return k;
+}
+
 static int check_listening(int fd) {
         int domain = 0, type = 0, listening = 0;
         socklen_t l = sizeof(int);
@@ -266,7 +307,7 @@ static int check_listening(int fd) {
 }
 
 int action_firecracker(struct daemon *d, struct session *s, struct requester *rq, const char *vm, int listen_fd,
-                       int source_fd, bool raw, int timeout_ms, struct job **ret) {
+                       int source_fd, bool raw, bool prefetch, int timeout_ms, struct job **ret) {
         _cleanup_close_ int l = -1, f = -1;
         struct stat st;
         struct job *j;
@@ -303,6 +344,7 @@ int action_firecracker(struct daemon *d, struct session *s, struct requester *rq
         j->uid = s->peer.uid;
         j->outlives_session = true;
         j->flags = raw ? GMEM_PAGE_SERVER_RAW : 0;
+        j->no_prefetch = !prefetch;
         j->timeout_ms = timeout_ms;
         j->fd = f;
         j->fd2 = l;

@@ -47,6 +47,11 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
  * are taken, on failure too. */
 int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snapshot_fd, int state_fd, int pidfd,
                         uint64_t base, bool shared, bool prefetch, uid_t uid, const char *token);
+/* A Firecracker VM's page server brought back from the fd store: conn is the VM's connection
+ * (its hang-up ends the job), maps its regions (taken). All fds are taken, on failure too. */
+int action_firecracker_resume(struct daemon *d, const char *vm, int uffd, int source_fd, int conn, int state_fd,
+                              struct gmem_uffd_mapping *maps, size_t n_maps, bool raw, bool prefetch, uid_t uid,
+                              const char *token);
 /* A page server for a Firecracker VM (docs/snapshot.md): a JOB_FIRECRACKER on no region that
  * waits on listen_fd (a listening unix stream socket) for the VM's handshake and serves it from
  * source_fd (a gmem snapshot, or with raw a memory file) until the VM hangs up — not the
@@ -54,7 +59,7 @@ int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snaps
 #define FIRECRACKER_TIMEOUT_DEFAULT_MS 60000
 #define FIRECRACKER_TIMEOUT_MAX_MS (3600 * 1000)
 int action_firecracker(struct daemon *d, struct session *s, struct requester *rq, const char *vm, int listen_fd,
-                       int source_fd, bool raw, int timeout_ms, struct job **ret);
+                       int source_fd, bool raw, bool prefetch, int timeout_ms, struct job **ret);
 /* fd is borrowed: the region gets a dup of it, and the caller closes its own either way.
  * flags_known: flags are the guest_memfd's creation flags. */
 int action_register(struct daemon *d, struct session *s, const char *name, int fd,

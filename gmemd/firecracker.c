@@ -19,6 +19,7 @@
 #include "gmem-cleanup.h"
 #include "log.h"
 #include "macro.h"
+#include "store.h"
 
 #define POLL_MS 200 /* how soon a cancel is seen */
 #define HANDSHAKE_MS 10000
@@ -68,17 +69,35 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
         _cleanup_close_ int conn = -1, uffd = -1;
         struct ucred cred = { .pid = 0 };
         socklen_t cl = sizeof(cred);
+        bool stored = j->resume_fd >= 0; /* brought back: in the store already */
         uint64_t total = 0;
         size_t n = 0;
         int64_t k;
 
-        if ((k = wait_for_vm(j, &conn)) < 0)
+        if (j->resume_fd >= 0) { /* the VM connected to a gmemd before this one */
+                conn = TAKE_FD(j->fd2);
+                uffd = TAKE_FD(j->fd3);
+                maps = TAKE_PTR(j->maps);
+                n = j->n_maps;
+        } else if ((k = wait_for_vm(j, &conn)) < 0)
                 return k;
         (void) getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-        if ((k = gmem_firecracker_handshake(conn, HANDSHAKE_MS, &uffd, &maps, &n)) < 0)
+        if (!maps && (k = gmem_firecracker_handshake(conn, HANDSHAKE_MS, &uffd, &maps, &n)) < 0)
                 return gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
-        if ((k = gmem_page_server_new_mapped(uffd, maps, n, j->fd, j->flags, &ps)) < 0)
-                return gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
+        k = gmem_page_server_new_mapped(uffd, maps, n, j->fd, j->flags, &ps);
+        if (k >= 0 && stored)
+                k = gmem_page_server_resume(ps, j->resume_fd);
+        else if (k >= 0 && j->d->store_enabled) {
+                int state = -1;
+                if (gmem_page_server_keep_state(ps, &state) >= 0 && store_serve_save(j->d, j, uffd, conn, state, maps, n) >= 0)
+                        stored = true;
+                if (state >= 0)
+                        close(state);
+        }
+        if (k < 0) {
+                k = gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
+                goto out;
+        }
         for (size_t i = 0; i < n; i++)
                 total += maps[i].size;
         __atomic_store_n(&j->total, total, __ATOMIC_RELAXED);
@@ -97,8 +116,10 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
                         break;
                 }
                 k = gmem_page_server_run(ps, 0);
-                if (k >= 0 && !complete)
+                if (k >= 0 && !complete && !j->no_prefetch)
                         k = gmem_page_server_prefetch(ps, 8 * MiB);
+                else if (k == 0 && !complete)
+                        (void) poll(p, 2, POLL_MS); /* faults only: wait for one, or the hang-up */
                 if (k < 0)
                         break;
                 opts->progress(gmem_page_server_served_bytes(ps), total, opts->userdata);
@@ -107,6 +128,10 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
                 k = (int64_t) gmem_page_server_served_bytes(ps);
         else
                 k = gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
+out:
+        /* stopping: the next gmemd goes on from the store; any other end is the job's end */
+        if (stored && !__atomic_load_n(&j->d->stopping, __ATOMIC_RELAXED))
+                store_serve_forget(j->d, j);
         gmem_page_server_free(ps);
         return k;
 }

@@ -57,6 +57,10 @@ struct job {
         int pidfd;
         int resume_fd;
         char token[17];
+        /* JOB_FIRECRACKER brought back: fd2 is the VM's connection, fd3 its uffd, maps its regions */
+        int fd3;
+        struct gmem_uffd_mapping *maps;
+        size_t n_maps;
         int timeout_ms;              /* JOB_FIRECRACKER: how long to wait for the VM to connect */
         bool shared;                 /* JOB_SERVE: the VMM maps the region's file (MINOR faults possible) */
         bool no_prefetch;            /* JOB_SERVE: faults only */

@@ -77,7 +77,7 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
                 k = gmem_page_server_resume(ps, j->resume_fd);
         else if (k >= 0 && j->d->store_enabled) {
                 int state = -1;
-                if (gmem_page_server_keep_state(ps, &state) >= 0 && store_serve_save(j->d, j, state) >= 0)
+                if (gmem_page_server_keep_state(ps, &state) >= 0 && store_serve_save(j->d, j, j->fd2, j->pidfd, state, NULL, 0) >= 0)
                         stored = true;
                 if (state >= 0)
                         close(state);
@@ -225,6 +225,9 @@ static void job_free(struct daemon *d, struct job *j) {
                 close(j->pidfd);
         if (j->resume_fd >= 0)
                 close(j->resume_fd);
+        if (j->fd3 >= 0)
+                close(j->fd3);
+        free(j->maps);
         if (j->rq)
                 j->rq->ops->free(j->rq);
         session_unref(j->session);
@@ -402,6 +405,7 @@ struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct 
         j->fd2 = -1;
         j->pidfd = -1;
         j->resume_fd = -1;
+        j->fd3 = -1;
         j->m = m;
         if (m)
                 m->refs++;

@@ -463,12 +463,13 @@ static int op_firecracker(struct op_ctx *x) {
         const char *vm = NULL, *format = NULL;
         uint64_t timeout = FIRECRACKER_TIMEOUT_DEFAULT_MS;
         struct requester *rq;
-        bool raw = false;
+        bool raw = false, prefetch = true;
         struct job *j;
         int k;
 
         if ((k = json_get_str(x->req, "vm", true, NULL, &vm)) < 0 || (k = json_get_str(x->req, "format", false, NULL, &format)) < 0 ||
-            (k = json_get_u64(x->req, "timeout_ms", false, FIRECRACKER_TIMEOUT_DEFAULT_MS, &timeout)) < 0)
+            (k = json_get_u64(x->req, "timeout_ms", false, FIRECRACKER_TIMEOUT_DEFAULT_MS, &timeout)) < 0 ||
+            (k = json_get_bool(x->req, "prefetch", true, &prefetch)) < 0)
                 return k;
         if (format && strcmp(format, "raw") == 0)
                 raw = true;
@@ -480,7 +481,7 @@ static int op_firecracker(struct op_ctx *x) {
         if (!(rq = request_new(x->c, x->id)))
                 return gmem_error(-ENOMEM, "firecracker '%s': request", vm);
         ((struct sock_request *) rq)->answered = true;
-        if ((k = action_firecracker(x->d, x->s, rq, vm, x->fds[0], x->fds[1], raw, (int) timeout, &j)) < 0)
+        if ((k = action_firecracker(x->d, x->s, rq, vm, x->fds[0], x->fds[1], raw, prefetch, (int) timeout, &j)) < 0)
                 return k;
         {
                 cJSON *members = cJSON_CreateObject();

@@ -24,8 +24,8 @@
 #define SERVES_MAX 256 /* page servers brought back at a start; more is not ours */
 
 /* the fds of a page server's job in the store, by FDNAME suffix */
-enum { SERVE_UFFD, SERVE_SNAPSHOT, SERVE_PIDFD, SERVE_STATE, SERVE_FDS };
-static const char *const serve_kinds[SERVE_FDS] = { "uffd", "snapshot", "pidfd", "state" };
+enum { SERVE_UFFD, SERVE_SNAPSHOT, SERVE_PEER, SERVE_STATE, SERVE_FDS };
+static const char *const serve_kinds[SERVE_FDS] = { "uffd", "snapshot", "peer", "state" };
 
 static int state_dir_default(char **ret) {
         const char *rd = getenv("RUNTIME_DIRECTORY"), *xdg = getenv("XDG_RUNTIME_DIR");
@@ -192,8 +192,36 @@ static void serve_fdstore_remove(const char *token) {
         }
 }
 
-int store_serve_save(struct daemon *d, struct job *j, int state_fd) {
-        const int fds[SERVE_FDS] = { j->fd2, j->fd, j->pidfd, state_fd };
+/* What a job is to be brought back as: a serve of a region, or a Firecracker VM's server. */
+static cJSON *serve_metadata(const struct job *j, const struct gmem_uffd_mapping *maps, size_t n_maps) {
+        cJSON *o = cJSON_CreateObject(), *arr;
+        bool ok = o && cJSON_AddStringToObject(o, "op", job_op_name(j->op)) && json_add_u64(o, "uid", j->uid);
+
+        if (ok && j->op == JOB_SERVE)
+                ok = cJSON_AddStringToObject(o, "region", j->m->name) && json_add_u64(o, "address", j->off) &&
+                     cJSON_AddBoolToObject(o, "shared", j->shared);
+        ok = ok && cJSON_AddBoolToObject(o, "prefetch", !j->no_prefetch);
+        if (ok && j->op != JOB_SERVE) {
+                ok = cJSON_AddStringToObject(o, "vm", j->label) &&
+                     cJSON_AddBoolToObject(o, "raw", j->flags & GMEM_PAGE_SERVER_RAW) &&
+                     (arr = cJSON_AddArrayToObject(o, "mappings"));
+                for (size_t i = 0; ok && i < n_maps; i++) {
+                        cJSON *e = cJSON_CreateObject();
+                        ok = e && cJSON_AddItemToArray(arr, e) && json_add_u64(e, "base", maps[i].base) &&
+                             json_add_u64(e, "size", maps[i].size) && json_add_u64(e, "offset", maps[i].offset) &&
+                             json_add_u64(e, "page_size", maps[i].page_size);
+                }
+        }
+        if (!ok) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int state_fd,
+                     const struct gmem_uffd_mapping *maps, size_t n_maps) {
+        const int fds[SERVE_FDS] = { uffd, j->fd, peer_fd, state_fd };
         char path[4200], tmp[4300], msg[128];
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int fd = -1;
@@ -208,11 +236,8 @@ int store_serve_save(struct daemon *d, struct job *j, int state_fd) {
         for (unsigned i = 0; i < sizeof(rnd); i++)
                 snprintf(j->token + 2 * i, 3, "%02x", rnd[i]);
         /* the metadata first: fds without it are dropped at the next start */
-        o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "region", j->m->name) || !json_add_u64(o, "address", j->off) ||
-            !cJSON_AddBoolToObject(o, "shared", j->shared) || !cJSON_AddBoolToObject(o, "prefetch", !j->no_prefetch) ||
-            !json_add_u64(o, "uid", j->uid) ||
-            !(text = cJSON_PrintUnformatted(o))) {
+        o = serve_metadata(j, maps, n_maps);
+        if (!o || !(text = cJSON_PrintUnformatted(o))) {
                 cJSON_Delete(o);
                 return gmem_error(-ENOMEM, "page server job %" PRIu64 ": metadata", j->id);
         }
@@ -241,7 +266,7 @@ int store_serve_save(struct daemon *d, struct job *j, int state_fd) {
                         return -EIO;
                 }
         }
-        log_info("page server job %" PRIu64 " ('%s'): in the fd store as " SERVE_PREFIX "%s-*", j->id, j->m->name, j->token);
+        log_info("page server job %" PRIu64 " ('%s'): in the fd store as " SERVE_PREFIX "%s-*", j->id, job_subject(j), j->token);
         return 0;
 }
 
@@ -298,17 +323,41 @@ static bool serve_entry(struct saved_serve *v, unsigned *n, const char *fdname, 
         return true;
 }
 
-/* One page server back: its metadata, its region, a job resuming from its state. */
+/* Firecracker's regions as saved: 1 to GMEM_UFFD_MAPPINGS_MAX of them (checked again by the
+ * page server). */
+static int parse_mappings(const cJSON *arr, struct gmem_uffd_mapping **ret, size_t *ret_n) {
+        _cleanup_free_ struct gmem_uffd_mapping *v = NULL;
+        const cJSON *e;
+        size_t n = 0;
+        int size = cJSON_GetArraySize(arr);
+
+        if (!cJSON_IsArray(arr) || size < 1 || size > GMEM_UFFD_MAPPINGS_MAX || !(v = calloc((size_t) size, sizeof(*v))))
+                return -EBADMSG;
+        cJSON_ArrayForEach(e, arr) {
+                if (json_get_u64(e, "base", true, 0, &v[n].base) < 0 || json_get_u64(e, "size", true, 0, &v[n].size) < 0 ||
+                    json_get_u64(e, "offset", true, 0, &v[n].offset) < 0 ||
+                    json_get_u64(e, "page_size", true, 0, &v[n].page_size) < 0)
+                        return -EBADMSG;
+                n++;
+        }
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
+/* One page server back: its metadata, its region (a serve) or its mappings (Firecracker), a
+ * job resuming from its state. */
 static int serve_restore_one(struct daemon *d, struct saved_serve *sv) {
         _cleanup_(cJSON_Deletep) cJSON *meta = NULL;
         _cleanup_free_ char *text = NULL;
+        _cleanup_free_ struct gmem_uffd_mapping *maps = NULL;
         _cleanup_close_ int fd = -1;
         char path[4200];
-        const char *name = NULL;
+        const char *op = NULL, *name = NULL;
         uint64_t base = 0, uid = 0;
-        bool shared = false, prefetch = true;
+        bool shared = false, prefetch = true, raw = false;
         struct managed *m;
-        size_t n = 0;
+        size_t n = 0, n_maps = 0;
         int k;
 
         if (sv->fds[SERVE_UFFD] < 0 || sv->fds[SERVE_SNAPSHOT] < 0 || sv->fds[SERVE_STATE] < 0)
@@ -318,20 +367,33 @@ static int serve_restore_one(struct daemon *d, struct saved_serve *sv) {
         if ((k = read_small_file(fd, METADATA_MAX_BYTES, path, &text, &n)) < 0)
                 return k;
         meta = cJSON_ParseWithLength(text, n);
-        if (!cJSON_IsObject(meta) || json_get_str(meta, "region", true, NULL, &name) < 0 ||
-            json_get_u64(meta, "address", true, 0, &base) < 0 || json_get_bool(meta, "shared", true, &shared) < 0 ||
-            json_get_bool(meta, "prefetch", true, &prefetch) < 0 || json_get_u64(meta, "uid", true, 0, &uid) < 0 ||
-            uid >= UINT32_MAX)
+        if (!cJSON_IsObject(meta) || json_get_str(meta, "op", true, NULL, &op) < 0 ||
+            json_get_u64(meta, "uid", true, 0, &uid) < 0 || uid >= UINT32_MAX)
                 return gmem_error(-EBADMSG, "page server %s: metadata '%s' is not one", sv->token, path);
-        if (!(m = region_find(d, name)))
-                return gmem_error(-ENOENT, "page server %s: its region '%s' did not come back", sv->token, name);
-        k = action_serve_resume(d, m, sv->fds[SERVE_UFFD], sv->fds[SERVE_SNAPSHOT], sv->fds[SERVE_STATE], sv->fds[SERVE_PIDFD],
-                                base, shared, prefetch, (uid_t) uid, sv->token);
+        if (strcmp(op, "firecracker") == 0) {
+                if (sv->fds[SERVE_PEER] < 0 || json_get_str(meta, "vm", true, NULL, &name) < 0 || !proto_name_valid(name) ||
+                    json_get_bool(meta, "raw", false, &raw) < 0 || json_get_bool(meta, "prefetch", true, &prefetch) < 0 ||
+                    parse_mappings(cJSON_GetObjectItemCaseSensitive(meta, "mappings"), &maps, &n_maps) < 0)
+                        return gmem_error(-EBADMSG, "page server %s: metadata '%s' is not a Firecracker VM's", sv->token, path);
+                k = action_firecracker_resume(d, name, sv->fds[SERVE_UFFD], sv->fds[SERVE_SNAPSHOT], sv->fds[SERVE_PEER],
+                                              sv->fds[SERVE_STATE], TAKE_PTR(maps), n_maps, raw, prefetch, (uid_t) uid,
+                                              sv->token);
+        } else {
+                if (strcmp(op, "serve") != 0 || json_get_str(meta, "region", true, NULL, &name) < 0 ||
+                    json_get_u64(meta, "address", true, 0, &base) < 0 || json_get_bool(meta, "shared", true, &shared) < 0 ||
+                    json_get_bool(meta, "prefetch", true, &prefetch) < 0)
+                        return gmem_error(-EBADMSG, "page server %s: metadata '%s' is not one", sv->token, path);
+                if (!(m = region_find(d, name)))
+                        return gmem_error(-ENOENT, "page server %s: its region '%s' did not come back", sv->token, name);
+                k = action_serve_resume(d, m, sv->fds[SERVE_UFFD], sv->fds[SERVE_SNAPSHOT], sv->fds[SERVE_STATE],
+                                        sv->fds[SERVE_PEER], base, shared, prefetch, (uid_t) uid, sv->token);
+        }
+        for (unsigned i = 0; i < SERVE_FDS; i++)
+                sv->fds[i] = -1; /* the job's now, or closed */
         if (k < 0)
                 return k;
-        for (unsigned i = 0; i < SERVE_FDS; i++)
-                sv->fds[i] = -1; /* the job's now */
-        log_notice("page server for region '%s' resumed from the fd store (%s)", name, sv->token);
+        log_notice("page server for %s '%s' resumed from the fd store (%s)", strcmp(op, "firecracker") == 0 ? "VM" : "region",
+                   name, sv->token);
         return 0;
 }
 

@@ -15,10 +15,12 @@ int store_start(struct daemon *d);
 /* Rebuild the regions from the n fds systemd passed in (SD_LISTEN_FDS_START on, names[i] from
  * sd_listen_fds_with_names), skipping the listening socket listen_fd; drop the rest. */
 int store_restore_fds(struct daemon *d, int n, char **names, int listen_fd);
-/* A page server's job (JOB_SERVE) into the fd store (FDNAME=serve-<token>-uffd, -snapshot,
- * -pidfd, -state) with its metadata under serve/<token>.json; from the job's thread. Forgotten
- * when the job ends other than by gmemd stopping. */
-int store_serve_save(struct daemon *d, struct job *j, int state_fd);
+/* A page server's job (JOB_SERVE, JOB_FIRECRACKER) into the fd store (FDNAME=serve-<token>-uffd,
+ * -snapshot, -peer, -state: peer is what ends it, the VMM's pidfd or the VM's connection) with its
+ * metadata under serve/<token>.json (and maps, Firecracker's regions); from the job's thread.
+ * Forgotten when the job ends other than by gmemd stopping. */
+int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int state_fd,
+                     const struct gmem_uffd_mapping *maps, size_t n_maps);
 void store_serve_forget(struct daemon *d, const struct job *j);
 /* STATUS= for systemctl status: regions, bytes, clients. */
 void store_status(struct daemon *d);

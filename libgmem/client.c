@@ -477,14 +477,16 @@ _public_ int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm
         what = what_of(&w, "firecracker", vm);
         if (!c || !vm)
                 return gmem_error(-EINVAL, "%s: NULL client or VM name", what);
-        if (flags & ~GMEM_PAGE_SERVER_RAW)
-                return gmem_error(-EINVAL, "%s: unknown flags %#" PRIx64, what, (uint64_t) (flags & ~GMEM_PAGE_SERVER_RAW));
+        if (flags & ~(uint64_t) (GMEM_PAGE_SERVER_RAW | GMEM_SERVE_NO_PREFETCH))
+                return gmem_error(-EINVAL, "%s: unknown flags %#" PRIx64, what,
+                                  (uint64_t) (flags & ~(uint64_t) (GMEM_PAGE_SERVER_RAW | GMEM_SERVE_NO_PREFETCH)));
         if ((k = check_fd(what, "listening socket", listen_fd)) < 0 || (k = check_fd(what, "source", source_fd)) < 0)
                 return k;
         req = request(PROTO_OP_FIRECRACKER, NULL);
         if (!req || !cJSON_AddStringToObject(req, "vm", vm) ||
             !cJSON_AddStringToObject(req, "format", flags & GMEM_PAGE_SERVER_RAW ? "raw" : "gmem") ||
-            (timeout_ms > 0 && !add_u64(req, "timeout_ms", (uint64_t) timeout_ms)))
+            (timeout_ms > 0 && !add_u64(req, "timeout_ms", (uint64_t) timeout_ms)) ||
+            ((flags & GMEM_SERVE_NO_PREFETCH) && !cJSON_AddBoolToObject(req, "prefetch", false)))
                 return oom(what);
         k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
         if (k < 0)

@@ -14,7 +14,8 @@
 #    gmemd in the middle: its faults wait, the next gmemd resumes serving from the fd store (uffd,
 #    snapshot, the VMM's pidfd, the server's state) and the guest verifies every byte; with the
 #    snapshot damaged while gmemd was down, a watcher gets a job-finished error and the guest
-#    stays in its fault (never zeroes); the servers leave the store when the VMM exits;
+#    stays in its fault (never zeroes); the servers leave the store when the VMM exits; the same
+#    for a Firecracker VM served from its memory file (a Python stand-in speaks its handshake);
 #  - release takes the fd out of the store and deletes the metadata; fds in the store that gmemd
 #    does not recognise (put there by an ExecStartPre= of the test) are dropped; `systemctl stop`
 #    empties the store and the next activation starts with nothing, stale metadata removed.
@@ -522,6 +523,53 @@ if [[ -x $vmm ]] && [[ -c /dev/kvm ]]; then
                 fail "fd store holds $(show NFileDescriptorStore) fds after the damaged restore, want $want"
         gc release lz2-0 > /dev/null && gc release lz2-1 > /dev/null || fail "release lz2-0, lz2-1"
         say "a snapshot damaged across the crash: an error event, the guest kept waiting, never served zeroes"
+fi
+
+# --- the same for a Firecracker VM served from its memory file (tests/systemd/fake-firecracker.py
+# speaks Firecracker's documented handshake: no Firecracker binary runs here)
+if command -v python3 > /dev/null; then
+        head -c 6M /dev/urandom > "$T/fc.mem"
+        rm -f "$T/fc-go" "$T/fc.sock"
+        gc firecracker fcvm --listen /run/gmem-test/fc.sock --from /run/gmem-test/fc.mem --raw --no-prefetch > "$T/fc-ctl.out" 2>&1 ||
+                fail "gmemctl firecracker: $(cat "$T/fc-ctl.out")"
+        ns python3 "$src/tests/systemd/fake-firecracker.py" /run/gmem-test/fc.sock /run/gmem-test/fc.mem /run/gmem-test/fc-go \
+                > "$T/fc.out" 2>&1 &
+        fc_pid=$!
+        for _ in $(seq 600); do
+                grep -q '^waiting' "$T/fc.out" && break
+                kill -0 "$fc_pid" 2> /dev/null || break
+                sleep 0.05
+        done
+        grep -q '^waiting' "$T/fc.out" || fail "the Firecracker stand-in did not get going: $(tail -n 5 "$T/fc.out")"
+        want=$((${#names[@]} + 4))
+        for _ in $(seq 100); do
+                [[ $(show NFileDescriptorStore) == "$want" ]] && break
+                sleep 0.05
+        done
+        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+                fail "fd store holds $(show NFileDescriptorStore) fds while serving the VM, want $want"
+        pid_fc=$(show MainPID)
+        ns kill -KILL "$pid_fc" || fail "kill gmemd while it serves the VM"
+        pid_fc2=$(wait_restarted "$pid_fc") || fail "systemd did not restart gmemd"
+        for _ in $(seq 100); do
+                grep -q "page server for VM 'fcvm' resumed" "$T/gmemd.log" && break
+                sleep 0.05
+        done
+        grep -q "page server for VM 'fcvm' resumed" "$T/gmemd.log" ||
+                fail "the VM's page server was not resumed: $(grep -i 'firecracker\|serve' "$T/gmemd.log" | tail -n 4)"
+        touch "$T/fc-go"
+        wait "$fc_pid"
+        fc_rc=$?
+        ((fc_rc == 0)) || fail "the Firecracker stand-in failed after the crash (exit $fc_rc): $(tail -n 4 "$T/fc.out")"
+        grep -qx verified "$T/fc.out" || fail "the VM's memory differs from its memory file: $(tail -n 2 "$T/fc.out")"
+        want=${#names[@]}
+        for _ in $(seq 100); do
+                [[ $(show NFileDescriptorStore) == "$want" ]] && break
+                sleep 0.05
+        done
+        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+                fail "fd store holds $(show NFileDescriptorStore) fds after the VM hung up, want $want"
+        say "a Firecracker VM's page server: gmemd SIGKILLed (pid $pid_fc), resumed by pid $pid_fc2, the VM's memory verified"
 fi
 
 # --- release: out of the fd store and the metadata directory -----------------------------------

@@ -110,6 +110,7 @@ enum {
         OPT_LISTEN,
         OPT_RAW,
         OPT_TIMEOUT,
+        OPT_NO_PREFETCH,
 };
 
 #define COMMON_OPTIONS \
@@ -971,14 +972,14 @@ static int cmd_firecracker(int argc, char **argv) {
                 { "from", required_argument, NULL, OPT_FROM },
                 { "raw", no_argument, NULL, OPT_RAW },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
                 {},
         };
         _cleanup_client_ struct gmem_client *c = NULL;
         _cleanup_close_ int src = -1, l = -1;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         const char *vm, *path = NULL, *from = NULL;
-        uint64_t timeout = 60, job = 0;
-        bool raw = false;
+        uint64_t timeout = 60, job = 0, flags = 0;
         int k, o;
 
         while ((k = next_option("firecracker", argc, argv, options, &o)) > 0)
@@ -990,7 +991,10 @@ static int cmd_firecracker(int argc, char **argv) {
                         from = optarg;
                         break;
                 case OPT_RAW:
-                        raw = true;
+                        flags |= GMEM_PAGE_SERVER_RAW;
+                        break;
+                case OPT_NO_PREFETCH:
+                        flags |= GMEM_SERVE_NO_PREFETCH;
                         break;
                 case OPT_TIMEOUT:
                         if (parse_uint64(optarg, 3600, &timeout) < 0 || timeout == 0)
@@ -1017,7 +1021,7 @@ static int cmd_firecracker(int argc, char **argv) {
         l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (l < 0 || bind(l, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return failf("firecracker", vm, "bind '%s': %s", path, strerror(errno));
-        if (listen(l, 1) < 0 || (k = gmem_client_serve_firecracker(c, vm, l, src, raw ? GMEM_PAGE_SERVER_RAW : 0,
+        if (listen(l, 1) < 0 || (k = gmem_client_serve_firecracker(c, vm, l, src, flags,
                                                                   (int) timeout * 1000, &job)) < 0) {
                 int err = k < 0 ? k : -errno;
                 (void) unlink(path); /* ours, made above */
@@ -1447,7 +1451,7 @@ static const struct {
         { "snapshot", cmd_snapshot, "NAME --to FILE", "write a region to a sparse snapshot file" },
         { "restore", cmd_restore, "NAME --from FILE [--backend memfd|hugetlb|secret] [--policy keep|connection]",
           "create a region from a snapshot" },
-        { "firecracker", cmd_firecracker, "VM --listen PATH --from FILE [--raw] [--timeout SECONDS]",
+        { "firecracker", cmd_firecracker, "VM --listen PATH --from FILE [--raw] [--no-prefetch] [--timeout SECONDS]",
           "serve a Firecracker VM's snapshot restore (its Uffd backend socket)" },
         { "punch", cmd_punch, "NAME --offset N --length N", "discard a range (it reads back as zeroes)" },
         { "grant", cmd_grant, "NAME --uid UID|--gid GID", "let a user or group open and use a region" },

@@ -481,7 +481,8 @@ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, ui
  * listen_fd, a listening unix stream socket (the path Firecracker's snapshot load is given as its
  * Uffd backend), takes the VM's handshake and serves its memory from source_fd — a gmem snapshot,
  * or with GMEM_PAGE_SERVER_RAW Firecracker's memory file — until the VM hangs up, even after the
- * caller has gone; the job's end is a "finished" event. Both fds stay the caller's. */
+ * caller has gone (and across restarts of gmemd under systemd); GMEM_SERVE_NO_PREFETCH: faults
+ * only. The job's end is a "finished" event. Both fds stay the caller's. */
 int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm, int listen_fd, int source_fd,
                                   uint64_t flags, int timeout_ms, uint64_t *ret_job);
 int gmem_client_grant_uid(struct gmem_client *c, const char *name, uint32_t uid);
