@@ -434,13 +434,28 @@ _public_ int gmem_client_restore_fd(struct gmem_client *c, const char *name, int
         return gmem_client_call(c, what, req, src_fd, NULL, NULL);
 }
 
+/* A request with two fds answered at once with the job it started (serve, firecracker). */
+static int call_for_job(struct gmem_client *c, const char *what, cJSON *req, const int fds[2], uint64_t *ret_job) {
+        _cleanup_json_ cJSON *reply = NULL;
+        uint64_t job;
+        int k;
+
+        k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
+        if (k < 0)
+                return k;
+        if (gmem_json_get_u64(reply, "job", &job) < 0)
+                return gmem_error(-EPROTO, "%s: gmemd's reply has no job", what);
+        if (ret_job)
+                *ret_job = job;
+        return 0;
+}
+
 _public_ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int uffd, uint64_t address, int snapshot_fd,
                                    unsigned flags, uint64_t *ret_job) {
-        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_json_ cJSON *req = NULL;
         const int fds[2] = { uffd, snapshot_fd };
         struct what w;
         const char *what;
-        uint64_t job;
         int k;
 
         if ((k = check_named(c, "serve", name)) < 0)
@@ -455,23 +470,15 @@ _public_ int gmem_client_serve_uffd(struct gmem_client *c, const char *name, int
         if (!req || !add_u64(req, "address", address) || !cJSON_AddBoolToObject(req, "shared", flags & GMEM_SERVE_SHARED) ||
             ((flags & GMEM_SERVE_NO_PREFETCH) && !cJSON_AddBoolToObject(req, "prefetch", false)))
                 return oom(what);
-        k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
-        if (k < 0)
-                return k;
-        if (gmem_json_get_u64(reply, "job", &job) < 0)
-                return gmem_error(-EPROTO, "%s: gmemd's reply has no job", what);
-        if (ret_job)
-                *ret_job = job;
-        return 0;
+        return call_for_job(c, what, req, fds, ret_job);
 }
 
 _public_ int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm, int listen_fd, int source_fd,
                                           uint64_t flags, int timeout_ms, uint64_t *ret_job) {
-        _cleanup_json_ cJSON *req = NULL, *reply = NULL;
+        _cleanup_json_ cJSON *req = NULL;
         const int fds[2] = { listen_fd, source_fd };
         struct what w;
         const char *what;
-        uint64_t job;
         int k;
 
         what = what_of(&w, "firecracker", vm);
@@ -488,14 +495,7 @@ _public_ int gmem_client_serve_firecracker(struct gmem_client *c, const char *vm
             (timeout_ms > 0 && !add_u64(req, "timeout_ms", (uint64_t) timeout_ms)) ||
             ((flags & GMEM_SERVE_NO_PREFETCH) && !cJSON_AddBoolToObject(req, "prefetch", false)))
                 return oom(what);
-        k = gmem_client_call_fds(c, what, req, fds, 2, &reply, NULL);
-        if (k < 0)
-                return k;
-        if (gmem_json_get_u64(reply, "job", &job) < 0)
-                return gmem_error(-EPROTO, "%s: gmemd's reply has no job", what);
-        if (ret_job)
-                *ret_job = job;
-        return 0;
+        return call_for_job(c, what, req, fds, ret_job);
 }
 
 _public_ int gmem_client_cancel(struct gmem_client *c, uint64_t job) {

@@ -426,6 +426,24 @@ pid3b=$(wait_restarted "$pid3") || fail "gmemd not back after systemctl restart"
 check_regions_back "systemctl restart"
 say "and after systemctl restart (pid $pid3b)"
 
+# wait_line FILE PID: until FILE (a process's output) has its "waiting" line, or PID is gone
+wait_line() {
+        for _ in $(seq 600); do
+                grep -q '^waiting' "$1" && return 0
+                kill -0 "$2" 2> /dev/null || break
+                sleep 0.05
+        done
+        grep -q '^waiting' "$1"
+}
+# wait_store N: until the fd store holds N fds (5 s); false if it does not
+wait_store() {
+        for _ in $(seq 100); do
+                [[ $(show NFileDescriptorStore) == "$1" ]] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
 # --- a page server that never hurts its guest: a real guest restored lazily through gmemd (faults
 # only, no prefetch, so the restore is certainly unfinished), gmemd SIGKILLed in the middle. The
 # guest's memory faults wait; the next gmemd gets the uffds, snapshots, the VMM's pidfds and the
@@ -437,12 +455,7 @@ if [[ -x $vmm ]] && [[ -c /dev/kvm ]]; then
         ns env TMPDIR=/tmp "$vmm" --memory 32M --regions 2 --gmemd="$sock" --name lz --restore /run/gmem-test/lz.snap \
                 --lazy --no-prefetch --wait-file /run/gmem-test/lz-go > "$T/lz.out" 2>&1 &
         lz_pid=$!
-        for _ in $(seq 600); do
-                grep -q '^waiting' "$T/lz.out" && break
-                kill -0 "$lz_pid" 2> /dev/null || break
-                sleep 0.05
-        done
-        grep -q '^waiting' "$T/lz.out" || fail "the lazily restored VMM did not get going: $(tail -n 5 "$T/lz.out")"
+        wait_line "$T/lz.out" "$lz_pid" || fail "the lazily restored VMM did not get going: $(tail -n 5 "$T/lz.out")"
         grep -q 'served by gmemd' "$T/lz.out" || fail "gmemd does not serve the VMM's memory: $(tail -n 5 "$T/lz.out")"
         want=$((${#names[@]} + 2 + 2 * 4)) # the regions, lz-0 and lz-1, and 4 fds per page server
         [[ $(show NFileDescriptorStore) == "$want" ]] ||
@@ -464,11 +477,7 @@ if [[ -x $vmm ]] && [[ -c /dev/kvm ]]; then
         grep -q '^verified .* match the image' "$T/lz.out" || fail "the guest did not verify its memory: $(tail -n 4 "$T/lz.out")"
         # the VMM is gone: its pidfd ends the resumed jobs, which leave the store
         want=$((${#names[@]} + 2))
-        for _ in $(seq 100); do
-                [[ $(show NFileDescriptorStore) == "$want" ]] && break
-                sleep 0.05
-        done
-        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+        wait_store "$want" ||
                 fail "fd store holds $(show NFileDescriptorStore) fds after the VMM exited, want $want"
         gc release lz-0 > /dev/null && gc release lz-1 > /dev/null || fail "release lz-0, lz-1"
         say "the guest verified every byte after the crash; the page servers left the store when the VMM exited"
@@ -481,12 +490,7 @@ if [[ -x $vmm ]] && [[ -c /dev/kvm ]]; then
         ns env TMPDIR=/tmp "$vmm" --memory 32M --regions 2 --gmemd="$sock" --name lz2 --restore /run/gmem-test/lz2.snap \
                 --lazy --no-prefetch --wait-file /run/gmem-test/lz-go > "$T/lz2.out" 2>&1 &
         lz_pid=$!
-        for _ in $(seq 600); do
-                grep -q '^waiting' "$T/lz2.out" && break
-                kill -0 "$lz_pid" 2> /dev/null || break
-                sleep 0.05
-        done
-        grep -q '^waiting' "$T/lz2.out" || fail "the second lazily restored VMM did not get going: $(tail -n 5 "$T/lz2.out")"
+        wait_line "$T/lz2.out" "$lz_pid" || fail "the second lazily restored VMM did not get going: $(tail -n 5 "$T/lz2.out")"
         pid_lz=$(show MainPID)
         ns kill -KILL "$pid_lz" || fail "kill gmemd"
         # one byte of the first page of region 0's data: the guest reads it, the VMM did not
@@ -515,11 +519,7 @@ if [[ -x $vmm ]] && [[ -c /dev/kvm ]]; then
         kill "$watch_pid" 2> /dev/null
         wait "$watch_pid" 2> /dev/null
         want=$((${#names[@]} + 2))
-        for _ in $(seq 100); do
-                [[ $(show NFileDescriptorStore) == "$want" ]] && break
-                sleep 0.05
-        done
-        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+        wait_store "$want" ||
                 fail "fd store holds $(show NFileDescriptorStore) fds after the damaged restore, want $want"
         gc release lz2-0 > /dev/null && gc release lz2-1 > /dev/null || fail "release lz2-0, lz2-1"
         say "a snapshot damaged across the crash: an error event, the guest kept waiting, never served zeroes"
@@ -535,18 +535,9 @@ if command -v python3 > /dev/null; then
         ns python3 "$src/tests/systemd/fake-firecracker.py" /run/gmem-test/fc.sock /run/gmem-test/fc.mem /run/gmem-test/fc-go \
                 > "$T/fc.out" 2>&1 &
         fc_pid=$!
-        for _ in $(seq 600); do
-                grep -q '^waiting' "$T/fc.out" && break
-                kill -0 "$fc_pid" 2> /dev/null || break
-                sleep 0.05
-        done
-        grep -q '^waiting' "$T/fc.out" || fail "the Firecracker stand-in did not get going: $(tail -n 5 "$T/fc.out")"
+        wait_line "$T/fc.out" "$fc_pid" || fail "the Firecracker stand-in did not get going: $(tail -n 5 "$T/fc.out")"
         want=$((${#names[@]} + 4))
-        for _ in $(seq 100); do
-                [[ $(show NFileDescriptorStore) == "$want" ]] && break
-                sleep 0.05
-        done
-        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+        wait_store "$want" ||
                 fail "fd store holds $(show NFileDescriptorStore) fds while serving the VM, want $want"
         pid_fc=$(show MainPID)
         ns kill -KILL "$pid_fc" || fail "kill gmemd while it serves the VM"
@@ -563,11 +554,7 @@ if command -v python3 > /dev/null; then
         ((fc_rc == 0)) || fail "the Firecracker stand-in failed after the crash (exit $fc_rc): $(tail -n 4 "$T/fc.out")"
         grep -qx verified "$T/fc.out" || fail "the VM's memory differs from its memory file: $(tail -n 2 "$T/fc.out")"
         want=${#names[@]}
-        for _ in $(seq 100); do
-                [[ $(show NFileDescriptorStore) == "$want" ]] && break
-                sleep 0.05
-        done
-        [[ $(show NFileDescriptorStore) == "$want" ]] ||
+        wait_store "$want" ||
                 fail "fd store holds $(show NFileDescriptorStore) fds after the VM hung up, want $want"
         say "a Firecracker VM's page server: gmemd SIGKILLed (pid $pid_fc), resumed by pid $pid_fc2, the VM's memory verified"
 fi

@@ -233,3 +233,10 @@ int gmem_test_main(Suite *s) {
         srunner_free(sr);
         return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+void *gmem_test_touch(void *toucher) {
+        struct gmem_test_toucher *t = toucher;
+        (void) t->p[0];
+        t->done = true;
+        return NULL;
+}

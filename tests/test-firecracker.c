@@ -259,17 +259,6 @@ static void *loop_run(void *p) {
         return NULL;
 }
 
-struct toucher {
-        const volatile uint8_t *p;
-        volatile bool done;
-};
-
-static void *touch(void *arg) {
-        struct toucher *t = arg;
-        (void) t->p[0];
-        t->done = true;
-        return NULL;
-}
 
 /* A discard before the first touch: the page is served as zeroes, never from the file. */
 START_TEST(discard_before_touch) {
@@ -470,7 +459,7 @@ START_TEST(truncated_while_served) {
         _cleanup_free_ uint8_t *want = image();
         struct gmem_page_server *ps = NULL;
         struct gmem_uffd_mapping m;
-        struct toucher t;
+        struct gmem_test_toucher t;
         pthread_t th;
         struct vm vm;
         int raw, k = 0;
@@ -481,8 +470,8 @@ START_TEST(truncated_while_served) {
         m = (struct gmem_uffd_mapping) { .base = (uintptr_t) vm.low, .size = LOW, .offset = 0 };
         ck_assert_int_eq(gmem_page_server_new_mapped(vm.uffd, &m, 1, raw, GMEM_PAGE_SERVER_RAW, &ps), 0);
         ck_assert_int_eq(ftruncate(raw, 4096), 0);
-        t = (struct toucher) { .p = vm.low + MiB_ };
-        ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+        t = (struct gmem_test_toucher) { .p = vm.low + MiB_ };
+        ck_assert_int_eq(pthread_create(&th, NULL, gmem_test_touch, &t), 0);
         for (int i = 0; i < 100 && k == 0; i++)
                 k = gmem_page_server_run(ps, 50);
         ck_assert_int_eq(k, -EBADMSG);

@@ -222,23 +222,12 @@ START_TEST(prefetch_makes_it_resident) {
 }
 END_TEST
 
-struct toucher {
-        const volatile uint8_t *p;
-        volatile bool done;
-};
-
-static void *touch(void *arg) {
-        struct toucher *t = arg;
-        (void) t->p[0];
-        t->done = true;
-        return NULL;
-}
 
 /* Damaged data is not served: the server fails naming it, the faulting thread stays waiting. */
 START_TEST(damaged_data_never_served) {
         _cleanup_free_ uint8_t *want = NULL;
         struct gmem_page_server *ps = NULL;
-        struct toucher t;
+        struct gmem_test_toucher t;
         pthread_t th;
         uint8_t *mem, b;
         int snap, uffd, k = 0;
@@ -252,8 +241,8 @@ START_TEST(damaged_data_never_served) {
         if (!uffd_for(mem, false, &uffd))
                 return;
         ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, NULL, &ps), 0);
-        t = (struct toucher) { .p = mem + 5 * MiB_ + 4096 };
-        ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+        t = (struct gmem_test_toucher) { .p = mem + 5 * MiB_ + 4096 };
+        ck_assert_int_eq(pthread_create(&th, NULL, gmem_test_touch, &t), 0);
         for (int i = 0; i < 100 && k == 0; i++)
                 k = gmem_page_server_run(ps, 50);
         ck_assert_int_eq(k, -EBADMSG);
@@ -302,9 +291,9 @@ START_TEST(guest_memfd_faults) {
         server_start(&s, uffd, mem, snap, r);
         /* touched from a thread: a fault that is never served fails the test, not hangs it */
         {
-                struct toucher t = { .p = mem + 5 * MiB_ + 4096 };
+                struct gmem_test_toucher t = { .p = mem + 5 * MiB_ + 4096 };
                 pthread_t th;
-                ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+                ck_assert_int_eq(pthread_create(&th, NULL, gmem_test_touch, &t), 0);
                 for (int i = 0; i < 3000 && !t.done && !s.error; i++)
                         usleep(10 * 1000);
                 if (!t.done) {
@@ -336,7 +325,7 @@ START_TEST(resume_where_it_stopped) {
         _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
         _cleanup_free_ uint8_t *want = NULL;
         struct server s;
-        struct toucher t;
+        struct gmem_test_toucher t;
         struct uffd_msg msg;
         pthread_t th;
         uint8_t *mem;
@@ -359,8 +348,8 @@ START_TEST(resume_where_it_stopped) {
         const uint8_t written = (uint8_t) (want[4096] ^ 0xff);
         mem[4096] = written;
         /* a fault read by a server that died before it answered */
-        t = (struct toucher) { .p = mem + 3 * MiB_ };
-        ck_assert_int_eq(pthread_create(&th, NULL, touch, &t), 0);
+        t = (struct gmem_test_toucher) { .p = mem + 3 * MiB_ };
+        ck_assert_int_eq(pthread_create(&th, NULL, gmem_test_touch, &t), 0);
         for (int i = 0; i < 500; i++) {
                 if (read(uffd, &msg, sizeof(msg)) == (ssize_t) sizeof(msg))
                         break;
