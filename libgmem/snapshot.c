@@ -496,13 +496,21 @@ int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struc
         int k = gmem_read_full(fd, dst, e->length, s->h.data_offset + e->offset, what);
 
         if (k == -ENODATA)
-                return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
+                return snapshot_truncated();
         if (k < 0)
                 return k;
         if (!s->raw && gmem_crc32c(0, dst, e->length) != e->crc)
-                return gmem_error(-EBADMSG, "snapshot: the data at %" PRIu64 "+%" PRIu64
-                                  " does not match its checksum (altered or damaged)", e->offset, e->length);
+                return snapshot_bad_extent(e);
         return 0;
+}
+
+int snapshot_bad_extent(const struct snap_extent *e) {
+        return gmem_error(-EBADMSG, "snapshot: the data at %" PRIu64 "+%" PRIu64 " does not match its checksum (altered or damaged)",
+                          e->offset, e->length);
+}
+
+int snapshot_truncated(void) {
+        return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
 }
 
 /* The extents of one window: read into the region's mapping, each verified where it landed. */
@@ -520,27 +528,61 @@ static bool window_backed(const uint8_t *map, uint64_t off, uint64_t len) {
         return true;
 }
 
+#define RESTORE_RUN (256 * KiB) /* read at once: fewer calls, and still warm in the cache for the pass after */
+
+/* Extents [i, j) of s are back to back and fit RESTORE_RUN: how far from i that goes. */
+static uint64_t run_end(const struct gmem_snapshot_info *s, uint64_t i, uint64_t limit) {
+        uint64_t j = i + 1, len = s->extents[i].length;
+        while (j < s->h.n_extents && s->extents[j].offset < limit &&
+               s->extents[j].offset == s->extents[j - 1].offset + s->extents[j - 1].length &&
+               len + s->extents[j].length <= RESTORE_RUN) {
+                len += s->extents[j].length;
+                j++;
+        }
+        return j;
+}
+
+/* The extents of one window into the region, each verified. Back-to-back extents are read at
+ * once into the thread's bounce buffer; then written into the file (write(): a region not yet
+ * backed), or copied into the mapping and checked in the same pass (memory that is there
+ * already, a pooled region). */
 static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct restore_ctx *c = userdata;
         const struct gmem_snapshot_info *s = c->s;
-        bool via_write = c->via_write && !window_backed(c->map, off, len);
+        bool backed = window_backed(c->map, off, len), via_write = c->via_write && !backed;
+        uint8_t *b = bounce_buffer();
         uint64_t done = 0;
         int k;
 
-        for (uint64_t i = snapshot_extent_at(s, off); i < s->h.n_extents && s->extents[i].offset < off + len; i++) {
+        for (uint64_t i = snapshot_extent_at(s, off), j; i < s->h.n_extents && s->extents[i].offset < off + len; i = j) {
                 const struct snap_extent *e = &s->extents[i];
-                uint8_t *dst = c->map + e->offset;
-                uint8_t *b = via_write ? bounce_buffer() : NULL;
+                uint64_t run;
 
-                if (b)
-                        k = snapshot_read_extent(c->fd, s, e, b, NULL);
-                else if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) >= 0)
-                        k = snapshot_read_extent(c->fd, s, e, dst, "restore");
-                if (k < 0)
+                if (!b) { /* no bounce buffer: straight into the mapping, one extent at a time */
+                        j = i + 1;
+                        if ((k = region_populate_pages(c->r, c->map, e->offset, e->length)) < 0 ||
+                            (k = snapshot_read_extent(c->fd, s, e, c->map + e->offset, "restore")) < 0)
+                                return k;
+                        done += e->length;
+                        continue;
+                }
+                j = run_end(s, i, off + len);
+                run = s->extents[j - 1].offset + s->extents[j - 1].length - e->offset;
+                if (!via_write && !backed && (k = region_populate_pages(c->r, c->map, e->offset, run)) < 0)
                         return k;
-                if (b && (k = gmem_write_full(c->r->fd, b, e->length, e->offset, "restore", NULL)) < 0)
+                if ((k = gmem_read_full(c->fd, b, run, s->h.data_offset + e->offset, NULL)) < 0)
+                        return k == -ENODATA ? snapshot_truncated() : k;
+                for (uint64_t x = i; x < j; x++) {
+                        const struct snap_extent *f = &s->extents[x];
+                        const uint8_t *from = b + (f->offset - e->offset);
+                        uint32_t crc = via_write ? gmem_crc32c(0, from, f->length)
+                                                 : gmem_crc32c_copy(c->map + f->offset, from, f->length);
+                        if (crc != f->crc)
+                                return snapshot_bad_extent(f);
+                }
+                if (via_write && (k = gmem_write_full(c->r->fd, b, run, e->offset, "restore", NULL)) < 0)
                         return k;
-                done += e->length;
+                done += run;
         }
         *ret_count = done;
         return 0;

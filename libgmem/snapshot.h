@@ -65,6 +65,9 @@ int snapshot_set_hot(int fd, const uint32_t *hot, uint32_t n, uint32_t shift, co
 uint64_t snapshot_extent_at(const struct gmem_snapshot_info *s, uint64_t off);
 /* Does an extent hold byte off? */
 bool snapshot_covers(const struct gmem_snapshot_info *s, uint64_t off);
+/* -EBADMSG: e's data does not match its checksum; a snapshot that ends inside its data. */
+int snapshot_bad_extent(const struct snap_extent *e);
+int snapshot_truncated(void);
 /* e's data into dst, verified: -EBADMSG naming the extent when it does not match, or is cut short. */
 int snapshot_read_extent(int fd, const struct gmem_snapshot_info *s, const struct snap_extent *e, uint8_t *dst,
                          const char *what);

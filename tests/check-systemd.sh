@@ -532,7 +532,9 @@ if command -v python3 > /dev/null; then
         rm -f "$T/fc-go" "$T/fc.sock"
         gc firecracker fcvm --listen /run/gmem-test/fc.sock --from /run/gmem-test/fc.mem --raw --no-prefetch > "$T/fc-ctl.out" 2>&1 ||
                 fail "gmemctl firecracker: $(cat "$T/fc-ctl.out")"
-        ns python3 "$src/tests/systemd/fake-firecracker.py" /run/gmem-test/fc.sock /run/gmem-test/fc.mem /run/gmem-test/fc-go \
+        # the namespace sees the build and the test directory, not the source tree
+        cp "$src/tests/systemd/fake-firecracker.py" "$T/fake-firecracker.py" || fail "copy the Firecracker stand-in"
+        ns python3 /run/gmem-test/fake-firecracker.py /run/gmem-test/fc.sock /run/gmem-test/fc.mem /run/gmem-test/fc-go \
                 > "$T/fc.out" 2>&1 &
         fc_pid=$!
         wait_line "$T/fc.out" "$fc_pid" || fail "the Firecracker stand-in did not get going: $(tail -n 5 "$T/fc.out")"

@@ -6,6 +6,7 @@
  * through the region and UFFDIO_CONTINUE) — byte for byte, holes as zeroes; prefetch makes it all
  * resident; a discard reads back as zeroes; damaged data is never served.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +457,44 @@ START_TEST(hot_pages_first) {
 }
 END_TEST
 
+/* Prefetch reads many blocks at once: damage in one of them is still caught, in private memory
+ * and in a region's file alike, and nothing of that block is mapped. */
+START_TEST(damaged_data_never_prefetched) {
+        for (int shared = 0; shared < 2; shared++) {
+                _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+                _cleanup_free_ uint8_t *want = NULL;
+                struct gmem_page_server *ps = NULL;
+                uint8_t *mem, b;
+                int snap, uffd;
+                int64_t k;
+
+                snap = sample_snapshot(&want);
+                ck_assert_int_eq(pread(snap, &b, 1, 4096 + 5 * MiB_ + 300000), 1);
+                b ^= 0x01;
+                ck_assert_int_eq(pwrite(snap, &b, 1, 4096 + 5 * MiB_ + 300000), 1);
+                if (shared) {
+                        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+                        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+                } else
+                        mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                ck_assert_ptr_ne(mem, MAP_FAILED);
+                if (!uffd_for(mem, shared, &uffd))
+                        return;
+                ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, r, &ps), 0);
+                while ((k = gmem_page_server_prefetch(ps, 4 * MiB_)) > 0)
+                        ;
+                ck_assert_msg(k == -EBADMSG, "prefetch of damaged data: %" PRId64 " (%s)", k, gmem_last_error());
+                ck_assert_msg(strstr(gmem_last_error(), "does not match its checksum"), "%s", gmem_last_error());
+                ck_assert(!gmem_page_server_complete(ps));
+                ck_assert(!resident(mem + 5 * MiB_ + 300000 - 300000 % 4096));
+                gmem_page_server_free(ps);
+                close(uffd);
+                munmap(mem, SIZE);
+                close(snap);
+        }
+}
+END_TEST
+
 START_TEST(bad_input) {
         struct gmem_page_server *ps = SENTINEL_PTR;
         int fd = gmem_test_temp_file(), uffd = SENTINEL_U64 & 0x7fffffff;
@@ -485,6 +524,7 @@ int main(void) {
         tcase_add_test(tc, prefetch_makes_it_resident);
         tcase_add_test(tc, damaged_data_never_served);
         tcase_add_test(tc, hot_pages_first);
+        tcase_add_test(tc, damaged_data_never_prefetched);
         tcase_add_test(tc, guest_memfd_faults);
         tcase_add_test(tc, resume_where_it_stopped);
         tcase_add_test(tc, bad_input);
