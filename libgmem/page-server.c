@@ -4,15 +4,16 @@
  *
  * The VMM maps guest memory and registers the mapping with a userfaultfd of its own (the uffd
  * belongs to its mm): gmem_uffd_register(). Whoever serves it — the VMM itself, or gmemd once the
- * VMM hands it the uffd — reads the fault events and fills memory from the snapshot a 64 KiB
- * block at a time (2 MiB for snapshots whose extents are longer), the faulting one first:
+ * VMM hands it the uffd — reads the fault events and fills memory from the snapshot a 16 KiB
+ * block at a time (larger for snapshots cut larger), the faulting one first:
  *
- *  - MISSING faults (anonymous private memory, and a shmem mapping whose page is not there yet):
- *    the block's extents are read into a buffer, each verified against its CRC, and installed
- *    with UFFDIO_COPY; a fault in a hole of the snapshot gets UFFDIO_ZEROPAGE;
- *  - MINOR faults (a shmem memfd or hugetlb region whose pages are there already, e.g. pooled and
- *    prefaulted): the block is written through the server's own mapping of the region and the
- *    VMM's pages are mapped with UFFDIO_CONTINUE — no kernel copy into the page.
+ *  - private memory (anonymous, MISSING faults): the block's extents are read into a buffer, each
+ *    verified against its CRC, and installed with UFFDIO_COPY, the faulting page first; a hole
+ *    of the snapshot gets UFFDIO_ZEROPAGE;
+ *  - a region's shared mapping (a memfd, hugetlb or guest_memfd the server has the file of; MISSING
+ *    or MINOR faults): the block is written into the file — write() where it has one, else the
+ *    server's own mapping — and the VMM's pages are mapped with UFFDIO_CONTINUE: no kernel copy
+ *    into the page, and a resumed server never writes over what the guest wrote (keep_state).
  *
  * gmem_page_server_prefetch() fills blocks nobody faulted yet, so that memory becomes fully
  * resident in the background. A block whose data does not match its checksum is never served:
@@ -77,7 +78,7 @@ struct gmem_page_server {
          * (UFFD_EVENT_REMOVE: a balloon, MADV_DONTNEED) before it was served. Discarded private
          * memory reads back as zeroes, so that is what such a page is served as. */
         uint64_t *removed;
-        uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, SNAP_WINDOW for extents longer, or a huge page */
+        uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, more for extents longer (to 2 MiB), or a huge page */
         uint64_t pgsz;                 /* the memory's page size: 4 KiB, or a hugetlb page (no UFFDIO_ZEROPAGE there) */
         bool no_zeropage;              /* the region's file refused UFFDIO_ZEROPAGE (guest_memfd) */
         uint64_t n_units, n_done, next_prefetch;
@@ -195,7 +196,7 @@ static int take_mappings(struct gmem_page_server *ps, const struct gmem_uffd_map
 static int open_source(struct gmem_page_server *ps, bool raw) {
         int k;
 
-        ps->unit = MAX((uint64_t) SNAP_BLOCK, ps->pgsz);
+        ps->unit = MAX((uint64_t) SNAP_BLOCK, ps->pgsz); /* raw: the extents are cut to it */
         if (raw) {
                 _cleanup_free_ uint64_t (*ranges)[2] = calloc(ps->n_maps, sizeof(*ranges));
                 if (!ranges)
@@ -209,11 +210,12 @@ static int open_source(struct gmem_page_server *ps, bool raw) {
         } else {
                 if ((k = gmem_snapshot_open(ps->snap_fd, &ps->s)) < 0)
                         return k;
-                /* a fault fetches a 64 KiB block where no extent spans two (this writer's), else 2 MiB */
+                /* a fault fetches the smallest block no extent spans two of: this writer's cut,
+                 * a larger one for snapshots cut larger, at most a 2 MiB window */
                 for (uint64_t i = 0; i < ps->s->h.n_extents && ps->unit < SNAP_WINDOW; i++) {
                         const struct snap_extent *e = &ps->s->extents[i];
-                        if (e->offset / ps->unit != (e->offset + e->length - 1) / ps->unit)
-                                ps->unit = SNAP_WINDOW;
+                        while (e->offset / ps->unit != (e->offset + e->length - 1) / ps->unit)
+                                ps->unit *= 2;
                 }
         }
         for (size_t i = 0; i < ps->n_maps; i++) {
@@ -715,7 +717,7 @@ struct prefetch_ctx {
         uint64_t first;
 };
 
-#define RUN_MAX (SNAP_WINDOW / SNAP_BLOCK) /* units a prefetch serves at once */
+#define RUN_BYTES SNAP_WINDOW /* what a prefetch serves at once */
 
 /* Prefetch n units from w on — of one mapping, none served or written — at once: one read of
  * the snapshot's bytes for them all, each extent verified where it landed and the holes zeroed;
@@ -773,7 +775,8 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
         struct prefetch_ctx *c = userdata;
         struct gmem_page_server *ps = c->ps;
         bool runs = !c->list && ps->pgsz == 4096 && !__atomic_load_n(&ps->no_zeropage, __ATOMIC_RELAXED);
-        _cleanup_free_ uint8_t *buf = malloc(ps->unit * (runs ? RUN_MAX : 1));
+        uint64_t run_max = runs ? MAX(UINT64_C(1), RUN_BYTES / ps->unit) : 1;
+        _cleanup_free_ uint8_t *buf = malloc(ps->unit * run_max);
         uint64_t filled = 0;
         int k;
 
@@ -788,7 +791,7 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
                 if (runs && ps->done[w] == UNIT_NONE) {
                         const struct ps_map *m = unit_map(ps, w);
                         /* the unserved units after it, in its mapping and this chunk */
-                        while (n < RUN_MAX && x + (n + 1) * ps->unit <= off + len && w + n < m->first_unit + m->n_units &&
+                        while (n < run_max && x + (n + 1) * ps->unit <= off + len && w + n < m->first_unit + m->n_units &&
                                ps->done[w + n] == UNIT_NONE)
                                 n++;
                         if (n > 1 && (k = serve_run(ps, w, n, buf)) <= 0) {

@@ -12,7 +12,7 @@
 #define SNAP_VERSION 1
 #define SNAP_HEADER_SIZE 4096
 #define SNAP_WINDOW (2 * MiB)     /* the unit of parallel work (and the most an extent may span) */
-#define SNAP_BLOCK (64 * KiB)     /* what this writer cuts extents at: a fault verifies no more */
+#define SNAP_BLOCK (16 * KiB)     /* what this writer cuts extents at: a fault verifies no more */
 #define SNAP_EXTENTS_MAX (UINT64_C(1) << 28) /* a 2 TiB region of alternating pages: more is not ours */
 
 struct snap_header {

@@ -21,6 +21,7 @@
 
 #define MiB_ (UINT64_C(1) << 20)
 #define SIZE (8 * MiB_)
+#define BLOCK (16 * 1024) /* what this writer cuts extents at, and a fault fetches */
 
 struct server {
         pthread_t thread;
@@ -438,7 +439,7 @@ START_TEST(hot_pages_first) {
         ck_assert_ptr_ne(mem, MAP_FAILED);
         ck_assert(uffd_for(mem, false, &uffd));
         ck_assert_int_eq(gmem_page_server_new(uffd, (uintptr_t) mem, snap, NULL, &ps), 0);
-        ck_assert_int_eq(gmem_page_server_prefetch(ps, 3 * 65536), 3 * 65536);
+        ck_assert_int_eq(gmem_page_server_prefetch(ps, 3 * BLOCK), 3 * BLOCK);
         ck_assert(resident(mem + 5 * MiB_ + 512 * 1024) && resident(mem + 4096) && resident(mem + 2 * MiB_ - 4096));
         ck_assert_msg(!resident(mem + 5 * MiB_), "prefetch went in order, not hot blocks first");
         while ((k = gmem_page_server_prefetch(ps, MiB_)) > 0)

@@ -282,7 +282,7 @@ int64_t gmem_populate_buf(struct gmem_region *r, uint64_t dst_off, const void *b
 int64_t gmem_dump_fd(struct gmem_region *r, uint64_t off, uint64_t len, int dst_fd, uint64_t dst_off,
                      const struct gmem_populate_opts *opts);
 /* Snapshots (docs/snapshot.md): a sparse file of the region's backed pages, holes where it has
- * none, with its size, backend, flags, page size and a CRC-32C per extent (cut at 64 KiB; none crosses
+ * none, with its size, backend, flags, page size and a CRC-32C per extent (cut at 16 KiB; none crosses
  * 2 MiB). gmem_snapshot_write() writes one to a regular file (emptied first) in parallel and
  * returns the bytes of data in it; gmem_snapshot_restore() copies a snapshot's extents into a
  * region of the same size (any backend; holes stay unbacked) and returns the bytes copied. A
@@ -307,7 +307,7 @@ uint64_t gmem_snapshot_info_extent_count(const struct gmem_snapshot_info *s);
  * guest memory and registers the mapping with a userfaultfd of its own (it belongs to the VMM's
  * mm): gmem_uffd_register() — MISSING faults, plus MINOR with minor (a shmem or hugetlb mapping
  * whose pages may be there already). The server, made with the uffd, the address of the
- * memory's first byte and the snapshot, fills memory a 64 KiB block at a time, the faulting one
+ * memory's first byte and the snapshot, fills memory a 16 KiB block at a time, the faulting one
  * first: MISSING faults with UFFDIO_COPY of the verified extents (UFFDIO_ZEROPAGE in holes),
  * MINOR faults by writing region (the same memory's file, mapped by the server) and
  * UFFDIO_CONTINUE. Discards (UFFD_EVENT_REMOVE) are honoured. Data that does not match its
