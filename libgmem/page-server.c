@@ -106,7 +106,9 @@ _public_ int gmem_uffd_register(void *addr, uint64_t len, bool minor, int *ret_u
                 fd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
         if (fd < 0)
                 return gmem_error(negative_errno(), "userfaultfd()");
-        api.features = UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_REMOVE | (minor ? UFFD_FEATURE_MINOR_SHMEM : 0);
+        /* shmem and hugetlbfs alike (a memfd, a hugetlb memfd) */
+        api.features = UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_EVENT_REMOVE |
+                       (minor ? UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MINOR_HUGETLBFS : 0);
         if (ioctl(fd, UFFDIO_API, &api) < 0) {
                 api = (struct uffdio_api) { .api = UFFD_API }; /* anonymous memory needs no feature */
                 if (minor || ioctl(fd, UFFDIO_API, &api) < 0) {

@@ -148,6 +148,56 @@ static void shmem_case(bool pooled) {
         close(snap);
 }
 
+/* hugetlb (2 MiB pages), fresh and pooled: filled a huge page at a time through the server's
+ * mapping (hugetlbfs has no write()) and mapped with UFFDIO_CONTINUE; holes as written zeroes. */
+static unsigned free_huge_pages(void) {
+        unsigned n = 0;
+        FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "re");
+        if (f) {
+                if (fscanf(f, "%u", &n) != 1)
+                        n = 0;
+                fclose(f);
+        }
+        return n;
+}
+
+START_TEST(hugetlb_faults) {
+        if (free_huge_pages() < SIZE / (2 * MiB_))
+                SKIP_TEST("fewer than %u free 2 MiB huge pages (reserve them in /proc/sys/vm/nr_hugepages)",
+                          (unsigned) (SIZE / (2 * MiB_)));
+        for (int pooled = 0; pooled < 2; pooled++) {
+                _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+                _cleanup_free_ uint8_t *want = NULL;
+                struct server s;
+                uint8_t *mem;
+                void *own;
+                int snap, uffd;
+
+                if (gmem_region_new_memfd(GMEM_BACKEND_HUGETLB, SIZE, &r) < 0)
+                        SKIP_TEST("no hugetlb region of %u MiB here: %s", (unsigned) (SIZE >> 20), gmem_last_error());
+                if (pooled && gmem_prefault(r, 0, SIZE, NULL) < 0)
+                        SKIP_TEST("%u MiB of huge pages cannot be faulted here (free pages?): %s", (unsigned) (SIZE >> 20),
+                                  gmem_last_error());
+                snap = sample_snapshot(&want);
+                mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+                ck_assert_ptr_ne(mem, MAP_FAILED);
+                if (!uffd_for(mem, true, &uffd))
+                        return;
+                server_start(&s, uffd, mem, snap, r);
+                ck_assert_msg(memcmp(mem, want, SIZE) == 0, "hugetlb served lazily differs (%s)", pooled ? "pooled" : "fresh");
+                server_stop(&s);
+                ck_assert_msg(s.error == 0, "page server: %s", s.message);
+                ck_assert_uint_eq(gmem_page_server_faults(s.ps), SIZE / (2 * MiB_)); /* one per huge page */
+                ck_assert_int_eq(gmem_region_map(r, &own), 0);
+                ck_assert(memcmp(own, want, SIZE) == 0);
+                gmem_page_server_free(s.ps);
+                close(uffd);
+                munmap(mem, SIZE);
+                close(snap);
+        }
+}
+END_TEST
+
 START_TEST(shmem_missing_faults) {
         shmem_case(false);
 }
@@ -520,6 +570,7 @@ int main(void) {
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, anonymous_missing_faults);
         tcase_add_test(tc, shmem_missing_faults);
+        tcase_add_test(tc, hugetlb_faults);
         tcase_add_test(tc, shmem_minor_faults_pooled);
         tcase_add_test(tc, shmem_prefetch_fresh_region);
         tcase_add_test(tc, prefetch_makes_it_resident);
