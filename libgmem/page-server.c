@@ -528,6 +528,8 @@ static int continue_unit(struct gmem_page_server *ps, const struct ps_map *m, ui
         uint64_t next = start;
         int k;
 
+        if (ps->pgsz > 4096) /* huge pages: each mapped as the file has it (the fault's already), else zeroes */
+                return zero_or_continue(ps, m, start, end);
         if (ioctl(ps->uffd, UFFDIO_CONTINUE, &c) == 0)
                 return 0;
         if (errno != EFAULT && errno != EEXIST && errno != EAGAIN)

@@ -55,6 +55,22 @@ static void server_stop(struct server *s) {
         pthread_join(s->thread, NULL);
 }
 
+/* Touch p from a thread: a fault that is never served fails the test with the server's error,
+ * rather than hanging it. */
+static void touch_served(struct server *s, const uint8_t *p, const char *what) {
+        struct gmem_test_toucher t = { .p = p };
+        pthread_t th;
+
+        ck_assert_int_eq(pthread_create(&th, NULL, gmem_test_touch, &t), 0);
+        for (int i = 0; i < 3000 && !t.done && !s->error; i++)
+                usleep(10 * 1000);
+        if (!t.done) {
+                ck_abort_msg("a fault on %s was not served (%d faults seen; server: %s)", what,
+                             (int) gmem_page_server_faults(s->ps), s->error ? s->message : "no error");
+        }
+        pthread_join(th, NULL);
+}
+
 /* The sample: data in three places of an 8 MiB memfd, holes elsewhere; its snapshot. */
 static int sample_snapshot(uint8_t **ret_want) {
         _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
@@ -184,6 +200,8 @@ START_TEST(hugetlb_faults) {
                 if (!uffd_for(mem, true, &uffd))
                         return;
                 server_start(&s, uffd, mem, snap, r);
+                touch_served(&s, mem + 4096, pooled ? "a pooled hugetlb region" : "a fresh hugetlb region");
+                touch_served(&s, mem + 3 * MiB_, pooled ? "a pooled hugetlb region's hole" : "a fresh hugetlb region's hole");
                 ck_assert_msg(memcmp(mem, want, SIZE) == 0, "hugetlb served lazily differs (%s)", pooled ? "pooled" : "fresh");
                 server_stop(&s);
                 ck_assert_msg(s.error == 0, "page server: %s", s.message);
@@ -341,21 +359,7 @@ START_TEST(guest_memfd_faults) {
         k = gmem_uffd_register(mem, SIZE, true, &uffd);
         ck_assert_msg(k == 0, "userfaultfd on the guest_memfd mapping: %s", gmem_last_error());
         server_start(&s, uffd, mem, snap, r);
-        /* touched from a thread: a fault that is never served fails the test, not hangs it */
-        {
-                struct gmem_test_toucher t = { .p = mem + 5 * MiB_ + 4096 };
-                pthread_t th;
-                ck_assert_int_eq(pthread_create(&th, NULL, gmem_test_touch, &t), 0);
-                for (int i = 0; i < 3000 && !t.done && !s.error; i++)
-                        usleep(10 * 1000);
-                if (!t.done) {
-                        struct uffdio_zeropage z = { .range = { .start = (uintptr_t) t.p & ~(uintptr_t) 4095, .len = 4096 } };
-                        (void) ioctl(uffd, UFFDIO_ZEROPAGE, &z); /* let the toucher go, if the kernel can */
-                        ck_abort_msg("a fault on the guest_memfd mapping was not served (%d faults seen; server: %s)",
-                                     (int) gmem_page_server_faults(s.ps), s.error ? s.message : "no error");
-                }
-                pthread_join(th, NULL);
-        }
+        touch_served(&s, mem + 5 * MiB_ + 4096, "the guest_memfd mapping");
         ck_assert_msg(memcmp(mem, want, SIZE) == 0, "guest_memfd served lazily differs (%s)", s.message);
         server_stop(&s);
         ck_assert_msg(s.error == 0, "page server: %s", s.message);
