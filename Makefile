@@ -6,7 +6,7 @@
 #   make check-kernels  boot Debian's 6.1, 6.12, 6.18, 7.x and ../shared/kernels under QEMU, run the suite in each
 #   make kernel-table   put the last check-kernels matrix into README.md
 #   make asan       build and run the tests under AddressSanitizer + UBSan
-#   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path, the fd-store parser and the D-Bus methods, FUZZ_SECONDS each
+#   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path, the fd-store parser, the D-Bus methods and the Firecracker handshake, FUZZ_SECONDS each
 #   make install    PREFIX=/usr/local DESTDIR=
 
 BUILD ?= build
@@ -74,7 +74,7 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/check-*.sh)
 # gmemd without its main(): what the fuzz targets drive in-process
 GMEMD_CORE_OBJS := $(filter-out %/main.o,$(GMEMD_OBJS))
-FUZZ_TARGETS := request metadata dbus
+FUZZ_TARGETS := request metadata dbus firecracker
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz-%-replay)
 FUZZ_SECONDS ?= 120
 

@@ -81,6 +81,9 @@ static int parse(const char *text, size_t len, struct gmem_uffd_mapping **ret_ma
                 }
                 if (k < 0)
                         return k;
+                if (m->page_size < 4096 || (m->page_size & (m->page_size - 1)))
+                        return gmem_error(-EBADMSG, "Firecracker handshake: region %zu: a page size of %" PRIu64 " bytes", i,
+                                          m->page_size);
                 i++;
         }
         *ret_maps = TAKE_PTR(maps);

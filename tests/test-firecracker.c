@@ -385,6 +385,11 @@ START_TEST(hostile_handshakes) {
         EXPECT_HANDSHAKE("[{\"base_host_virt_addr\":4096,\"size\":\"4096\",\"offset\":0}]", &vm.uffd, 1, false, EBADMSG,
                          "size is not an integer");
         EXPECT_HANDSHAKE("[7]", &vm.uffd, 1, false, EBADMSG, "not an object");
+        /* found by the fuzzer: a page size of 0 (KiB) was taken */
+        EXPECT_HANDSHAKE("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size_kib\":0}]", &vm.uffd, 1, false,
+                         EBADMSG, "a page size of 0 bytes");
+        EXPECT_HANDSHAKE("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":12288}]", &vm.uffd, 1, false,
+                         EBADMSG, "a page size of 12288 bytes");
         EXPECT_HANDSHAKE(ok, NULL, 0, false, EBADMSG, "0 file descriptors");
         EXPECT_HANDSHAKE(ok, two, 2, false, EBADMSG, "2 file descriptors");
         EXPECT_HANDSHAKE(ok, &pipefd[0], 1, false, EBADMSG, "not a userfaultfd");
