@@ -152,6 +152,21 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
         return action_create(d, s, &a, rq, ret, ret_job);
 }
 
+/* A JOB_SERVE of m's memory at base, for s (NULL: one brought back from the fd store) */
+static struct job *serve_job_new(struct daemon *d, struct managed *m, struct session *s, struct requester *rq, uint64_t base,
+                                 bool shared, bool prefetch, uid_t uid) {
+        struct job *j = job_new(d, JOB_SERVE, m, s, rq);
+
+        if (!j)
+                return NULL;
+        j->uid = uid;
+        j->off = base;
+        j->len = gmem_region_size(m->region);
+        j->shared = shared;
+        j->no_prefetch = !prefetch;
+        return j;
+}
+
 int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
                  int snapshot_fd, uint64_t base, bool shared, bool prefetch, struct job **ret) {
         struct gmem_snapshot_info *info = NULL;
@@ -188,18 +203,13 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
                         rq->ops->free(rq);
                 return k;
         }
-        j = job_new(d, JOB_SERVE, m, s, rq);
+        j = serve_job_new(d, m, s, rq, base, shared, prefetch, s->peer.uid);
         if (!j)
                 return gmem_error(-ENOMEM, "serve '%s': job", m->name);
         /* the VMM's process: after a restart of gmemd, its exit is what ends the job */
         j->pidfd = s->peer.pid > 0 ? (int) syscall(SYS_pidfd_open, s->peer.pid, 0) : -1;
         if (j->pidfd >= 0)
                 (void) fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
-        j->uid = s->peer.uid;
-        j->off = base;
-        j->len = gmem_region_size(m->region);
-        j->shared = shared;
-        j->no_prefetch = !prefetch;
         j->fd = f;
         j->fd2 = u;
         k = job_submit(d, j);
@@ -225,16 +235,11 @@ int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snaps
                 k = gmem_error(-EBADF, "resume serving '%s': not a userfaultfd, or a bad address", m->name);
                 goto fail;
         }
-        j = job_new(d, JOB_SERVE, m, NULL, NULL);
+        j = serve_job_new(d, m, NULL, NULL, base, shared, prefetch, uid);
         if (!j) {
                 k = gmem_error(-ENOMEM, "resume serving '%s': job", m->name);
                 goto fail;
         }
-        j->uid = uid;
-        j->off = base;
-        j->len = gmem_region_size(m->region);
-        j->shared = shared;
-        j->no_prefetch = !prefetch;
         j->fd = snapshot_fd;
         j->fd2 = uffd;
         j->pidfd = pidfd;

@@ -85,15 +85,8 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
         if (!maps && (k = gmem_firecracker_handshake(conn, HANDSHAKE_MS, &uffd, &maps, &n)) < 0)
                 return gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
         k = gmem_page_server_new_mapped(uffd, maps, n, j->fd, j->flags, &ps);
-        if (k >= 0 && stored)
-                k = gmem_page_server_resume(ps, j->resume_fd);
-        else if (k >= 0 && j->d->store_enabled) {
-                int state = -1;
-                if (gmem_page_server_keep_state(ps, &state) >= 0 && store_serve_save(j->d, j, uffd, conn, state, maps, n) >= 0)
-                        stored = true;
-                if (state >= 0)
-                        close(state);
-        }
+        if (k >= 0)
+                k = store_serve_begin(j->d, j, ps, uffd, conn, maps, n, &stored);
         if (k < 0) {
                 k = gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
                 goto out;
@@ -129,9 +122,7 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
         else
                 k = gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
 out:
-        /* stopping: the next gmemd goes on from the store; any other end is the job's end */
-        if (stored && !__atomic_load_n(&j->d->stopping, __ATOMIC_RELAXED))
-                store_serve_forget(j->d, j);
+        store_serve_end(j->d, j, stored);
         gmem_page_server_free(ps);
         return k;
 }

@@ -73,15 +73,8 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         int64_t k;
 
         k = gmem_page_server_new(j->fd2, j->off, j->fd, j->shared ? j->m->region : NULL, &ps);
-        if (k >= 0 && j->resume_fd >= 0)
-                k = gmem_page_server_resume(ps, j->resume_fd);
-        else if (k >= 0 && j->d->store_enabled) {
-                int state = -1;
-                if (gmem_page_server_keep_state(ps, &state) >= 0 && store_serve_save(j->d, j, j->fd2, j->pidfd, state, NULL, 0) >= 0)
-                        stored = true;
-                if (state >= 0)
-                        close(state);
-        }
+        if (k >= 0)
+                k = store_serve_begin(j->d, j, ps, j->fd2, j->pidfd, NULL, 0, &stored);
         while (k >= 0 && !__atomic_load_n(&j->cancel, __ATOMIC_RELAXED) && !vmm_gone(j->pidfd)) {
                 bool complete = gmem_page_server_complete(ps);
                 k = gmem_page_server_run(ps, complete ? 200 : 0);
@@ -95,9 +88,7 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         }
         if (k >= 0)
                 k = (int64_t) gmem_page_server_served_bytes(ps);
-        /* stopping: the next gmemd goes on from the store; any other end is the job's end */
-        if (stored && !__atomic_load_n(&j->d->stopping, __ATOMIC_RELAXED))
-                store_serve_forget(j->d, j);
+        store_serve_end(j->d, j, stored);
         gmem_page_server_free(ps);
         return k;
 }

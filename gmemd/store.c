@@ -164,17 +164,22 @@ static const struct subscriber_ops store_ops = {
         .region_changed = on_region_changed,
 };
 
-static int read_metadata(struct daemon *d, const char *name, char **ret_text, size_t *ret_n) {
-        char path[4200], what[4300];
-        _cleanup_close_ int fd = -1;
+static int read_metadata_file(const char *path, char **ret_text, size_t *ret_n) {
+        char what[4300];
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-        if (metadata_path(d, name, path, sizeof(path)) < 0)
-                return gmem_error(-ENAMETOOLONG, "metadata of region '%s': path too long", name);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return gmem_error(negative_errno(), "open '%s'", path);
         snprintf(what, sizeof(what), "'%s'", path);
         return read_small_file(fd, METADATA_MAX_BYTES, what, ret_text, ret_n);
+}
+
+static int read_metadata(struct daemon *d, const char *name, char **ret_text, size_t *ret_n) {
+        char path[4200];
+
+        if (metadata_path(d, name, path, sizeof(path)) < 0)
+                return gmem_error(-ENAMETOOLONG, "metadata of region '%s': path too long", name);
+        return read_metadata_file(path, ret_text, ret_n);
 }
 
 /* ---- page servers (JOB_SERVE) */
@@ -219,8 +224,10 @@ static cJSON *serve_metadata(const struct job *j, const struct gmem_uffd_mapping
         return o;
 }
 
-int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int state_fd,
-                     const struct gmem_uffd_mapping *maps, size_t n_maps) {
+static void store_serve_forget(struct daemon *d, const struct job *j);
+
+static int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int state_fd,
+                            const struct gmem_uffd_mapping *maps, size_t n_maps) {
         const int fds[SERVE_FDS] = { uffd, j->fd, peer_fd, state_fd };
         char path[4200], tmp[4300], msg[128];
         _cleanup_free_ char *text = NULL;
@@ -270,7 +277,29 @@ int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int
         return 0;
 }
 
-void store_serve_forget(struct daemon *d, const struct job *j) {
+int store_serve_begin(struct daemon *d, struct job *j, struct gmem_page_server *ps, int uffd, int peer_fd,
+                      const struct gmem_uffd_mapping *maps, size_t n_maps, bool *ret_stored) {
+        int state = -1;
+
+        if (j->resume_fd >= 0)
+                return gmem_page_server_resume(ps, j->resume_fd);
+        if (!d->store_enabled)
+                return 0;
+        if (gmem_page_server_keep_state(ps, &state) < 0)
+                log_warning("page server job %" PRIu64 ": %s; it will not survive a restart", j->id, gmem_last_error());
+        else if (store_serve_save(d, j, uffd, peer_fd, state, maps, n_maps) >= 0)
+                *ret_stored = true;
+        if (state >= 0)
+                close(state);
+        return 0;
+}
+
+void store_serve_end(struct daemon *d, const struct job *j, bool stored) {
+        if (stored && !__atomic_load_n(&d->stopping, __ATOMIC_RELAXED))
+                store_serve_forget(d, j);
+}
+
+static void store_serve_forget(struct daemon *d, const struct job *j) {
         char path[4200];
 
         if (!d->store_enabled || !j->token[0])
@@ -351,7 +380,6 @@ static int serve_restore_one(struct daemon *d, struct saved_serve *sv) {
         _cleanup_(cJSON_Deletep) cJSON *meta = NULL;
         _cleanup_free_ char *text = NULL;
         _cleanup_free_ struct gmem_uffd_mapping *maps = NULL;
-        _cleanup_close_ int fd = -1;
         char path[4200];
         const char *op = NULL, *name = NULL;
         uint64_t base = 0, uid = 0;
@@ -362,10 +390,10 @@ static int serve_restore_one(struct daemon *d, struct saved_serve *sv) {
 
         if (sv->fds[SERVE_UFFD] < 0 || sv->fds[SERVE_SNAPSHOT] < 0 || sv->fds[SERVE_STATE] < 0)
                 return gmem_error(-ENOENT, "page server %s: not all of its fds came back", sv->token);
-        if (serve_metadata_path(d, sv->token, path, sizeof(path)) < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-                return gmem_error(-ENOENT, "page server %s: no metadata", sv->token);
-        if ((k = read_small_file(fd, METADATA_MAX_BYTES, path, &text, &n)) < 0)
-                return k;
+        if (serve_metadata_path(d, sv->token, path, sizeof(path)) < 0)
+                return gmem_error(-ENAMETOOLONG, "page server %s: metadata path too long", sv->token);
+        if ((k = read_metadata_file(path, &text, &n)) < 0)
+                return gmem_error_wrap(k, "page server %s: its metadata", sv->token);
         meta = cJSON_ParseWithLength(text, n);
         if (!cJSON_IsObject(meta) || json_get_str(meta, "op", true, NULL, &op) < 0 ||
             json_get_u64(meta, "uid", true, 0, &uid) < 0 || uid >= UINT32_MAX)

@@ -19,9 +19,13 @@ int store_restore_fds(struct daemon *d, int n, char **names, int listen_fd);
  * -snapshot, -peer, -state: peer is what ends it, the VMM's pidfd or the VM's connection) with its
  * metadata under serve/<token>.json (and maps, Firecracker's regions); from the job's thread.
  * Forgotten when the job ends other than by gmemd stopping. */
-int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int state_fd,
-                     const struct gmem_uffd_mapping *maps, size_t n_maps);
-void store_serve_forget(struct daemon *d, const struct job *j);
+/* The job's server ps, made: resumed from the state the job came back with (a job brought back:
+ * 0 or the error; it is in the store already), else under systemd its state kept in a memfd and
+ * the job put into the store (*ret_stored set; failing that is only a warning). */
+int store_serve_begin(struct daemon *d, struct job *j, struct gmem_page_server *ps, int uffd, int peer_fd,
+                      const struct gmem_uffd_mapping *maps, size_t n_maps, bool *ret_stored);
+/* The job's end: out of the store, unless gmemd is stopping (the next one goes on from it). */
+void store_serve_end(struct daemon *d, const struct job *j, bool stored);
 /* STATUS= for systemctl status: regions, bytes, clients. */
 void store_status(struct daemon *d);
 
