@@ -7,7 +7,11 @@
  * same while it copies, so a restore reads its source once.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "crc32c.h"
 
@@ -61,9 +65,26 @@ static uint32_t x8nmodp(uint64_t len) {
         return p;
 }
 
+/* x8nmodp() of the lengths last asked for on this thread: a restore checks extent after extent of
+ * one size, and working the power out each time costs a fifth of checking 16 KiB. */
+static uint32_t x8nmodp_cached(uint64_t len) {
+        static _Thread_local struct {
+                uint64_t len;
+                uint32_t p;
+        } cache[2];
+        static _Thread_local unsigned next;
+
+        for (unsigned i = 0; i < 2; i++)
+                if (cache[i].len == len && len)
+                        return cache[i].p;
+        cache[next] = (typeof(cache[0])) { len, x8nmodp(len) };
+        next ^= 1;
+        return cache[next ^ 1].p;
+}
+
 /* the CRC of A followed by B, from crc(A), crc(B) and B's length */
 static uint32_t combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
-        return multmodp(x8nmodp(len_b), crc_a) ^ crc_b;
+        return multmodp(x8nmodp_cached(len_b), crc_a) ^ crc_b;
 }
 
 static uint32_t raw_table(uint32_t c, const uint8_t *p, size_t len) {
@@ -94,9 +115,9 @@ __attribute__((target("sse4.2"))) static uint32_t raw_sse42(uint32_t c, uint8_t 
         return (uint32_t) c64;
 }
 
-/* Three streams interleaved over [0, n), [n, 2n), [2n, 3n) (n a multiple of 8), copying when dst
- * is given; the final CRCs of the three parts. */
-__attribute__((target("sse4.2"))) static void three_sse42(uint8_t *dst, const uint8_t *p, size_t n, uint32_t ret[3]) {
+/* Three streams interleaved over [0, n), [n, 2n), [2n, 3n) (n a multiple of 8); the final CRCs
+ * of the three parts. */
+__attribute__((target("sse4.2"))) static void three_sse42(const uint8_t *p, size_t n, uint32_t ret[3]) {
         uint64_t a = ~0u, b = ~0u, c = ~0u;
 
         for (size_t i = 0; i < n; i += 8) {
@@ -104,15 +125,37 @@ __attribute__((target("sse4.2"))) static void three_sse42(uint8_t *dst, const ui
                 memcpy(&x, p + i, 8);
                 memcpy(&y, p + n + i, 8);
                 memcpy(&z, p + 2 * n + i, 8);
-                if (dst) {
-                        memcpy(dst + i, &x, 8);
-                        memcpy(dst + n + i, &y, 8);
-                        memcpy(dst + 2 * n + i, &z, 8);
-                }
                 a = __builtin_ia32_crc32di(a, x);
                 b = __builtin_ia32_crc32di(b, y);
                 c = __builtin_ia32_crc32di(c, z);
         }
+        ret[0] = ~(uint32_t) a;
+        ret[1] = ~(uint32_t) b;
+        ret[2] = ~(uint32_t) c;
+}
+
+/* The same copying to dst (16-byte aligned; n a multiple of 16) with non-temporal stores: the
+ * destination is guest memory, not read back soon, and a streamed line is not first read for
+ * ownership (glibc's memcpy does the same beyond the cache's size). */
+__attribute__((target("sse4.2"))) static void three_sse42_copy(uint8_t *dst, const uint8_t *p, size_t n, uint32_t ret[3]) {
+        uint64_t a = ~0u, b = ~0u, c = ~0u;
+
+        for (size_t i = 0; i < n; i += 16) {
+                uint64_t x[2], y[2], z[2];
+                _mm_stream_si128((__m128i *) (dst + i), _mm_loadu_si128((const __m128i *) (p + i)));
+                _mm_stream_si128((__m128i *) (dst + n + i), _mm_loadu_si128((const __m128i *) (p + n + i)));
+                _mm_stream_si128((__m128i *) (dst + 2 * n + i), _mm_loadu_si128((const __m128i *) (p + 2 * n + i)));
+                memcpy(x, p + i, 16);
+                memcpy(y, p + n + i, 16);
+                memcpy(z, p + 2 * n + i, 16);
+                a = __builtin_ia32_crc32di(a, x[0]);
+                b = __builtin_ia32_crc32di(b, y[0]);
+                c = __builtin_ia32_crc32di(c, z[0]);
+                a = __builtin_ia32_crc32di(a, x[1]);
+                b = __builtin_ia32_crc32di(b, y[1]);
+                c = __builtin_ia32_crc32di(c, z[1]);
+        }
+        _mm_sfence(); /* the streamed stores ordered before whatever follows */
         ret[0] = ~(uint32_t) a;
         ret[1] = ~(uint32_t) b;
         ret[2] = ~(uint32_t) c;
@@ -123,10 +166,17 @@ __attribute__((target("sse4.2"))) static void three_sse42(uint8_t *dst, const ui
 static uint32_t crc_of(uint8_t *dst, const uint8_t *p, size_t len) {
 #if defined(__x86_64__)
         if (__builtin_cpu_supports("sse4.2")) {
-                size_t n = len / 24 * 8; /* each stream's share, a multiple of 8 */
+                bool stream = dst && ((uintptr_t) dst & 15) == 0;
+                size_t n = stream ? len / 48 * 16 : len / 24 * 8; /* each stream's share */
                 if (n >= 4096) {
                         uint32_t part[3], tail;
-                        three_sse42(dst, p, n, part);
+                        if (stream)
+                                three_sse42_copy(dst, p, n, part);
+                        else {
+                                if (dst)
+                                        memcpy(dst, p, 3 * n);
+                                three_sse42(p, n, part);
+                        }
                         tail = ~raw_sse42(~0u, dst ? dst + 3 * n : NULL, p + 3 * n, len - 3 * n);
                         return combine(combine(combine(part[0], part[1], n), part[2], n), tail, len - 3 * n);
                 }

@@ -513,7 +513,6 @@ int snapshot_truncated(void) {
         return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
 }
 
-/* The extents of one window: read into the region's mapping, each verified where it landed. */
 /* Is all of [off, off+len) of the mapping backed already (a pooled region)? Then a copy into it
  * beats the write path. */
 static bool window_backed(const uint8_t *map, uint64_t off, uint64_t len) {
@@ -543,9 +542,12 @@ static uint64_t run_end(const struct gmem_snapshot_info *s, uint64_t i, uint64_t
 }
 
 /* The extents of one window into the region, each verified. Back-to-back extents are read at
- * once into the thread's bounce buffer; then written into the file (write(): a region not yet
- * backed), or copied into the mapping and checked in the same pass (memory that is there
- * already, a pooled region). */
+ * once (up to RESTORE_RUN): into a region not yet backed that has write(), into the thread's
+ * bounce buffer, checked, and written into the file (no zeroing of pages first); into memory
+ * that is there already (a pooled region), into the bounce buffer and then copied and checked in
+ * one pass, the copy's stores streamed past the cache (that memory is cold: a plain copy would
+ * first read every line of it); otherwise the window is populated and read straight into the
+ * mapping, checked where it landed while it is still in the cache. */
 static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct restore_ctx *c = userdata;
         const struct gmem_snapshot_info *s = c->s;
@@ -556,6 +558,7 @@ static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *
 
         for (uint64_t i = snapshot_extent_at(s, off), j; i < s->h.n_extents && s->extents[i].offset < off + len; i = j) {
                 const struct snap_extent *e = &s->extents[i];
+                uint8_t *to;
                 uint64_t run;
 
                 if (!b) { /* no bounce buffer: straight into the mapping, one extent at a time */
@@ -570,13 +573,15 @@ static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *
                 run = s->extents[j - 1].offset + s->extents[j - 1].length - e->offset;
                 if (!via_write && !backed && (k = region_populate_pages(c->r, c->map, e->offset, run)) < 0)
                         return k;
-                if ((k = gmem_read_full(c->fd, b, run, s->h.data_offset + e->offset, NULL)) < 0)
+                /* memory populated just now is in the cache: read straight into it, check it there */
+                to = via_write || backed ? b : c->map + e->offset;
+                if ((k = gmem_read_full(c->fd, to, run, s->h.data_offset + e->offset, NULL)) < 0)
                         return k == -ENODATA ? snapshot_truncated() : k;
                 for (uint64_t x = i; x < j; x++) {
                         const struct snap_extent *f = &s->extents[x];
-                        const uint8_t *from = b + (f->offset - e->offset);
-                        uint32_t crc = via_write ? gmem_crc32c(0, from, f->length)
-                                                 : gmem_crc32c_copy(c->map + f->offset, from, f->length);
+                        const uint8_t *from = to + (f->offset - e->offset);
+                        uint32_t crc = to == b && !via_write ? gmem_crc32c_copy(c->map + f->offset, from, f->length)
+                                                             : gmem_crc32c(0, from, f->length);
                         if (crc != f->crc)
                                 return snapshot_bad_extent(f);
                 }

@@ -127,32 +127,6 @@ START_TEST(restore_into_other_backends) {
 }
 END_TEST
 
-START_TEST(empty_region_and_old_file_content) {
-        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL, *back = NULL;
-        _cleanup_free_ uint8_t *junk = malloc(SIZE + 2 * MiB_);
-        struct gmem_snapshot_info *s = NULL;
-        int fd = gmem_test_temp_file();
-        void *addr;
-
-        /* a file full of other bytes: none of them may show through the snapshot's holes */
-        ck_assert_ptr_nonnull(junk);
-        memset(junk, 0xee, SIZE + 2 * MiB_);
-        ck_assert_int_eq(pwrite(fd, junk, SIZE + 2 * MiB_, 0), (ssize_t) (SIZE + 2 * MiB_));
-        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
-        ck_assert_int_eq(gmem_snapshot_write(r, fd, NULL), 0);
-        ck_assert_int_eq(gmem_snapshot_open(fd, &s), 0);
-        ck_assert_uint_eq(gmem_snapshot_info_extent_count(s), 0);
-        ck_assert_uint_eq(gmem_snapshot_info_data_bytes(s), 0);
-        s = gmem_snapshot_info_free(s);
-        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &back), 0);
-        ck_assert_int_eq(gmem_snapshot_restore(back, fd, NULL), 0);
-        ck_assert_int_eq(gmem_region_map(back, &addr), 0);
-        for (uint64_t i = 0; i < SIZE; i += 4096)
-                ck_assert_int_eq(((uint8_t *) addr)[i], 0);
-        close(fd);
-}
-END_TEST
-
 static void flip(int fd, off_t at) {
         uint8_t b;
         ck_assert_int_eq(pread(fd, &b, 1, at), 1);
@@ -183,6 +157,68 @@ static int copy_of(int src) {
         }
         return fd;
 }
+
+/* Each way a restore lands: through write() into a fresh memfd, through the mapping (populated
+ * window by window, read straight into it), and into memory faulted already (a pooled region:
+ * copied and checked in one pass with streamed stores); each gives the content, each refuses a
+ * damaged extent. */
+START_TEST(each_restore_path) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        _cleanup_free_ uint8_t *want = NULL;
+        struct gmem_populate_opts via_mapping = GMEM_POPULATE_OPTS_INIT;
+        uint64_t data;
+        int fd, bad;
+
+        via_mapping.flags = GMEM_POPULATE_VIA_MAPPING;
+        r = sample_region(&want);
+        fd = snapshot_of(r, &data);
+        bad = copy_of(fd);
+        flip(bad, 4096 + 5 * MiB_ + 3 * 16384 + 77);
+        for (int path = 0; path < 3; path++) {
+                _cleanup_(gmem_region_freep) struct gmem_region *back = NULL, *back2 = NULL;
+                const struct gmem_populate_opts *o = path == 1 ? &via_mapping : NULL;
+
+                ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &back), 0);
+                ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &back2), 0);
+                if (path == 2) {
+                        ck_assert_int_eq(gmem_prefault(back, 0, SIZE, NULL), 0);
+                        ck_assert_int_eq(gmem_prefault(back2, 0, SIZE, NULL), 0);
+                }
+                ck_assert_msg(gmem_snapshot_restore(back, fd, o) == (int64_t) data, "path %d: %s", path,
+                              gmem_last_error());
+                expect_content(back, want);
+                EXPECT_FAIL(gmem_snapshot_restore(back2, bad, o), EBADMSG, "does not match its checksum");
+        }
+        close(bad);
+        close(fd);
+}
+END_TEST
+
+START_TEST(empty_region_and_old_file_content) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL, *back = NULL;
+        _cleanup_free_ uint8_t *junk = malloc(SIZE + 2 * MiB_);
+        struct gmem_snapshot_info *s = NULL;
+        int fd = gmem_test_temp_file();
+        void *addr;
+
+        /* a file full of other bytes: none of them may show through the snapshot's holes */
+        ck_assert_ptr_nonnull(junk);
+        memset(junk, 0xee, SIZE + 2 * MiB_);
+        ck_assert_int_eq(pwrite(fd, junk, SIZE + 2 * MiB_, 0), (ssize_t) (SIZE + 2 * MiB_));
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+        ck_assert_int_eq(gmem_snapshot_write(r, fd, NULL), 0);
+        ck_assert_int_eq(gmem_snapshot_open(fd, &s), 0);
+        ck_assert_uint_eq(gmem_snapshot_info_extent_count(s), 0);
+        ck_assert_uint_eq(gmem_snapshot_info_data_bytes(s), 0);
+        s = gmem_snapshot_info_free(s);
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &back), 0);
+        ck_assert_int_eq(gmem_snapshot_restore(back, fd, NULL), 0);
+        ck_assert_int_eq(gmem_region_map(back, &addr), 0);
+        for (uint64_t i = 0; i < SIZE; i += 4096)
+                ck_assert_int_eq(((uint8_t *) addr)[i], 0);
+        close(fd);
+}
+END_TEST
 
 START_TEST(damaged_snapshots_refused) {
         _cleanup_(gmem_region_freep) struct gmem_region *r = NULL, *back = NULL, *small = NULL;
@@ -304,6 +340,7 @@ int main(void) {
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, round_trip_memfd);
         tcase_add_test(tc, restore_into_other_backends);
+        tcase_add_test(tc, each_restore_path);
         tcase_add_test(tc, empty_region_and_old_file_content);
         tcase_add_test(tc, damaged_snapshots_refused);
         tcase_add_test(tc, bad_input);

@@ -61,9 +61,22 @@ static struct {
         bool json;
         const char *socket;
         bool latency;
+        const char *only; /* --only: the rows to run, comma-separated */
 } arg = { .size = 256 * MiB, .trials = 5, .backend = GMEM_BACKEND_MEMFD };
 
 static int kvm_vm = -1;
+
+/* Is row NAME among those --only asked for (all without it)? */
+static bool wanted(const char *name) {
+        size_t n = strlen(name);
+
+        if (!arg.only)
+                return true;
+        for (const char *p = arg.only; *p; p += strcspn(p, ","), p += *p == ',')
+                if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0))
+                        return true;
+        return false;
+}
 static uint64_t gmem_flags = GMEM_GUEST_MEMFD_FLAG_MMAP | GMEM_GUEST_MEMFD_FLAG_INIT_SHARED;
 
 static int cmp_double(const void *a, const void *b) {
@@ -346,7 +359,7 @@ static void touch_windows(const uint8_t *mem, unsigned from, unsigned to, double
  * mapping (the file filled, UFFDIO_CONTINUE) — against the floor for that memory: a bare loop
  * that reads the event and UFFDIO_COPYs one page into the same kind of mapping, nothing else.
  * Touched in turns of 16, one per 2 MiB window, so that both see the same machine. */
-static void fault_latency_of(bool private_memory) {
+static void fault_latency_of(bool private_memory, bool more) {
         unsigned n = (unsigned) MIN(arg.size / (2 * MiB), (uint64_t) 4096);
         double *ours = calloc(n, sizeof(double)), *floor_us = calloc(n, sizeof(double)), p50, p99, f50, f99;
         struct lazy l = { .private_memory = private_memory };
@@ -388,8 +401,8 @@ static void fault_latency_of(bool private_memory) {
         percentiles(floor_us, n, &f50, &f99);
         if (arg.json)
                 printf("  {\"op\":\"fault-%s\",\"baseline\":\"bare UFFDIO_COPY of one page\",\"faults\":%u,"
-                       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"baseline_p50_us\":%.1f,\"baseline_p99_us\":%.1f},\n",
-                       kind, n, p50, p99, f50, f99);
+                       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"baseline_p50_us\":%.1f,\"baseline_p99_us\":%.1f}%s\n",
+                       kind, n, p50, p99, f50, f99, more ? "," : "");
         else
                 printf("fault-%-7s p50 %6.1f us p99 %6.1f us (a %" PRIu64 " KiB block each)   bare UFFDIO_COPY of a page: "
                        "p50 %6.1f us p99 %6.1f us   p50 x%.2f the floor\n", kind, p50, p99,
@@ -398,9 +411,10 @@ static void fault_latency_of(bool private_memory) {
         free(floor_us);
 }
 
-static void fault_latency(void) {
-        fault_latency_of(true);
-        fault_latency_of(false);
+/* more: other rows follow (the JSON array's commas) */
+static void fault_latency(bool more) {
+        fault_latency_of(true, true);
+        fault_latency_of(false, more);
 }
 
 /* ---- prefault ---- */
@@ -855,10 +869,11 @@ int main(int argc, char **argv) {
                 { "json", no_argument, NULL, 'j' },
                 { "socket", required_argument, NULL, 'S' },
                 { "latency", no_argument, NULL, 'L' },
+                { "only", required_argument, NULL, 'O' },
                 {},
         };
         struct result res[12];
-        unsigned n_res = 2;
+        unsigned n_res = 0;
         int c;
 
         while ((c = getopt_long(argc, argv, "s:t:b:j", options, NULL)) >= 0)
@@ -884,9 +899,12 @@ int main(int argc, char **argv) {
                 case 'L':
                         arg.latency = true;
                         break;
+                case 'O':
+                        arg.only = optarg;
+                        break;
                 default:
                         fprintf(stderr, "usage: gmem-bench [--size MiB] [--trials N] [--backend memfd|secret|guest_memfd|hugetlb] [--json]\n"
-                                        "                  [--socket GMEMD_SOCKET [--latency]]\n");
+                                        "                  [--socket GMEMD_SOCKET [--latency]] [--only ROW,...]\n");
                         return 2;
                 }
         if (arg.size == 0 || arg.size % (2 * MiB)) {
@@ -946,35 +964,43 @@ int main(int argc, char **argv) {
                 printf("gmem-bench: %s, %" PRIu64 " MiB, %u trials (medians), %ld cores\n", what, arg.size / MiB,
                        arg.trials, sysconf(_SC_NPROCESSORS_ONLN));
         }
-        res[0] = compare("populate", populate_gmem, "1-thread memcpy via mapping", populate_memcpy);
-        res[1] = compare("prefault", prefault_gmem, "QEMU prealloc threads", prefault_qemu);
-        if (has_write_path()) /* dd needs the region's fd to take write() */
+        if (wanted("populate"))
+                res[n_res++] = compare("populate", populate_gmem, "1-thread memcpy via mapping", populate_memcpy);
+        if (wanted("prefault"))
+                res[n_res++] = compare("prefault", prefault_gmem, "QEMU prealloc threads", prefault_qemu);
+        if (has_write_path() && wanted("restore")) /* dd needs the region's fd to take write() */
                 res[n_res++] = compare("restore", restore_gmem, "dd bs=1M through the region's fd", restore_dd);
-        res[n_res++] = compare("restore-faulted", restore_pooled, "memcpy into faulted memory (floor)", restore_floor);
+        if (wanted("restore-faulted"))
+                res[n_res++] = compare("restore-faulted", restore_pooled, "memcpy into faulted memory (floor)", restore_floor);
         if (arg.backend == GMEM_BACKEND_MEMFD && uffd_usable()) { /* the lazy rows restore into memfd */
-                res[n_res++] = compare("lazy-first", lazy_first, "eager restore", restore_gmem);
-                res[n_res++] = compare("lazy-full", lazy_full, "eager restore", restore_gmem);
+                if (wanted("lazy-first"))
+                        res[n_res++] = compare("lazy-first", lazy_first, "eager restore", restore_gmem);
+                if (wanted("lazy-full"))
+                        res[n_res++] = compare("lazy-full", lazy_full, "eager restore", restore_gmem);
         }
         if (has_write_path()) {
-                res[n_res++] = compare("fd-write", fd_via_write, "populate_fd via the mapping", fd_via_mapping);
-                res[n_res++] = compare("buf-write", buf_via_write, "populate_buf via the mapping", buf_via_mapping);
+                if (wanted("fd-write"))
+                        res[n_res++] = compare("fd-write", fd_via_write, "populate_fd via the mapping", fd_via_mapping);
+                if (wanted("buf-write"))
+                        res[n_res++] = compare("buf-write", buf_via_write, "populate_buf via the mapping", buf_via_mapping);
         }
-        if (arg.socket) {
+        if (arg.socket && (wanted("handoff") || wanted("pool"))) {
                 if (gmem_client_connect(arg.socket, &bench_client) < 0 ||
                     gmem_client_create(bench_client, "gmem-bench", GMEM_BACKEND_MEMFD, 2 * MiB, NULL) < 0) {
                         fprintf(stderr, "gmem-bench: gmemd at %s: %s\n", arg.socket, gmem_last_error());
                         return 1;
                 }
-                res[n_res++] = compare("handoff", handoff_gmemd, "raw SCM_RIGHTS ping-pong", handoff_raw);
-                if (getenv("GMEM_BENCH_POOL")) /* the daemon has a pool of arg.size (scripts/bench.sh) */
+                if (wanted("handoff"))
+                        res[n_res++] = compare("handoff", handoff_gmemd, "raw SCM_RIGHTS ping-pong", handoff_raw);
+                if (getenv("GMEM_BENCH_POOL") && wanted("pool")) /* the daemon has a pool of arg.size (scripts/bench.sh) */
                         res[n_res++] = compare("pool", pool_handout, "cold create + prefault", cold_create);
                 (void) gmem_client_release(bench_client, "gmem-bench");
                 gmem_client_free(bench_client);
         }
         if (arg.json)
                 printf("[\n");
-        if (arg.backend == GMEM_BACKEND_MEMFD && uffd_usable())
-                fault_latency();
+        if (arg.backend == GMEM_BACKEND_MEMFD && uffd_usable() && wanted("fault"))
+                fault_latency(n_res > 0);
         for (unsigned i = 0; i < n_res; i++)
                 print(&res[i], i + 1 == n_res);
         if (arg.json)
