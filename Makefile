@@ -7,23 +7,34 @@
 #   make kernel-table   put the last check-kernels matrix into README.md
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path, the fd-store parser, the D-Bus methods and the Firecracker handshake, FUZZ_SECONDS each
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (and LIBDIR=, SYSTEMDUNITDIR=, ... each overridable)
+#   make deb        Debian packages with debhelper, lintian-checked, into $(BUILD)/deb
 
 BUILD ?= build
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
-LIBDIR ?= $(PREFIX)/lib
+# the developer tools (gmem-bench, gmem-example-vmm) stay out of $PATH
+LIBEXECDIR ?= $(PREFIX)/libexec
+# the multiarch directory where the compiler has one (Debian's ld.so searches it under /usr/local too)
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR ?= $(PREFIX)/share
+DOCDIR ?= $(DATADIR)/doc/gmem
 SYSCONFDIR ?= /etc
-SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
-TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
-DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
-DBUSSERVICEDIR ?= $(DATADIR)/dbus-1/system-services
-DBUSIFACEDIR ?= $(DATADIR)/dbus-1/interfaces
-BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# Installed into /usr, the directories systemd, D-Bus and bash-completion name in their pkg-config
+# files (/lib/systemd/system on Debian 12, /usr/lib/systemd/system later); elsewhere under PREFIX.
+pc_var = $(if $(filter /usr,$(PREFIX)),$(shell $(PKG_CONFIG) --variable=$(2) $(1) 2>/dev/null))
+or_default = $(if $(1),$(1),$(2))
+SYSTEMDUNITDIR ?= $(call or_default,$(call pc_var,systemd,systemdsystemunitdir),$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(call or_default,$(call pc_var,systemd,sysusersdir),$(PREFIX)/lib/sysusers.d)
+TMPFILESDIR ?= $(call or_default,$(call pc_var,systemd,tmpfilesdir),$(PREFIX)/lib/tmpfiles.d)
+DBUSDATADIR ?= $(call or_default,$(call pc_var,dbus-1,datadir),$(DATADIR))
+DBUSPOLICYDIR ?= $(DBUSDATADIR)/dbus-1/system.d
+DBUSSERVICEDIR ?= $(call or_default,$(call pc_var,dbus-1,system_bus_services_dir),$(DBUSDATADIR)/dbus-1/system-services)
+DBUSIFACEDIR ?= $(call or_default,$(call pc_var,dbus-1,interfaces_dir),$(DBUSDATADIR)/dbus-1/interfaces)
+BASHCOMPDIR ?= $(call or_default,$(call pc_var,bash-completion,completionsdir),$(DATADIR)/bash-completion/completions)
 MANDIR ?= $(DATADIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
@@ -50,11 +61,15 @@ SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
 
 BASE_CFLAGS = -std=gnu11 $(WARNINGS) -fvisibility=hidden -fPIC -pthread -D_GNU_SOURCE \
 	-Iinclude -Ilibgmem -Itools -MMD -MP
-ALL_CFLAGS = $(BASE_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
+# CPPFLAGS, CFLAGS and LDFLAGS as the environment gives them (dpkg-buildflags: fortify, PIE, relro, now)
+ALL_CFLAGS = $(BASE_CFLAGS) $(CJSON_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 $(BUILD)/obj/gmemd/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
 
+# The version is written once, in the public header; everything else (the .pc, the file name of
+# the library, debian/changelog by tests/check-version.sh) follows it.
+VERSION := $(shell sed -n 's/^\#define GMEM_VERSION_STRING "\(.*\)"/\1/p' include/gmem/gmem.h)
 SOVERSION := 0
-LIBVERSION := 0.2.0
+LIBVERSION := $(VERSION).0
 
 LIB_SRCS := $(wildcard libgmem/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -63,9 +78,11 @@ LIB_A := $(BUILD)/lib/libgmem.a
 LIB_PC := $(BUILD)/lib/pkgconfig/libgmem.pc
 
 # binaries find libgmem next to them in the build tree and after install alike
-RPATH := -Wl,-rpath,'$$ORIGIN/../lib'
+# (a distribution's build sets RPATH= : its libgmem is where ld.so looks)
+RPATH ?= -Wl,-rpath,'$$ORIGIN/../lib'
 
-TOOLS := $(BUILD)/bin/gmemctl $(BUILD)/bin/gmem-example-vmm $(BUILD)/bin/gmem-bench
+DEV_TOOLS := $(BUILD)/bin/gmem-example-vmm $(BUILD)/bin/gmem-bench
+TOOLS := $(BUILD)/bin/gmemctl $(DEV_TOOLS)
 DAEMON := $(BUILD)/bin/gmemd
 GMEMD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard gmemd/*.c))
 CLI_UTIL := $(BUILD)/obj/tools/cli-util.o
@@ -84,7 +101,7 @@ else
 Q := @
 endif
 
-.PHONY: fuzz all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install clean
+.PHONY: fuzz all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install deb clean
 all: lib tools tests
 
 include guest/guest.mk
@@ -114,7 +131,7 @@ $(LIB_A): $(LIB_OBJS)
 
 # written with the directories in force, so `make install PREFIX=...` after a plain `make` is right
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	-e 's|@VERSION@|$(LIBVERSION)|' libgmem/libgmem.pc.in
+	-e 's|@VERSION@|$(VERSION)|' libgmem/libgmem.pc.in
 $(LIB_PC): libgmem/libgmem.pc.in Makefile
 	@mkdir -p $(dir $@)
 	$(PC_SED) > $@
@@ -159,7 +176,9 @@ fuzz: deps
 deps:
 	@scripts/setup-deps.sh
 
-check: deps
+# (the packaging tools too: tests/check-deb.sh builds, lintian-checks and installs the packages)
+check:
+	@scripts/setup-deps.sh deb
 	@$(MAKE) --no-print-directory check-run
 
 # objects made through pattern rules are kept, not rebuilt on every run
@@ -193,27 +212,35 @@ asan: deps
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" check-run
 
-install: all
+# builds what it installs, and no test
+install: lib tools
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/gmem $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
-	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libgmem.so.$(LIBVERSION) $(DESTDIR)$(LIBDIR)/libgmem.so.$(SOVERSION)
 	ln -sf libgmem.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libgmem.so
 	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/gmem/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem/
 	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
-	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/bin/gmemctl $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(LIBEXECDIR)/gmem
+	install -m 0755 $(DEV_TOOLS) $(DESTDIR)$(LIBEXECDIR)/gmem/
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/
 	$(foreach s,$(wildcard man/*.[1-8]),install -D -m 0644 $(s) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(s)))/$(notdir $(s));)
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	$(foreach u,$(wildcard systemd/*.service systemd/*.socket),\
-		install -d $(DESTDIR)$(SYSTEMDUNITDIR) && \
 		sed 's|@SBINDIR@|$(SBINDIR)|g' $(u) > $(DESTDIR)$(SYSTEMDUNITDIR)/$(notdir $(u));)
-	$(if $(wildcard systemd/gmemd.sysusers),install -D -m 0644 systemd/gmemd.sysusers $(DESTDIR)$(SYSUSERSDIR)/gmemd.conf)
-	$(if $(wildcard systemd/gmemd.tmpfiles),install -D -m 0644 systemd/gmemd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/gmemd.conf)
-	$(if $(wildcard dbus/org.gmem.Broker1.conf),install -D -m 0644 dbus/org.gmem.Broker1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.gmem.Broker1.conf)
-	$(if $(wildcard dbus/org.gmem.Broker1.service),install -D -m 0644 dbus/org.gmem.Broker1.service $(DESTDIR)$(DBUSSERVICEDIR)/org.gmem.Broker1.service)
-	$(if $(wildcard dbus/org.gmem.Broker1.xml),install -D -m 0644 dbus/org.gmem.Broker1.xml $(DESTDIR)$(DBUSIFACEDIR)/org.gmem.Broker1.xml)
-	$(if $(wildcard completion/gmemctl.bash),install -D -m 0644 completion/gmemctl.bash $(DESTDIR)$(BASHCOMPDIR)/gmemctl)
+	install -D -m 0644 systemd/gmemd.sysusers $(DESTDIR)$(SYSUSERSDIR)/gmemd.conf
+	install -D -m 0644 systemd/gmemd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/gmemd.conf
+	install -D -m 0644 dbus/org.gmem.Broker1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.gmem.Broker1.conf
+	install -D -m 0644 dbus/org.gmem.Broker1.service $(DESTDIR)$(DBUSSERVICEDIR)/org.gmem.Broker1.service
+	install -D -m 0644 dbus/org.gmem.Broker1.xml $(DESTDIR)$(DBUSIFACEDIR)/org.gmem.Broker1.xml
+	install -D -m 0644 completion/gmemctl.bash $(DESTDIR)$(BASHCOMPDIR)/gmemctl
+
+# Debian packages (debian/): dpkg-buildpackage -us -uc -b, the .debs then moved into $(BUILD)/deb
+deb:
+	@scripts/setup-deps.sh deb
+	@scripts/make-deb.sh $(BUILD)/deb
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -12,11 +12,13 @@ dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86 grof
 # make check-kernels (`setup-deps.sh kernels`): busybox and cpio for the initramfs, xz and zstd for
 # Debian's compressed modules, dpkg-deb and apt-get download for the kernel packages.
 # The other compiler and the unoptimised build CI also checks (`setup-deps.sh clang`).
+# make deb (`setup-deps.sh deb`): debhelper, lintian and the build dependencies debian/control names.
 for extra in "$@"; do
         case "$extra" in
         kernels) PACKAGES="$PACKAGES busybox-static cpio xz-utils zstd gzip dpkg apt debian-archive-keyring" ;;
         clang) PACKAGES="$PACKAGES clang" ;;
-        *) echo "setup-deps.sh: unknown set '$extra' (kernels, clang)" >&2; exit 2 ;;
+        deb) PACKAGES="$PACKAGES debhelper lintian dpkg-dev fakeroot build-essential libdbus-1-dev" ;;
+        *) echo "setup-deps.sh: unknown set '$extra' (kernels, clang, deb)" >&2; exit 2 ;;
         esac
 done
 

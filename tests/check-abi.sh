@@ -1,6 +1,6 @@
 #!/bin/bash
 # The library's ABI and install contract:
-#  - libgmem.so.$LIBVERSION (the Makefile's) has SONAME libgmem.so.0;
+#  - libgmem.so.VERSION.0 (VERSION from gmem.h) has SONAME libgmem.so.0;
 #  - it exports exactly the functions declared in include/gmem/gmem.h (all gmem_*, all versioned
 #    LIBGMEM_*), nothing internal;
 #  - `make install DESTDIR=... PREFIX=/usr` gives a tree against which a program using the public
@@ -10,7 +10,12 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-ver=$(sed -n 's/^LIBVERSION := //p' Makefile) # the library's version, said once in the Makefile
+# the version, said once in gmem.h; the library's file is libgmem.so.VERSION.0
+hver=$(sed -n 's/^#define GMEM_VERSION_STRING "\(.*\)"/\1/p' include/gmem/gmem.h)
+ver=$hver.0
+# installed into the multiarch directory where the compiler has one
+ma=$(${CC:-cc} -print-multiarch 2> /dev/null)
+libdir=usr/lib${ma:+/$ma}
 so=$BUILD/lib/libgmem.so.$ver
 header=include/gmem/gmem.h
 
@@ -69,16 +74,16 @@ if ! make --no-print-directory BUILD="$BUILD" DESTDIR="$root" PREFIX=/usr instal
         tail -n 20 "$tmp/install.log"
         fail "make install DESTDIR=$root PREFIX=/usr failed"
 fi
-for f in usr/lib/libgmem.so.$ver usr/include/gmem/gmem.h usr/lib/pkgconfig/libgmem.pc usr/lib/libgmem.a; do
+for f in $libdir/libgmem.so.$ver usr/include/gmem/gmem.h $libdir/pkgconfig/libgmem.pc $libdir/libgmem.a; do
         [[ -f $root/$f ]] || fail "make install did not install /$f"
 done
-[[ $(readlink "$root/usr/lib/libgmem.so.0") == "libgmem.so.$ver" ]] || fail "libgmem.so.0 does not point to libgmem.so.$ver"
-[[ $(readlink "$root/usr/lib/libgmem.so") == libgmem.so.0 ]] || fail "libgmem.so does not point to libgmem.so.0"
-cmp -s "$so" "$root/usr/lib/libgmem.so.$ver" || fail "the installed library is not $so"
+[[ $(readlink "$root/$libdir/libgmem.so.0") == "libgmem.so.$ver" ]] || fail "libgmem.so.0 does not point to libgmem.so.$ver"
+[[ $(readlink "$root/$libdir/libgmem.so") == libgmem.so.0 ]] || fail "libgmem.so does not point to libgmem.so.0"
+cmp -s "$so" "$root/$libdir/libgmem.so.$ver" || fail "the installed library is not $so"
 cmp -s "$header" "$root/usr/include/gmem/gmem.h" || fail "the installed header is not $header"
 
 # The .pc must describe where the files were installed.
-pcdir=$root/usr/lib/pkgconfig
+pcdir=$root/$libdir/pkgconfig
 known_bug=""
 pc_prefix=$(PKG_CONFIG_LIBDIR=$pcdir pkg-config --variable=prefix libgmem 2> /dev/null ||
             sed -n 's/^prefix=//p' "$pcdir/libgmem.pc")
@@ -88,12 +93,12 @@ if [[ $pc_prefix != /usr ]]; then
         known_bug="KNOWN BUILD BUG: make install PREFIX=/usr installed a libgmem.pc with prefix=$pc_prefix (generated at build time with another PREFIX and not regenerated)"
         echo "$known_bug"
         mkdir -p "$tmp/pc"
-        sed -e "s|^prefix=.*|prefix=/usr|" -e "s|^libdir=.*|libdir=/usr/lib|" -e "s|^includedir=.*|includedir=/usr/include|" \
+        sed -e "s|^prefix=.*|prefix=/usr|" -e "s|^libdir=.*|libdir=/$libdir|" -e "s|^includedir=.*|includedir=/usr/include|" \
                 "$pcdir/libgmem.pc" > "$tmp/pc/libgmem.pc"
         pcdir=$tmp/pc
 fi
-[[ $(PKG_CONFIG_LIBDIR=$pcdir pkg-config --modversion libgmem 2> /dev/null) == "$ver" ]] ||
-        fail "libgmem.pc does not say version $ver"
+[[ $(PKG_CONFIG_LIBDIR=$pcdir pkg-config --modversion libgmem 2> /dev/null) == "$hver" ]] ||
+        fail "libgmem.pc does not say version $hver"
 
 # --- a program built against the installed tree ------------------------------------------------
 cat > "$tmp/prog.c" <<'EOF'
@@ -114,7 +119,7 @@ EOF
 sys_pc=$(pkg-config --variable=pc_path pkg-config)
 export PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_LIBDIR=$pcdir:$sys_pc
 flags=$(pkg-config --cflags --libs libgmem) || fail "pkg-config --cflags --libs libgmem failed"
-[[ $flags == *"-I$root/usr/include"* && $flags == *"-L$root/usr/lib"* ]] ||
+[[ $flags == *"-I$root/usr/include"* && $flags == *"-L$root/$libdir"* ]] ||
         fail "pkg-config flags do not point into the install tree: $flags"
 # shellcheck disable=SC2086
 cc -std=c99 -Wall -Wextra -pedantic -Werror -o "$tmp/prog" "$tmp/prog.c" $flags ||
@@ -131,12 +136,12 @@ unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 if readelf -d "$so" | grep -q 'libasan'; then
         export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0
 fi
-resolved=$(LD_LIBRARY_PATH=$root/usr/lib ldd "$tmp/prog" | awk '$1 == "libgmem.so.0" { print $3 }')
-[[ $resolved == "$root/usr/lib/libgmem.so.0" ]] || fail "the program resolves libgmem.so.0 to '$resolved'"
-out=$(LD_LIBRARY_PATH=$root/usr/lib "$tmp/prog") || fail "the program failed (exit $?)"
+resolved=$(LD_LIBRARY_PATH=$root/$libdir ldd "$tmp/prog" | awk '$1 == "libgmem.so.0" { print $3 }')
+[[ $resolved == "$root/$libdir/libgmem.so.0" ]] || fail "the program resolves libgmem.so.0 to '$resolved'"
+out=$(LD_LIBRARY_PATH=$root/$libdir "$tmp/prog") || fail "the program failed (exit $?)"
 [[ $out == secret ]] || fail "the program printed '$out', not 'secret'"
 if [[ -x $tmp/prog-cxx ]]; then
-        out=$(LD_LIBRARY_PATH=$root/usr/lib "$tmp/prog-cxx") || fail "the C++ program failed"
+        out=$(LD_LIBRARY_PATH=$root/$libdir "$tmp/prog-cxx") || fail "the C++ program failed"
         [[ $out == secret ]] || fail "the C++ program printed '$out'"
 fi
 echo "ok: a program built with pkg-config against DESTDIR=$root PREFIX=/usr runs and prints '$out'"

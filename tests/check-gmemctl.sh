@@ -307,5 +307,31 @@ expect 1 "$ctl" --socket "$tmp/none.sock" list
 [[ $(cat "$tmp/err") == "gmemctl: list: connect to gmemd at '$tmp/none.sock': "* ]] || fail "connect error: $(cat "$tmp/err")"
 ok "errors: exit 1 or 2 with one line"
 
+# --version, help, COMMAND --help: exit 0 with the synopsis on stdout; global flags anywhere
+expect 0 "$ctl" --version
+[[ $(cat "$tmp/out") == "gmemctl $(sed -n 's/^#define GMEM_VERSION_STRING "\(.*\)"/\1/p' include/gmem/gmem.h) (libgmem "*")" ]] ||
+        fail "--version: $(cat "$tmp/out")"
+expect 0 "$ctl" --help
+grep -q '^usage: gmemctl' "$tmp/out" || fail "--help: $(head -2 "$tmp/out")"
+expect 0 "$ctl" help
+grep -q '^  create ' "$tmp/out" || fail "help: no command list"
+for c in create list populate dump snapshot restore firecracker exec; do
+        expect 0 "$ctl" help "$c"
+        grep -q "^usage: gmemctl .* $c" "$tmp/out" || fail "help $c: $(head -1 "$tmp/out")"
+        cp "$tmp/out" "$tmp/help.$c"
+        expect 0 "$ctl" "$c" --help
+        cmp -s "$tmp/out" "$tmp/help.$c" || fail "$c --help differs from help $c"
+        expect 0 "$ctl" "$c" -h
+done
+expect 2 "$ctl" help frobnicate
+expect 2 "$ctl" help create list
+# -j / --json after the command, as the man page allows; the socket too
+jcheck 'any(r["name"] == "ram0" for r in (j if isinstance(j, list) else j.get("regions", [])))' "$ctl" list -j --socket "$sock"
+jcheck 'j["name"] == "ram0"' "$ctl" info ram0 --json --socket "$sock"
+# a "--" ends them: exec's command keeps its own -j and --help
+expect 0 g exec ram0 -- echo -j --help
+[[ $(cat "$tmp/out") == "-j --help" ]] || fail "exec's command lost its arguments: $(cat "$tmp/out")"
+ok "--version, help, COMMAND --help, global flags anywhere"
+
 kill -0 "$pid" || fail "gmemd died during the test"
 echo "all gmemctl checks passed"

@@ -9,7 +9,7 @@
 #  - the system call filter allows everything a real gmemd calls: gmemd runs under strace through
 #    every kind of operation and each system call it made must pass the unit's filter;
 #  - without systemd (no NOTIFY_SOCKET), gmemd says that regions do not survive a restart;
-#  - `make install DESTDIR=... PREFIX=/usr` puts the units in /usr/lib/systemd/system with
+#  - `make install DESTDIR=... PREFIX=/usr` puts the units where systemd.pc says (/lib/systemd/system on Debian 12) with
 #    ExecStart=/usr/sbin/gmemd, and sysusers.d/tmpfiles.d entries where systemd-sysusers and
 #    systemd-tmpfiles find them: run against the installed tree (--root), they create group gmem
 #    and /run/gmemd 0755 root:root.
@@ -192,9 +192,12 @@ if ! make --no-print-directory -C "$src" BUILD="$BUILD" DESTDIR="$root" PREFIX=/
         tail -n 20 "$tmp/install.log"
         fail "make install DESTDIR=$root PREFIX=/usr failed"
 fi
-unitdir=$root/usr/lib/systemd/system
+# where systemd.pc says units go (/lib/systemd/system on Debian 12, /usr/lib/systemd/system later)
+sysunitdir=$(pkg-config --variable=systemdsystemunitdir systemd 2> /dev/null)
+sysunitdir=${sysunitdir:-/usr/lib/systemd/system}
+unitdir=$root$sysunitdir
 for u in gmemd.service gmemd.socket; do
-        [[ -f $unitdir/$u ]] || fail "make install did not install /usr/lib/systemd/system/$u"
+        [[ -f $unitdir/$u ]] || fail "make install did not install $sysunitdir/$u"
         cmp -s <(sed 's|@SBINDIR@|/usr/sbin|g' "systemd/$u") "$unitdir/$u" ||
                 fail "installed $u differs from systemd/$u with @SBINDIR@=/usr/sbin: $(diff <(sed 's|@SBINDIR@|/usr/sbin|g' "systemd/$u") "$unitdir/$u")"
 done

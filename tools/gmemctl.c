@@ -1433,7 +1433,7 @@ static int cmd_exec(int argc, char **argv) {
 /* ---------------------------------------------------------------------------------------------
  */
 
-static const struct {
+static const struct command {
         const char *name;
         int (*fn)(int argc, char **argv);
         const char *args;
@@ -1464,8 +1464,10 @@ static const struct {
 };
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: gmemctl [--socket PATH] [--json] COMMAND [ARGS...]\n\n"
-                   "Sizes and offsets take K, M, G and T suffixes (powers of 1024).\n\ncommands:\n");
+        fprintf(f, "usage: gmemctl [--socket PATH] [--json] COMMAND [ARGS...]\n"
+                   "       gmemctl help [COMMAND] | COMMAND --help | --version\n\n"
+                   "Sizes and offsets take K, M, G and T suffixes (powers of 1024). --json and --socket may\n"
+                   "come anywhere on the line (before a -- that ends the options).\n\ncommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (*commands[i].args)
                         fprintf(f, "  %-9s %s\n%14s%s\n", commands[i].name, commands[i].args, "", commands[i].help);
@@ -1473,40 +1475,100 @@ static void usage(FILE *f) {
                         fprintf(f, "  %s\n%14s%s\n", commands[i].name, "", commands[i].help);
 }
 
+static const struct command *find_command(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(name, commands[i].name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+/* One command's synopsis, as `gmemctl help COMMAND` and `gmemctl COMMAND --help` print it. */
+static void command_usage(const struct command *cmd) {
+        printf("usage: gmemctl [--socket PATH] [--json] %s%s%s\n\n%s\n(man gmemctl for every option)\n", cmd->name,
+               *cmd->args ? " " : "", cmd->args, cmd->help);
+}
+
+static int cmd_help(int argc, char **argv) {
+        const struct command *cmd;
+
+        if (argc < 2) {
+                usage(stdout);
+                return 0;
+        }
+        if (argc > 2 || !(cmd = find_command(argv[1]))) {
+                fprintf(stderr, "gmemctl: help: %s '%s' (see gmemctl --help)\n", argc > 2 ? "one command at a time, not" : "unknown command",
+                        argv[argc > 2 ? 2 : 1]);
+                return EXIT_USAGE;
+        }
+        command_usage(cmd);
+        return 0;
+}
+
+/* -j/--json, -h/--help and --version wherever they come before a "--" (a command's own options
+ * come after its name; these are the line's): taken out of argv. *ret_help: a -h or --help. */
+static void take_global_flags(int *argc, char **argv, bool *ret_help, bool *ret_version) {
+        int out = 1;
+
+        for (int i = 1; i < *argc; i++) {
+                const char *a = argv[i];
+                if (strcmp(a, "--") == 0) { /* the rest is not ours (exec's CMD) */
+                        while (i < *argc)
+                                argv[out++] = argv[i++];
+                        break;
+                }
+                if (strcmp(a, "-j") == 0 || strcmp(a, "--json") == 0)
+                        arg.json = true;
+                else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+                        *ret_help = true;
+                else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0)
+                        *ret_version = true;
+                else
+                        argv[out++] = argv[i];
+        }
+        argv[out] = NULL;
+        *argc = out;
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
-                { "help", no_argument, NULL, 'h' },
                 {},
         };
+        const struct command *cmd;
+        bool help = false, version = false;
         int c;
 
+        take_global_flags(&argc, argv, &help, &version);
+        if (version) {
+                printf("gmemctl %s (libgmem %s)\n", GMEM_VERSION_STRING, gmem_version());
+                return 0;
+        }
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+hj", options, NULL)) >= 0)
-                switch (c) {
-                case 'j':
-                        arg.json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        if (common_option(c))
-                                break;
+        while ((c = getopt_long(argc, argv, "+", options, NULL)) >= 0)
+                if (!common_option(c)) {
                         fprintf(stderr, "gmemctl: invalid option '%s' (see gmemctl --help)\n", argv[optind - 1]);
                         return EXIT_USAGE;
                 }
         if (optind >= argc) {
+                if (help) {
+                        usage(stdout);
+                        return 0;
+                }
                 fprintf(stderr, "gmemctl: no command given (see gmemctl --help)\n");
                 return EXIT_USAGE;
         }
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (strcmp(argv[optind], commands[i].name) == 0) {
-                        int sub_argc = argc - optind;
-                        char **sub_argv = argv + optind;
-                        reset_getopt();
-                        return commands[i].fn(sub_argc, sub_argv);
-                }
-        fprintf(stderr, "gmemctl: unknown command '%s' (see gmemctl --help)\n", argv[optind]);
-        return EXIT_USAGE;
+        if (strcmp(argv[optind], "help") == 0)
+                return cmd_help(argc - optind, argv + optind);
+        if (!(cmd = find_command(argv[optind]))) {
+                fprintf(stderr, "gmemctl: unknown command '%s' (see gmemctl --help)\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (help) {
+                command_usage(cmd);
+                return 0;
+        }
+        argc -= optind;
+        argv += optind;
+        reset_getopt(); /* (optind is the command's from here) */
+        return cmd->fn(argc, argv);
 }
