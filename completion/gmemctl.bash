@@ -58,7 +58,7 @@ _gmemctl_reply() {
 
 _gmemctl() {
         local cword=$COMP_CWORD cur=${COMP_WORDS[COMP_CWORD]} opt="" command="" socket=""
-        local commands="caps create list info populate prefault dump snapshot restore firecracker punch grant revoke release cancel watch exec"
+        local commands="caps create list info populate prefault dump snapshot restore firecracker punch grant revoke release cancel watch exec help"
         local i w n_pos=0 after_dashdash=0 dashdash_at=0
         local IFS=$' \t\n'
 
@@ -139,7 +139,7 @@ _gmemctl() {
 
         if [[ -z $command ]]; then
                 if [[ $cur == -* ]]; then
-                        _gmemctl_reply compgen -W "--socket --json -j --help -h" -- "$cur"
+                        _gmemctl_reply compgen -W "--socket --user --json -j --help -h --version" -- "$cur"
                 else
                         _gmemctl_reply compgen -W "$commands" -- "$cur"
                 fi
@@ -148,10 +148,10 @@ _gmemctl() {
 
         if [[ $cur == -* ]]; then
                 case $command in
-                exec) _gmemctl_reply compgen -W "--socket --json --" -- "$cur" ;;
+                exec) _gmemctl_reply compgen -W "--socket --user --json --help --" -- "$cur" ;;
                 caps | create | list | info | populate | prefault | dump | snapshot | restore | firecracker | punch | grant | \
                         revoke | release | cancel | watch)
-                        _gmemctl_reply compgen -W "--socket --json $(_gmemctl_command_options "$command")" -- "$cur"
+                        _gmemctl_reply compgen -W "--socket --user --json --help $(_gmemctl_command_options "$command")" -- "$cur"
                         ;;
                 esac
                 return 0
@@ -166,6 +166,9 @@ _gmemctl() {
                 ;;
         cancel)
                 ((n_pos == 0)) && _gmemctl_reply compgen -W "$(_gmemctl_query "${COMP_WORDS[0]}" "$socket" job)" -- "$cur"
+                ;;
+        help)
+                ((n_pos == 0)) && _gmemctl_reply compgen -W "${commands% help}" -- "$cur"
                 ;;
         esac
         return 0

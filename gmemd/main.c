@@ -128,7 +128,9 @@ int main(int argc, char **argv) {
                 log_error("probe the kernel: %s", gmem_last_error());
                 goto out;
         }
-        if (!socket_path && gmem_client_default_socket(&socket_path) < 0) {
+        /* root serves the system socket; anyone else runs a user's own gmemd */
+        if (!socket_path && (geteuid() == 0 || secure_getenv("GMEMD_SOCKET") ? gmem_client_default_socket(&socket_path)
+                                                                               : gmem_client_user_socket(&socket_path)) < 0) {
                 log_error("no socket path: %s", gmem_last_error());
                 goto out;
         }

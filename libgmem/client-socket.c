@@ -16,28 +16,32 @@
 #define USER_SOCKET "gmemd/gmemd.sock"
 
 _public_ int gmem_client_default_socket(char **ret_path) {
-        const char *env, *rt;
+        const char *env;
         char *p;
 
         if (!ret_path)
                 return gmem_error(-EINVAL, "default socket: NULL result");
         env = secure_getenv("GMEMD_SOCKET");
-        if (env && *env)
-                p = strdup(env);
-        else if (geteuid() == 0)
-                p = strdup(ROOT_SOCKET);
-        else {
-                rt = secure_getenv("XDG_RUNTIME_DIR");
-                if (!rt || !*rt)
-                        return gmem_error(-ENXIO, "default socket: $XDG_RUNTIME_DIR is not set "
-                                          "(set $GMEMD_SOCKET or give the socket path)");
-                if (rt[0] != '/')
-                        return gmem_error(-EINVAL, "default socket: $XDG_RUNTIME_DIR '%s' is not an absolute path", rt);
-                if (asprintf(&p, "%s/%s", rt, USER_SOCKET) < 0)
-                        p = NULL;
-        }
-        if (!p)
+        /* the system gmemd for everyone: a user's own gmemd only when asked for (user_socket) */
+        if (!(p = strdup(env && *env ? env : ROOT_SOCKET)))
                 return gmem_error(-ENOMEM, "default socket: allocate path");
+        *ret_path = p;
+        return 0;
+}
+
+_public_ int gmem_client_user_socket(char **ret_path) {
+        const char *rt;
+        char *p;
+
+        if (!ret_path)
+                return gmem_error(-EINVAL, "user socket: NULL result");
+        rt = secure_getenv("XDG_RUNTIME_DIR");
+        if (!rt || !*rt)
+                return gmem_error(-ENXIO, "user socket: $XDG_RUNTIME_DIR is not set (set $GMEMD_SOCKET or give the socket path)");
+        if (rt[0] != '/')
+                return gmem_error(-EINVAL, "user socket: $XDG_RUNTIME_DIR '%s' is not an absolute path", rt);
+        if (asprintf(&p, "%s/%s", rt, USER_SOCKET) < 0)
+                return gmem_error(-ENOMEM, "user socket: allocate path");
         *ret_path = p;
         return 0;
 }

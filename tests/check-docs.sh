@@ -313,11 +313,12 @@ got=$(complete_line gmemctl create x --backend = '')
 got=$(complete_line gmemctl create x --policy '')
 [[ $got == "keep connection" ]] || fail "completion: 'gmemctl create x --policy <TAB>' gives '$got'"
 got=$(complete_line gmemctl '' | tr ' ' '\n' | sort | tr '\n' ' ')
-want=$(sort <<< "$commands" | tr '\n' ' ')
+want=$({ echo "$commands"; echo help; } | sort | tr '\n' ' ')
 [[ $got == "$want" ]] || fail "completion offers the commands [$got], the code has [$want]"
 for c in $commands; do
         got=$(complete_line gmemctl "$c" -- | tr ' ' '\n' | grep -vx -- '--' | sort | tr '\n' ' ')
-        want=$({ echo --socket; echo --json; options_of "$c"; } | sort -u | tr '\n' ' ')
+        # the line's own flags (taken wherever they come) besides the command's
+        want=$({ echo --socket; echo --json; echo --user; echo --help; options_of "$c"; } | sort -u | tr '\n' ' ')
         [[ $got == "$want" ]] || fail "completion: 'gmemctl $c --<TAB>' offers [$got], the code takes [$want]"
 done
 got=$(complete_line gmemctl populate ram0 --from completion/gmemctl.ba)

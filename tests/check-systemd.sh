@@ -328,6 +328,17 @@ else
 fi
 gc create r-empty --size 2M > /dev/null || fail "create r-empty"
 names+=(r-empty)
+# a user who is not root but in group gmem reaches the system socket by default (no --socket,
+# no $GMEMD_SOCKET, $XDG_RUNTIME_DIR set: a user's own gmemd only with --user); one not in gmem
+# does not get past the socket's mode
+ns setpriv --reuid 1234 --regid 1234 --groups "$gmem_gid" env -u GMEMD_SOCKET XDG_RUNTIME_DIR=/run/user/1234 \
+        "$gmemctl" list > "$T/user.out" 2>&1 || fail "uid 1234 in group gmem: gmemctl list: $(cat "$T/user.out")"
+grep -q r-memfd "$T/user.out" || fail "uid 1234 (granted r-memfd) does not see it: $(cat "$T/user.out")"
+if ns setpriv --reuid 4321 --regid 4321 --clear-groups env -u GMEMD_SOCKET "$gmemctl" list > "$T/other.out" 2>&1 ||
+        ! grep -q "connect to gmemd at '/run/gmemd/gmemd.sock'.*Permission denied" "$T/other.out"; then
+        fail "uid 4321 outside group gmem: $(cat "$T/other.out")"
+fi
+say "group gmem reaches the system socket by default; others are refused by its mode"
 # a guest_memfd made by a real VMM on its own VM, registered and populated through gmemd; the
 # VMM exits and gmemd (then systemd's fd store) is all that holds the guest's memory
 if [[ -x $vmm ]] && jq -e '.guest_memfd.supported == true' <<< "$caps" > /dev/null 2>&1; then

@@ -1365,20 +1365,25 @@ START_TEST(test_bad_arguments) {
         ck_assert_str_eq(s, "/somewhere/else.sock");
         free(s);
         unsetenv("GMEMD_SOCKET");
+        /* the system gmemd for every user (group gmem may connect), XDG_RUNTIME_DIR or not */
+        setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
         OK(gmem_client_default_socket(&s));
-        if (geteuid() == 0)
-                ck_assert_str_eq(s, "/run/gmemd/gmemd.sock");
+        ck_assert_str_eq(s, "/run/gmemd/gmemd.sock");
         free(s);
-        if (geteuid() != 0) {
-                setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
-                OK(gmem_client_default_socket(&s));
-                ck_assert_str_eq(s, "/run/user/4242/gmemd/gmemd.sock");
-                free(s);
-                unsetenv("XDG_RUNTIME_DIR");
-                s = (char *) SENTINEL_PTR;
-                EXPECT_FAIL(gmem_client_default_socket(&s), ENXIO, "XDG_RUNTIME_DIR");
-                ck_assert_ptr_eq(s, SENTINEL_PTR);
-        }
+        /* a user's own gmemd only when asked for */
+        OK(gmem_client_user_socket(&s));
+        ck_assert_str_eq(s, "/run/user/4242/gmemd/gmemd.sock");
+        free(s);
+        setenv("XDG_RUNTIME_DIR", "relative", 1);
+        s = (char *) SENTINEL_PTR;
+        EXPECT_FAIL(gmem_client_user_socket(&s), EINVAL, "not an absolute path");
+        unsetenv("XDG_RUNTIME_DIR");
+        EXPECT_FAIL(gmem_client_user_socket(&s), ENXIO, "XDG_RUNTIME_DIR");
+        EXPECT_FAIL(gmem_client_user_socket(NULL), EINVAL, "NULL");
+        ck_assert_ptr_eq(s, SENTINEL_PTR);
+        OK(gmem_client_default_socket(&s));
+        ck_assert_str_eq(s, "/run/gmemd/gmemd.sock");
+        free(s);
         s = (char *) SENTINEL_PTR;
 
         /* NULL client */

@@ -32,6 +32,7 @@
 static struct {
         const char *socket;
         bool json;
+        bool user; /* --user: a user's own gmemd, not the system's */
 } arg;
 
 static volatile sig_atomic_t interrupted;
@@ -171,8 +172,12 @@ static void reset_getopt(void) {
  */
 
 static int connect_client(const char *cmd, const char *name, struct gmem_client **ret) {
-        int k = gmem_client_connect(arg.socket, ret);
-        if (k < 0)
+        _cleanup_free_ char *user = NULL;
+        int k;
+
+        if (!arg.socket && arg.user && (k = gmem_client_user_socket(&user)) < 0)
+                return fail(k, cmd, name);
+        if ((k = gmem_client_connect(arg.socket ?: user, ret)) < 0)
                 return fail(k, cmd, name);
         return 0;
 }
@@ -1464,10 +1469,12 @@ static const struct command {
 };
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: gmemctl [--socket PATH] [--json] COMMAND [ARGS...]\n"
+        fprintf(f, "usage: gmemctl [--socket PATH | --user] [--json] COMMAND [ARGS...]\n"
                    "       gmemctl help [COMMAND] | COMMAND --help | --version\n\n"
-                   "Sizes and offsets take K, M, G and T suffixes (powers of 1024). --json and --socket may\n"
-                   "come anywhere on the line (before a -- that ends the options).\n\ncommands:\n");
+                   "The system gmemd (/run/gmemd/gmemd.sock, for root and group gmem) unless --socket,\n"
+                   "$GMEMD_SOCKET or --user ($XDG_RUNTIME_DIR/gmemd/gmemd.sock) say otherwise.\n"
+                   "Sizes and offsets take K, M, G and T suffixes (powers of 1024). --json, --user and\n"
+                   "--socket may come anywhere on the line (before a -- that ends the options).\n\ncommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (*commands[i].args)
                         fprintf(f, "  %-9s %s\n%14s%s\n", commands[i].name, commands[i].args, "", commands[i].help);
@@ -1504,7 +1511,7 @@ static int cmd_help(int argc, char **argv) {
         return 0;
 }
 
-/* -j/--json, -h/--help and --version wherever they come before a "--" (a command's own options
+/* -j/--json, --user, -h/--help and --version wherever they come before a "--" (a command's own options
  * come after its name; these are the line's): taken out of argv. *ret_help: a -h or --help. */
 static void take_global_flags(int *argc, char **argv, bool *ret_help, bool *ret_version) {
         int out = 1;
@@ -1522,6 +1529,8 @@ static void take_global_flags(int *argc, char **argv, bool *ret_help, bool *ret_
                         *ret_help = true;
                 else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0)
                         *ret_version = true;
+                else if (strcmp(a, "--user") == 0)
+                        arg.user = true;
                 else
                         argv[out++] = argv[i];
         }

@@ -416,12 +416,15 @@ struct gmem_create_opts {
 };
 #define GMEM_CREATE_OPTS_INIT { .size = sizeof(struct gmem_create_opts) }
 
-/* socket_path NULL: $GMEMD_SOCKET, else /run/gmemd/gmemd.sock for root and
- * $XDG_RUNTIME_DIR/gmemd/gmemd.sock for others. Says hello (negotiates the version). */
+/* socket_path NULL: $GMEMD_SOCKET, else the system gmemd's /run/gmemd/gmemd.sock, for every
+ * user (root and members of group gmem may connect). Says hello (negotiates the version). */
 int gmem_client_connect(const char *socket_path, struct gmem_client **ret);
 struct gmem_client *gmem_client_free(struct gmem_client *c);
 /* The path gmem_client_connect(NULL) uses (malloc'ed). */
 int gmem_client_default_socket(char **ret_path);
+/* The socket of a user's own gmemd (one run without privileges): $XDG_RUNTIME_DIR/gmemd/gmemd.sock
+ * (malloc'ed); -ENXIO when $XDG_RUNTIME_DIR is unset. */
+int gmem_client_user_socket(char **ret_path);
 /* Called from the calling thread for each progress event of a job this client waits for;
  * returning non-zero cancels the job (the call then fails with -ECANCELED). */
 void gmem_client_set_progress(struct gmem_client *c, gmem_progress_fn fn, void *userdata);
