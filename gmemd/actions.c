@@ -75,7 +75,7 @@ static int create(struct daemon *d, struct session *s, const struct create_args 
                         gmem_region_free(r);
                         return k;
                 }
-                log_info("region '%s': handed a prefaulted region from a warm pool", a->name);
+                log_region(LOG_INFO, "create", a->name, p->uid, "region '%s': handed a prefaulted region from a warm pool", a->name);
                 *ret = m;
                 if (ret_job)
                         *ret_job = NULL;
@@ -361,7 +361,7 @@ int action_firecracker(struct daemon *d, struct session *s, struct requester *rq
         }
         TAKE_FD(f);
         TAKE_FD(l);
-        log_info("firecracker '%s': job %" PRIu64 " for uid %d waits for the VM", vm, j->id, (int) j->uid);
+        log_region(LOG_INFO, "firecracker", NULL, j->uid, "firecracker '%s': job %" PRIu64 " for uid %d waits for the VM", vm, j->id, (int) j->uid);
         if (ret)
                 *ret = j;
         return 0;
@@ -523,7 +523,7 @@ int action_grant(struct daemon *d, const struct peer *p, struct managed *m, bool
                 list[(*n)++] = (uint32_t) id;
         }
 done:
-        log_info("region '%s': %s %s %" PRIu64 " (by uid %d)", m->name, grant ? "granted to" : "revoked from",
+        log_region(LOG_INFO, grant ? "grant" : "revoke", m->name, p->uid, "region '%s': %s %s %" PRIu64 " (by uid %d)", m->name, grant ? "granted to" : "revoked from",
                  is_uid ? "uid" : "gid", id, p->uid);
         notify_region_changed(d, m);
         return 0;

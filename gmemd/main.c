@@ -75,6 +75,7 @@ int main(int argc, char **argv) {
         char **fd_names = NULL;
         int c, k, n_fds, listen_fd, ret = 1;
 
+        log_open(); /* the journal, a terminal, or prefixed lines */
         while ((c = getopt_long(argc, argv, "s:c:b:vh", options, NULL)) >= 0)
                 switch (c) {
                 case 's':

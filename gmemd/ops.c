@@ -629,7 +629,13 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
                 /* echo only an id that is one: anything else is answered with "id":null */
                 if (!proto_id_valid(x.id))
                         x.id = NULL;
-                log_debug("client %" PRIu64 " (pid %d): %s", c->serial, c->peer->pid, gmem_last_error());
+                if (log_max_level >= LOG_DEBUG) {
+                        const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
+                        log_about(LOG_DEBUG, &(const struct log_about) {
+                                  .region = cJSON_IsString(name) ? name->valuestring : NULL, .uid = (long long) c->peer->uid,
+                                  .op = op && strlen(op) <= 40 ? op : NULL, .err = -k },
+                                  "client %" PRIu64 " (pid %d): %s", c->serial, c->peer->pid, gmem_last_error());
+                }
                 conn_reply_error(c, x.id, k, gmem_last_error());
         }
         for (unsigned i = 0; i < n_fds; i++)

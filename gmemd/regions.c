@@ -143,7 +143,7 @@ int region_add(struct daemon *d, const char *name, struct gmem_region *r, const 
         d->n_regions++;
         d->bytes_total += size;
         if (!d->restoring) /* store.c says what it restored */
-                log_info("region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
+                log_region(LOG_INFO, strcmp(role, "registered") == 0 ? "register" : "create", name, owner->uid, "region '%s': %s, %" PRIu64 " bytes, %s by pid %d uid %d", name,
                          gmem_backend_to_string(gmem_region_backend(r)), size, role, owner->pid, owner->uid);
         notify_region_added(d, m);
         region_resident_changed(d, m); /* measured before anyone asks */
@@ -199,7 +199,7 @@ void region_release(struct daemon *d, struct managed *m) {
         LIST_REMOVE(d->regions, m);
         d->n_regions--;
         d->bytes_total -= gmem_region_size(m->region);
-        log_info("region '%s' released", m->name);
+        log_region(LOG_INFO, "release", m->name, m->owner, "region '%s' released", m->name);
         region_unref(d, m);
 }
 
