@@ -21,7 +21,8 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR ?= $(PREFIX)/share
-DOCDIR ?= $(DATADIR)/doc/gmem
+# the example config goes with the daemon (Debian: /usr/share/doc/gmemd)
+DOCDIR ?= $(DATADIR)/doc/gmemd
 SYSCONFDIR ?= /etc
 # Installed into /usr, the directories systemd, D-Bus and bash-completion name in their pkg-config
 # files (/lib/systemd/system on Debian 12, /usr/lib/systemd/system later); elsewhere under PREFIX.
@@ -84,8 +85,10 @@ RPATH ?= -Wl,-rpath,'$$ORIGIN/../lib'
 DEV_TOOLS := $(BUILD)/bin/gmem-example-vmm $(BUILD)/bin/gmem-bench
 TOOLS := $(BUILD)/bin/gmemctl $(DEV_TOOLS)
 DAEMON := $(BUILD)/bin/gmemd
-GMEMD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard gmemd/*.c))
-CLI_UTIL := $(BUILD)/obj/tools/cli-util.o
+# sizes and numbers in one notation: the tools' and gmemd.json's
+PARSE_SIZE := $(BUILD)/obj/tools/parse-size.o
+GMEMD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard gmemd/*.c)) $(PARSE_SIZE)
+CLI_UTIL := $(BUILD)/obj/tools/cli-util.o $(PARSE_SIZE)
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/check-*.sh)
@@ -236,6 +239,7 @@ install: lib tools
 	install -D -m 0644 dbus/org.gmem.Broker1.service $(DESTDIR)$(DBUSSERVICEDIR)/org.gmem.Broker1.service
 	install -D -m 0644 dbus/org.gmem.Broker1.xml $(DESTDIR)$(DBUSIFACEDIR)/org.gmem.Broker1.xml
 	install -D -m 0644 completion/gmemctl.bash $(DESTDIR)$(BASHCOMPDIR)/gmemctl
+	install -D -m 0644 docs/gmemd.json.example $(DESTDIR)$(DOCDIR)/examples/gmemd.json
 
 # Debian packages (debian/): dpkg-buildpackage -us -uc -b, the .debs then moved into $(BUILD)/deb
 deb:

@@ -49,6 +49,12 @@ struct gmemd_config {
 };
 
 void config_defaults(struct gmemd_config *c);
-/* Load path over the defaults. A missing file is fine only when it is the default path
- * (explicit = false). -errno with a message otherwise; *c is untouched on failure. */
-int config_load(const char *path, int explicit, struct gmemd_config *c);
+/* Load path, then its drop-ins (path.d/NAME.json in the order of their names), each over what came
+ * before: only the keys a file names change (a file that names "pools" replaces them). A missing
+ * path is fine only when it is the default (explicit = false). Unknown keys, values of the wrong
+ * type or out of range, and JSON errors (with line and column) fail naming the file. *ret_files
+ * (may be NULL): the files read, a NULL-terminated strv. -errno; *c untouched on failure. */
+int config_load(const char *path, int explicit, struct gmemd_config *c, char ***ret_files);
+/* gmemd --check-config: config_load(), then what it sets (and the files read) as JSON on stdout
+ * and 0, or one line on stderr and 1. */
+int config_check(const char *path, int explicit, struct gmemd_config *c);

@@ -16,17 +16,14 @@
 #include "store.h"
 #include "warm.h"
 
-static void strv_free(char **v) {
-        for (char **p = v; p && *p; p++)
-                free(*p);
-        free(v);
-}
 
 static void usage(FILE *f) {
         fprintf(f, "usage: gmemd [--socket PATH] [--config FILE] [--bus system|user|none|ADDRESS] [-v] [--version]\n"
+                   "       gmemd --check-config [FILE]\n"
                    "  --socket PATH   listen here (default: $GMEMD_SOCKET, /run/gmemd/gmemd.sock as root,\n"
                    "                  $XDG_RUNTIME_DIR/gmemd/gmemd.sock otherwise)\n"
-                   "  --config FILE   limits and settings (default " GMEMD_CONFIG_DEFAULT ")\n"
+                   "  --config FILE   limits and settings (default " GMEMD_CONFIG_DEFAULT "), then FILE.d/*.json\n"
+                   "  --check-config  read the configuration (FILE or --config's), print what it sets, exit\n"
                    "  --bus BUS       D-Bus management API: system, user, none (default) or an address\n"
                    "  -v, --verbose   debug logging\n"
                    "  -h, --help      this text; --version: the version\n");
@@ -62,6 +59,7 @@ int main(int argc, char **argv) {
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "check-config", no_argument, NULL, 'C' },
                 {},
         };
         struct daemon d = { .pool = { .efd = -1 } };
@@ -71,7 +69,7 @@ int main(int argc, char **argv) {
         struct dbus_state *dbus = NULL;
         char *socket_path = NULL;
         const char *config_path = GMEMD_CONFIG_DEFAULT, *bus = "none";
-        bool config_explicit = false;
+        bool config_explicit = false, check_config = false;
         char **fd_names = NULL;
         int c, k, n_fds, listen_fd, ret = 1;
 
@@ -100,11 +98,18 @@ int main(int argc, char **argv) {
                         printf("gmemd %s\n", GMEM_VERSION_STRING);
                         ret = 0;
                         goto out;
+                case 'C':
+                        check_config = true;
+                        break;
                 default:
                         usage(stderr);
                         ret = 2;
                         goto out;
                 }
+        if (check_config && optind + 1 == argc) { /* --check-config FILE */
+                config_path = argv[optind++];
+                config_explicit = true;
+        }
         if (optind < argc) {
                 fprintf(stderr, "gmemd: unexpected argument '%s'\n", argv[optind]);
                 ret = 2;
@@ -112,7 +117,11 @@ int main(int argc, char **argv) {
         }
 
         config_defaults(&d.config);
-        k = config_load(config_path, config_explicit, &d.config);
+        if (check_config) {
+                ret = config_check(config_path, config_explicit, &d.config);
+                goto out;
+        }
+        k = config_load(config_path, config_explicit, &d.config, NULL);
         if (k < 0) {
                 log_error("%s", gmem_last_error());
                 goto out;

@@ -51,6 +51,14 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+/* A NULL-terminated array of malloc'ed strings, and the array: freed (NULL is fine). */
+static inline char **strv_free(char **v) {
+        for (char **p = v; p && *p; p++)
+                free(*p);
+        free(v);
+        return NULL;
+}
+
 /* Hand a cleanup-owned value over: the variable no longer frees it. */
 #define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
 #define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })

@@ -237,8 +237,8 @@ while IFS='|' read -r key lo hi; do
         ram_bytes*) grep -q 'RAM' <<< "$entry" || fail "gmemd.json(5): limits.$key: the RAM default is not stated" ;;
         *) grep -qw -- "$(($dflt))" <<< "$entry" || fail "gmemd.json(5): limits.$key: the default $(($dflt)) is not stated" ;;
         esac
-done < <(grep -oE '\{ "[a-z_]+", [^,]+, [^,]+, [01], &c\.limits\.' "$config_c" |
-        sed -E 's/\{ "([a-z_]+)", ([^,]+), ([^,]+), .*/\1|\2|\3/')
+done < <(grep -oE '^ *L\([a-z_]+, [^,]+, [^,]+, (true|false), (true|false)\)' "$config_c" |
+        sed -E 's/^ *L\(([a-z_]+), ([^,]+), ([^,]+), .*/\1|\2|\3/')
 ((n_keys >= 8)) || fail "could not read the limits table of $config_c (found $n_keys keys)"
 json_entry limits > /dev/null
 section man/gmemd.json.5 LIMITS > "$tmp/limits" && grep -qw limits "$tmp/limits" || fail "gmemd.json(5): the 'limits' object is not described"

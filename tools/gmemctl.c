@@ -1258,9 +1258,7 @@ static void exec_regions_freep(struct exec_region **p) {
 }
 
 static void strv_freep(char ***p) {
-        for (char **s = *p; s && *s; s++)
-                free(*s);
-        free(*p);
+        *p = strv_free(*p);
 }
 
 /* GMEM_FD_<NAME>: upper case, anything outside [A-Z0-9_] as '_' */
