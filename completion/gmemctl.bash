@@ -139,7 +139,7 @@ _gmemctl() {
 
         if [[ -z $command ]]; then
                 if [[ $cur == -* ]]; then
-                        _gmemctl_reply compgen -W "--socket --user --json -j --help -h --version" -- "$cur"
+                        _gmemctl_reply compgen -W "--socket --user --json -j --no-legend --help -h --version" -- "$cur"
                 else
                         _gmemctl_reply compgen -W "$commands" -- "$cur"
                 fi
@@ -148,10 +148,10 @@ _gmemctl() {
 
         if [[ $cur == -* ]]; then
                 case $command in
-                exec) _gmemctl_reply compgen -W "--socket --user --json --help --" -- "$cur" ;;
+                exec) _gmemctl_reply compgen -W "--socket --user --json --no-legend --help --" -- "$cur" ;;
                 caps | create | list | info | populate | prefault | dump | snapshot | restore | firecracker | punch | grant | \
                         revoke | release | cancel | watch)
-                        _gmemctl_reply compgen -W "--socket --user --json --help $(_gmemctl_command_options "$command")" -- "$cur"
+                        _gmemctl_reply compgen -W "--socket --user --json --no-legend --help $(_gmemctl_command_options "$command")" -- "$cur"
                         ;;
                 esac
                 return 0

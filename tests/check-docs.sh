@@ -318,7 +318,7 @@ want=$({ echo "$commands"; echo help; } | sort | tr '\n' ' ')
 for c in $commands; do
         got=$(complete_line gmemctl "$c" -- | tr ' ' '\n' | grep -vx -- '--' | sort | tr '\n' ' ')
         # the line's own flags (taken wherever they come) besides the command's
-        want=$({ echo --socket; echo --json; echo --user; echo --help; options_of "$c"; } | sort -u | tr '\n' ' ')
+        want=$({ echo --socket; echo --json; echo --user; echo --no-legend; echo --help; options_of "$c"; } | sort -u | tr '\n' ' ')
         [[ $got == "$want" ]] || fail "completion: 'gmemctl $c --<TAB>' offers [$got], the code takes [$want]"
 done
 got=$(complete_line gmemctl populate ram0 --from completion/gmemctl.ba)

@@ -92,9 +92,9 @@ while IFS= read -r row; do
 done < <(tail -n +2 "$tmp/out")
 ok "list table"
 
-jcheck "isinstance(j, list) and sorted(r['name'] for r in j) == ['ram0', 'ram1', 'sec', 'vm-1.a']" g --json list
-jcheck "[r['size'] for r in j if r['name'] == 'ram1'] == [1572864]" g list --json
-jcheck "all(r['owner_uid'] == $(id -u) and r['state'] == 'empty' for r in j)" g --json list
+jcheck "list(j) == ['regions'] and sorted(r['name'] for r in j['regions']) == ['ram0', 'ram1', 'sec', 'vm-1.a']" g --json list
+jcheck "[r['size'] for r in j['regions'] if r['name'] == 'ram1'] == [1572864]" g list --json
+jcheck "all(r['owner_uid'] == $(id -u) and r['state'] == 'empty' for r in j['regions'])" g --json list
 ok "list --json"
 
 expect 0 g info ram0
@@ -234,7 +234,7 @@ ok "watch"
 expect 0 g release ram1
 expect 1 g info ram1
 [[ $(cat "$tmp/err") == "gmemctl: info ram1: "* ]] || fail "error line: $(cat "$tmp/err")"
-jcheck "'ram1' not in [r['name'] for r in j]" g --json list
+jcheck "'ram1' not in [r['name'] for r in j['regions']]" g --json list
 ok "release"
 
 # --- Ctrl-C cancels a running job ---------------------------------------------------------------
@@ -326,12 +326,27 @@ done
 expect 2 "$ctl" help frobnicate
 expect 2 "$ctl" help create list
 # -j / --json after the command, as the man page allows; the socket too
-jcheck 'any(r["name"] == "ram0" for r in (j if isinstance(j, list) else j.get("regions", [])))' "$ctl" list -j --socket "$sock"
+jcheck 'any(r["name"] == "ram0" for r in j["regions"])' "$ctl" list -j --socket "$sock"
 jcheck 'j["name"] == "ram0"' "$ctl" info ram0 --json --socket "$sock"
 # a "--" ends them: exec's command keeps its own -j and --help
 expect 0 g exec ram0 -- echo -j --help
 [[ $(cat "$tmp/out") == "-j --help" ]] || fail "exec's command lost its arguments: $(cat "$tmp/out")"
 ok "--version, help, COMMAND --help, global flags anywhere"
+
+# every command that changes something says what it did as one JSON object under --json
+head -c 1M /dev/urandom > "$tmp/js.src"
+jcheck 'j["name"] == "js0"' g create js0 --size 2M --json
+jcheck 'j == {"region": "js0", "offset": 4096, "bytes": 1048576, "from": "'"$tmp/js.src"'"}' g populate js0 --from "$tmp/js.src" --offset 4K --json
+jcheck 'j["region"] == "js0" and j["offset"] == 0 and "bytes" not in j' g prefault js0 -j
+jcheck 'j == {"region": "js0", "offset": 8192, "bytes": 4096}' g punch js0 --offset 8K --length 4K --json
+jcheck 'j["region"] == "js0" and j["file"].endswith("js \"q\".bin")' g dump js0 --to "$tmp/js \"q\".bin" --json
+jcheck 'j == {"region": "js0", "released": True}' g release js0 --json
+ok "--json: one object from every command"
+g list > "$tmp/legend"
+g list --no-legend > "$tmp/nolegend"
+[[ $(head -1 "$tmp/legend") == NAME* ]] || fail "list has no header: $(head -1 "$tmp/legend")"
+diff <(tail -n +2 "$tmp/legend") "$tmp/nolegend" > /dev/null || fail "--no-legend is not the table without its header"
+ok "--no-legend"
 
 kill -0 "$pid" || fail "gmemd died during the test"
 echo "all gmemctl checks passed"

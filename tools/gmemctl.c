@@ -32,7 +32,8 @@
 static struct {
         const char *socket;
         bool json;
-        bool user; /* --user: a user's own gmemd, not the system's */
+        bool user;      /* --user: a user's own gmemd, not the system's */
+        bool no_legend; /* --no-legend: tables without their header line */
 } arg;
 
 static volatile sig_atomic_t interrupted;
@@ -352,6 +353,34 @@ static int cmd_caps(int argc, char **argv) {
  */
 
 /* --json after a change: the region as gmemd now describes it */
+/* --json for a command that changes something: one object on one line, built with cJSON so
+ * that names and paths are escaped. Takes o. */
+static int print_json(cJSON *o, const char *cmd, const char *name) {
+        _cleanup_free_ char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+
+        cJSON_Delete(o);
+        if (!s)
+                return failf(cmd, name, "out of memory");
+        printf("%s\n", s);
+        return 0;
+}
+
+/* {"region": NAME, "offset": OFF, "bytes": N[, KEY: STR]}; bytes GMEM_LENGTH_TO_END: left out
+ * (gmemd went to the end, wherever that was) */
+static int print_range_json(const char *cmd, const char *name, uint64_t off, uint64_t bytes, const char *key, const char *str) {
+        cJSON *o = cJSON_CreateObject();
+
+        if (o) {
+                cJSON_AddStringToObject(o, "region", name);
+                cJSON_AddNumberToObject(o, "offset", (double) off);
+                if (bytes != GMEM_LENGTH_TO_END)
+                        cJSON_AddNumberToObject(o, "bytes", (double) bytes);
+                if (key)
+                        cJSON_AddStringToObject(o, key, str);
+        }
+        return print_json(o, cmd, name);
+}
+
 static int print_info_json(struct gmem_client *c, const char *cmd, const char *name) {
         _cleanup_free_ char *s = NULL;
         int k = gmem_client_info(c, name, &s);
@@ -501,11 +530,17 @@ static int cmd_list(int argc, char **argv) {
                 return k;
         if (arg.json) {
                 _cleanup_free_ char *s = NULL;
+                cJSON *obj, *regions;
                 k = gmem_client_list(c, &s);
                 if (k < 0)
                         return fail(k, "list", NULL);
-                printf("%s\n", s);
-                return 0;
+                /* an object, as every command prints one: {"regions": [...]} */
+                if (!(regions = cJSON_Parse(s)) || !(obj = cJSON_CreateObject())) {
+                        cJSON_Delete(regions);
+                        return failf("list", NULL, "gmemd's list is not JSON");
+                }
+                cJSON_AddItemToObject(obj, "regions", regions);
+                return print_json(obj, "list", NULL);
         }
         k = gmem_client_region_list(c, &l);
         if (k < 0)
@@ -532,7 +567,7 @@ static int cmd_list(int argc, char **argv) {
         }
 
         /* names and words left-aligned, sizes right-aligned, the last column unpadded */
-        for (int col = 0; col < _COLS; col++)
+        for (int col = 0; col < _COLS && !arg.no_legend; col++)
                 printf(col == SIZE || col == RESIDENT ? "%*s%s" : "%-*s%s", col == HOLDERS ? 0 : (int) width[col],
                        headers[col], col == HOLDERS ? "\n" : "  ");
         for (unsigned i = 0; i < n; i++)
@@ -677,6 +712,7 @@ static int cmd_populate(int argc, char **argv) {
         uint64_t off = 0, src_off = 0, len = 0, rsize, fsize = 0;
         bool have_len = false, clip = false;
         const char *name, *from = NULL;
+        int64_t n;
         int k, o;
 
         while ((k = next_option("populate", argc, argv, options, &o)) > 0)
@@ -748,8 +784,10 @@ static int cmd_populate(int argc, char **argv) {
                 }
         }
         job_begin(c, &bar, "populate", name);
-        k = gmem_client_populate_fd(c, name, off, src, src_off, len);
-        return job_end(c, &bar, k, "populate", name);
+        n = gmem_client_populate_fd(c, name, off, src, src_off, len);
+        if ((k = job_end(c, &bar, n, "populate", name)))
+                return k;
+        return arg.json ? print_range_json("populate", name, off, len, "from", from) : 0;
 }
 
 static int cmd_prefault(int argc, char **argv) {
@@ -764,6 +802,7 @@ static int cmd_prefault(int argc, char **argv) {
         uint64_t off = 0, len = 0;
         bool have_len = false;
         const char *name;
+        int64_t n;
         int k, o;
 
         while ((k = next_option("prefault", argc, argv, options, &o)) > 0)
@@ -793,8 +832,10 @@ static int cmd_prefault(int argc, char **argv) {
         if (!have_len)
                 len = GMEM_LENGTH_TO_END; /* gmemd knows where the region ends */
         job_begin(c, &bar, "prefault", name);
-        k = gmem_client_prefault(c, name, off, len);
-        return job_end(c, &bar, k, "prefault", name);
+        n = gmem_client_prefault(c, name, off, len);
+        if ((k = job_end(c, &bar, n, "prefault", name)))
+                return k;
+        return arg.json ? print_range_json("prefault", name, off, len, NULL, NULL) : 0;
 }
 
 static int cmd_dump(int argc, char **argv) {
@@ -867,9 +908,7 @@ static int cmd_dump(int argc, char **argv) {
         /* holes at the end leave a regular file short: give it the full length */
         if (fstat(dst, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size < len && ftruncate(dst, (off_t) len) < 0)
                 return failf("dump", name, "extend '%s' to %" PRIu64 " bytes: %s", to, len, strerror(errno));
-        if (arg.json)
-                printf("{\"bytes\":%" PRId64 "}\n", n);
-        return 0;
+        return arg.json ? print_range_json("dump", name, off, (uint64_t) n, "file", to) : 0;
 }
 
 static int cmd_snapshot(int argc, char **argv) {
@@ -912,9 +951,7 @@ static int cmd_snapshot(int argc, char **argv) {
                 (void) unlink(to); /* no half snapshot left behind to be mistaken for one */
                 return k;
         }
-        if (arg.json)
-                printf("{\"bytes\":%" PRId64 ",\"file\":\"%s\"}\n", n, to);
-        return 0;
+        return arg.json ? print_range_json("snapshot", name, 0, (uint64_t) n, "file", to) : 0;
 }
 
 static int cmd_restore(int argc, char **argv) {
@@ -1034,9 +1071,15 @@ static int cmd_firecracker(int argc, char **argv) {
                         return failf("firecracker", vm, "listen '%s': %s", path, strerror(-err));
                 return fail(err, "firecracker", vm);
         }
-        if (arg.json)
-                printf("{\"job\":%" PRIu64 ",\"vm\":\"%s\",\"listen\":\"%s\"}\n", job, vm, path);
-        else
+        if (arg.json) {
+                cJSON *j = cJSON_CreateObject();
+                if (j) {
+                        cJSON_AddNumberToObject(j, "job", (double) job);
+                        cJSON_AddStringToObject(j, "vm", vm);
+                        cJSON_AddStringToObject(j, "listen", path);
+                }
+                return print_json(j, "firecracker", vm);
+        } else
                 printf("job %" PRIu64 ": gmemd serves VM '%s' from '%s' once it connects to '%s'\n", job, vm, from, path);
         return 0;
 }
@@ -1084,7 +1127,7 @@ static int cmd_punch(int argc, char **argv) {
         k = gmem_client_punch(c, name, off, len);
         if (k < 0)
                 return fail(k, "punch", name);
-        return 0;
+        return arg.json ? print_range_json("punch", name, off, len, NULL, NULL) : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1188,6 +1231,14 @@ static int cmd_release(int argc, char **argv) {
         k = gmem_client_release(c, name);
         if (k < 0)
                 return fail(k, "release", name);
+        if (arg.json) {
+                cJSON *j = cJSON_CreateObject();
+                if (j) {
+                        cJSON_AddStringToObject(j, "region", name);
+                        cJSON_AddBoolToObject(j, "released", true);
+                }
+                return print_json(j, "release", name);
+        }
         return 0;
 }
 
@@ -1210,6 +1261,14 @@ static int cmd_cancel(int argc, char **argv) {
         k = gmem_client_cancel(c, job);
         if (k < 0)
                 return fail(k, "cancel", argv[optind]);
+        if (arg.json) {
+                cJSON *j = cJSON_CreateObject();
+                if (j) {
+                        cJSON_AddNumberToObject(j, "job", (double) job);
+                        cJSON_AddBoolToObject(j, "cancelled", true);
+                }
+                return print_json(j, "cancel", argv[optind]);
+        }
         return 0;
 }
 
@@ -1467,7 +1526,7 @@ static const struct command {
 };
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: gmemctl [--socket PATH | --user] [--json] COMMAND [ARGS...]\n"
+        fprintf(f, "usage: gmemctl [--socket PATH | --user] [--json | --no-legend] COMMAND [ARGS...]\n"
                    "       gmemctl help [COMMAND] | COMMAND --help | --version\n\n"
                    "The system gmemd (/run/gmemd/gmemd.sock, for root and group gmem) unless --socket,\n"
                    "$GMEMD_SOCKET or --user ($XDG_RUNTIME_DIR/gmemd/gmemd.sock) say otherwise.\n"
@@ -1529,6 +1588,8 @@ static void take_global_flags(int *argc, char **argv, bool *ret_help, bool *ret_
                         *ret_version = true;
                 else if (strcmp(a, "--user") == 0)
                         arg.user = true;
+                else if (strcmp(a, "--no-legend") == 0)
+                        arg.no_legend = true;
                 else
                         argv[out++] = argv[i];
         }
