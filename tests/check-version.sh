@@ -1,7 +1,8 @@
 #!/bin/bash
 # One version, written once in include/gmem/gmem.h (GMEM_VERSION_STRING): everything else that
 # states one must agree — libgmem.pc, debian/changelog, NEWS's newest heading, the man pages,
-# gmemd --version, gmemctl --version — and the library's file name is libgmem.so.VERSION.0.
+# gmemd --version, gmemctl --version — and the library's file name and the Rust crate's version
+# are VERSION.0.
 # Exit 0 pass, 77 skip, else fail.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ for m in man/*.[1-8]; do
         t=$(sed -n 's/^\.TH .*"gmem \([^"]*\)".*/\1/p' "$m")
         [[ $t == "$v" ]] || fail "$m says gmem $t"
 done
+c=$(sed -n 's/^version = "\(.*\)"/\1/p' bindings/rust/Cargo.toml)
+[[ $c == "$v.0" ]] || fail "bindings/rust/Cargo.toml says $c (the crate is $v.0)"
 [[ $("$BUILD/bin/gmemd" --version) == "gmemd $v" ]] || fail "gmemd --version: $("$BUILD/bin/gmemd" --version)"
 [[ $("$BUILD/bin/gmemctl" --version) == "gmemctl $v (libgmem $v)" ]] || fail "gmemctl --version: $("$BUILD/bin/gmemctl" --version)"
 echo "version $v everywhere"
