@@ -309,8 +309,13 @@ ok "errors: exit 1 or 2 with one line"
 
 # --version, help, COMMAND --help: exit 0 with the synopsis on stdout; global flags anywhere
 expect 0 "$ctl" --version
-[[ $(cat "$tmp/out") == "gmemctl $(sed -n 's/^#define GMEM_VERSION_STRING "\(.*\)"/\1/p' include/gmem/gmem.h) (libgmem "*")" ]] ||
-        fail "--version: $(cat "$tmp/out")"
+# (the kernel VMs run this without the source tree: there the form only; check-version.sh
+# compares the number with gmem.h)
+[[ $(cat "$tmp/out") =~ ^gmemctl\ ([0-9]+\.[0-9]+)\ \(libgmem\ ([0-9]+\.[0-9]+)\)$ ]] || fail "--version: $(cat "$tmp/out")"
+if [[ -f include/gmem/gmem.h ]]; then
+        [[ ${BASH_REMATCH[1]} == $(sed -n 's/^#define GMEM_VERSION_STRING "\(.*\)"/\1/p' include/gmem/gmem.h) ]] ||
+                fail "--version: $(cat "$tmp/out") is not gmem.h's"
+fi
 expect 0 "$ctl" --help
 grep -q '^usage: gmemctl' "$tmp/out" || fail "--help: $(head -2 "$tmp/out")"
 expect 0 "$ctl" help
