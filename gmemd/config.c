@@ -179,7 +179,8 @@ static const struct {
 #undef L
 };
 
-/* One file over *c (only the keys it names change). A missing file is fine unless must_exist. */
+/* One file over *c (only the keys it names change): 1 when it was read, 0 when it is missing
+ * (fine unless must_exist). */
 static int config_apply_file(const char *path, bool must_exist, struct gmemd_config *c) {
         static const char *const top_keys[] = { "limits", "workers", "kernel_profile", "socket_mode", "pools", NULL };
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -259,7 +260,7 @@ static int config_apply_file(const char *path, bool must_exist, struct gmemd_con
         if (k < 0)
                 return k;
         *c = n;
-        return 0;
+        return 1;
 }
 
 static int by_name(const void *a, const void *b) {
@@ -275,14 +276,14 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret, char *
         uint64_t total = 0;
         struct dirent *de;
         DIR *dp;
-        int k;
+        int k = 0, main_read;
 
-        if ((k = config_apply_file(path, explicit, &c)) < 0)
-                return k;
+        if ((main_read = config_apply_file(path, explicit, &c)) < 0)
+                return main_read;
         files = calloc(CONFIG_DROPINS_MAX + 2, sizeof(char *));
         if (!files)
                 return gmem_error(-ENOMEM, "config: the list of files");
-        if (access(path, F_OK) == 0)
+        if (main_read)
                 files[n_files++] = strdup(path);
         /* drop-ins: PATH.d/NAME.json, in the order of their names, each over what came before */
         if ((size_t) snprintf(dir, sizeof(dir), "%s.d", path) >= sizeof(dir)) {
