@@ -35,6 +35,7 @@ DBUSDATADIR ?= $(call or_default,$(call pc_var,dbus-1,datadir),$(DATADIR))
 DBUSPOLICYDIR ?= $(DBUSDATADIR)/dbus-1/system.d
 DBUSSERVICEDIR ?= $(call or_default,$(call pc_var,dbus-1,system_bus_services_dir),$(DBUSDATADIR)/dbus-1/system-services)
 DBUSIFACEDIR ?= $(call or_default,$(call pc_var,dbus-1,interfaces_dir),$(DBUSDATADIR)/dbus-1/interfaces)
+POLKITACTIONDIR ?= $(call or_default,$(call pc_var,polkit-gobject-1,policydir),$(DATADIR)/polkit-1/actions)
 BASHCOMPDIR ?= $(call or_default,$(call pc_var,bash-completion,completionsdir),$(DATADIR)/bash-completion/completions)
 MANDIR ?= $(DATADIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
@@ -238,6 +239,7 @@ install: lib tools
 	install -D -m 0644 dbus/org.gmem.Broker1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.gmem.Broker1.conf
 	install -D -m 0644 dbus/org.gmem.Broker1.service $(DESTDIR)$(DBUSSERVICEDIR)/org.gmem.Broker1.service
 	install -D -m 0644 dbus/org.gmem.Broker1.xml $(DESTDIR)$(DBUSIFACEDIR)/org.gmem.Broker1.xml
+	install -D -m 0644 polkit/org.gmem.Broker1.policy $(DESTDIR)$(POLKITACTIONDIR)/org.gmem.Broker1.policy
 	install -D -m 0644 completion/gmemctl.bash $(DESTDIR)$(BASHCOMPDIR)/gmemctl
 	install -D -m 0644 docs/gmemd.json.example $(DESTDIR)$(DOCDIR)/examples/gmemd.json
 

@@ -4,9 +4,10 @@
  * the project's test policy (dbus/test-bus.conf); gmemd's D-Bus module and core run in this
  * process on it, and each input becomes one method call from a second connection:
  *
- *   byte 0    which call: a Manager method, Properties.Get/GetAll on a region or job path, a job's
- *             Cancel, Introspect (bit 7: send the arguments with a signature of the input's own
- *             choosing instead of the method's, so the handlers meet the wrong types);
+ *   byte 0    which call: a Manager method, a Region method, Properties.Get/GetAll on a region or
+ *             job path, a job's Cancel, Introspect (bit 7: send the arguments with a signature of
+ *             the input's own choosing instead of the method's, so the handlers meet the wrong
+ *             types);
  *   the rest  the arguments, each read by its type: a string as a length byte and bytes (NUL ends
  *             it, bytes above 0x7f are folded to keep it UTF-8, which sd-bus demands), t as 8
  *             bytes, u as 4, b as 1, h as one byte choosing a memfd, /dev/null or a pipe, o as a
@@ -71,6 +72,15 @@ static const struct call {
         { NULL, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "" },
         { NULL, MANAGER_IFACE, "SnapshotRegion", "sh" },
         { NULL, MANAGER_IFACE, "RestoreRegion", "sh@" },
+        { "region", "org.gmem.Broker1.Region", "Populate", "httt" },
+        { "region", "org.gmem.Broker1.Region", "Prefault", "tt" },
+        { "region", "org.gmem.Broker1.Region", "Dump", "httt" },
+        { "region", "org.gmem.Broker1.Region", "Snapshot", "h" },
+        { "region", "org.gmem.Broker1.Region", "PunchHole", "tt" },
+        { "region", "org.gmem.Broker1.Region", "Grant", "su" },
+        { "region", "org.gmem.Broker1.Region", "Revoke", "su" },
+        { "region", "org.gmem.Broker1.Region", "Release", "" },
+        { "region", "org.gmem.Broker1.Region", "Open", "" },
 };
 
 /* The input, read from the front. Past the end everything reads as 0. */

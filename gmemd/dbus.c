@@ -17,6 +17,7 @@
  * introspection and signals are readable as the bus policy allows; see docs/dbus.md.
  */
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -26,6 +27,9 @@
 #include <systemd/sd-bus.h>
 
 #include "actions.h"
+#include "caps-internal.h"
+#include "dbus-json.h"
+#include "dbus-polkit.h"
 #include "dbus.h"
 #include "error.h"
 #include "log.h"
@@ -40,6 +44,7 @@
 #define JOB_IFACE "org.gmem.Broker1.Job"
 #define ERROR_PREFIX "org.gmem.Broker1.Error."
 #define NO_JOB_PATH "/"
+#define GMEM_GROUP "gmem"
 
 /* messages handled per wakeup before the loop gets to the other sources */
 #define PROCESS_BATCH 256
@@ -56,6 +61,8 @@ struct dbus_state {
         struct event *ev_counts;        /* RegionCount/TotalBytes changed: emitted once the change is done */
         bool read_armed, write_armed;
         bool lost;                      /* the connection is gone: the hooks do nothing any more */
+        gid_t gmem_gid;                 /* group gmem, whose members need no polkit; -1: none */
+        struct pending_call *checks;    /* calls waiting for polkit */
 };
 
 /* A peer on the bus, from its first call until it leaves the bus. */
@@ -67,20 +74,17 @@ struct bus_peer {
         sd_bus_track *track;
 };
 
+/* Standard names where D-Bus has them (sd-bus maps them to errnos by itself); gmem's own only for
+ * what no standard name says, as machined has NoSuchMachine. */
 static const sd_bus_error_map gmem_bus_errors[] = {
         SD_BUS_ERROR_MAP(ERROR_PREFIX "NoSuchRegion", ENOENT),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "NoSuchJob", ENOENT),
-        SD_BUS_ERROR_MAP(ERROR_PREFIX "PermissionDenied", EACCES),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "Exists", EEXIST),
-        SD_BUS_ERROR_MAP(ERROR_PREFIX "InvalidArgument", EINVAL),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "QuotaExceeded", EDQUOT),
-        SD_BUS_ERROR_MAP(ERROR_PREFIX "LimitExceeded", ENOSPC),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "Busy", EBUSY),
-        SD_BUS_ERROR_MAP(ERROR_PREFIX "NotSupported", EOPNOTSUPP),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "ShortSource", ENODATA),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "Cancelled", ECANCELED),
         SD_BUS_ERROR_MAP(ERROR_PREFIX "BadSnapshot", EBADMSG),
-        SD_BUS_ERROR_MAP(ERROR_PREFIX "Failed", EIO),
         SD_BUS_ERROR_MAP_END,
 };
 
@@ -90,20 +94,20 @@ static const char *error_name(int err, bool job) {
                 return job ? ERROR_PREFIX "NoSuchJob" : ERROR_PREFIX "NoSuchRegion";
         case EACCES:
         case EPERM:
-                return ERROR_PREFIX "PermissionDenied";
+                return SD_BUS_ERROR_ACCESS_DENIED;
         case EEXIST:
                 return ERROR_PREFIX "Exists";
         case EINVAL:
         case ERANGE:
-                return ERROR_PREFIX "InvalidArgument";
+                return SD_BUS_ERROR_INVALID_ARGS;
         case EDQUOT:
                 return ERROR_PREFIX "QuotaExceeded";
         case ENOSPC:
-                return ERROR_PREFIX "LimitExceeded";
+                return SD_BUS_ERROR_LIMITS_EXCEEDED;
         case EBUSY:
                 return ERROR_PREFIX "Busy";
         case EOPNOTSUPP:
-                return ERROR_PREFIX "NotSupported";
+                return SD_BUS_ERROR_NOT_SUPPORTED;
         case ENODATA:
                 return ERROR_PREFIX "ShortSource";
         case ECANCELED:
@@ -111,8 +115,12 @@ static const char *error_name(int err, bool job) {
         case EBADMSG:
         case EPROTONOSUPPORT:
                 return ERROR_PREFIX "BadSnapshot";
+        case ENOMEM:
+                return SD_BUS_ERROR_NO_MEMORY;
+        case EIO:
+                return SD_BUS_ERROR_IO_ERROR;
         default:
-                return ERROR_PREFIX "Failed";
+                return SD_BUS_ERROR_FAILED;
         }
 }
 
@@ -193,7 +201,7 @@ static int parse_credentials(sd_bus_message *reply, const char *sender, struct p
 
         if (sd_bus_message_is_method_error(reply, NULL)) {
                 const sd_bus_error *err = sd_bus_message_get_error(reply);
-                return sd_bus_error_setf(e, ERROR_PREFIX "PermissionDenied", "the credentials of %s are unknown: %s", sender,
+                return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED, "the credentials of %s are unknown: %s", sender,
                                          err && err->message ? err->message : "no answer");
         }
         if ((k = sd_bus_message_enter_container(reply, 'a', "{sv}")) < 0)
@@ -234,27 +242,71 @@ static int parse_credentials(sd_bus_message *reply, const char *sender, struct p
         if (k < 0)
                 goto bad;
         if (!have_uid)
-                return sd_bus_error_setf(e, ERROR_PREFIX "PermissionDenied", "the bus does not say which uid %s has", sender);
+                return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED, "the bus does not say which uid %s has", sender);
         *ret = p;
         return 0;
 bad:
-        return sd_bus_error_setf(e, ERROR_PREFIX "Failed", "the credentials of %s: unreadable reply: %s", sender, strerror(-k));
+        return sd_bus_error_setf(e, SD_BUS_ERROR_FAILED, "the credentials of %s: unreadable reply: %s", sender, strerror(-k));
 }
 
-/* A method call's second half: reads its arguments, acts for p, replies (or fails with e set). */
-typedef int (*call_fn)(struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p,
-                       uint64_t job_id, sd_bus_error *e);
-
-struct pending_call {
-        struct dbus_state *s;
-        sd_bus_message *msg;    /* the method call, answered once the credentials are in */
-        call_fn fn;
-        uint64_t job_id;        /* Job.Cancel: the job by its id, which outlives the job */
+/* What a method acts on besides its arguments: a Region method's region (its object path), a Job's
+ * id (which outlives the job). */
+struct target {
+        const char *region;
+        uint64_t job_id;
 };
 
-static void pending_call_free(void *userdata) {
+/* A method call's second half: reads its arguments, acts for p, replies (or fails with e set). se
+ * is the caller's session, NULL for the methods that only look (AUTH_ANYONE). */
+typedef int (*call_fn)(struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p,
+                       const struct target *t, sd_bus_error *e);
+
+/* Who may call a method at all, before gmemd's rules decide what it may do to which region. */
+enum auth {
+        AUTH_ANYONE,    /* it only looks, and sees what the core lets the caller see */
+        AUTH_MANAGE,    /* root, group gmem, or polkit's POLKIT_ACTION_MANAGE */
+        AUTH_OPEN,      /* the same with POLKIT_ACTION_OPEN: it hands out guest memory */
+};
+
+struct method {
+        call_fn fn;
+        enum auth auth;
+        const char *op;         /* polkit's detail "operation", e.g. "populate" */
+        bool name_first;        /* a Manager method whose first argument is the region's name */
+};
+
+/* polkit checks in flight for one uid, at most: a caller cannot pile up work in gmemd faster than
+ * polkitd answers (dbus-daemon bounds the calls per connection, not per uid) */
+#define POLKIT_PENDING_PER_UID 16
+
+struct pending_call {
+        struct pending_call *prev, *next; /* in dbus_state.checks while polkit is asked */
+        unsigned n_ref;                   /* the slots of the calls to the bus daemon and polkitd */
+        struct dbus_state *s;
+        sd_bus_message *msg;    /* the method call, answered once the caller is known (and allowed) */
+        sd_bus_message *creds;  /* GetConnectionCredentials' reply: peer.groups point into it */
+        const struct method *m;
+        struct target t;
+        char *region;           /* t.region's storage */
+        struct peer peer;
+        bool checking;          /* in s->checks */
+};
+
+static struct pending_call *pending_call_ref(struct pending_call *c) {
+        c->n_ref++;
+        return c;
+}
+
+static void pending_call_unref(void *userdata) {
         struct pending_call *c = userdata;
+
+        if (!c || --c->n_ref > 0)
+                return;
+        if (c->checking)
+                LIST_REMOVE(c->s->checks, c);
         sd_bus_message_unref(c->msg);
+        sd_bus_message_unref(c->creds);
+        free(c->region);
         free(c);
 }
 
@@ -342,7 +394,7 @@ static int peer_session(struct dbus_state *s, sd_bus_message *msg, const struct 
                         return 0;
                 }
         if ((full = session_refused(s->d, p->uid)))
-                return sd_bus_error_setf(e, ERROR_PREFIX "LimitExceeded", "uid %u: %s", (unsigned) p->uid, full);
+                return sd_bus_error_setf(e, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u: %s", (unsigned) p->uid, full);
         bp = calloc(1, sizeof(*bp));
         if (!bp)
                 return -ENOMEM;
@@ -353,7 +405,7 @@ static int peer_session(struct dbus_state *s, sd_bus_message *msg, const struct 
             (k = sd_bus_track_new(s->bus, &bp->track, on_peer_gone, bp)) < 0 ||
             (k = sd_bus_track_add_name(bp->track, sender)) < 0) {
                 bus_peer_free(bp);
-                return sd_bus_error_setf(e, ERROR_PREFIX "Failed", "track %s on the bus: %s", sender, strerror(ENOMEM));
+                return sd_bus_error_setf(e, SD_BUS_ERROR_NO_MEMORY, "track %s on the bus: %s", sender, strerror(ENOMEM));
         }
         /* asked after the match is in: whichever way the peer leaves, one of the two tells */
         if ((k = check_name(s, sender)) < 0) {
@@ -364,51 +416,156 @@ static int peer_session(struct dbus_state *s, sd_bus_message *msg, const struct 
         return 0;
 }
 
-static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
-        struct pending_call *c = userdata;
+/* The caller is known, and allowed in: its session (for the methods that act), then the method. */
+static void proceed(struct pending_call *c) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         struct session *se = NULL;
-        struct peer p;
-        int k;
+        const struct peer *p = &c->peer;
+        int k = 0;
 
         gmem_error_clear();
-        k = parse_credentials(reply, sd_bus_message_get_sender(c->msg), &p, &e);
+        if (c->m->auth != AUTH_ANYONE && (k = peer_session(c->s, c->msg, &c->peer, &se, &e)) >= 0)
+                p = &se->peer;
         if (k >= 0)
-                k = peer_session(c->s, c->msg, &p, &se, &e);
-        if (k >= 0)
-                k = c->fn(c->s, c->msg, se, &se->peer, c->job_id, &e);
+                k = c->m->fn(c->s, c->msg, se, p, &c->t, &e);
         if (k < 0) {
                 if (!sd_bus_error_is_set(&e))
                         sd_bus_error_set_errno(&e, k);
                 (void) sd_bus_reply_method_error(c->msg, &e);
         }
-        return 0; /* the floating slot goes now, and pending_call_free() with it */
 }
 
-/* Answer msg with fn once the bus daemon said who sent it. */
-static int call_with_caller(struct dbus_state *s, sd_bus_message *msg, call_fn fn, uint64_t job_id, sd_bus_error *e) {
+static void refuse(struct pending_call *c, sd_bus_error *e) {
+        log_debug("D-Bus: %s %s of uid %u: %s", sd_bus_message_get_member(c->msg), c->region ?: "", (unsigned) c->peer.uid,
+                  e->message);
+        (void) sd_bus_reply_method_error(c->msg, e);
+}
+
+/* root, or a member of group gmem (primary or supplementary, as the bus daemon reports them) */
+static bool privileged(const struct dbus_state *s, const struct peer *p) {
+        if (p->uid == 0)
+                return true;
+        if (s->gmem_gid == (gid_t) -1)
+                return false;
+        if (p->gid == s->gmem_gid)
+                return true;
+        for (unsigned i = 0; i < p->n_groups; i++)
+                if (p->groups[i] == s->gmem_gid)
+                        return true;
+        return false;
+}
+
+static int on_polkit(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
+        struct pending_call *c = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *who = NULL;
+        const char *action = c->m->auth == AUTH_OPEN ? POLKIT_ACTION_OPEN : POLKIT_ACTION_MANAGE;
+
+        if (asprintf(&who, "uid %u", (unsigned) c->peer.uid) < 0)
+                who = NULL;
+        if (polkit_verdict(reply, who ?: "the caller", action, sd_bus_message_get_allow_interactive_authorization(c->msg) > 0,
+                           &e) > 0)
+                proceed(c);
+        else
+                refuse(c, &e);
+        return 0; /* the floating slot goes now, and our reference with it */
+}
+
+/* Neither root nor in group gmem: polkit decides, with the region and the operation as details. */
+static int ask_polkit(struct pending_call *c, sd_bus_error *e) {
+        const char *sender = sd_bus_message_get_sender(c->msg), *name = c->t.region;
+        const char *details[5] = { "operation", c->m->op, NULL, NULL, NULL };
+        unsigned n = 0;
+        int k;
+
+        for (struct pending_call *o = c->s->checks; o; o = o->next)
+                if (o->peer.uid == c->peer.uid && ++n >= POLKIT_PENDING_PER_UID)
+                        return sd_bus_error_setf(e, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u has %u calls waiting for polkit already",
+                                                 (unsigned) c->peer.uid, n);
+        if (!name && c->m->name_first) {
+                /* the region is the first argument: read it, and leave the message for the method */
+                if (sd_bus_message_read(c->msg, "s", &name) < 0 || sd_bus_message_rewind(c->msg, true) < 0)
+                        name = NULL;
+        }
+        if (name) {
+                details[2] = "region";
+                details[3] = name;
+        }
+        k = polkit_check_async(c->s->bus, sender, c->m->auth == AUTH_OPEN ? POLKIT_ACTION_OPEN : POLKIT_ACTION_MANAGE, details,
+                               sd_bus_message_get_allow_interactive_authorization(c->msg) > 0, on_polkit,
+                               pending_call_ref(c), pending_call_unref);
+        if (k < 0) {
+                c->n_ref--;
+                return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED, "uid %u is neither root nor in group gmem, and polkit "
+                                         "cannot be asked: %s", (unsigned) c->peer.uid, strerror(-k));
+        }
+        LIST_PREPEND(c->s->checks, c);
+        c->checking = true;
+        return 0;
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
+        struct pending_call *c = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        c->creds = sd_bus_message_ref(reply);
+        if (parse_credentials(reply, sd_bus_message_get_sender(c->msg), &c->peer, &e) < 0 ||
+            (c->m->auth != AUTH_ANYONE && !privileged(c->s, &c->peer) && ask_polkit(c, &e) < 0)) {
+                if (!sd_bus_error_is_set(&e))
+                        sd_bus_error_set_errno(&e, -ENOMEM);
+                refuse(c, &e);
+        } else if (!c->checking)
+                proceed(c);
+        return 0; /* the floating slot goes now, and its reference with it */
+}
+
+/* Answer msg with m once the bus daemon said who sent it (and polkit, if it must, said yes). */
+static int call_with_caller(struct dbus_state *s, sd_bus_message *msg, const struct method *m, const struct target *t,
+                            sd_bus_error *e) {
         const char *sender = sd_bus_message_get_sender(msg);
         struct pending_call *c;
         int k;
 
         if (!sender)
-                return sd_bus_error_set(e, ERROR_PREFIX "PermissionDenied", "the caller has no bus name: its uid is unknown");
+                return sd_bus_error_set(e, SD_BUS_ERROR_ACCESS_DENIED, "the caller has no bus name: its uid is unknown");
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        *c = (struct pending_call) { .s = s, .msg = sd_bus_message_ref(msg), .fn = fn, .job_id = job_id };
-        k = ask_bus(s, "GetConnectionCredentials", on_credentials, c, pending_call_free, sender);
+        *c = (struct pending_call) { .n_ref = 1, .s = s, .msg = sd_bus_message_ref(msg), .m = m, .t = *t };
+        if (t->region && !(c->t.region = c->region = strdup(t->region))) {
+                pending_call_unref(c);
+                return -ENOMEM;
+        }
+        k = ask_bus(s, "GetConnectionCredentials", on_credentials, c, pending_call_unref, sender);
         if (k < 0) {
-                pending_call_free(c);
+                pending_call_unref(c);
                 return k;
         }
         return 1;
 }
 
-/* A method handler that answers through fn, once the caller is known. */
-#define METHOD(name, fn)                                                                       \
-        static int name(sd_bus_message *msg, void *userdata, sd_bus_error *e) {               \
-                return call_with_caller(userdata, msg, fn, 0, e);                               \
+/* A Region method's call: the region by the object's path (which the fallback's find callback
+ * found canonical and published); gmemd's rules decide on it by name, as for the Manager's calls. */
+static int call_on_region(struct dbus_state *s, sd_bus_message *msg, const struct method *m, sd_bus_error *e) {
+        _cleanup_free_ char *name = NULL;
+
+        if (sd_bus_path_decode(sd_bus_message_get_path(msg), REGION_PREFIX, &name) <= 0)
+                return sd_bus_error_setf(e, SD_BUS_ERROR_UNKNOWN_OBJECT, "'%.200s' is not a region", sd_bus_message_get_path(msg));
+        return call_with_caller(s, msg, m, &(const struct target) { .region = name }, e);
+}
+
+/* A Manager method: answered through fn once the caller is known and allowed. */
+#define METHOD(name, fn, auth, op, name_first)                                                             \
+        static int name(sd_bus_message *msg, void *userdata, sd_bus_error *e) {                           \
+                static const struct method m_ = { fn, auth, op, name_first };                               \
+                return call_with_caller(userdata, msg, &m_, &(const struct target) { 0 }, e);                \
+        }
+
+/* A Region method: the region is the object's; fn reads the same arguments after the name. */
+#define REGION_METHOD(name, fn, auth, op)                                                                   \
+        static int name(sd_bus_message *msg, void *userdata, sd_bus_error *e) {                           \
+                static const struct method m_ = { fn, auth, op, false };                                    \
+                return call_on_region(userdata, msg, &m_, e);                                               \
         }
 
 /* a{sv} options: each known key with its type; anything else is refused */
@@ -435,11 +592,11 @@ static int read_options(sd_bus_message *msg, const struct option_spec *specs, si
                         if (strcmp(specs[i].key, key) == 0)
                                 o = &specs[i];
                 if (!o)
-                        return sd_bus_error_setf(e, ERROR_PREFIX "InvalidArgument", "unknown option '%.40s'", key);
+                        return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "unknown option '%.40s'", key);
                 sig[0] = o->type;
                 sig[1] = 0;
                 if (strcmp(contents, sig) != 0)
-                        return sd_bus_error_setf(e, ERROR_PREFIX "InvalidArgument", "option '%s' must be of type '%s', not '%.16s'",
+                        return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "option '%s' must be of type '%s', not '%.16s'",
                                                  key, sig, contents);
                 if ((k = sd_bus_message_enter_container(msg, 'v', sig)) < 0 ||
                     (k = sd_bus_message_read_basic(msg, o->type, o->value)) < 0 ||
@@ -524,7 +681,7 @@ static struct requester *request_new(struct dbus_state *s) {
 static int dup_message_fd(int fd, const char *what, sd_bus_error *e) {
         int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (copy < 0)
-                return sd_bus_error_setf(e, ERROR_PREFIX "Failed", "%s: dup the fd: %s", what, strerror(errno));
+                return sd_bus_error_setf(e, SD_BUS_ERROR_FAILED, "%s: dup the fd: %s", what, strerror(errno));
         return copy;
 }
 
@@ -532,11 +689,20 @@ static int dup_message_fd(int fd, const char *what, sd_bus_error *e) {
  * org.gmem.Broker1.Manager
  */
 
-#define CALL_ARGS struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p, uint64_t job_id, \
-                  sd_bus_error *e
+#define CALL_ARGS struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p, \
+                  const struct target *t, sd_bus_error *e
+
+/* The region a call names: a Region method's own, else its first argument. */
+static int read_name(sd_bus_message *msg, const struct target *t, const char **ret) {
+        if (t->region) {
+                *ret = t->region;
+                return 0;
+        }
+        return sd_bus_message_read(msg, "s", ret);
+}
 
 static int list_regions(struct dbus_state *s, sd_bus_message *msg, struct session *se _unused_, const struct peer *p,
-                        uint64_t job_id _unused_, sd_bus_error *e) {
+                        const struct target *t _unused_, sd_bus_error *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ struct managed **v = NULL;
         size_t n = 0;
@@ -563,10 +729,10 @@ static int list_regions(struct dbus_state *s, sd_bus_message *msg, struct sessio
                 return k;
         return sd_bus_message_send(reply);
 }
-METHOD(method_list_regions, list_regions)
+METHOD(method_list_regions, list_regions, AUTH_ANYONE, "list", false)
 
 static int get_region(struct dbus_state *s, sd_bus_message *msg, struct session *se _unused_, const struct peer *p,
-                      uint64_t job_id _unused_, sd_bus_error *e) {
+                      const struct target *t _unused_, sd_bus_error *e) {
         _cleanup_free_ char *path = NULL;
         struct managed *m;
         const char *name;
@@ -578,10 +744,10 @@ static int get_region(struct dbus_state *s, sd_bus_message *msg, struct session 
                 return k;
         return sd_bus_reply_method_return(msg, "o", path);
 }
-METHOD(method_get_region, get_region)
+METHOD(method_get_region, get_region, AUTH_ANYONE, "info", true)
 
 static int create_region(struct dbus_state *s, sd_bus_message *msg, struct session *se, const struct peer *p _unused_,
-                         uint64_t job_id _unused_, sd_bus_error *e) {
+                         const struct target *t _unused_, sd_bus_error *e) {
         _cleanup_free_ char *path = NULL, *jpath = NULL;
         struct create_args a = { .policy = GMEM_POLICY_KEEP };
         const char *backend, *policy = "keep";
@@ -614,7 +780,7 @@ static int create_region(struct dbus_state *s, sd_bus_message *msg, struct sessi
                 return k;
         return sd_bus_reply_method_return(msg, "oo", path, jpath ?: NO_JOB_PATH);
 }
-METHOD(method_create_region, create_region)
+METHOD(method_create_region, create_region, AUTH_MANAGE, "create", true)
 
 static int register_region(CALL_ARGS) {
         _cleanup_free_ char *path = NULL;
@@ -630,7 +796,7 @@ static int register_region(CALL_ARGS) {
         struct managed *m;
         int fd, k;
 
-        (void) job_id;
+        (void) t;
         (void) p;
         if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 || (k = read_options(msg, opts, ELEMENTSOF(opts), e)) < 0)
                 return k;
@@ -643,7 +809,7 @@ static int register_region(CALL_ARGS) {
                 return k;
         return sd_bus_reply_method_return(msg, "o", path);
 }
-METHOD(method_register_region, register_region)
+METHOD(method_register_region, register_region, AUTH_MANAGE, "register", true)
 
 static int populate_region(CALL_ARGS) {
         uint64_t off, src_off, len;
@@ -652,8 +818,7 @@ static int populate_region(CALL_ARGS) {
         struct job *j;
         int fd, src, k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "shttt", &name, &fd, &off, &src_off, &len)) < 0 ||
+        if ((k = read_name(msg, t, &name)) < 0 || (k = sd_bus_message_read(msg, "httt", &fd, &off, &src_off, &len)) < 0 ||
             (k = lookup(s, p, name, ACCESS_USE, "populate", &m, e)) < 0)
                 return k;
         if ((src = dup_message_fd(fd, "populate", e)) < 0)
@@ -666,7 +831,8 @@ static int populate_region(CALL_ARGS) {
         }
         return reply_job(msg, j);
 }
-METHOD(method_populate_region, populate_region)
+METHOD(method_populate_region, populate_region, AUTH_MANAGE, "populate", true)
+REGION_METHOD(method_region_populate, populate_region, AUTH_MANAGE, "populate")
 
 static int prefault_region(CALL_ARGS) {
         uint64_t off, len;
@@ -675,8 +841,7 @@ static int prefault_region(CALL_ARGS) {
         struct job *j;
         int k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "stt", &name, &off, &len)) < 0 ||
+        if ((k = read_name(msg, t, &name)) < 0 || (k = sd_bus_message_read(msg, "tt", &off, &len)) < 0 ||
             (k = lookup(s, p, name, ACCESS_USE, "prefault", &m, e)) < 0)
                 return k;
         if ((k = action_range(m, "prefault", off, len != 0, len, UINT64_MAX, &len)) < 0 ||
@@ -684,7 +849,8 @@ static int prefault_region(CALL_ARGS) {
                 return fail(e, k, false);
         return reply_job(msg, j);
 }
-METHOD(method_prefault_region, prefault_region)
+METHOD(method_prefault_region, prefault_region, AUTH_MANAGE, "prefault", true)
+REGION_METHOD(method_region_prefault, prefault_region, AUTH_MANAGE, "prefault")
 
 static int dump_region(CALL_ARGS) {
         uint64_t off, len, dst_off;
@@ -693,8 +859,7 @@ static int dump_region(CALL_ARGS) {
         struct job *j;
         int fd, dst, k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "shttt", &name, &fd, &off, &len, &dst_off)) < 0 ||
+        if ((k = read_name(msg, t, &name)) < 0 || (k = sd_bus_message_read(msg, "httt", &fd, &off, &len, &dst_off)) < 0 ||
             (k = lookup(s, p, name, ACCESS_USE, "dump", &m, e)) < 0)
                 return k;
         if ((k = action_range(m, "dump", off, len != 0, len, UINT64_MAX, &len)) < 0)
@@ -708,7 +873,8 @@ static int dump_region(CALL_ARGS) {
         }
         return reply_job(msg, j);
 }
-METHOD(method_dump_region, dump_region)
+METHOD(method_dump_region, dump_region, AUTH_MANAGE, "dump", true)
+REGION_METHOD(method_region_dump, dump_region, AUTH_MANAGE, "dump")
 
 static int snapshot_region(CALL_ARGS) {
         const char *name;
@@ -716,8 +882,7 @@ static int snapshot_region(CALL_ARGS) {
         struct job *j;
         int fd, dst, k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 ||
+        if ((k = read_name(msg, t, &name)) < 0 || (k = sd_bus_message_read(msg, "h", &fd)) < 0 ||
             (k = lookup(s, p, name, ACCESS_USE, "snapshot", &m, e)) < 0)
                 return k;
         if ((dst = dup_message_fd(fd, "snapshot", e)) < 0)
@@ -729,7 +894,8 @@ static int snapshot_region(CALL_ARGS) {
         }
         return reply_job(msg, j);
 }
-METHOD(method_snapshot_region, snapshot_region)
+METHOD(method_snapshot_region, snapshot_region, AUTH_MANAGE, "snapshot", true)
+REGION_METHOD(method_region_snapshot, snapshot_region, AUTH_MANAGE, "snapshot")
 
 /* The region is published when its restore job is done: JobFinished says so. */
 static int restore_region(CALL_ARGS) {
@@ -745,7 +911,7 @@ static int restore_region(CALL_ARGS) {
         struct job *j = NULL;
         int fd, k;
 
-        (void) job_id;
+        (void) t;
         (void) p;
         if ((k = sd_bus_message_read(msg, "sh", &name, &fd)) < 0 || (k = read_options(msg, opts, ELEMENTSOF(opts), e)) < 0)
                 return k;
@@ -759,7 +925,7 @@ static int restore_region(CALL_ARGS) {
                 return k;
         return sd_bus_reply_method_return(msg, "oo", path, jpath);
 }
-METHOD(method_restore_region, restore_region)
+METHOD(method_restore_region, restore_region, AUTH_MANAGE, "restore", true)
 
 static int punch_hole(CALL_ARGS) {
         (void) se;
@@ -768,23 +934,24 @@ static int punch_hole(CALL_ARGS) {
         struct managed *m;
         int k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "stt", &name, &off, &len)) < 0 ||
+        if ((k = read_name(msg, t, &name)) < 0 || (k = sd_bus_message_read(msg, "tt", &off, &len)) < 0 ||
             (k = lookup(s, p, name, ACCESS_USE, "punch", &m, e)) < 0)
                 return k;
         if ((k = action_range(m, "punch", off, true, len, 0, &len)) < 0 || (k = action_punch(s->d, m, off, len)) < 0)
                 return fail(e, k, false);
         return sd_bus_reply_method_return(msg, NULL);
 }
-METHOD(method_punch_hole, punch_hole)
+METHOD(method_punch_hole, punch_hole, AUTH_MANAGE, "punch", true)
+REGION_METHOD(method_region_punch_hole, punch_hole, AUTH_MANAGE, "punch")
 
-static int grant_or_revoke(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, bool grant, sd_bus_error *e) {
+static int grant_or_revoke(struct dbus_state *s, sd_bus_message *msg, const struct peer *p, const struct target *t, bool grant,
+                           sd_bus_error *e) {
         const char *name, *kind;
         struct managed *m;
         uint32_t id;
         int k;
 
-        if ((k = sd_bus_message_read(msg, "ssu", &name, &kind, &id)) < 0)
+        if ((k = read_name(msg, t, &name)) < 0 || (k = sd_bus_message_read(msg, "su", &kind, &id)) < 0)
                 return k;
         if (strcmp(kind, "uid") != 0 && strcmp(kind, "gid") != 0)
                 return fail(e, gmem_error(-EINVAL, "%s '%.80s': kind '%.16s' (uid, gid)", grant ? "grant" : "revoke", name, kind),
@@ -797,18 +964,18 @@ static int grant_or_revoke(struct dbus_state *s, sd_bus_message *msg, const stru
 }
 
 static int grant_region(CALL_ARGS) {
-        (void) job_id;
         (void) se;
-        return grant_or_revoke(s, msg, p, true, e);
+        return grant_or_revoke(s, msg, p, t, true, e);
 }
-METHOD(method_grant_region, grant_region)
+METHOD(method_grant_region, grant_region, AUTH_MANAGE, "grant", true)
+REGION_METHOD(method_region_grant, grant_region, AUTH_MANAGE, "grant")
 
 static int revoke_region(CALL_ARGS) {
-        (void) job_id;
         (void) se;
-        return grant_or_revoke(s, msg, p, false, e);
+        return grant_or_revoke(s, msg, p, t, false, e);
 }
-METHOD(method_revoke_region, revoke_region)
+METHOD(method_revoke_region, revoke_region, AUTH_MANAGE, "revoke", true)
+REGION_METHOD(method_region_revoke, revoke_region, AUTH_MANAGE, "revoke")
 
 static int release_region(CALL_ARGS) {
         (void) se;
@@ -816,21 +983,20 @@ static int release_region(CALL_ARGS) {
         struct managed *m;
         int k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_ADMIN, "release", &m, e)) < 0)
+        if ((k = read_name(msg, t, &name)) < 0 || (k = lookup(s, p, name, ACCESS_ADMIN, "release", &m, e)) < 0)
                 return k;
         action_release(s->d, m);
         return sd_bus_reply_method_return(msg, NULL);
 }
-METHOD(method_release_region, release_region)
+METHOD(method_release_region, release_region, AUTH_MANAGE, "release", true)
+REGION_METHOD(method_region_release, release_region, AUTH_MANAGE, "release")
 
 static int open_region(CALL_ARGS) {
         const char *name;
         struct managed *m;
         int fd, k;
 
-        (void) job_id;
-        if ((k = sd_bus_message_read(msg, "s", &name)) < 0 || (k = lookup(s, p, name, ACCESS_USE, "open", &m, e)) < 0)
+        if ((k = read_name(msg, t, &name)) < 0 || (k = lookup(s, p, name, ACCESS_USE, "open", &m, e)) < 0)
                 return k;
         if ((k = action_open(s->d, se, m, &fd)) < 0)
                 return fail(e, k, false);
@@ -838,13 +1004,15 @@ static int open_region(CALL_ARGS) {
         close(fd);
         return k;
 }
-METHOD(method_open_region, open_region)
+METHOD(method_open_region, open_region, AUTH_OPEN, "open", true)
+REGION_METHOD(method_region_open, open_region, AUTH_OPEN, "open")
 
-/* Manager.CancelJob (the job's path in the message) and Job.Cancel (job_id) */
+/* Manager.CancelJob (the job's path in the message) and Job.Cancel (t->job_id) */
 static int cancel_job(CALL_ARGS) {
-        (void) se;
+        uint64_t job_id = t->job_id;
         int k;
 
+        (void) se;
         if (!job_id) {
                 const char *path;
 
@@ -858,18 +1026,24 @@ static int cancel_job(CALL_ARGS) {
                 return fail(e, k, true);
         return sd_bus_reply_method_return(msg, NULL);
 }
-METHOD(method_cancel_job, cancel_job)
+METHOD(method_cancel_job, cancel_job, AUTH_MANAGE, "cancel", false)
 
+/* The caps as a{sv}: the JSON of the socket's "caps" (docs/protocol.md), typed member by member. */
 static int get_capabilities(struct dbus_state *s, sd_bus_message *msg, struct session *se _unused_,
-                            const struct peer *p _unused_, uint64_t job_id _unused_, sd_bus_error *e) {
-        _cleanup_free_ char *json = NULL;
+                            const struct peer *p _unused_, const struct target *t _unused_, sd_bus_error *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ cJSON *caps = NULL;
+        void *o = NULL;
         int k;
 
-        if ((k = action_caps(s->d, &json)) < 0)
+        if ((k = gmem_host_caps_refresh(s->d->caps)) < 0 || (k = gmem_host_caps_to_json_object(s->d->caps, &o)) < 0)
                 return fail(e, k, false);
-        return sd_bus_reply_method_return(msg, "s", json);
+        caps = o;
+        if ((k = sd_bus_message_new_method_return(msg, &reply)) < 0 || (k = bus_append_json_object(reply, caps)) < 0)
+                return k;
+        return sd_bus_message_send(reply);
 }
-METHOD(method_get_capabilities, get_capabilities)
+METHOD(method_get_capabilities, get_capabilities, AUTH_ANYONE, "caps", false)
 
 static void visible_counts(struct daemon *d, uint32_t *ret_n, uint64_t *ret_bytes) {
         uint64_t bytes = 0;
@@ -947,7 +1121,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenRegion", SD_BUS_ARGS("s", name), SD_BUS_RESULT("h", fd), method_open_region,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("GetCapabilities", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_capabilities,
+        SD_BUS_METHOD_WITH_ARGS("GetCapabilities", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", capabilities), method_get_capabilities,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("RegionAdded", SD_BUS_ARGS("s", name, "o", region), 0),
         SD_BUS_SIGNAL_WITH_ARGS("RegionRemoved", SD_BUS_ARGS("s", name, "o", region), 0),
@@ -1032,6 +1206,23 @@ static const sd_bus_vtable region_vtable[] = {
         SD_BUS_PROPERTY("GrantedUIDs", "au", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("GrantedGIDs", "au", region_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Holders", "a(uusb)", region_get, 0, 0),
+        /* the Manager's by-name calls, on the region itself */
+        SD_BUS_METHOD_WITH_ARGS("Populate", SD_BUS_ARGS("h", source, "t", offset, "t", src_offset, "t", length),
+                                SD_BUS_RESULT("o", job), method_region_populate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Prefault", SD_BUS_ARGS("t", offset, "t", length), SD_BUS_RESULT("o", job),
+                                method_region_prefault, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Dump", SD_BUS_ARGS("h", destination, "t", offset, "t", length, "t", dst_offset),
+                                SD_BUS_RESULT("o", job), method_region_dump, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Snapshot", SD_BUS_ARGS("h", destination), SD_BUS_RESULT("o", job), method_region_snapshot,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PunchHole", SD_BUS_ARGS("t", offset, "t", length), SD_BUS_NO_RESULT,
+                                method_region_punch_hole, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Grant", SD_BUS_ARGS("s", kind, "u", id), SD_BUS_NO_RESULT, method_region_grant,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Revoke", SD_BUS_ARGS("s", kind, "u", id), SD_BUS_NO_RESULT, method_region_revoke,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_region_release, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Open", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", fd), method_region_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -1090,7 +1281,9 @@ static int job_get(sd_bus *bus _unused_, const char *path, const char *iface _un
 
 static int method_job_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *e) {
         /* by id: the job may be gone when the caller is known */
-        return call_with_caller(userdata, msg, cancel_job, job_id_of_path(sd_bus_message_get_path(msg)), e);
+        static const struct method m = { cancel_job, AUTH_MANAGE, "cancel", false };
+        return call_with_caller(userdata, msg, &m, &(const struct target) { .job_id = job_id_of_path(sd_bus_message_get_path(msg)) },
+                                e);
 }
 
 static const sd_bus_vtable job_vtable[] = {
@@ -1362,6 +1555,16 @@ static void state_free(struct dbus_state *s) {
         free(s);
 }
 
+/* Group gmem's gid, looked up once: its members are trusted as on the socket (which is theirs). */
+static gid_t gmem_group_gid(void) {
+        struct group g, *found = NULL;
+        char buf[4096];
+
+        if (getgrnam_r(GMEM_GROUP, &g, buf, sizeof(buf), &found) != 0 || !found)
+                return (gid_t) -1;
+        return found->gr_gid;
+}
+
 static int connect_bus(const char *bus, sd_bus **ret) {
         sd_bus *b = NULL;
         int k;
@@ -1394,6 +1597,7 @@ int dbus_start(struct daemon *d, const char *bus, struct dbus_state **ret) {
         if (!s)
                 return gmem_error(-ENOMEM, "D-Bus");
         s->d = d;
+        s->gmem_gid = gmem_group_gid();
         s->bus_desc = strdup(bus);
         if (!s->bus_desc) {
                 k = gmem_error(-ENOMEM, "D-Bus");

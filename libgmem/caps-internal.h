@@ -45,4 +45,7 @@ int gmem_caps_probe_into(int profile, struct gmem_host_caps *ret);
 /* A 0.1 struct as host caps: the features are this process's (the struct has only one of them). */
 void gmem_host_caps_from_v01(const struct gmem_caps *c, struct gmem_host_caps *ret);
 /* gmemd's caps object (as gmem_host_caps_to_json() writes it) back into caps. */
+/* The caps as gmem_host_caps_to_json() prints them, as a cJSON object (cJSON_Delete() it);
+ * integers are cJSON_Raw digits, exact to 64 bits. */
+int gmem_host_caps_to_json_object(const struct gmem_host_caps *hc, void **ret_cjson);
 int gmem_host_caps_from_json_object(const void *cjson_object, struct gmem_host_caps *ret);

@@ -32,7 +32,7 @@ static void add_error(cJSON *o, int err) {
         cJSON_AddStringToObject(o, "errno", errno_to_name(err));
 }
 
-_public_ int gmem_host_caps_to_json(const struct gmem_host_caps *hc, char **ret_json) {
+int gmem_host_caps_to_json_object(const struct gmem_host_caps *hc, void **ret_cjson) {
         _cleanup_json_ cJSON *root = NULL;
         cJSON *kvm, *g, *flags, *types, *conv, *secret, *huge, *kernel, *vm;
         const struct gmem_caps *c = hc ? &hc->v : NULL;
@@ -40,9 +40,8 @@ _public_ int gmem_host_caps_to_json(const struct gmem_host_caps *hc, char **ret_
         uint64_t pick_flags;
         bool any_private = false;
         const char *why;
-        char *s;
 
-        if (!c || !ret_json)
+        if (!c || !ret_cjson)
                 return gmem_error(-EINVAL, "caps to JSON: NULL argument");
         root = cJSON_CreateObject();
         if (!root)
@@ -122,7 +121,21 @@ _public_ int gmem_host_caps_to_json(const struct gmem_host_caps *hc, char **ret_
         cJSON_AddStringToObject(kernel, "profile", gmem_kernel_profile_to_string(c->profile) ?: "unknown");
         cJSON_AddStringToObject(kernel, "profile_source",
                                 c->profile_source == GMEM_PROFILE_EXPLICIT ? "explicit" : "detected");
+        *ret_cjson = TAKE_PTR(root);
+        return 0;
+}
 
+_public_ int gmem_host_caps_to_json(const struct gmem_host_caps *hc, char **ret_json) {
+        _cleanup_json_ cJSON *root = NULL;
+        void *o = NULL;
+        char *s;
+        int k;
+
+        if (!ret_json)
+                return gmem_error(-EINVAL, "caps to JSON: NULL argument");
+        if ((k = gmem_host_caps_to_json_object(hc, &o)) < 0)
+                return k;
+        root = o;
         s = cJSON_PrintUnformatted(root);
         if (!s)
                 return gmem_error(-ENOMEM, "caps to JSON");

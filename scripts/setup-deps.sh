@@ -6,9 +6,10 @@ set -eu
 # build: compiler, pkg-config, libraries. tests: dbus-daemon and busctl/gdbus for the D-Bus API,
 # systemd (PID 1 in a namespace) for socket activation and the fd store, setpriv/unshare/nsenter
 # for other uids and namespaces, qemu-system-x86 for the real-VMM test (tests/check-qemu.sh),
-# groff/man for the man pages, strace for the unit's system call filter.
+# groff/man for the man pages, strace for the unit's system call filter, polkitd for the D-Bus
+# test's callers outside group gmem (it runs the real polkitd on its private bus only).
 PACKAGES="gcc make binutils pkg-config libc6-dev check libsubunit-dev libcjson-dev libevent-dev libsystemd-dev
-dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86 groff-base man-db strace"
+dbus systemd libglib2.0-bin python3-dbus util-linux python3 qemu-system-x86 groff-base man-db strace polkitd"
 # make check-kernels (`setup-deps.sh kernels`): busybox and cpio for the initramfs, xz and zstd for
 # Debian's compressed modules, dpkg-deb and apt-get download for the kernel packages.
 # The other compiler and the unoptimised build CI also checks (`setup-deps.sh clang`).

@@ -51,6 +51,10 @@ chmod 0711 "$tmp" # other uids reach the bus socket in here
 bus_pid= gmemd_pid= mon_pid= made_group=
 cleanup() {
         [[ -n $mon_pid ]] && kill "$mon_pid" 2> /dev/null
+        if [[ -n ${pk_pid:-} ]]; then
+                kill -CONT "$pk_pid" 2> /dev/null
+                kill "$pk_pid" 2> /dev/null
+        fi
         # a stopped dbus-daemon would hold the gmemd waiting for it, and its own SIGTERM
         [[ -n $bus_pid ]] && kill -CONT "$bus_pid" 2> /dev/null
         if [[ -n $gmemd_pid ]]; then
@@ -285,32 +289,59 @@ want "" M PunchHole stt ram0 4096 4096
 cmp -s -n 4096 "$tmp/src" "$tmp/punched" && cmp -s -i 4096:0 -n 4096 "$tmp/punched" /dev/zero &&
         cmp -s -i 8192:8192 -n 8192 "$tmp/src" "$tmp/punched" || fail "PunchHole did not zero exactly its page"
 dd if=/dev/zero of="$tmp/expected" bs=4096 seek=1 count=1 conv=notrunc status=none
+# the caps typed: every member of the socket's JSON (nulls left out) with the type its value has
 B --json=short call org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager GetCapabilities > "$tmp/caps" ||
         fail "GetCapabilities"
-python3 -c 'import json, sys
-j = json.loads(json.load(open(sys.argv[1]))["data"][0])
-assert isinstance(j, dict) and j, j' "$tmp/caps" || fail "GetCapabilities is not a JSON object: $(head -c 200 "$tmp/caps")"
-ok "PunchHole, GetCapabilities"
+"$ctl" --socket "$tmp/gmemd.sock" --json caps > "$tmp/caps.json" || fail "gmemctl caps --json"
+python3 - "$tmp/caps" "$tmp/caps.json" << 'EOF' || fail "GetCapabilities' a{sv} is not the caps: $(head -c 300 "$tmp/caps")"
+import json, sys
+bus = json.load(open(sys.argv[1]))
+assert bus["type"] == "a{sv}", bus["type"]
+def plain(t, v):  # busctl's JSON of a typed value, back to plain JSON; checks each type
+    if t == "a{sv}":
+        return {k: plain(x["type"], x["data"]) for k, x in v.items()}
+    if t == "aa{sv}":
+        return [plain("a{sv}", x) for x in v]
+    if t in ("as", "at"):
+        return v
+    assert t in ("b", "s", "t"), t
+    assert isinstance(v, {"b": bool, "s": str, "t": int}[t]), (t, v)
+    return v
+def drop_nulls(o):
+    if isinstance(o, dict):
+        return {k: drop_nulls(v) for k, v in o.items() if v is not None}
+    if isinstance(o, list):
+        return [drop_nulls(v) for v in o]
+    return o
+got, want = plain("a{sv}", bus["data"][0]), drop_nulls(json.load(open(sys.argv[2])))
+# free huge pages may change between the two calls
+for h in got.get("hugetlb", []) + want.get("hugetlb", []):
+    h.pop("free_pages", None)
+assert got == want, (got, want)
+assert isinstance(got["kvm"]["usable"], bool) and isinstance(got["kernel"]["release"], str)
+EOF
+ok "PunchHole, GetCapabilities: the caps as a typed a{sv}, member for member the socket's JSON"
 
 # --- errors ---------------------------------------------------------------------------------------------
 E=org.gmem.Broker1.Error
+D=org.freedesktop.DBus.Error
 error $E.NoSuchRegion G GetRegion nosuch
 error $E.NoSuchRegion G OpenRegion nosuch
 error $E.NoSuchRegion G ReleaseRegion nosuch
 error $E.NoSuchRegion G PopulateRegion nosuch '@h 3' 0 0 0 3< "$tmp/src"
-error $E.InvalidArgument G GetRegion 'a/b'
+error $D.InvalidArgs G GetRegion 'a/b'
 error $E.Exists G CreateRegion ram0 memfd 4096 '{}'
-error $E.InvalidArgument G CreateRegion bad/name memfd 4096 '{}'
-error $E.InvalidArgument G CreateRegion x floppy 4096 '{}'
-error $E.InvalidArgument G CreateRegion x memfd 4096 "{'colour': <'red'>}"
-error $E.InvalidArgument G CreateRegion x memfd 4096 "{'prefault': <'yes'>}"
-error $E.InvalidArgument G CreateRegion x memfd 4096 "{'page_size': <uint64 2097152>}"
-error $E.InvalidArgument G CreateRegion x guest_memfd 4096 '{}'
-error $E.InvalidArgument G CreateRegion x memfd 4096 "{'policy': <'sometimes'>}"
-error $E.LimitExceeded G CreateRegion x memfd $((1 << 62)) '{}'
-error $E.InvalidArgument G PunchHole ram0 $((64 << 20)) 4096
-error $E.InvalidArgument G PunchHole ram0 0 0
-error $E.InvalidArgument G GrantRegion ram0 user 1
+error $D.InvalidArgs G CreateRegion bad/name memfd 4096 '{}'
+error $D.InvalidArgs G CreateRegion x floppy 4096 '{}'
+error $D.InvalidArgs G CreateRegion x memfd 4096 "{'colour': <'red'>}"
+error $D.InvalidArgs G CreateRegion x memfd 4096 "{'prefault': <'yes'>}"
+error $D.InvalidArgs G CreateRegion x memfd 4096 "{'page_size': <uint64 2097152>}"
+error $D.InvalidArgs G CreateRegion x guest_memfd 4096 '{}'
+error $D.InvalidArgs G CreateRegion x memfd 4096 "{'policy': <'sometimes'>}"
+error $D.LimitsExceeded G CreateRegion x memfd $((1 << 62)) '{}'
+error $D.InvalidArgs G PunchHole ram0 $((64 << 20)) 4096
+error $D.InvalidArgs G PunchHole ram0 0 0
+error $D.InvalidArgs G GrantRegion ram0 user 1
 : > "$tmp/empty"
 error $E.ShortSource G PopulateRegion ram0 '@h 3' 0 0 0 3< "$tmp/empty"
 error $E.NoSuchJob G CancelJob /org/gmem/Broker1/job/999999
@@ -318,7 +349,7 @@ error $E.NoSuchJob G CancelJob /org/gmem/Broker1/region/ram0
 grep -q "GDBus.Error:$E.NoSuchJob: no job 999999" <(G CancelJob /org/gmem/Broker1/job/999999 2>&1) ||
         fail "NoSuchJob's message does not say which job"
 want 'u 3' B get-property org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager RegionCount
-ok "named errors with messages"
+ok "named errors with messages: the standard names where D-Bus has them"
 
 # --- policy "connection": a region lives as long as the bus peer that made it --------------------------
 want "(objectpath '/org/gmem/Broker1/region/conn1', objectpath '/')" G CreateRegion conn1 memfd 4096 "{'policy': <'connection'>}"
@@ -343,28 +374,42 @@ fi
 ok "policy connection over D-Bus: the region goes when its peer leaves the bus"
 
 # --- other uids -------------------------------------------------------------------------------------
-# outside group gmem: the bus policy refuses method calls; reading properties and introspection work
+# outside group gmem, without polkit: the calls reach gmemd, which refuses all but those that only
+# look (and show nothing that is not the caller's); properties and introspection are readable.
+# (No polkitd on the bus yet: "polkit cannot be asked".)
 as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
         --method org.gmem.Broker1.Manager.ReleaseRegion ram0 > "$tmp/out" 2> "$tmp/err" && fail "uid $nobody released ram0"
-grep -q 'GDBus.Error:org.freedesktop.DBus.Error.AccessDenied' "$tmp/err" || fail "the bus policy did not refuse: $(cat "$tmp/err")"
-as_nobody busctl --address="$addr" call org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager ListRegions > /dev/null 2>&1 &&
-        fail "uid $nobody outside group gmem may call ListRegions"
+grep -q "GDBus.Error:$D.AccessDenied: uid $nobody is neither root nor in group gmem, and polkit cannot be asked" "$tmp/err" ||
+        fail "gmemd did not refuse uid $nobody outside group gmem: $(cat "$tmp/err")"
+as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1/region/ram0 \
+        --method org.gmem.Broker1.Region.Open > "$tmp/out" 2> "$tmp/err" && fail "uid $nobody opened ram0"
+grep -q "GDBus.Error:$D.AccessDenied: " "$tmp/err" || fail "Region.Open by uid $nobody: $(cat "$tmp/err")"
+want 'a(sstuso) 0' as_nobody busctl --address="$addr" call org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager ListRegions
+as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
+        --method org.gmem.Broker1.Manager.GetRegion ram0 > "$tmp/out" 2> "$tmp/err" && fail "uid $nobody got root's region"
+grep -q "GDBus.Error:$D.AccessDenied: " "$tmp/err" || fail "GetRegion by uid $nobody: $(cat "$tmp/err")"
+as_nobody busctl --address="$addr" call org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager GetCapabilities > /dev/null ||
+        fail "uid $nobody cannot read the caps"
 want 't 67108864' as_nobody busctl --address="$addr" get-property org.gmem.Broker1 /org/gmem/Broker1/region/ram0 org.gmem.Broker1.Region Size
 want 'u 3' as_nobody busctl --address="$addr" get-property org.gmem.Broker1 /org/gmem/Broker1 org.gmem.Broker1.Manager RegionCount
 as_nobody busctl --address="$addr" introspect org.gmem.Broker1 /org/gmem/Broker1 > /dev/null || fail "uid $nobody cannot introspect"
 as_nobody busctl --address="$addr" call org.gmem.Broker1 /org/gmem/Broker1 org.freedesktop.DBus.ObjectManager GetManagedObjects > /dev/null ||
         fail "uid $nobody cannot list the objects"
-ok "outside group gmem: calls refused by the bus policy, properties and introspection readable"
+# properties are read-only: the policy does not even let Set through
+as_nobody busctl --address="$addr" set-property org.gmem.Broker1 /org/gmem/Broker1/region/ram0 org.gmem.Broker1.Region State s x \
+        > /dev/null 2> "$tmp/err" && fail "uid $nobody set a property"
+grep -q "Access denied" "$tmp/err" || fail "Set by uid $nobody: $(cat "$tmp/err")"
+ok "outside group gmem without polkit: refused by gmemd (AccessDenied), looking allowed, properties and introspection readable"
 
 # in group gmem: the calls reach gmemd, which refuses what uid 65534 may not do to root's region
 NG() { as_member gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
         --method "org.gmem.Broker1.Manager.$1" "${@:2}"; }
-error $E.PermissionDenied NG ReleaseRegion ram0
+error $D.AccessDenied NG ReleaseRegion ram0
 grep -q "uid $nobody may not release" "$tmp/err" || fail "PermissionDenied does not say who: $(cat "$tmp/err")"
-error $E.PermissionDenied NG OpenRegion ram0
-error $E.PermissionDenied NG PunchHole ram0 0 4096
-error $E.PermissionDenied NG GrantRegion ram0 uid $nobody
-error $E.PermissionDenied NG PopulateRegion ram0 '@h 3' 0 0 0 3< "$tmp/src"
+error $D.AccessDenied NG OpenRegion ram0
+error $D.AccessDenied NG PunchHole ram0 0 4096
+error $D.AccessDenied NG GrantRegion ram0 uid $nobody
+error $D.AccessDenied NG PopulateRegion ram0 '@h 3' 0 0 0 3< "$tmp/src"
 # a member's region is its own
 want "(objectpath '/org/gmem/Broker1/region/mine', objectpath '/')" NG CreateRegion mine memfd $((1 << 20)) '{}'
 want "u $nobody" prop /org/gmem/Broker1/region/mine Region OwnerUID
@@ -380,17 +425,145 @@ want "(handle 0,)" NG OpenRegion ram0
 if [[ -n $pydbus ]]; then
         open_check as_member || fail "uid $nobody with a grant: OpenRegion's fd is not the region's memory"
 fi
-error $E.PermissionDenied NG ReleaseRegion ram0
+error $D.AccessDenied NG ReleaseRegion ram0
 want "()" G RevokeRegion ram0 uid $nobody
-error $E.PermissionDenied NG OpenRegion ram0
+error $D.AccessDenied NG OpenRegion ram0
 want "()" G GrantRegion ram0 gid 4242
 want "au 1 4242" prop /org/gmem/Broker1/region/ram0 Region GrantedGIDs
-error $E.PermissionDenied NG OpenRegion ram0
+error $D.AccessDenied NG OpenRegion ram0
 extra_groups=4242
 want "(handle 0,)" NG OpenRegion ram0
 extra_groups=
 want "()" G RevokeRegion ram0 gid 4242
 ok "GrantRegion/RevokeRegion by uid and by gid"
+
+# --- the Region's own methods: the Manager's by-name calls on the object --------------------------------
+# (R, NR, PR take names with letters, digits and "-"; "-" is escaped as _2d)
+R() { # NAME METHOD ARGS...: a Region method on NAME's object, as root
+        gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path "/org/gmem/Broker1/region/${1//-/_2d}" \
+                --method "org.gmem.Broker1.Region.$2" "${@:3}"
+}
+NR() { as_member gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path "/org/gmem/Broker1/region/${1//-/_2d}" \
+        --method "org.gmem.Broker1.Region.$2" "${@:3}"; }
+want "(objectpath '/org/gmem/Broker1/region/obj', objectpath '/')" G CreateRegion obj memfd $((1 << 20)) '{}'
+out=$(R obj Populate '@h 3' 0 0 0 3< "$tmp/src") || fail "Region.Populate"
+wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'obj', true, uint64 $((1 << 20)), ''\)"
+"$ctl" --socket "$tmp/gmemd.sock" dump obj --to "$tmp/obj" || fail "gmemctl dump obj"
+cmp -n $((1 << 20)) "$tmp/src" "$tmp/obj" || fail "Region.Populate put the wrong bytes"
+out=$(R obj Prefault 0 0) || fail "Region.Prefault"
+wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'obj', true, uint64 $((1 << 20)), ''\)"
+want "()" R obj PunchHole 0 4096
+: > "$tmp/obj-dump"
+out=$(R obj Dump '@h 4' 0 8192 0 4<> "$tmp/obj-dump") || fail "Region.Dump"
+wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'obj', true, uint64 [0-9]+, ''\)"
+cmp -s -n 4096 "$tmp/obj-dump" /dev/zero && cmp -s -i 4096:4096 -n 4096 "$tmp/src" "$tmp/obj-dump" ||
+        fail "Region.PunchHole/Dump: the first page is not a hole or the second not the source's"
+: > "$tmp/obj-snap"
+out=$(R obj Snapshot '@h 4' 4<> "$tmp/obj-snap") || fail "Region.Snapshot"
+wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'obj', true, uint64 [0-9]+, ''\)"
+error $D.AccessDenied NR obj Open
+want "()" R obj Grant uid $nobody
+want "(handle 0,)" NR obj Open
+error $D.AccessDenied NR obj Release
+error $D.AccessDenied NR obj Grant uid 4242
+want "()" R obj Revoke uid $nobody
+error $D.AccessDenied NR obj Open
+error $D.InvalidArgs R obj PunchHole 0 0
+error $D.InvalidArgs R obj Grant user 1
+want "(handle 0,)" R obj Open
+want "()" R obj Release
+wait_signal "RegionRemoved \('obj'"
+error $D.UnknownObject R obj Open
+ok "Region methods: Populate, Prefault, PunchHole, Dump, Snapshot, Grant, Revoke, Open, Release, with the Manager's rights and errors"
+
+# --- polkit: callers that are neither root nor in group gmem ------------------------------------------
+# The real polkitd on the test bus, in a mount namespace of its own where the actions directory holds
+# only polkit/org.gmem.Broker1.policy (the installed file) and the rules are the test's: uid 65534
+# (no groups) may manage regions named pk-*, must authenticate to open one; uid 1 (daemon) gets NO.
+polkitd=/usr/lib/polkit-1/polkitd
+pkconf=/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf
+pk_pid=
+if [[ ! -x $polkitd || ! -f $pkconf ]] || ! getent passwd polkitd > /dev/null || ! getent passwd daemon > /dev/null ||
+        ! command -v unshare > /dev/null; then
+        note "SKIP polkit: no polkitd here (Debian: polkitd); callers outside group gmem were checked without it only"
+else
+        mkdir -p "$tmp/pk/actions" "$tmp/pk/rules" "$tmp/pk/rules-usr"
+        cp polkit/org.gmem.Broker1.policy "$tmp/pk/actions/"
+        cat > "$tmp/pk/rules/50-gmem-test.rules" << 'EOF'
+polkit.addRule(function(action, subject) {
+        if (subject.user == "daemon")
+                return polkit.Result.NO;
+        if (subject.user != "nobody")
+                return polkit.Result.NOT_HANDLED;
+        if (action.id == "org.gmem.broker1.manage-regions" && (action.lookup("region") || "").indexOf("pk-") == 0)
+                return polkit.Result.YES;
+        if (action.id == "org.gmem.broker1.open-region")
+                return polkit.Result.AUTH_ADMIN;
+});
+EOF
+        chmod -R a+rX "$tmp/pk"
+        DBUS_SYSTEM_BUS_ADDRESS=$addr unshare -m --propagation private sh -ec '
+                mount --bind "$1/actions" /usr/share/polkit-1/actions
+                mount --bind "$1/rules" /etc/polkit-1/rules.d
+                mount --bind "$1/rules-usr" /usr/share/polkit-1/rules.d
+                exec "$2" --no-debug' sh "$tmp/pk" "$polkitd" > "$tmp/polkitd.log" 2>&1 &
+        pk_pid=$!
+        for _ in $(seq 250); do
+                [[ $(B call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.freedesktop.PolicyKit1 \
+                        2> /dev/null) == "b true" ]] && break
+                kill -0 "$pk_pid" 2> /dev/null || fail "polkitd exited: $(cat "$tmp/polkitd.log")"
+                sleep 0.02
+        done
+        [[ $(B call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.freedesktop.PolicyKit1) == "b true" ]] ||
+                fail "polkitd did not take its name within 5 s: $(cat "$tmp/polkitd.log")"
+        PG() { as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
+                --method "org.gmem.Broker1.Manager.$1" "${@:2}"; }
+        PR() { as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path "/org/gmem/Broker1/region/${1//-/_2d}" \
+                --method "org.gmem.Broker1.Region.$2" "${@:3}"; }
+        # authorized: its region is its own, and it acts on it
+        want "(objectpath '/org/gmem/Broker1/region/pk_2da', objectpath '/')" PG CreateRegion pk-a memfd $((1 << 20)) '{}'
+        want "u $nobody" prop /org/gmem/Broker1/region/pk_2da Region OwnerUID
+        out=$(PR pk-a Populate '@h 3' 0 0 0 3< "$tmp/src") || fail "Region.Populate by uid $nobody with polkit"
+        wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'pk-a', true, uint64 $((1 << 20)), ''\)"
+        want "()" PR pk-a PunchHole 0 4096
+        # polkit wants a password for open-region, and gdbus did not allow interaction
+        error $D.InteractiveAuthorizationRequired PR pk-a Open
+        # an action the rules do not grant falls to the policy's defaults: authenticate
+        error $D.InteractiveAuthorizationRequired PG CreateRegion other memfd 4096 '{}'
+        # polkit lets it in, gmemd's rules still decide: root's pk-root is not its to release
+        want "(objectpath '/org/gmem/Broker1/region/pk_2droot', objectpath '/')" G CreateRegion pk-root memfd 4096 '{}'
+        error $D.AccessDenied PR pk-root Release
+        grep -q "uid $nobody may not release" "$tmp/err" || fail "gmemd's rules did not refuse: $(cat "$tmp/err")"
+        # polkit says no
+        as_daemon() { setpriv --reuid=1 --regid=1 --clear-groups "$@"; }
+        as_daemon gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
+                --method org.gmem.Broker1.Manager.CreateRegion pk-b memfd 4096 '{}' > "$tmp/out" 2> "$tmp/err" &&
+                fail "uid 1 created a region against polkit"
+        grep -q "GDBus.Error:$D.AccessDenied: uid 1 is neither root nor in group gmem, and polkit does not authorize it for org.gmem.broker1.manage-regions" "$tmp/err" ||
+                fail "polkit's NO: $(cat "$tmp/err")"
+        # a caller cannot pile up polkit checks: with polkitd stopped, 16 wait and the rest are refused
+        kill -STOP "$pk_pid"
+        pile=()
+        for i in $(seq 20); do
+                PR pk-a PunchHole 0 4096 > "$tmp/pile.$i" 2>&1 &
+                pile+=($!)
+        done
+        for _ in $(seq 1500); do
+                (($(grep -l "$D.LimitsExceeded" "$tmp"/pile.* 2> /dev/null | wc -l) >= 4)) && break
+                sleep 0.01
+        done
+        kill -CONT "$pk_pid"
+        wait "${pile[@]}"
+        limited=$(grep -l "GDBus.Error:$D.LimitsExceeded: uid $nobody has 16 calls waiting for polkit" "$tmp"/pile.* | wc -l)
+        done_ok=$(grep -lx "()" "$tmp"/pile.* | wc -l)
+        ((limited == 4 && done_ok == 16)) || fail "20 calls while polkitd stood still: $limited refused, $done_ok done (want 4 and 16)"
+        want "()" PR pk-a Release
+        want "()" G ReleaseRegion pk-root
+        kill "$pk_pid"
+        wait "$pk_pid" 2> /dev/null
+        pk_pid=
+        ok "polkit (the real polkitd): authorized callers act as owners within gmemd's rules; NO, authentication required and a pile-up refused"
+fi
 
 # --- cancel, and the Job interface --------------------------------------------------------------------
 # 4 GiB populated from a sparse file takes seconds: the job is caught running (where it is not, on a
@@ -430,14 +603,14 @@ fi
 B get-property org.gmem.Broker1 "$job" org.gmem.Broker1.Job Operation Region Offset Length > "$tmp/out" 2> /dev/null &&
         { [[ $(tr '\n' ' ' < "$tmp/out") == 's "populate" s "big" t 0 t 4294967296 ' ]] ||
                 fail "Job properties: $(cat "$tmp/out")"; }
-refused $E.PermissionDenied as_member gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path "$job" \
+refused $D.AccessDenied as_member gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path "$job" \
         --method org.gmem.Broker1.Job.Cancel
 B call org.gmem.Broker1 "$job" org.gmem.Broker1.Job Cancel > /dev/null 2>&1 || finished || fail "Job.Cancel failed"
 cancelled big "Job.Cancel"
 want "()" G ReleaseRegion big
 
 start_big big2
-refused $E.PermissionDenied NG CancelJob "$job"
+refused $D.AccessDenied NG CancelJob "$job"
 G CancelJob "$job" > /dev/null 2> "$tmp/err" || finished || fail "CancelJob: $(cat "$tmp/err")"
 cancelled big2 "Manager.CancelJob"
 want "()" G ReleaseRegion big2
@@ -480,7 +653,7 @@ want "t $((1 << 20))" prop /org/gmem/Broker1/region/reg Region Size
 prop /org/gmem/Broker1/region/reg Region Holders | grep -q '"registered"' || fail "no 'registered' holder"
 "$ctl" --socket "$tmp/gmemd.sock" dump reg --to "$tmp/reg" --length 4K || fail "dump reg"
 [[ $(head -c 11 "$tmp/reg") == "registered!" ]] || fail "the registered memfd's bytes are not the region's"
-error $E.PermissionDenied register unsealable 0
+error $D.AccessDenied register unsealable 0
 error $E.Exists register reg 1
 want "()" G ReleaseRegion reg
 out=$(M PrefaultRegion stt vm-1.a 0 0) || fail "PrefaultRegion"

@@ -74,7 +74,7 @@ has libgmem-dev usr/include/gmem/gmem.h "usr/lib/$ma/libgmem.so" "usr/lib/$ma/li
         usr/share/man/man3/libgmem.3.gz
 has gmemd usr/sbin/gmemd "$unitdir/gmemd.service" "$unitdir/gmemd.socket" usr/lib/sysusers.d/gmemd.conf \
         usr/lib/tmpfiles.d/gmemd.conf usr/share/dbus-1/system.d/org.gmem.Broker1.conf \
-        usr/share/dbus-1/system-services/org.gmem.Broker1.service usr/share/man/man8/gmemd.8.gz \
+        usr/share/dbus-1/system-services/org.gmem.Broker1.service usr/share/polkit-1/actions/org.gmem.Broker1.policy usr/share/man/man8/gmemd.8.gz \
         usr/share/man/man5/gmemd.json.5.gz usr/share/doc/gmemd/copyright
 has gmemctl usr/bin/gmemctl usr/share/man/man1/gmemctl.1.gz usr/share/bash-completion/completions/gmemctl
 has gmem-tools usr/libexec/gmem/gmem-bench usr/libexec/gmem/gmem-example-vmm
