@@ -3,6 +3,7 @@
  * action for the connection's session, which checks rights and input before it changes anything;
  * a failure is answered with the errno's name and a message. Also the socket's job requester (a
  * job answers on its request's stream) and its watchers (the core's events as JSON). */
+#include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +20,75 @@
 #include "warm.h"
 
 /* ---------------------------------------------------------------------------------------------
+ * The caller's name for the fd it passed: "fd 11" in a message is gmemd's own number, which means
+ * nothing to the client; a request's "fd_name" (the file's path, say, as the user gave it) takes its
+ * place in the messages that go back to that client (its replies and its job's end; watchers and
+ * the bus hear the plain message: the name is the client's business).
+ */
+
+#define FD_NAME_MAX 255
+
+struct fd_name {
+        int fd;                         /* gmemd's number of the request's first fd; -1: no name */
+        char name[FD_NAME_MAX + 1];
+};
+
+/* "fd_name": 1 to FD_NAME_MAX bytes, no control characters (a message is one line) */
+static int fd_name_parse(const cJSON *req, const int *fds, unsigned n_fds, struct fd_name *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "fd_name");
+        size_t n;
+
+        ret->fd = -1;
+        if (!v)
+                return 0;
+        if (!cJSON_IsString(v))
+                return gmem_error(-EINVAL, "'fd_name' must be a string");
+        if (!n_fds)
+                return gmem_error(-EINVAL, "'fd_name' names the request's file descriptor, and it has none");
+        n = strlen(v->valuestring);
+        if (n == 0 || n > FD_NAME_MAX)
+                return gmem_error(-EINVAL, "'fd_name' must be 1 to %d bytes", FD_NAME_MAX);
+        for (const unsigned char *p = (const unsigned char *) v->valuestring; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return gmem_error(-EINVAL, "'fd_name' must not contain control characters");
+        ret->fd = fds[0];
+        memcpy(ret->name, v->valuestring, n + 1);
+        return 0;
+}
+
+/* msg with every "fd N" (N the named fd, a whole number) as 'NAME'; NULL: msg as it is (no name,
+ * or no memory) */
+static char *fd_name_apply(const struct fd_name *f, const char *msg) {
+        char token[32], *out, *o;
+        size_t tn, n = 0;
+        const char *p;
+
+        if (!f || f->fd < 0 || !msg)
+                return NULL;
+        tn = (size_t) snprintf(token, sizeof(token), "fd %d", f->fd);
+        for (p = msg; (p = strstr(p, token)); p += tn)
+                n++;
+        if (!n || !(out = malloc(strlen(msg) + n * (strlen(f->name) + 2) + 1)))
+                return NULL;
+        for (o = out, p = msg; *p;) {
+                bool whole = strncmp(p, token, tn) == 0 && (p == msg || !isalnum((unsigned char) p[-1])) &&
+                             !isdigit((unsigned char) p[tn]);
+                if (whole) {
+                        o += sprintf(o, "'%s'", f->name);
+                        p += tn;
+                } else
+                        *o++ = *p++;
+        }
+        *o = 0;
+        return out;
+}
+
+static void reply_error_named(struct conn *c, const cJSON *id, int err, const char *msg, const struct fd_name *f) {
+        _cleanup_free_ char *named = fd_name_apply(f, msg);
+        conn_reply_error(c, id, err, named ?: msg);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * The requester: a job started on the socket answers its request when it is done, and reports
  * progress on the same stream while it runs.
  */
@@ -28,6 +98,7 @@ struct sock_request {
         struct conn *c;
         cJSON *id;
         bool answered;   /* replied at once (serve): the end is an event, not the reply */
+        struct fd_name fd_name;
 };
 
 /* "region": NAME, or "vm": NAME for a Firecracker VM's page server */
@@ -67,16 +138,17 @@ static void request_finished(struct requester *rq, const struct job *j) {
                 job_add_subject(ev, j);
                 cJSON_AddBoolToObject(ev, "ok", j->result == 0);
                 if (j->result < 0) {
+                        _cleanup_free_ char *named = fd_name_apply(&r->fd_name, j->message);
                         cJSON *e = cJSON_AddObjectToObject(ev, "error");
                         cJSON_AddStringToObject(e, "code", errno_to_name(j->result));
-                        cJSON_AddStringToObject(e, "message", j->message);
+                        cJSON_AddStringToObject(e, "message", named ?: j->message);
                 } else
                         json_add_u64(ev, "bytes", (uint64_t) j->bytes);
                 conn_send_json(r->c, ev, -1);
                 return;
         }
         if (j->result < 0) {
-                conn_reply_error(r->c, r->id, j->result, j->message);
+                reply_error_named(r->c, r->id, j->result, j->message, &r->fd_name);
                 return;
         }
         members = cJSON_CreateObject();
@@ -103,12 +175,13 @@ static const struct requester_ops request_ops = {
         .free = request_free,
 };
 
-static struct requester *request_new(struct conn *c, const cJSON *id) {
+static struct requester *request_new(struct conn *c, const cJSON *id, const struct fd_name *f) {
         struct sock_request *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return NULL;
         r->rq.ops = &request_ops;
+        r->fd_name = *f;
         r->id = id ? cJSON_Duplicate(id, true) : cJSON_CreateNull(); /* as it came: replies copy it exactly */
         r->c = conn_ref(c);
         return &r->rq;
@@ -208,6 +281,7 @@ struct op_ctx {
         const cJSON *id;
         int *fds;          /* an op takes an fd by setting its slot to -1 */
         unsigned n_fds;
+        struct fd_name fd_name;
 };
 
 static int take_fd(struct op_ctx *x, unsigned i) {
@@ -289,7 +363,7 @@ static int op_create(struct op_ctx *x) {
                 return k;
         if ((k = proto_check_page_size(a.backend, cJSON_GetObjectItemCaseSensitive(x->req, "page_size") != NULL)) < 0)
                 return gmem_error_wrap(k, "create '%s'", a.name);
-        if (a.prefault && !(rq = request_new(x->c, x->id)))
+        if (a.prefault && !(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "create '%s': request", a.name);
         k = action_create(x->d, x->s, &a, rq, &m, &j);
         if (k < 0)
@@ -372,7 +446,7 @@ static int request_range(struct op_ctx *x, const struct managed *m, const char *
 /* a job on the request's fd (slot 0) or none (-1), answered when it is done */
 static int start_job(struct op_ctx *x, enum job_op op, struct managed *m, uint64_t off, uint64_t len, uint64_t fd_off,
                      int fd_slot) {
-        struct requester *rq = request_new(x->c, x->id);
+        struct requester *rq = request_new(x->c, x->id, &x->fd_name);
         int k;
 
         if (!rq)
@@ -394,7 +468,7 @@ static int op_populate(struct op_ctx *x) {
             (k = json_get_u64(x->req, "length", false, 0, &len)) < 0 ||
             (k = json_get_u64(x->req, "src_offset", false, 0, &src_off)) < 0)
                 return k;
-        if (!(rq = request_new(x->c, x->id)))
+        if (!(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "populate '%s': request", m->name);
         if ((k = action_populate(x->d, x->s, rq, m, off, cJSON_GetObjectItemCaseSensitive(x->req, "length") != NULL, len,
                                  x->fds[0], src_off, NULL)) < 0)
@@ -451,7 +525,7 @@ static int op_restore(struct op_ctx *x) {
                 return k;
         if (backend_name && (k = gmem_backend_from_string(backend_name, &backend)) < 0)
                 return gmem_error_wrap(k, "restore '%s'", name);
-        if (!(rq = request_new(x->c, x->id)))
+        if (!(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "restore '%s': request", name);
         return action_restore(x->d, x->s, name, x->fds[0], backend, policy, rq, &m, &j);
 }
@@ -478,7 +552,7 @@ static int op_firecracker(struct op_ctx *x) {
         if (timeout > FIRECRACKER_TIMEOUT_MAX_MS)
                 return gmem_error(-EINVAL, "firecracker '%s': timeout %" PRIu64 " ms (1 to %d)", vm, timeout,
                                   FIRECRACKER_TIMEOUT_MAX_MS);
-        if (!(rq = request_new(x->c, x->id)))
+        if (!(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "firecracker '%s': request", vm);
         ((struct sock_request *) rq)->answered = true;
         if ((k = action_firecracker(x->d, x->s, rq, vm, x->fds[0], x->fds[1], raw, prefetch, (int) timeout, &j)) < 0)
@@ -506,7 +580,7 @@ static int op_serve(struct op_ctx *x) {
             (k = json_get_bool(x->req, "shared", true, &shared)) < 0 ||
             (k = json_get_bool(x->req, "prefetch", true, &prefetch)) < 0)
                 return k;
-        if (!(rq = request_new(x->c, x->id)))
+        if (!(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "serve '%s': request", m->name);
         r = (struct sock_request *) rq;
         r->answered = true;
@@ -606,6 +680,7 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
         int k = 0;
 
         x.id = cJSON_GetObjectItemCaseSensitive(req, "id");
+        x.fd_name.fd = -1;
         gmem_error_clear();
         if (!op)
                 k = gmem_error(-EINVAL, "a request needs a string member 'op'");
@@ -621,7 +696,7 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
                         if (n_fds != info->fds)
                                 k = gmem_error(-EINVAL, "op '%s' takes %u file descriptor%s, got %u", op, info->fds,
                                                info->fds == 1 ? "" : "s", n_fds);
-                        else
+                        else if ((k = fd_name_parse(req, fds, n_fds, &x.fd_name)) >= 0)
                                 k = ops[o](&x);
                 }
         }
@@ -636,7 +711,7 @@ void dispatch(struct conn *c, cJSON *req, int *fds, unsigned n_fds) {
                                   .op = op && strlen(op) <= 40 ? op : NULL, .err = -k },
                                   "client %" PRIu64 " (pid %d): %s", c->serial, c->peer->pid, gmem_last_error());
                 }
-                conn_reply_error(c, x.id, k, gmem_last_error());
+                reply_error_named(c, x.id, k, gmem_last_error(), &x.fd_name);
         }
         for (unsigned i = 0; i < n_fds; i++)
                 if (fds[i] >= 0)

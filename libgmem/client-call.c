@@ -117,6 +117,12 @@ int gmem_client_call_fds(struct gmem_client *c, const char *what, cJSON *req, co
                 return gmem_error(-ENOTCONN, "%s: the connection to gmemd is closed", what);
         s.id = ++c->next_id;
         cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
+        cJSON_DeleteItemFromObjectCaseSensitive(req, "fd_name");
+        /* the caller's name for the fd it passes, for gmemd's messages about it (a gmemd that
+         * does not know the member ignores it, as every member it does not know) */
+        if (n_fds && gmem_client_fd_name(c, send_fds[0]) &&
+            !cJSON_AddStringToObject(req, "fd_name", gmem_client_fd_name(c, send_fds[0])))
+                return gmem_error(-ENOMEM, "%s: build the request", what);
         if (!json_add_u64(req, "id", s.id) || !(text = cJSON_PrintUnformatted(req)))
                 return gmem_error(-ENOMEM, "%s: build the request", what);
         k = gmem_client_send(c, what, text, send_fds, n_fds);

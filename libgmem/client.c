@@ -180,8 +180,51 @@ _public_ struct gmem_client *gmem_client_free(struct gmem_client *c) {
         if (c->fd >= 0)
                 close(c->fd);
         gmem_client_events_clear(c);
+        for (size_t i = 0; i < c->n_fd_names; i++)
+                free(c->fd_names[i].name);
         free(c->buf);
         free(c);
+        return NULL;
+}
+
+_public_ int gmem_client_name_fd(struct gmem_client *c, int fd, const char *name) {
+        size_t i, n;
+        char *copy;
+
+        if (!c || fd < 0)
+                return gmem_error(-EINVAL, "name fd: %s", !c ? "NULL client" : "invalid fd");
+        for (i = 0; i < c->n_fd_names && c->fd_names[i].fd != fd; i++)
+                ;
+        if (!name) {
+                if (i < c->n_fd_names) {
+                        free(c->fd_names[i].name);
+                        c->fd_names[i] = c->fd_names[--c->n_fd_names];
+                }
+                return 0;
+        }
+        n = strlen(name);
+        if (n == 0 || n > CLIENT_FD_NAME_MAX)
+                return gmem_error(-EINVAL, "name fd %d: a name is 1 to %d bytes, not %zu", fd, CLIENT_FD_NAME_MAX, n);
+        for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return gmem_error(-EINVAL, "name fd %d: the name has a control character", fd);
+        if (i == c->n_fd_names && i == CLIENT_FD_NAMES_MAX)
+                return gmem_error(-ENOSPC, "name fd %d: %d fds are named already", fd, CLIENT_FD_NAMES_MAX);
+        if (!(copy = strdup(name)))
+                return gmem_error(-ENOMEM, "name fd %d", fd);
+        if (i == c->n_fd_names)
+                c->fd_names[c->n_fd_names++].fd = fd;
+        else
+                free(c->fd_names[i].name);
+        c->fd_names[i].name = copy;
+        return 0;
+}
+
+/* The name the caller gave fd, or NULL. */
+const char *gmem_client_fd_name(const struct gmem_client *c, int fd) {
+        for (size_t i = 0; i < c->n_fd_names; i++)
+                if (c->fd_names[i].fd == fd)
+                        return c->fd_names[i].name;
         return NULL;
 }
 

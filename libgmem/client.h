@@ -26,6 +26,9 @@
 #define CLIENT_FDS_MAX 16
 /* events kept for gmem_client_next_event() while nobody takes them; the oldest go first */
 #define CLIENT_EVENTS_MAX 1024
+/* fds named with gmem_client_name_fd() */
+#define CLIENT_FD_NAMES_MAX 16
+#define CLIENT_FD_NAME_MAX 255
 
 struct gmem_client {
         int fd;
@@ -38,6 +41,11 @@ struct gmem_client {
         char *events[CLIENT_EVENTS_MAX]; /* ring of event texts */
         size_t events_head, n_events;
         uint64_t events_dropped;
+        struct {
+                int fd;
+                char *name;
+        } fd_names[CLIENT_FD_NAMES_MAX];
+        size_t n_fd_names;
 };
 
 /* One received message: its text, parsed, and the fds that came with it. */
@@ -49,6 +57,8 @@ struct gmem_client_msg {
 };
 
 void gmem_client_msg_done(struct gmem_client_msg *m); /* closes the fds, frees the rest */
+/* The name gmem_client_name_fd() gave fd, or NULL. */
+const char *gmem_client_fd_name(const struct gmem_client *c, int fd);
 /* Take the first fd (the others are closed when the message is done), or -1. */
 int gmem_client_msg_take_fd(struct gmem_client_msg *m);
 

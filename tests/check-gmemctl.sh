@@ -133,6 +133,12 @@ grep -q "checksum" "$tmp/err" || fail "a damaged snapshot is not refused for its
 expect 1 g info ram0r
 expect 1 g restore ram0r --from "$tmp/src"
 grep -q "not a gmem snapshot" "$tmp/err" || fail "a file that is no snapshot: $(cat "$tmp/err")"
+# gmemd's words name the file the user gave, never gmemd's own fd number
+grep -q "snapshot '$tmp/src': not a gmem snapshot" "$tmp/err" && ! grep -q "fd [0-9]" "$tmp/err" ||
+        fail "the error does not name the user's file: $(cat "$tmp/err")"
+expect 1 g dump ram0 --to /dev/full --length 4K
+grep -q "destination '/dev/full' is not a seekable file" "$tmp/err" && ! grep -q "fd [0-9]" "$tmp/err" ||
+        fail "dump's error does not name the user's file: $(cat "$tmp/err")"
 expect 1 g restore ram0r --from "$tmp/no-such-file"
 grep -q "no-such-file" "$tmp/err" || fail "a missing snapshot file is not named: $(cat "$tmp/err")"
 expect 2 g restore ram0r
@@ -273,8 +279,13 @@ if command -v script > /dev/null; then
         expect 0 g create tty0 --size 256M
         script -qec "$ctl --socket $sock populate tty0 --from $tmp/sparse --length 256M" /dev/null > "$tmp/tty" ||
                 fail "populate on a pseudo-terminal failed: $(cat "$tmp/tty")"
-        grep -q 'populate tty0 \[' "$tmp/tty" && grep -q 'MiB/s' "$tmp/tty" && grep -q '%' "$tmp/tty" ||
+        grep -q 'populate tty0 \[' "$tmp/tty" && grep -q '%' "$tmp/tty" ||
                 fail "no progress bar on a terminal: $(cat -v "$tmp/tty" | head -c 300)"
+        # one size notation: the bar writes sizes as the table does ("256M"), rates too
+        size=$("$ctl" --socket "$sock" --no-legend list | awk '$1 == "tty0" { print $3 }')
+        [[ $size == 256M ]] || fail "the table writes 256 MiB as '$size'"
+        tr '\r' '\n' < "$tmp/tty" | grep -qE "100%  $size/$size  [0-9]+(\.[0-9])?[BKMGTPE]/s" ||
+                fail "the progress bar's sizes are not the table's: $(tr '\r' '\n' < "$tmp/tty" | cat -v | tail -n 2)"
         # and none when stderr is not one
         expect 0 g populate tty0 --from "$tmp/sparse" --length 64M
         [[ ! -s $tmp/err ]] || fail "progress output on a non-terminal: $(cat -v "$tmp/err" | head -c 200)"

@@ -122,6 +122,17 @@ int gmem_test_random_file(size_t len, uint64_t seed, void **ret_data) {
         return fd;
 }
 
+int gmem_test_readonly_file(size_t len, uint64_t seed) {
+        char path[64];
+        int rw = gmem_test_random_file(len, seed, NULL), ro;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", rw);
+        ro = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_msg(ro >= 0, "open %s read-only: %m", path);
+        close(rw);
+        return ro;
+}
+
 void *gmem_test_read_fd(int fd, uint64_t off, size_t len) {
         uint8_t *b = malloc(len ? len : 1);
         size_t got = 0;

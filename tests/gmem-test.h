@@ -53,6 +53,8 @@ void gmem_test_fill(void *buf, size_t len, uint64_t seed);
 /* An unlinked temporary file holding len pseudo-random bytes; *ret_data (if given) gets a
  * malloc'ed copy of them. */
 int gmem_test_random_file(size_t len, uint64_t seed, void **ret_data);
+/* The same, as an fd open only for reading. */
+int gmem_test_readonly_file(size_t len, uint64_t seed);
 /* A thread that reads one byte, then says so: the faulting thread of the userfaultfd tests. */
 struct gmem_test_toucher {
         const volatile uint8_t *p;

@@ -1160,6 +1160,45 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* gmem_client_name_fd(): gmemd's messages name the caller's file, not gmemd's fd number */
+START_TEST(test_fd_names) {
+        struct gmem_client *c;
+        char longname[300];
+        int src;
+
+        REQUIRE_DAEMON();
+        c = connect_daemon();
+        src = gmem_test_readonly_file(8192, 9); /* a dump into it fails in its job */
+        EXPECT_FAIL(gmem_client_name_fd(NULL, src, "x"), EINVAL, "NULL");
+        EXPECT_FAIL(gmem_client_name_fd(c, -1, "x"), EINVAL, "invalid fd");
+        EXPECT_FAIL(gmem_client_name_fd(c, src, ""), EINVAL, "1 to 255 bytes");
+        EXPECT_FAIL(gmem_client_name_fd(c, src, "a\tb"), EINVAL, "control character");
+        memset(longname, 'n', 256);
+        longname[256] = 0;
+        EXPECT_FAIL(gmem_client_name_fd(c, src, longname), EINVAL, "1 to 255 bytes");
+        /* 16 names at most; naming one anew or forgetting one makes no new entry */
+        for (int fd = 1000; fd < 1016; fd++)
+                OK(gmem_client_name_fd(c, fd, "other"));
+        EXPECT_FAIL(gmem_client_name_fd(c, src, "guest.img"), ENOSPC, "16 fds");
+        OK(gmem_client_name_fd(c, 1000, "again"));
+        OK(gmem_client_name_fd(c, 1000, NULL));
+        OK(gmem_client_name_fd(c, 1000, NULL)); /* forgetting a name never given is no error */
+        OK(gmem_client_name_fd(c, src, "guest.img"));
+
+        OK(gmem_client_create(c, "named", GMEM_BACKEND_MEMFD, 1 * MiB_, NULL));
+        /* a job's failure (a dump into a file open only for reading) and a refusal at once (no snapshot) */
+        EXPECT_FAIL(gmem_client_dump_fd(c, "named", 0, 4096, src, 0), EBADF, "pwrite 'guest.img' at 0");
+        ck_assert_msg(!strstr(gmem_last_error(), "fd "), "gmemd's fd number in '%s'", gmem_last_error());
+        EXPECT_FAIL(gmem_client_restore_fd(c, "named2", src, NULL), EBADMSG, "snapshot 'guest.img'");
+        /* forgotten: gmemd's own words again */
+        OK(gmem_client_name_fd(c, src, NULL));
+        EXPECT_FAIL(gmem_client_dump_fd(c, "named", 0, 4096, src, 0), EBADF, "pwrite fd ");
+        OK(gmem_client_release(c, "named"));
+        close(src);
+        gmem_client_free(c);
+}
+END_TEST
+
 /* Take events until one is `event` for `region`, skipping others; false on timeout. */
 static bool wait_event(struct gmem_client *c, const char *event, const char *region) {
         for (;;) {
@@ -1668,6 +1707,7 @@ static Suite *client_suite(void) {
         tcase_add_test(real, test_release);
         tcase_add_test(real, test_length_to_the_end);
         tcase_add_test(real, test_errors);
+        tcase_add_test(real, test_fd_names);
         tcase_add_test(real, test_watch);
         suite_add_tcase(s, real);
 

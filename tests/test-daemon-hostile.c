@@ -807,6 +807,44 @@ START_TEST(populate_bad_requests) {
 }
 END_TEST
 
+/* "fd_name": the client's name for its fd, in the messages back to it; anything else refused */
+START_TEST(fd_name_bad_requests) {
+        struct env e;
+        int small;
+        char longname[300];
+
+        env_start(&e, NULL);
+        small = gmem_test_readonly_file(8192, 4); /* a dump into it fails in its job */
+        settle(e.s);
+        EXPECT_ERR(e.s, &small, 1, "EINVAL", "'fd_name' must be a string",
+                   "{\"op\":\"populate\",\"name\":\"ref\",\"fd_name\":7}");
+        ENV_CHECK(&e);
+        EXPECT_ERR(e.s, NULL, 0, "EINVAL", "has none", "{\"op\":\"info\",\"name\":\"ref\",\"fd_name\":\"x\"}");
+        ENV_CHECK(&e);
+        EXPECT_ERR(e.s, &small, 1, "EINVAL", "1 to 255 bytes", "{\"op\":\"populate\",\"name\":\"ref\",\"fd_name\":\"\"}");
+        ENV_CHECK(&e);
+        memset(longname, 'a', 256);
+        longname[256] = 0;
+        EXPECT_ERR(e.s, &small, 1, "EINVAL", "1 to 255 bytes", "{\"op\":\"populate\",\"name\":\"ref\",\"fd_name\":\"%s\"}",
+                   longname);
+        ENV_CHECK(&e);
+        /* a message is one line: no control characters, escaped or not */
+        EXPECT_ERR(e.s, &small, 1, "EINVAL", "control characters",
+                   "{\"op\":\"populate\",\"name\":\"ref\",\"fd_name\":\"a\\nb\"}");
+        ENV_CHECK(&e);
+        /* the name in the message of a job that failed (a dump into a file open only for reading) */
+        EXPECT_ERR(e.s, &small, 1, "EBADF", "dump: pwrite 'out.raw' at 0",
+                   "{\"op\":\"dump\",\"name\":\"ref\",\"length\":4096,\"fd_name\":\"out.raw\"}");
+        ENV_CHECK(&e);
+        /* and in a refusal before any job */
+        EXPECT_ERR(e.s, &small, 1, "EBADMSG", "snapshot 'not.snap': not a gmem snapshot",
+                   "{\"op\":\"restore\",\"name\":\"r9\",\"fd_name\":\"not.snap\"}");
+        ENV_CHECK(&e);
+        close(small);
+        env_stop(&e);
+}
+END_TEST
+
 START_TEST(dump_bad_requests) {
         struct env e;
         int p[2], ro, out;
@@ -1647,6 +1685,7 @@ int main(void) {
         tcase_add_test(ops, register_bad_memfds);
         tcase_add_test(ops, register_then_shrink_underneath);
         tcase_add_test(ops, populate_bad_requests);
+        tcase_add_test(ops, fd_name_bad_requests);
         tcase_add_test(ops, dump_bad_requests);
         tcase_add_test(ops, punch_bad_requests);
         tcase_add_test(ops, grant_and_cancel_bad_requests);

@@ -9,6 +9,7 @@
 
 #include "cli-util.h"
 #include "macro.h"
+#include "parse-size.h"
 
 
 static double now(void) {
@@ -27,7 +28,7 @@ void progress_bar_init(struct progress_bar *p, const char *label) {
 
 void progress_bar_update(struct progress_bar *p, uint64_t done, uint64_t total) {
         enum { WIDTH = 24 };
-        char bar[WIDTH + 1], eta[32] = "";
+        char bar[WIDTH + 1], eta[32] = "", d[FORMAT_SIZE_MAX], tot[FORMAT_SIZE_MAX], r[FORMAT_SIZE_MAX];
         double t, elapsed, rate, frac;
         unsigned fill;
 
@@ -55,8 +56,9 @@ void progress_bar_update(struct progress_bar *p, uint64_t done, uint64_t total) 
                 else
                         snprintf(eta, sizeof(eta), "  ETA %lu:%02lu", s / 60, s % 60);
         }
-        fprintf(stderr, "\r\033[K%s [%s] %3u%%  %.1f MiB/s%s", p->label, bar, (unsigned) (frac * 100),
-                rate / (double) MiB, eta);
+        /* sizes as the tables write them (format_size(): "300M", "1.5G"), the one notation */
+        fprintf(stderr, "\r\033[K%s [%s] %3u%%  %s/%s  %s/s%s", p->label, bar, (unsigned) (frac * 100),
+                format_size(d, done), format_size(tot, total), format_size(r, (uint64_t) rate), eta);
         fflush(stderr);
         p->drawn = true;
 }

@@ -783,6 +783,8 @@ static int cmd_populate(int argc, char **argv) {
                         len = rsize - off;
                 }
         }
+        /* gmemd's messages then say 'FILE', not its own fd number (a name it refuses: the number) */
+        (void) gmem_client_name_fd(c, src, from);
         job_begin(c, &bar, "populate", name);
         n = gmem_client_populate_fd(c, name, off, src, src_off, len);
         if ((k = job_end(c, &bar, n, "populate", name)))
@@ -901,6 +903,7 @@ static int cmd_dump(int argc, char **argv) {
         if (dst < 0)
                 return failf("dump", name, "open '%s': %s", to, strerror(errno));
 
+        (void) gmem_client_name_fd(c, dst, to);
         job_begin(c, &bar, "dump", name);
         n = gmem_client_dump_fd(c, name, off, len, dst, 0);
         if ((k = job_end(c, &bar, n, "dump", name)))
@@ -945,6 +948,7 @@ static int cmd_snapshot(int argc, char **argv) {
         dst = open(to, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
         if (dst < 0)
                 return failf("snapshot", name, "open '%s': %s", to, strerror(errno));
+        (void) gmem_client_name_fd(c, dst, to);
         job_begin(c, &bar, "snapshot", name);
         n = gmem_client_snapshot_fd(c, name, dst);
         if ((k = job_end(c, &bar, n, "snapshot", name))) {
@@ -998,6 +1002,7 @@ static int cmd_restore(int argc, char **argv) {
                 return failf("restore", name, "open '%s': %s", from, strerror(errno));
         if ((k = connect_client("restore", name, &c)))
                 return k;
+        (void) gmem_client_name_fd(c, src, from);
         job_begin(c, &bar, "restore", name);
         k = gmem_client_restore_fd(c, name, src, &opts);
         if ((k = job_end(c, &bar, k, "restore", name)))

@@ -425,6 +425,12 @@ int gmem_client_default_socket(char **ret_path);
 /* The socket of a user's own gmemd (one run without privileges): $XDG_RUNTIME_DIR/gmemd/gmemd.sock
  * (malloc'ed); -ENXIO when $XDG_RUNTIME_DIR is unset. */
 int gmem_client_user_socket(char **ret_path);
+/* What the caller calls fd, e.g. the path it opened: each request that passes fd tells gmemd, whose
+ * messages back to this client then say 'NAME' where they would say "fd N" (gmemd's own number,
+ * which means nothing here): "restore 'vm1': snapshot 'vm1.snap': truncated ...". name NULL forgets
+ * fd's name; forget it (or name the fd anew) before the number is reused. At most 16 fds are named
+ * (-ENOSPC beyond); a name is 1 to 255 bytes without control characters (-EINVAL). */
+int gmem_client_name_fd(struct gmem_client *c, int fd, const char *name);
 /* Called from the calling thread for each progress event of a job this client waits for;
  * returning non-zero cancels the job (the call then fails with -ECANCELED). */
 void gmem_client_set_progress(struct gmem_client *c, gmem_progress_fn fn, void *userdata);

@@ -94,6 +94,7 @@ extern "C" {
     pub fn gmem_client_free(c: *mut gmem_client) -> *mut gmem_client;
     pub fn gmem_client_default_socket(ret_path: *mut *mut c_char) -> c_int;
     pub fn gmem_client_user_socket(ret_path: *mut *mut c_char) -> c_int;
+    pub fn gmem_client_name_fd(c: *mut gmem_client, fd: c_int, name: *const c_char) -> c_int;
     pub fn gmem_client_create(
         c: *mut gmem_client,
         name: *const c_char,
