@@ -10,7 +10,8 @@ command -v clang > /dev/null || { echo "make fuzz needs clang (scripts/setup-dep
 mkdir -p "$BUILD"
 pc() { pkg-config "$@" libcjson libevent libevent_pthreads libsystemd; }
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-srcs=$(ls libgmem/*.c gmemd/*.c | grep -v '^gmemd/main.c$')
+# gmemd's core as the Makefile links it (GMEMD_CORE_OBJS): its sources but main.c, and the size parser
+srcs="$(ls libgmem/*.c gmemd/*.c | grep -v '^gmemd/main.c$') tools/parse-size.c"
 total=0
 for t in $FUZZ_TARGETS; do
         echo "== fuzz-$t: building"
