@@ -250,6 +250,9 @@ static int create_regions(struct vmm *m) {
                         fprintf(stderr, "gmem-example-vmm: gmemd: %s\n", gmem_last_error());
                         return k;
                 }
+                /* gmemd's messages about the image then name it, not gmemd's fd number */
+                if (m->image >= 0)
+                        (void) gmem_client_name_fd(m->client, m->image, m->image_path);
         }
         for (unsigned i = 0; i < m->n_regions; i++) {
                 struct region *r = &m->regions[i];

@@ -319,6 +319,17 @@ impl Client {
         check(unsafe { sys::gmem_client_populate_fd(self.raw, n.as_ptr(), off, src.as_raw_fd(), src_off, len) })
     }
 
+    /// What the caller calls fd (the path it opened, say): gmemd's errors about it then say
+    /// 'NAME', not gmemd's own fd number. None forgets the name.
+    pub fn name_fd(&mut self, fd: &impl AsRawFd, name: Option<&str>) -> io::Result<()> {
+        let n = match name {
+            Some(s) => Some(cstring(s)?),
+            None => None,
+        };
+        let p = n.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+        check(unsafe { sys::gmem_client_name_fd(self.raw, fd.as_raw_fd(), p) })
+    }
+
     /// len None: to the end of the region.
     pub fn prefault(&mut self, name: &str, off: u64, len: Option<u64>) -> io::Result<()> {
         let n = cstring(name)?;

@@ -64,6 +64,15 @@ fn create_open_populate_release() {
         let mut again = c.open("rs0").unwrap();
         assert_eq!(&again.as_slice().unwrap()[4096..4105], b"from rust");
     }
+    // a source that cannot be read at an offset: gmemd's error names it as the caller called it
+    let (src, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    c.name_fd(&src, Some("guest.img")).unwrap();
+    let e = c.populate_fd("rs0", 0, &src, 0, 8192).unwrap_err();
+    assert_eq!(gmem::errno_of(&e), Some(29), "{}", e); // ESPIPE
+    assert!(e.to_string().contains("source 'guest.img' is not a seekable file"), "{}", e);
+    let e = c.name_fd(&src, Some("a\nb")).unwrap_err();
+    assert_eq!(gmem::errno_of(&e), Some(22), "{}", e); // EINVAL
+    c.name_fd(&src, None).unwrap();
     c.prefault("rs0", 0, None).unwrap();
     c.punch("rs0", 0, 4096).unwrap();
     let info = c.info_json("rs0").unwrap();
