@@ -41,7 +41,7 @@ static bool json_integer(const cJSON *v, bool *ret_negative, uint64_t *ret_u, in
 }
 
 /* The D-Bus type of v (one complete type, at most 8 characters), or NULL: left out (null). */
-static const char *json_type(const cJSON *v) {
+static const char *json_type(const cJSON *v, unsigned depth) {
         bool neg;
         uint64_t u;
         int64_t i;
@@ -59,8 +59,10 @@ static const char *json_type(const cJSON *v) {
         if (cJSON_IsArray(v)) {
                 const char *t = NULL;
                 const cJSON *e;
+                if (depth > JSON_DEPTH_MAX)
+                        return "av"; /* append_value() refuses it */
                 cJSON_ArrayForEach(e, v) {
-                        const char *et = json_type(e);
+                        const char *et = json_type(e, depth + 1);
                         if (!et || (t && strcmp(t, et) != 0) || (strcmp(et, "a{sv}") != 0 && strcmp(et, "s") != 0 &&
                                                                   strcmp(et, "t") != 0))
                                 return "av";
@@ -84,7 +86,7 @@ static int append_object(sd_bus_message *m, const cJSON *o, unsigned depth) {
         if ((k = sd_bus_message_open_container(m, 'a', "{sv}")) < 0)
                 return k;
         cJSON_ArrayForEach(v, o) {
-                const char *type = json_type(v);
+                const char *type = json_type(v, depth);
                 if (!type)
                         continue;
                 if ((k = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
@@ -102,6 +104,8 @@ static int append_value(sd_bus_message *m, const cJSON *v, const char *type, uns
         int64_t i = 0;
         int k;
 
+        if (depth > JSON_DEPTH_MAX)
+                return -ELOOP;
         switch (type[0]) {
         case 'b':
                 return sd_bus_message_append(m, "b", cJSON_IsTrue(v));
@@ -114,8 +118,8 @@ static int append_value(sd_bus_message *m, const cJSON *v, const char *type, uns
         case 'd':
                 return sd_bus_message_append(m, "d", v->valuedouble);
         case 'v': {
-                const char *t = json_type(v) ?: "s"; /* a null among other things: "" */
-                if ((k = sd_bus_message_open_container(m, 'v', t)) < 0 || (k = append_value(m, v, t, depth)) < 0)
+                const char *t = json_type(v, depth) ?: "s"; /* a null among other things: "" */
+                if ((k = sd_bus_message_open_container(m, 'v', t)) < 0 || (k = append_value(m, v, t, depth + 1)) < 0)
                         return k;
                 return sd_bus_message_close_container(m);
         }

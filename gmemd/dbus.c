@@ -61,8 +61,10 @@ struct dbus_state {
         struct event *ev_counts;        /* RegionCount/TotalBytes changed: emitted once the change is done */
         bool read_armed, write_armed;
         bool lost;                      /* the connection is gone: the hooks do nothing any more */
+        bool stopping;                  /* gmemd stops: calls are refused, the last replies go out */
         gid_t gmem_gid;                 /* group gmem, whose members need no polkit; -1: none */
-        struct pending_call *checks;    /* calls waiting for polkit */
+        struct pending_call *pending;   /* calls waiting for the bus daemon or polkit */
+        unsigned n_checks;              /* of them, waiting for polkit */
 };
 
 /* A peer on the bus, from its first call until it leaves the bus. */
@@ -265,7 +267,8 @@ typedef int (*call_fn)(struct dbus_state *s, sd_bus_message *msg, struct session
 enum auth {
         AUTH_ANYONE,    /* it only looks, and sees what the core lets the caller see */
         AUTH_MANAGE,    /* root, group gmem, or polkit's POLKIT_ACTION_MANAGE */
-        AUTH_OPEN,      /* the same with POLKIT_ACTION_OPEN: it hands out guest memory */
+        AUTH_OPEN,      /* the same with POLKIT_ACTION_OPEN: it hands out guest memory (open) or its
+                         * contents (dump, snapshot) */
 };
 
 struct method {
@@ -276,11 +279,13 @@ struct method {
 };
 
 /* polkit checks in flight for one uid, at most: a caller cannot pile up work in gmemd faster than
- * polkitd answers (dbus-daemon bounds the calls per connection, not per uid) */
+ * polkitd answers (dbus-daemon bounds the calls per connection, not per uid); and in all, well
+ * below what dbus-daemon lets one connection wait for (max_replies_per_connection) */
 #define POLKIT_PENDING_PER_UID 16
+#define POLKIT_PENDING_MAX 256
 
 struct pending_call {
-        struct pending_call *prev, *next; /* in dbus_state.checks while polkit is asked */
+        struct pending_call *prev, *next; /* in dbus_state.pending until it is freed */
         unsigned n_ref;                   /* the slots of the calls to the bus daemon and polkitd */
         struct dbus_state *s;
         sd_bus_message *msg;    /* the method call, answered once the caller is known (and allowed) */
@@ -289,7 +294,8 @@ struct pending_call {
         struct target t;
         char *region;           /* t.region's storage */
         struct peer peer;
-        bool checking;          /* in s->checks */
+        bool checking;          /* polkit is asked (counted in s->n_checks) */
+        bool answered;          /* refused while gmemd stopped: nothing more to do */
 };
 
 static struct pending_call *pending_call_ref(struct pending_call *c) {
@@ -302,8 +308,11 @@ static void pending_call_unref(void *userdata) {
 
         if (!c || --c->n_ref > 0)
                 return;
-        if (c->checking)
-                LIST_REMOVE(c->s->checks, c);
+        if (c->s) { /* NULL: gmemd's D-Bus state is gone already */
+                LIST_REMOVE(c->s->pending, c);
+                if (c->checking)
+                        c->s->n_checks--;
+        }
         sd_bus_message_unref(c->msg);
         sd_bus_message_unref(c->creds);
         free(c->region);
@@ -416,6 +425,8 @@ static int peer_session(struct dbus_state *s, sd_bus_message *msg, const struct 
         return 0;
 }
 
+static void refuse(struct pending_call *c, sd_bus_error *e);
+
 /* The caller is known, and allowed in: its session (for the methods that act), then the method. */
 static void proceed(struct pending_call *c) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -423,6 +434,12 @@ static void proceed(struct pending_call *c) {
         const struct peer *p = &c->peer;
         int k = 0;
 
+        if (c->s->stopping) { /* no new sessions, no new work: the core is going */
+                sd_bus_error_set(&e, SD_BUS_ERROR_FAILED, "gmemd is stopping");
+                refuse(c, &e);
+                return;
+        }
+        c->answered = true;
         gmem_error_clear();
         if (c->m->auth != AUTH_ANYONE && (k = peer_session(c->s, c->msg, &c->peer, &se, &e)) >= 0)
                 p = &se->peer;
@@ -436,14 +453,17 @@ static void proceed(struct pending_call *c) {
 }
 
 static void refuse(struct pending_call *c, sd_bus_error *e) {
+        c->answered = true;
         log_debug("D-Bus: %s %s of uid %u: %s", sd_bus_message_get_member(c->msg), c->region ?: "", (unsigned) c->peer.uid,
                   e->message);
         (void) sd_bus_reply_method_error(c->msg, e);
 }
 
-/* root, or a member of group gmem (primary or supplementary, as the bus daemon reports them) */
+/* root (or gmemd's own uid: a user's gmemd on its session bus), or a member of group gmem. The bus
+ * daemon reports the groups the caller's process has (SO_PEERGROUPS), which after a login include
+ * the user's primary group; no primary gid comes with them. */
 static bool privileged(const struct dbus_state *s, const struct peer *p) {
-        if (p->uid == 0)
+        if (p->uid == 0 || p->uid == geteuid())
                 return true;
         if (s->gmem_gid == (gid_t) -1)
                 return false;
@@ -461,6 +481,8 @@ static int on_polkit(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
         _cleanup_free_ char *who = NULL;
         const char *action = c->m->auth == AUTH_OPEN ? POLKIT_ACTION_OPEN : POLKIT_ACTION_MANAGE;
 
+        if (c->answered)
+                return 0;
         if (asprintf(&who, "uid %u", (unsigned) c->peer.uid) < 0)
                 who = NULL;
         if (polkit_verdict(reply, who ?: "the caller", action, sd_bus_message_get_allow_interactive_authorization(c->msg) > 0,
@@ -478,8 +500,11 @@ static int ask_polkit(struct pending_call *c, sd_bus_error *e) {
         unsigned n = 0;
         int k;
 
-        for (struct pending_call *o = c->s->checks; o; o = o->next)
-                if (o->peer.uid == c->peer.uid && ++n >= POLKIT_PENDING_PER_UID)
+        if (c->s->n_checks >= POLKIT_PENDING_MAX)
+                return sd_bus_error_setf(e, SD_BUS_ERROR_LIMITS_EXCEEDED, "%u calls are waiting for polkit already",
+                                         c->s->n_checks);
+        for (struct pending_call *o = c->s->pending; o; o = o->next)
+                if (o->checking && o->peer.uid == c->peer.uid && ++n >= POLKIT_PENDING_PER_UID)
                         return sd_bus_error_setf(e, SD_BUS_ERROR_LIMITS_EXCEEDED, "uid %u has %u calls waiting for polkit already",
                                                  (unsigned) c->peer.uid, n);
         if (!name && c->m->name_first) {
@@ -499,8 +524,8 @@ static int ask_polkit(struct pending_call *c, sd_bus_error *e) {
                 return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED, "uid %u is neither root nor in group gmem, and polkit "
                                          "cannot be asked: %s", (unsigned) c->peer.uid, strerror(-k));
         }
-        LIST_PREPEND(c->s->checks, c);
         c->checking = true;
+        c->s->n_checks++;
         return 0;
 }
 
@@ -508,6 +533,8 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         struct pending_call *c = userdata;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
+        if (c->answered)
+                return 0;
         c->creds = sd_bus_message_ref(reply);
         if (parse_credentials(reply, sd_bus_message_get_sender(c->msg), &c->peer, &e) < 0 ||
             (c->m->auth != AUTH_ANYONE && !privileged(c->s, &c->peer) && ask_polkit(c, &e) < 0)) {
@@ -528,10 +555,13 @@ static int call_with_caller(struct dbus_state *s, sd_bus_message *msg, const str
 
         if (!sender)
                 return sd_bus_error_set(e, SD_BUS_ERROR_ACCESS_DENIED, "the caller has no bus name: its uid is unknown");
+        if (s->stopping)
+                return sd_bus_error_set(e, SD_BUS_ERROR_FAILED, "gmemd is stopping");
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         *c = (struct pending_call) { .n_ref = 1, .s = s, .msg = sd_bus_message_ref(msg), .m = m, .t = *t };
+        LIST_PREPEND(s->pending, c);
         if (t->region && !(c->t.region = c->region = strdup(t->region))) {
                 pending_call_unref(c);
                 return -ENOMEM;
@@ -873,8 +903,8 @@ static int dump_region(CALL_ARGS) {
         }
         return reply_job(msg, j);
 }
-METHOD(method_dump_region, dump_region, AUTH_MANAGE, "dump", true)
-REGION_METHOD(method_region_dump, dump_region, AUTH_MANAGE, "dump")
+METHOD(method_dump_region, dump_region, AUTH_OPEN, "dump", true)
+REGION_METHOD(method_region_dump, dump_region, AUTH_OPEN, "dump")
 
 static int snapshot_region(CALL_ARGS) {
         const char *name;
@@ -894,8 +924,8 @@ static int snapshot_region(CALL_ARGS) {
         }
         return reply_job(msg, j);
 }
-METHOD(method_snapshot_region, snapshot_region, AUTH_MANAGE, "snapshot", true)
-REGION_METHOD(method_region_snapshot, snapshot_region, AUTH_MANAGE, "snapshot")
+METHOD(method_snapshot_region, snapshot_region, AUTH_OPEN, "snapshot", true)
+REGION_METHOD(method_region_snapshot, snapshot_region, AUTH_OPEN, "snapshot")
 
 /* The region is published when its restore job is done: JobFinished says so. */
 static int restore_region(CALL_ARGS) {
@@ -1531,9 +1561,25 @@ static void flush(sd_bus *bus) {
         }
 }
 
+/* gmemd stops: the calls still waiting for the bus daemon or polkit are refused, and let go of
+ * their messages, which hold the bus (and the bus their floating slots, and those the calls) */
+static void refuse_pending(struct dbus_state *s) {
+        for (struct pending_call *c = s->pending; c; c = c->next) {
+                if (!c->answered && !s->lost) {
+                        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                        sd_bus_error_set(&e, SD_BUS_ERROR_FAILED, "gmemd is stopping");
+                        refuse(c, &e);
+                }
+                c->answered = true;
+                c->msg = sd_bus_message_unref(c->msg);
+                c->creds = sd_bus_message_unref(c->creds);
+        }
+}
+
 static void state_free(struct dbus_state *s) {
         if (!s)
                 return;
+        s->stopping = true;
         notify_unsubscribe(s->d, &subscriber_ops, s);
         while (s->peers)
                 bus_peer_free(s->peers);
@@ -1547,9 +1593,17 @@ static void state_free(struct dbus_state *s) {
         if (s->ev_counts)
                 event_free(s->ev_counts);
         if (s->bus) {
+                refuse_pending(s);
                 if (!s->lost)
                         flush(s->bus);
+                /* the floating slots go with the bus, and the calls with them */
                 sd_bus_close_unref(s->bus);
+        }
+        /* calls the bus still holds (it outlived our reference): they must not touch s again */
+        while (s->pending) {
+                struct pending_call *c = s->pending;
+                LIST_REMOVE(s->pending, c);
+                c->s = NULL;
         }
         free(s->bus_desc);
         free(s);

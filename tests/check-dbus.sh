@@ -51,6 +51,9 @@ chmod 0711 "$tmp" # other uids reach the bus socket in here
 bus_pid= gmemd_pid= mon_pid= made_group=
 cleanup() {
         [[ -n $mon_pid ]] && kill "$mon_pid" 2> /dev/null
+        for pid in ${ugmemd_pid:-} ${ubus_pid:-} ${fakepk_pid:-} ${caller_pid:-}; do
+                kill "$pid" 2> /dev/null
+        done
         if [[ -n ${pk_pid:-} ]]; then
                 kill -CONT "$pk_pid" 2> /dev/null
                 kill "$pk_pid" 2> /dev/null
@@ -526,8 +529,13 @@ EOF
         out=$(PR pk-a Populate '@h 3' 0 0 0 3< "$tmp/src") || fail "Region.Populate by uid $nobody with polkit"
         wait_signal "JobFinished \(objectpath '$(job_of "$out")', 'pk-a', true, uint64 $((1 << 20)), ''\)"
         want "()" PR pk-a PunchHole 0 4096
-        # polkit wants a password for open-region, and gdbus did not allow interaction
+        # polkit wants a password for open-region, and gdbus did not allow interaction: also for
+        # what copies the memory out
         error $D.InteractiveAuthorizationRequired PR pk-a Open
+        : > "$tmp/pk-dump"
+        chmod 0666 "$tmp/pk-dump"
+        error $D.InteractiveAuthorizationRequired PR pk-a Dump '@h 4' 0 4096 0 4<> "$tmp/pk-dump"
+        error $D.InteractiveAuthorizationRequired PR pk-a Snapshot '@h 4' 4<> "$tmp/pk-dump"
         # an action the rules do not grant falls to the policy's defaults: authenticate
         error $D.InteractiveAuthorizationRequired PG CreateRegion other memfd 4096 '{}'
         # polkit lets it in, gmemd's rules still decide: root's pk-root is not its to release
@@ -681,6 +689,31 @@ grep -q "the bus policy does not let uid $nobody own org.gmem.Broker1" "$tmp/fif
         fail "policy message: $(cat "$tmp/fifth.log")"
 ok "a second gmemd, a bad --bus, a missing bus and a non-root owner are refused with clear messages"
 
+# --- a user's own gmemd on its session bus serves that user, no polkit needed ---------------------------
+as_nobody dbus-daemon --session --address="unix:path=$tmp/nobody/ubus" --nofork > /dev/null 2> "$tmp/ubus.log" &
+ubus_pid=$!
+for _ in $(seq 250); do
+        [[ -S $tmp/nobody/ubus ]] && break
+        sleep 0.02
+done
+as_nobody "$gmemd" --bus "unix:path=$tmp/nobody/ubus" --socket "$tmp/nobody/gmemd.sock" > "$tmp/user-gmemd.log" 2>&1 &
+ugmemd_pid=$!
+for _ in $(seq 250); do
+        grep -q 'D-Bus: org.gmem.Broker1 on' "$tmp/user-gmemd.log" && break
+        kill -0 "$ugmemd_pid" 2> /dev/null || break
+        sleep 0.02
+done
+UG() { as_nobody gdbus call --address "unix:path=$tmp/nobody/ubus" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
+        --method "org.gmem.Broker1.Manager.$1" "${@:2}"; }
+out=$(UG CreateRegion mine memfd 4096 '{}' 2>&1)
+rc=$?
+[[ $(UG ReleaseRegion mine 2>&1) == "()" ]] || rc=1
+kill "$ugmemd_pid" "$ubus_pid" 2> /dev/null
+wait "$ugmemd_pid" "$ubus_pid" 2> /dev/null
+ugmemd_pid= ubus_pid=
+((rc == 0)) || fail "a user's gmemd on its own bus refused its user: $out $(cat "$tmp/user-gmemd.log")"
+ok "a user's own gmemd on its session bus: its uid acts without polkit"
+
 # --- a stalled bus does not stall gmemd ---------------------------------------------------------------------
 # With dbus-daemon stopped, the socket is served as usual while the signals fill the connection's
 # socket buffer (sd-bus makes it 8 MiB) and then sd-bus's queue; once the bus runs again the queue
@@ -775,3 +808,55 @@ gmemd_pid=
 kill -CONT "$bus_pid"
 ((rc == 0)) || fail "gmemd exited $rc on SIGTERM with the bus stopped"
 ok "gmemd exits promptly on SIGTERM while the bus is stopped"
+
+# --- gmemd stops while a call waits for polkit: the call is answered, gmemd exits at once ---------------
+# A stand-in that owns polkit's name (as user polkitd, as polkit's bus policy wants) and never answers.
+if [[ -n $pydbus ]] && getent passwd polkitd > /dev/null && [[ -f /usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf ]]; then
+        kill -CONT "$bus_pid"
+        setpriv --reuid=polkitd --regid="$(id -g polkitd)" --clear-groups "$pydbus" -c '
+import dbus, sys, time
+bus = dbus.bus.BusConnection(sys.argv[1])
+assert bus.request_name("org.freedesktop.PolicyKit1") == dbus.bus.REQUEST_NAME_REPLY_PRIMARY_OWNER
+print("owned", flush=True)
+time.sleep(600)' "$addr" > "$tmp/fakepk.out" 2>&1 &
+        fakepk_pid=$!
+        # the bus was stopped when the last gmemd left: it may not have dropped its name yet
+        for _ in $(seq 250); do
+                [[ $(B call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gmem.Broker1 \
+                        2> /dev/null) == "b false" ]] && break
+                sleep 0.02
+        done
+        "$gmemd" --bus "$addr" --socket "$tmp/gmemd3.sock" > "$tmp/gmemd.log" 2>&1 &
+        gmemd_pid=$!
+        for _ in $(seq 250); do
+                grep -q owned "$tmp/fakepk.out" && grep -q 'D-Bus: org.gmem.Broker1 on' "$tmp/gmemd.log" && break
+                kill -0 "$gmemd_pid" 2> /dev/null || fail "the third gmemd exited at start"
+                sleep 0.02
+        done
+        grep -q owned "$tmp/fakepk.out" || fail "the polkit stand-in did not take the name: $(cat "$tmp/fakepk.out")"
+        as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
+                --method org.gmem.Broker1.Manager.CreateRegion waits memfd 4096 '{}' > "$tmp/waiting" 2>&1 &
+        caller_pid=$!
+        sleep 0.5
+        kill -0 "$caller_pid" 2> /dev/null || fail "the call did not wait for polkit: $(cat "$tmp/waiting")"
+        kill -TERM "$gmemd_pid"
+        for _ in $(seq 100); do
+                kill -0 "$gmemd_pid" 2> /dev/null || break
+                sleep 0.05
+        done
+        kill -0 "$gmemd_pid" 2> /dev/null && fail "gmemd did not exit within 5 s of SIGTERM with a call waiting for polkit"
+        wait "$gmemd_pid"
+        rc=$?
+        gmemd_pid=
+        ((rc == 0)) || fail "gmemd exited $rc on SIGTERM with a call waiting for polkit"
+        wait "$caller_pid"
+        caller_pid=
+        grep -q "GDBus.Error:org.freedesktop.DBus.Error.Failed: gmemd is stopping" "$tmp/waiting" ||
+                fail "the waiting call was not answered: $(cat "$tmp/waiting")"
+        kill "$fakepk_pid"
+        wait "$fakepk_pid" 2> /dev/null
+        fakepk_pid=
+        ok "gmemd stops with a call waiting for polkit: the call is answered (gmemd is stopping), gmemd exits cleanly"
+else
+        note "SKIP stopping with a call waiting for polkit: needs python3-dbus and polkitd's user"
+fi
