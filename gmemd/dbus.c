@@ -59,6 +59,7 @@ struct dbus_state {
         char *bus_desc;
         struct event *ev_read, *ev_write, *ev_timer;
         struct event *ev_counts;        /* RegionCount/TotalBytes changed: emitted once the change is done */
+        struct event *ev_lost;          /* the bus is gone: the peers' sessions end */
         bool read_armed, write_armed;
         bool lost;                      /* the connection is gone: the hooks do nothing any more */
         bool stopping;                  /* gmemd stops: calls are refused, the last replies go out */
@@ -1377,6 +1378,13 @@ static void bus_lost(struct dbus_state *s, int err) {
                 return;
         s->lost = true;
         stop_events(s);
+        /* every peer's connection went with the bus: their sessions end (regions with policy
+         * "connection" go), as when each leaves; from the loop, not here, where a call of one of
+         * them may be running (its action's change of a region is what noticed the bus gone) */
+        if (s->ev_lost) {
+                static const struct timeval now = { 0, 0 };
+                evtimer_add(s->ev_lost, &now);
+        }
         log_error("D-Bus (%s): the connection is gone (%s); the D-Bus API is off until gmemd restarts, the socket "
                   "keeps serving", s->bus_desc, strerror(err < 0 ? -err : err));
 }
@@ -1444,6 +1452,12 @@ static void process(struct dbus_state *s) {
 
 static void on_bus_event(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
         process(userdata);
+}
+
+static void on_lost(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct dbus_state *s = userdata;
+        while (s->peers)
+                bus_peer_free(s->peers);
 }
 
 static void on_counts(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
@@ -1592,6 +1606,8 @@ static void state_free(struct dbus_state *s) {
                 event_free(s->ev_timer);
         if (s->ev_counts)
                 event_free(s->ev_counts);
+        if (s->ev_lost)
+                event_free(s->ev_lost);
         if (s->bus) {
                 refuse_pending(s);
                 if (!s->lost)
@@ -1698,7 +1714,8 @@ int dbus_start(struct daemon *d, const char *bus, struct dbus_state **ret) {
         s->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_bus_event, s);
         s->ev_timer = evtimer_new(d->base, on_bus_event, s);
         s->ev_counts = evtimer_new(d->base, on_counts, s);
-        if (!s->ev_read || !s->ev_write || !s->ev_timer || !s->ev_counts) {
+        s->ev_lost = evtimer_new(d->base, on_lost, s);
+        if (!s->ev_read || !s->ev_write || !s->ev_timer || !s->ev_counts || !s->ev_lost) {
                 k = gmem_error(-ENOMEM, "D-Bus events");
                 goto fail;
         }

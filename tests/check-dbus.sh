@@ -758,6 +758,22 @@ want "a(sstuso) 2 \"pf\" \"memfd\" 4194304 0 \"empty\" \"/org/gmem/Broker1/regio
 ok "a stopped bus does not stop the socket; the queued signals all arrive, in order"
 
 # --- the bus goes away; gmemd keeps serving its socket ------------------------------------------------------
+# a peer on the bus holds a region with policy connection: it goes with the bus
+if [[ -n $pydbus ]]; then
+        "$pydbus" -c '
+import dbus, sys, time
+bus = dbus.bus.BusConnection(sys.argv[1])
+m = dbus.Interface(bus.get_object("org.gmem.Broker1", "/org/gmem/Broker1"), "org.gmem.Broker1.Manager")
+m.CreateRegion("held", "memfd", dbus.UInt64(4096), {"policy": dbus.String("connection")}, signature="ssta{sv}")
+print("made", flush=True)
+time.sleep(600)' "$addr" > "$tmp/holder.out" 2>&1 &
+        caller_pid=$!
+        for _ in $(seq 250); do
+                grep -q made "$tmp/holder.out" && break
+                sleep 0.02
+        done
+        "$ctl" --socket "$tmp/gmemd.sock" list | grep -q '^held ' || fail "no region 'held': $(cat "$tmp/holder.out")"
+fi
 kill "$mon_pid" 2> /dev/null
 mon_pid=
 kill "$bus_pid"
@@ -770,7 +786,14 @@ done
 grep -q 'D-Bus.*the connection is gone' "$tmp/gmemd.log" || fail "gmemd did not notice the bus going away"
 kill -0 "$gmemd_pid" 2> /dev/null || fail "gmemd died with the bus"
 "$ctl" --socket "$tmp/gmemd.sock" create after --size 1M > /dev/null || fail "gmemd's socket stopped serving without the bus"
-"$ctl" --socket "$tmp/gmemd.sock" list | grep -q '^after ' || fail "list after the bus went away"
+"$ctl" --socket "$tmp/gmemd.sock" list > "$tmp/after" || fail "list after the bus went away"
+grep -q '^after ' "$tmp/after" || fail "list after the bus went away: $(cat "$tmp/after")"
+if [[ -n $pydbus ]]; then
+        grep -q '^held ' "$tmp/after" && fail "a region with policy connection outlived its peer's bus"
+        kill "$caller_pid" 2> /dev/null
+        wait "$caller_pid" 2> /dev/null
+        caller_pid=
+fi
 kill -TERM "$gmemd_pid"
 wait "$gmemd_pid"
 rc=$?
