@@ -690,13 +690,15 @@ grep -q "the bus policy does not let uid $nobody own org.gmem.Broker1" "$tmp/fif
 ok "a second gmemd, a bad --bus, a missing bus and a non-root owner are refused with clear messages"
 
 # --- a user's own gmemd on its session bus serves that user, no polkit needed ---------------------------
-as_nobody dbus-daemon --session --address="unix:path=$tmp/nobody/ubus" --nofork > /dev/null 2> "$tmp/ubus.log" &
+# setpriv itself, not the as_nobody function, in the background: $! is then the daemon's own pid
+nobody_cmd=(setpriv --reuid=$nobody --regid=$nobody --clear-groups)
+"${nobody_cmd[@]}" dbus-daemon --session --address="unix:path=$tmp/nobody/ubus" --nofork > /dev/null 2> "$tmp/ubus.log" &
 ubus_pid=$!
 for _ in $(seq 250); do
         [[ -S $tmp/nobody/ubus ]] && break
         sleep 0.02
 done
-as_nobody "$gmemd" --bus "unix:path=$tmp/nobody/ubus" --socket "$tmp/nobody/gmemd.sock" > "$tmp/user-gmemd.log" 2>&1 &
+"${nobody_cmd[@]}" "$gmemd" --bus "unix:path=$tmp/nobody/ubus" --socket "$tmp/nobody/gmemd.sock" > "$tmp/user-gmemd.log" 2>&1 &
 ugmemd_pid=$!
 for _ in $(seq 250); do
         grep -q 'D-Bus: org.gmem.Broker1 on' "$tmp/user-gmemd.log" && break
@@ -857,8 +859,9 @@ time.sleep(600)' "$addr" > "$tmp/fakepk.out" 2>&1 &
                 sleep 0.02
         done
         grep -q owned "$tmp/fakepk.out" || fail "the polkit stand-in did not take the name: $(cat "$tmp/fakepk.out")"
-        as_nobody gdbus call --address "$addr" --dest org.gmem.Broker1 --object-path /org/gmem/Broker1 \
-                --method org.gmem.Broker1.Manager.CreateRegion waits memfd 4096 '{}' > "$tmp/waiting" 2>&1 &
+        setpriv --reuid=$nobody --regid=$nobody --clear-groups gdbus call --address "$addr" --dest org.gmem.Broker1 \
+                --object-path /org/gmem/Broker1 --method org.gmem.Broker1.Manager.CreateRegion waits memfd 4096 '{}' \
+                > "$tmp/waiting" 2>&1 &
         caller_pid=$!
         sleep 0.5
         kill -0 "$caller_pid" 2> /dev/null || fail "the call did not wait for polkit: $(cat "$tmp/waiting")"
