@@ -82,18 +82,44 @@ static int get_size(const cJSON *o, const char *key, uint64_t def, uint64_t *ret
         return 0;
 }
 
-/* "limits" member `key` into *field, within [lo, hi]; 0 means RAM when ram_default */
-static int limit(const cJSON *limits, const char *file, const char *key, uint64_t lo, uint64_t hi, bool ram_default,
-                 bool size, uint64_t *field) {
-        uint64_t v;
-        int k = size ? get_size(limits, key, *field, &v) : json_get_u64(limits, key, false, *field, &v);
+/* gmemd.json(5)'s "limits": each key, its range, whether 0 means RAM and whether it is a size */
+struct limit_spec {
+        const char *key;
+        uint64_t lo, hi;
+        bool ram_default, size;
+        size_t field; /* offsetof(struct gmemd_limits, ...) */
+};
+
+static const struct limit_spec limit_table[] = {
+#define L(key, lo, hi, ram, size) { #key, lo, hi, ram, size, offsetof(struct gmemd_limits, key) }
+        L(max_message_bytes, 1024, 16 << 20, false, true),
+        L(max_fds_per_message, 1, 253, false, false),
+        L(max_clients, 1, 65536, false, false),
+        L(max_regions, 1, 1 << 20, false, false),
+        L(max_bytes_per_uid, 0, UINT64_MAX, true, true),
+        L(max_bytes_total, 0, UINT64_MAX, true, true),
+        L(max_jobs, 1, 4096, false, false),
+        L(max_queued_messages, 16, 1 << 20, false, false),
+        L(max_queued_bytes, 64 << 10, 1 << 30, false, true),
+        L(max_queued_fds, 1, 4096, false, false),
+        L(max_clients_per_uid, 1, 65536, false, false),
+        L(max_regions_per_uid, 1, 1 << 20, false, false),
+        L(max_jobs_per_uid, 1, 4096, false, false),
+        L(hello_timeout_ms, 100, 600000, false, false),
+#undef L
+};
+
+/* "limits" member l->key into its field of *limits, within [lo, hi]; 0 means RAM when ram_default */
+static int limit(const cJSON *o, const char *file, const struct limit_spec *l, struct gmemd_limits *limits) {
+        uint64_t *field = (uint64_t *) ((char *) limits + l->field), v;
+        int k = l->size ? get_size(o, l->key, *field, &v) : json_get_u64(o, l->key, false, *field, &v);
         if (k < 0)
-                return gmem_error_wrap(k, "config '%s': limits.%s", file, key);
-        if (ram_default && v == 0)
+                return gmem_error_wrap(k, "config '%s': limits.%s", file, l->key);
+        if (l->ram_default && v == 0)
                 v = ram_bytes();
-        if (v < lo || v > hi)
-                return gmem_error(-ERANGE, "config '%s': limits.%s = %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]", file, key,
-                                  v, lo, hi);
+        if (v < l->lo || v > l->hi)
+                return gmem_error(-ERANGE, "config '%s': limits.%s = %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]", file,
+                                  l->key, v, l->lo, l->hi);
         *field = v;
         return 0;
 }
@@ -154,30 +180,6 @@ static void position(const char *text, const char *at, unsigned *ret_line, unsig
         *ret_col = col;
 }
 
-/* gmemd.json(5)'s "limits": each key, its range, whether 0 means RAM and whether it is a size */
-static const struct {
-        const char *key;
-        uint64_t lo, hi;
-        bool ram_default, size;
-        size_t field; /* offsetof(struct gmemd_limits, ...) */
-} limit_table[] = {
-#define L(key, lo, hi, ram, size) { #key, lo, hi, ram, size, offsetof(struct gmemd_limits, key) }
-        L(max_message_bytes, 1024, 16 << 20, false, true),
-        L(max_fds_per_message, 1, 253, false, false),
-        L(max_clients, 1, 65536, false, false),
-        L(max_regions, 1, 1 << 20, false, false),
-        L(max_bytes_per_uid, 0, UINT64_MAX, true, true),
-        L(max_bytes_total, 0, UINT64_MAX, true, true),
-        L(max_jobs, 1, 4096, false, false),
-        L(max_queued_messages, 16, 1 << 20, false, false),
-        L(max_queued_bytes, 64 << 10, 1 << 30, false, true),
-        L(max_queued_fds, 1, 4096, false, false),
-        L(max_clients_per_uid, 1, 65536, false, false),
-        L(max_regions_per_uid, 1, 1 << 20, false, false),
-        L(max_jobs_per_uid, 1, 4096, false, false),
-        L(hello_timeout_ms, 100, 600000, false, false),
-#undef L
-};
 
 /* One file over *c (only the keys it names change): 1 when it was read, 0 when it is missing
  * (fine unless must_exist). */
@@ -226,8 +228,7 @@ static int config_apply_file(const char *path, bool must_exist, struct gmemd_con
                 names[ELEMENTSOF(limit_table)] = NULL;
                 k = known_keys(limits, names, path, "limits.");
                 for (size_t i = 0; i < ELEMENTSOF(limit_table) && k >= 0; i++)
-                        k = limit(limits, path, limit_table[i].key, limit_table[i].lo, limit_table[i].hi, limit_table[i].ram_default, limit_table[i].size,
-                                  (uint64_t *) ((char *) &n.limits + limit_table[i].field));
+                        k = limit(limits, path, &limit_table[i], &n.limits);
         }
         if (k >= 0 && (k = json_get_u64(root, "workers", false, n.workers, &workers)) >= 0) {
                 if (workers < 1 || workers > 256)
@@ -364,8 +365,7 @@ int config_check(const char *path, int explicit, struct gmemd_config *c) {
         files = strv_free(files);
         l = cJSON_AddObjectToObject(o, "limits");
         for (size_t i = 0; i < ELEMENTSOF(limit_table); i++)
-                cJSON_AddNumberToObject(l, limit_table[i].key,
-                                        (double) *(const uint64_t *) ((const char *) &c->limits + limit_table[i].field));
+                json_add_u64(l, limit_table[i].key, *(const uint64_t *) ((const char *) &c->limits + limit_table[i].field));
         cJSON_AddNumberToObject(o, "workers", c->workers);
         cJSON_AddStringToObject(o, "kernel_profile",
                                 c->kernel_profile_set ? gmem_kernel_profile_to_string(c->kernel_profile) : "detect");
@@ -375,7 +375,7 @@ int config_check(const char *path, int explicit, struct gmemd_config *c) {
         for (unsigned i = 0; i < c->n_pools; i++) {
                 cJSON *p = cJSON_CreateObject();
                 cJSON_AddStringToObject(p, "backend", gmem_backend_to_string(c->pools[i].backend));
-                cJSON_AddNumberToObject(p, "size", (double) c->pools[i].size);
+                json_add_u64(p, "size", c->pools[i].size);
                 cJSON_AddNumberToObject(p, "count", c->pools[i].count);
                 cJSON_AddBoolToObject(p, "prefault", c->pools[i].prefault);
                 cJSON_AddItemToArray(pools, p);

@@ -279,6 +279,11 @@ struct method {
         bool name_first;        /* a Manager method whose first argument is the region's name */
 };
 
+/* the polkit action a caller outside group gmem needs for m */
+static const char *polkit_action(const struct method *m) {
+        return m->auth == AUTH_OPEN ? POLKIT_ACTION_OPEN : POLKIT_ACTION_MANAGE;
+}
+
 /* polkit checks in flight for one uid, at most: a caller cannot pile up work in gmemd faster than
  * polkitd answers (dbus-daemon bounds the calls per connection, not per uid); and in all, well
  * below what dbus-daemon lets one connection wait for (max_replies_per_connection) */
@@ -480,7 +485,7 @@ static int on_polkit(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
         struct pending_call *c = userdata;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *who = NULL;
-        const char *action = c->m->auth == AUTH_OPEN ? POLKIT_ACTION_OPEN : POLKIT_ACTION_MANAGE;
+        const char *action = polkit_action(c->m);
 
         if (c->answered)
                 return 0;
@@ -517,7 +522,7 @@ static int ask_polkit(struct pending_call *c, sd_bus_error *e) {
                 details[2] = "region";
                 details[3] = name;
         }
-        k = polkit_check_async(c->s->bus, sender, c->m->auth == AUTH_OPEN ? POLKIT_ACTION_OPEN : POLKIT_ACTION_MANAGE, details,
+        k = polkit_check_async(c->s->bus, sender, polkit_action(c->m), details,
                                sd_bus_message_get_allow_interactive_authorization(c->msg) > 0, on_polkit,
                                pending_call_ref(c), pending_call_unref);
         if (k < 0) {

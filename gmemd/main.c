@@ -16,7 +16,6 @@
 #include "store.h"
 #include "warm.h"
 
-
 static void usage(FILE *f) {
         fprintf(f, "usage: gmemd [--socket PATH] [--config FILE] [--bus system|user|none|ADDRESS] [-v] [--version]\n"
                    "       gmemd --check-config [FILE]\n"

@@ -26,17 +26,14 @@
  * the bus hear the plain message: the name is the client's business).
  */
 
-#define FD_NAME_MAX 255
-
 struct fd_name {
         int fd;                         /* gmemd's number of the request's first fd; -1: no name */
-        char name[FD_NAME_MAX + 1];
+        char name[PROTO_FD_NAME_MAX + 1];
 };
 
-/* "fd_name": 1 to FD_NAME_MAX bytes, no control characters (a message is one line) */
 static int fd_name_parse(const cJSON *req, const int *fds, unsigned n_fds, struct fd_name *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "fd_name");
-        size_t n;
+        int k;
 
         ret->fd = -1;
         if (!v)
@@ -45,14 +42,10 @@ static int fd_name_parse(const cJSON *req, const int *fds, unsigned n_fds, struc
                 return gmem_error(-EINVAL, "'fd_name' must be a string");
         if (!n_fds)
                 return gmem_error(-EINVAL, "'fd_name' names the request's file descriptor, and it has none");
-        n = strlen(v->valuestring);
-        if (n == 0 || n > FD_NAME_MAX)
-                return gmem_error(-EINVAL, "'fd_name' must be 1 to %d bytes", FD_NAME_MAX);
-        for (const unsigned char *p = (const unsigned char *) v->valuestring; *p; p++)
-                if (*p < 0x20 || *p == 0x7f)
-                        return gmem_error(-EINVAL, "'fd_name' must not contain control characters");
+        if ((k = proto_check_fd_name(v->valuestring)) < 0)
+                return gmem_error_wrap(k, "'fd_name'");
         ret->fd = fds[0];
-        memcpy(ret->name, v->valuestring, n + 1);
+        strcpy(ret->name, v->valuestring); /* checked: it fits */
         return 0;
 }
 

@@ -188,8 +188,9 @@ _public_ struct gmem_client *gmem_client_free(struct gmem_client *c) {
 }
 
 _public_ int gmem_client_name_fd(struct gmem_client *c, int fd, const char *name) {
-        size_t i, n;
+        size_t i;
         char *copy;
+        int k;
 
         if (!c || fd < 0)
                 return gmem_error(-EINVAL, "name fd: %s", !c ? "NULL client" : "invalid fd");
@@ -202,12 +203,8 @@ _public_ int gmem_client_name_fd(struct gmem_client *c, int fd, const char *name
                 }
                 return 0;
         }
-        n = strlen(name);
-        if (n == 0 || n > CLIENT_FD_NAME_MAX)
-                return gmem_error(-EINVAL, "name fd %d: a name is 1 to %d bytes, not %zu", fd, CLIENT_FD_NAME_MAX, n);
-        for (const unsigned char *p = (const unsigned char *) name; *p; p++)
-                if (*p < 0x20 || *p == 0x7f)
-                        return gmem_error(-EINVAL, "name fd %d: the name has a control character", fd);
+        if ((k = proto_check_fd_name(name)) < 0)
+                return gmem_error_wrap(k, "name fd %d", fd);
         if (i == c->n_fd_names && i == CLIENT_FD_NAMES_MAX)
                 return gmem_error(-ENOSPC, "name fd %d: %d fds are named already", fd, CLIENT_FD_NAMES_MAX);
         if (!(copy = strdup(name)))

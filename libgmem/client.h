@@ -28,7 +28,6 @@
 #define CLIENT_EVENTS_MAX 1024
 /* fds named with gmem_client_name_fd() */
 #define CLIENT_FD_NAMES_MAX 16
-#define CLIENT_FD_NAME_MAX 255
 
 struct gmem_client {
         int fd;

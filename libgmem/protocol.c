@@ -100,6 +100,17 @@ ENUM_STRING_FUNCS(gmem_backend, gmem_backend, backend_names, "backend")
 ENUM_STRING_FUNCS(gmem_policy, gmem_policy, policy_names, "policy")
 ENUM_STRING_FUNCS(gmem_region_state, gmem_region_state, state_names, "region state")
 
+int proto_check_fd_name(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+
+        if (n == 0 || n > PROTO_FD_NAME_MAX)
+                return gmem_error(-EINVAL, "a name is 1 to %d bytes, not %zu", PROTO_FD_NAME_MAX, n);
+        for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return gmem_error(-EINVAL, "a name must not contain control characters");
+        return 0;
+}
+
 bool proto_name_valid(const char *name) {
         size_t n = name ? strnlen(name, PROTO_NAME_MAX + 1) : 0;
 

@@ -29,6 +29,12 @@ static inline void cJSON_Deletep(cJSON **j) {
 
 bool proto_name_valid(const char *name);
 
+/* A client's name for the fd it passes (the request member "fd_name", gmem_client_name_fd()): 1
+ * to PROTO_FD_NAME_MAX bytes without control characters, since it goes into one-line messages.
+ * 0, or -EINVAL saying what is wrong. */
+#define PROTO_FD_NAME_MAX 255
+int proto_check_fd_name(const char *name);
+
 /* page_size is a hugetlb region's alone: -EINVAL (with the reason in gmem_last_error()) when
  * it is given for another backend. */
 int proto_check_page_size(enum gmem_backend backend, bool have_page_size);
