@@ -160,7 +160,7 @@ $(BUILD)/bin/gmem-bench: $(BUILD)/obj/tools/gmem-bench.o $(LIB_SO)
 	$(CC) -pthread $(LDFLAGS) $(RPATH) -o $@ $< -L$(BUILD)/lib -lgmem
 
 # Tests link the static library: some reach internal pieces (the injected ioctl layer, the range set).
-TEST_COMMON := $(BUILD)/obj/tests/gmem-test.o
+TEST_COMMON := $(BUILD)/obj/tests/gmem-test.o $(BUILD)/obj/tests/pressure.o
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)

@@ -130,12 +130,12 @@ int action_restore(struct daemon *d, struct session *s, const char *name, int fd
                    enum gmem_policy policy, struct requester *rq, struct managed **ret, struct job **ret_job) {
         struct gmem_snapshot_info *info = NULL;
         struct create_args a = { .name = name, .policy = policy, .restore = true, .restore_fd = fd };
-        uint64_t size = 0;
+        struct snap_header h;
         int k;
 
         /* the size first (a 4 KiB header), held to the limits, then the extent table it bounds */
-        if ((k = snapshot_peek_size(fd, &size)) >= 0 && size > d->config.limits.max_bytes_total)
-                k = gmem_error(-ENOSPC, "the snapshot is of %" PRIu64 " bytes, beyond the daemon's limit", size);
+        if ((k = snapshot_read_header(fd, &h)) >= 0 && h.region_size > d->config.limits.max_bytes_total)
+                k = gmem_error(-ENOSPC, "the snapshot is of %" PRIu64 " bytes, beyond the daemon's limit", h.region_size);
         if (k < 0 || (k = gmem_snapshot_open(fd, &info)) < 0) {
                 if (rq)
                         rq->ops->free(rq);
@@ -174,7 +174,7 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         struct job *j;
         int k;
 
-        uint64_t size = 0;
+        struct snap_header h;
 
         if (!fd_is_userfaultfd(uffd)) {
                 if (rq)
@@ -182,8 +182,8 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
                 return gmem_error(-EBADF, "serve '%s': the fd passed is not a userfaultfd", m->name);
         }
         /* the snapshot's size first, then the extent table it bounds */
-        if ((k = snapshot_peek_size(snapshot_fd, &size)) >= 0 && size != gmem_region_size(m->region))
-                k = gmem_error(-EINVAL, "the snapshot has %" PRIu64 " bytes, the region %" PRIu64, size,
+        if ((k = snapshot_read_header(snapshot_fd, &h)) >= 0 && h.region_size != gmem_region_size(m->region))
+                k = gmem_error(-EINVAL, "the snapshot has %" PRIu64 " bytes, the region %" PRIu64, h.region_size,
                                gmem_region_size(m->region));
         if (k < 0 || (k = gmem_snapshot_open(snapshot_fd, &info)) < 0) {
                 if (rq)

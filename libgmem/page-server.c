@@ -32,66 +32,23 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "crc32c.h"
 #include "error.h"
 #include "io.h"
 #include "job.h"
 #include "macro.h"
+#include "page-server.h"
 #include "region.h"
 #include "uffd-compat.h"
 #include "snapshot.h"
 
-
-/* One mapping of the VMM's: [base, base+size) holds the source's [offset, offset+size). Its
- * units are the source's [offset + k*unit, ...), numbered from first_unit. */
-struct ps_map {
-        uint64_t base, size, offset;
-        uint64_t first_unit, n_units;
-};
-
-enum { UNIT_NONE, UNIT_WRITTEN, UNIT_DONE };
-
-/* The head of a server's state memfd: which server's it is. */
+/* The head of a server's state memfd: which server's it is. Then a byte per unit (UNIT_*), then
+ * (from the second layout on) the discarded pages, a bit per 4 KiB page of the source. */
 struct ps_state {
         char magic[8];
         uint64_t n_units, unit, source_size;
 };
-#define PS_STATE_MAGIC "GMEMPSS1"
-
-struct gmem_page_server {
-        int uffd;
-        int snap_fd;                   /* borrowed */
-        struct gmem_snapshot_info *s;  /* a gmem snapshot, or a raw memory file (s->raw) */
-        struct ps_map *maps;           /* sorted by offset */
-        size_t n_maps;
-        struct gmem_region *region;    /* for MINOR faults; borrowed, may be NULL */
-        uint8_t *map;                  /* the region's mapping (MINOR) */
-        uint8_t *buf;                  /* one unit */
-        /* Per unit: UNIT_NONE, UNIT_WRITTEN (its data is in the region's file, not all mapped
-         * yet) or UNIT_DONE. On the heap, or in a memfd (gmem_page_server_keep_state()) that a
-         * server made again over the same uffd resumes from. */
-        uint8_t *done;
-        uint8_t *state_map;            /* the memfd's mapping (header, then done), or NULL */
-        size_t state_len;
-        int state_fd;
-        /* Private memory (no region): per 4 KiB page of the source, discarded by the VMM
-         * (UFFD_EVENT_REMOVE: a balloon, MADV_DONTNEED) before it was served. Discarded private
-         * memory reads back as zeroes, so that is what such a page is served as. */
-        uint64_t *removed;
-        uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, more for extents longer (to 2 MiB), or a huge page */
-        uint64_t pgsz;                 /* the memory's page size: 4 KiB, or a hugetlb page (no UFFDIO_ZEROPAGE there) */
-        bool no_zeropage;              /* the region's file refused UFFDIO_ZEROPAGE (guest_memfd) */
-        uint64_t n_units, n_done, next_prefetch;
-        uint64_t faults;
-        unsigned unit_shift;           /* log2(unit) */
-        /* This run's first faults, in order: unit starts in the source >> unit_shift (the hot
-         * list gmem_page_server_save_hot() writes). */
-        uint32_t hot_rec[SNAP_HOT_MAX];
-        uint32_t n_hot_rec;
-        /* The snapshot's hot list as units, prefetched first. */
-        uint64_t *hot_units;
-        uint32_t n_hot_units, hot_next;
-};
+#define PS_STATE_MAGIC "GMEMPSS2"
+#define PS_STATE_MAGIC_V1 "GMEMPSS1" /* no discarded pages: a gmemd before they were kept */
 
 _public_ int gmem_uffd_register(void *addr, uint64_t len, bool minor, int *ret_uffd) {
         struct uffdio_api api = { .api = UFFD_API };
@@ -139,7 +96,9 @@ _public_ struct gmem_page_server *gmem_page_server_free(struct gmem_page_server 
                         free(ps->done);
                 if (ps->state_fd >= 0)
                         close(ps->state_fd);
-                free(ps->removed);
+                if (ps->state_map && ps->removed_in_state)
+                        ps->removed = NULL; /* went with the state's mapping */
+                ps_events_done(ps);
                 free(ps->hot_units);
                 free(ps);
         }
@@ -235,6 +194,8 @@ static int open_source(struct gmem_page_server *ps, bool raw) {
                 ps->n_units += m->n_units;
         }
         ps->unit_shift = (unsigned) __builtin_ctzll(ps->unit);
+        if ((k = ps_events_init(ps)) < 0)
+                return k;
         ps->buf = malloc(ps->unit);
         ps->done = calloc(ps->n_units, 1);
         ps->hot_units = calloc(ps->s->h.hot_count + 1, sizeof(uint64_t));
@@ -282,15 +243,16 @@ _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, stru
                                   struct gmem_page_server **ret) {
         struct gmem_uffd_mapping m = { .base = base, .page_size = region ? region->page_size : 4096 };
         struct gmem_page_server *ps;
+        struct snap_header h;
         uint64_t size;
         int k;
 
         if (uffd < 0 || snapshot_fd < 0 || !ret || base % page_size())
                 return gmem_error(-EINVAL, "page server: invalid uffd, snapshot fd, base or NULL result");
         /* the whole snapshot at base: its size from the header, checked again when it is opened */
-        if ((k = snapshot_peek_size(snapshot_fd, &size)) < 0)
+        if ((k = snapshot_read_header(snapshot_fd, &h)) < 0)
                 return k;
-        m.size = size;
+        m.size = size = h.region_size;
         if (region && gmem_region_size(region) != size)
                 return gmem_error(-EINVAL, "page server: the region has %" PRIu64 " bytes, the snapshot %" PRIu64,
                                   gmem_region_size(region), size);
@@ -311,27 +273,44 @@ _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, stru
         return 0;
 }
 
-/* The state memfd's mapping as the server's per-unit state. */
-static int map_state(struct gmem_page_server *ps, int fd, bool fresh) {
+/* The state memfd: the header, a byte per unit, then (aligned) a bit per 4 KiB page discarded. */
+static size_t state_len(const struct gmem_page_server *ps, bool v1) {
         size_t len = sizeof(struct ps_state) + ps->n_units;
+        return v1 ? len : align_up(len, 8) + (ps->s->h.region_size / 4096 + 63) / 64 * 8;
+}
+
+/* The state memfd's mapping as the server's state: what it served, and what was discarded. A state
+ * a gmemd before this one left in the first layout has no discarded pages: resumed all the same. */
+static int map_state(struct gmem_page_server *ps, int fd, bool fresh) {
         struct ps_state want = { .magic = PS_STATE_MAGIC, .n_units = ps->n_units, .unit = ps->unit,
                                  .source_size = ps->s->h.region_size };
+        size_t len = state_len(ps, false), bits = len - align_up(sizeof(want) + ps->n_units, 8);
+        bool v1 = false;
         struct stat st;
         uint8_t *p;
 
-        if (!fresh && (fstat(fd, &st) < 0 || (uint64_t) st.st_size != len))
-                return gmem_error(-EINVAL, "page server: the state fd is not a page server's state of %" PRIu64 " blocks",
-                                  ps->n_units);
+        if (!fresh) {
+                if (fstat(fd, &st) < 0 || ((uint64_t) st.st_size != len && (uint64_t) st.st_size != state_len(ps, true)))
+                        return gmem_error(-EINVAL, "page server: the state fd is not a page server's state of %" PRIu64 " blocks",
+                                          ps->n_units);
+                v1 = (uint64_t) st.st_size != len;
+                if (v1) {
+                        len = state_len(ps, true);
+                        memcpy(want.magic, PS_STATE_MAGIC_V1, sizeof(want.magic));
+                }
+        }
         p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
                 return gmem_error(negative_errno(), "page server: map its state");
         if (fresh) {
                 memcpy(p, &want, sizeof(want));
                 memcpy(p + sizeof(want), ps->done, ps->n_units);
+                memcpy(p + (len - bits), ps->removed, bits);
         } else if (memcmp(p, &want, sizeof(want)) != 0) {
                 munmap(p, len);
                 return gmem_error(-EINVAL, "page server: the state is another server's (other blocks, or another source)");
         }
+        pthread_rwlock_wrlock(&ps->install);
         if (ps->state_map)
                 munmap(ps->state_map, ps->state_len);
         else
@@ -339,6 +318,13 @@ static int map_state(struct gmem_page_server *ps, int fd, bool fresh) {
         ps->state_map = p;
         ps->state_len = len;
         ps->done = p + sizeof(want);
+        if (!v1) {
+                if (!ps->removed_in_state)
+                        free(ps->removed);
+                ps->removed = (uint64_t *) (p + (len - bits));
+                ps->removed_in_state = true;
+        }
+        pthread_rwlock_unlock(&ps->install);
         return 0;
 }
 
@@ -352,7 +338,7 @@ _public_ int gmem_page_server_keep_state(struct gmem_page_server *ps, int *ret_f
                 fd = memfd_create("gmem-page-server-state", MFD_CLOEXEC);
                 if (fd < 0)
                         return gmem_error(negative_errno(), "page server: memfd_create for its state");
-                if (ftruncate(fd, (off_t) (sizeof(struct ps_state) + ps->n_units)) < 0)
+                if (ftruncate(fd, (off_t) state_len(ps, false)) < 0)
                         return gmem_error(negative_errno(), "page server: size its state");
                 if ((k = map_state(ps, fd, true)) < 0)
                         return k;
@@ -390,325 +376,37 @@ _public_ int gmem_page_server_fd(const struct gmem_page_server *ps) {
         return ps ? ps->uffd : gmem_error(-EINVAL, "page server: NULL");
 }
 
-static const struct ps_map *unit_map(const struct gmem_page_server *ps, uint64_t w) {
-        size_t lo = 0, hi = ps->n_maps;
-        while (hi - lo > 1) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (ps->maps[mid].first_unit <= w)
-                        lo = mid;
-                else
-                        hi = mid;
-        }
-        return &ps->maps[lo];
-}
-
-static const struct ps_map *addr_map(const struct gmem_page_server *ps, uint64_t addr) {
-        for (size_t i = 0; i < ps->n_maps; i++)
-                if (addr >= ps->maps[i].base && addr - ps->maps[i].base < ps->maps[i].size)
-                        return &ps->maps[i];
-        return NULL;
-}
-
-/* the VMM's address of the source's byte off, in m */
-static inline uint64_t vaddr(const struct ps_map *m, uint64_t off) {
-        return m->base + (off - m->offset);
-}
-
-/* ioctl until done: EAGAIN (the mm is changing) retried, EEXIST (a racing fault won) is fine */
-static int uffd_call(int uffd, unsigned long req, void *arg, const char *what, uint64_t at) {
-        for (;;) {
-                if (ioctl(uffd, req, arg) == 0 || errno == EEXIST)
-                        return 0;
-                if (errno == EAGAIN || errno == EINTR)
-                        continue;
-                return gmem_error(negative_errno(), "%s at %#" PRIx64, what, at);
-        }
-}
-
-static int copy_range(struct gmem_page_server *ps, const struct ps_map *m, const uint8_t *src, uint64_t off, uint64_t len) {
-        for (uint64_t done = 0; done < len;) {
-                struct uffdio_copy c = { .dst = vaddr(m, off + done), .src = (uintptr_t) (src + done), .len = len - done };
-                if (ioctl(ps->uffd, UFFDIO_COPY, &c) == 0) {
-                        done = len;
-                        continue;
-                }
-                if (errno == EAGAIN || errno == EINTR || errno == EEXIST) {
-                        /* partly done (c.copy bytes), or a page there already: go on page by page */
-                        uint64_t step = c.copy > 0 ? (uint64_t) c.copy : ps->pgsz;
-                        done += MIN(step, len - done);
-                        continue;
-                }
-                return gmem_error(negative_errno(), "UFFDIO_COPY at %#" PRIx64 "+%" PRIu64, vaddr(m, off + done), len - done);
-        }
-        return 0;
-}
-
-/* Map [off, off+len) of the VMM's memory: UFFDIO_CONTINUE of the region's pages (MINOR), or zero
- * pages (MISSING: a hole of the snapshot, or a discarded page). */
-static int map_range(struct gmem_page_server *ps, const struct ps_map *m, uint64_t off, uint64_t len, bool minor) {
-        for (uint64_t done = 0; done < len;) {
-                uint64_t at = vaddr(m, off + done);
-                int64_t got;
-                int r;
-                if (minor) {
-                        struct uffdio_continue c = { .range = { .start = at, .len = len - done } };
-                        r = ioctl(ps->uffd, UFFDIO_CONTINUE, &c);
-                        got = c.mapped;
-                } else {
-                        struct uffdio_zeropage z = { .range = { .start = at, .len = len - done } };
-                        r = ioctl(ps->uffd, UFFDIO_ZEROPAGE, &z);
-                        got = z.zeropage;
-                }
-                if (r == 0)
-                        return 0;
-                if (errno == EAGAIN || errno == EINTR || errno == EEXIST) {
-                        /* partly done, or a page there already (a racing fault): past it, page by page */
-                        done += MIN(got > 0 ? (uint64_t) got : ps->pgsz, len - done);
-                        continue;
-                }
-                return gmem_error(negative_errno(), "%s at %#" PRIx64 "+%" PRIu64, minor ? "UFFDIO_CONTINUE" : "UFFDIO_ZEROPAGE",
-                                  at, len - done);
-        }
-        return 0;
-}
-
-/* [a, b) of the region reads as zeroes (a hole of the snapshot, a page punched since): zero
- * pages where the file has none, else its (zero) pages mapped. A file that takes no zero page —
- * hugetlb, guest_memfd (UFFDIO_ZEROPAGE is EINVAL there) — gets the zeroes written through the
- * server's mapping, and they are mapped with UFFDIO_CONTINUE. */
-static int zero_or_continue(struct gmem_page_server *ps, const struct ps_map *m, uint64_t a, uint64_t b) {
-        if (ps->pgsz > 4096 || __atomic_load_n(&ps->no_zeropage, __ATOMIC_RELAXED)) {
-                /* only where the file has no page (UFFDIO_CONTINUE says EFAULT): a page it has
-                 * is mapped as it is, never overwritten (the guest may have written it) */
-                for (uint64_t off = a; off < b; off += ps->pgsz) {
-                        struct uffdio_continue c = { .range = { .start = vaddr(m, off), .len = ps->pgsz } };
-                        int k;
-                        if (ioctl(ps->uffd, UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST)
-                                continue;
-                        if (errno == EAGAIN || errno == EINTR) {
-                                off -= ps->pgsz;
-                                continue;
-                        }
-                        if (errno != EFAULT)
-                                return gmem_error(negative_errno(), "UFFDIO_CONTINUE at %#" PRIx64, vaddr(m, off));
-                        memset(ps->map + off, 0, ps->pgsz);
-                        if ((k = map_range(ps, m, off, ps->pgsz, true)) < 0)
-                                return k;
-                }
-                return 0;
-        }
-        for (uint64_t off = a; off < b; off += 4096) {
-                struct uffdio_zeropage z = { .range = { .start = vaddr(m, off), .len = 4096 } };
-                if (ioctl(ps->uffd, UFFDIO_ZEROPAGE, &z) == 0)
-                        continue;
-                if (errno == EEXIST) { /* the file has the page: map it */
-                        int k = map_range(ps, m, off, 4096, true);
-                        if (k < 0)
-                                return k;
-                        continue;
-                }
-                if (errno == EAGAIN || errno == EINTR) {
-                        off -= 4096;
-                        continue;
-                }
-                if (errno == EINVAL) { /* no zero pages in this file: written zeroes from here on */
-                        __atomic_store_n(&ps->no_zeropage, true, __ATOMIC_RELAXED);
-                        return zero_or_continue(ps, m, off, b);
-                }
-                return gmem_error(negative_errno(), "UFFDIO_ZEROPAGE at %#" PRIx64, vaddr(m, off));
-        }
-        return 0;
-}
-
-/* MINOR: the unit's pages mapped. Pooled memory has them all (holes as zero pages): one
- * UFFDIO_CONTINUE. A fresh region has only the extents just written: those are continued, and the
- * holes get zero pages (UFFDIO_ZEROPAGE works on shmem too). */
-static int continue_unit(struct gmem_page_server *ps, const struct ps_map *m, uint64_t start, uint64_t end) {
-        struct uffdio_continue c = { .range = { .start = vaddr(m, start), .len = end - start } };
-        uint64_t next = start;
-        int k;
-
-        if (ps->pgsz > 4096) /* huge pages: each mapped as the file has it (the fault's already), else zeroes */
-                return zero_or_continue(ps, m, start, end);
-        if (ioctl(ps->uffd, UFFDIO_CONTINUE, &c) == 0)
-                return 0;
-        if (errno != EFAULT && errno != EEXIST && errno != EAGAIN)
-                return gmem_error(negative_errno(), "UFFDIO_CONTINUE at %#" PRIx64, (uint64_t) c.range.start);
-        for (uint64_t i = snapshot_extent_at(ps->s, start); i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
-                const struct snap_extent *e = &ps->s->extents[i];
-                if ((k = zero_or_continue(ps, m, next, e->offset)) < 0 || (k = map_range(ps, m, e->offset, e->length, true)) < 0)
-                        return k;
-                next = e->offset + e->length;
-        }
-        return zero_or_continue(ps, m, next, end);
-}
-
-/* Private memory: the pages of [off, off+len) the VMM discarded before they were served, zeroed
- * in dst (which holds that range). */
-static void clear_removed(const struct gmem_page_server *ps, uint8_t *dst, uint64_t off, uint64_t len) {
-        if (!ps->removed)
-                return;
-        for (uint64_t p = off / 4096; p < (off + len) / 4096; p++)
-                if (ps->removed[p / 64] & (UINT64_C(1) << (p % 64)))
-                        memset(dst + (p * 4096 - off), 0, 4096);
-}
-
-/* Serve unit w whole: its extents read and verified, then installed (COPY; or written through
- * the region and mapped with CONTINUE), and its holes mapped too, so that it faults once. */
-static int serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, uint8_t *buf) {
-        const struct ps_map *m = unit_map(ps, w);
-        uint64_t start = m->offset + (w - m->first_unit) * ps->unit, end = MIN(start + ps->unit, m->offset + m->size);
-        uint64_t next = start;
-        bool huge = ps->pgsz > 4096;
-        /* With the region's file at hand, every fault is filled through it and continued: the
-         * file gets the page, and UFFDIO_CONTINUE maps it and wakes the waiters whatever their
-         * fault (a MISSING fault of a page not yet in the file too) — no kernel copy into the
-         * page, and nothing asked of the file's UFFDIO_COPY (a guest_memfd's). */
-        bool minor = ps->map != NULL;
-        int k;
-
-        if (ps->done[w] == UNIT_DONE)
-                return 0;
-        if (ps->done[w] == UNIT_WRITTEN) /* a server before this one wrote it: only mapping is left */
-                goto map;
-        if (huge && !minor) /* one huge page: assembled whole, holes as zeroes, copied at once */
-                memset(buf, 0, end - start);
-        for (uint64_t i = snapshot_extent_at(ps->s, start); i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
-                const struct snap_extent *e = &ps->s->extents[i];
-                uint64_t len = MIN(e->offset + e->length, end) - e->offset; /* what of it this mapping holds */
-                /* MINOR: into the file, through write() where it has one (its pages are then
-                 * not zeroed first), else through the server's mapping */
-                bool via_write = minor && buf && ps->region->write_syscall;
-                uint8_t *dst = minor && !via_write ? ps->map + e->offset : buf + (e->offset - start);
-
-                if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst, NULL)) < 0)
-                        return k;
-                if (via_write && (k = gmem_write_full(ps->region->fd, dst, e->length, e->offset, "page server", NULL)) < 0)
-                        return k;
-                if (minor)
-                        continue;
-                clear_removed(ps, dst, e->offset, len);
-                if (huge)
-                        continue;
-                /* the faulting page first: its thread goes on while the rest goes in */
-                if (fault >= e->offset && fault < e->offset + len &&
-                    (k = copy_range(ps, m, dst + (fault - e->offset), fault, 4096)) < 0)
-                        return k;
-                if ((k = map_range(ps, m, next, e->offset - next, false)) < 0 || (k = copy_range(ps, m, dst, e->offset, len)) < 0)
-                        return k;
-                next = e->offset + len;
-        }
-        if (minor) {
-                /* the whole unit is in the file before any of it is mapped: a server resuming
-                 * after this one only maps it, never writes over what the guest wrote since */
-                ps->done[w] = UNIT_WRITTEN;
-        map:
-                if (fault >= start && fault < end && (k = map_range(ps, m, align_down(fault, ps->pgsz), ps->pgsz, true)) < 0 &&
-                    k != -EFAULT)
-                        return k;
-                k = continue_unit(ps, m, start, end);
-        } else if (huge)
-                k = copy_range(ps, m, buf, start, end - start);
-        else
-                k = map_range(ps, m, next, end - next, false);
-        if (k < 0)
-                return k;
-        ps->done[w] = UNIT_DONE;
-        __atomic_add_fetch(&ps->n_done, 1, __ATOMIC_RELAXED);
-        return 0;
-}
-
-/* The VMM discarded [a, b) of its memory. Private memory then reads as zeroes: pages not yet
- * served are marked, to be served as zeroes; served ones fault again (handle() maps a zero page).
- * A shared mapping's file keeps what it had (MADV_DONTNEED) or was punched (a MISSING fault then
- * gets a zero page): nothing to mark. */
-static int discard(struct gmem_page_server *ps, uint64_t a, uint64_t b) {
-        if (ps->region)
-                return 0;
-        for (size_t i = 0; i < ps->n_maps; i++) {
-                const struct ps_map *m = &ps->maps[i];
-                uint64_t lo = MAX(a, m->base), hi = MIN(b, m->base + m->size);
-                if (lo >= hi)
-                        continue;
-                if (!ps->removed && !(ps->removed = calloc((ps->s->h.region_size / 4096 + 63) / 64, sizeof(uint64_t))))
-                        return gmem_error(-ENOMEM, "page server: the discarded pages");
-                for (uint64_t p = (m->offset + (align_down(lo, 4096) - m->base)) / 4096; p < (m->offset + (hi - m->base) + 4095) / 4096; p++)
-                        ps->removed[p / 64] |= UINT64_C(1) << (p % 64);
-        }
-        return 0;
-}
-
-static int handle(struct gmem_page_server *ps, const struct uffd_msg *msg) {
-        const struct ps_map *m;
-        uint64_t addr, off, w;
-        bool minor;
-        int k;
-
-        if (msg->event == UFFD_EVENT_REMOVE || msg->event == UFFD_EVENT_UNMAP)
-                return discard(ps, msg->arg.remove.start, msg->arg.remove.end);
-        if (msg->event != UFFD_EVENT_PAGEFAULT)
-                return 0;
-        addr = align_down(msg->arg.pagefault.address, ps->pgsz);
-        if (!(m = addr_map(ps, addr)))
-                return gmem_error(-EFAULT, "page server: a fault at %#" PRIx64 " outside the memory it serves", addr);
-        off = m->offset + (addr - m->base);
-        w = m->first_unit + (addr - m->base) / ps->unit;
-        minor = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
-        ps->faults++;
-        if (ps->done[w] != UNIT_DONE) {
-                uint64_t start = m->offset + (w - m->first_unit) * ps->unit;
-                if (ps->n_hot_rec < SNAP_HOT_MAX && (start >> ps->unit_shift) <= UINT32_MAX)
-                        ps->hot_rec[ps->n_hot_rec++] = (uint32_t) (start >> ps->unit_shift);
-                return serve_unit(ps, w, off, ps->buf); /* the unit is there now, and its waiters woken */
-        }
-        /* Served already: a fault queued before its unit was served (that woke it), or a page
-         * discarded since. Map what belongs there — the file's page (MINOR), else a zero page —
-         * past pages there already, and wake the thread. */
-        if (minor && ps->map)
-                k = map_range(ps, m, off, ps->pgsz, true);
-        else if (ps->map) /* the file lost the page (punched): zeroes */
-                k = zero_or_continue(ps, m, off, off + ps->pgsz);
-        else if (ps->pgsz > 4096) {
-                memset(ps->buf, 0, ps->pgsz);
-                k = copy_range(ps, m, ps->buf, off, ps->pgsz);
-        } else
-                k = map_range(ps, m, off, ps->pgsz, false);
-        if (k < 0)
-                return k;
-        {
-                struct uffdio_range r = { .start = addr, .len = ps->pgsz };
-                return uffd_call(ps->uffd, UFFDIO_WAKE, &r, "UFFDIO_WAKE", addr);
-        }
-}
-
 _public_ int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms) {
-        struct uffd_msg msgs[16];
+        struct ps_fault f;
         int served = 0, k;
 
         if (!ps)
                 return gmem_error(-EINVAL, "page server: NULL");
         for (;;) {
-                ssize_t n = read(ps->uffd, msgs, sizeof(msgs));
-                if (n < 0 && errno == EINTR)
+                /* the faults read so far (some while a fill waited out an event), oldest first */
+                while (ps_queue_pop(ps, &f)) {
+                        if ((k = ps_handle_fault(ps, &f)) < 0)
+                                return k;
+                        served++;
+                }
+                if (ps->wake_all && (k = ps_wake_all(ps)) < 0)
+                        return k;
+                if ((k = ps_drain(ps)) < 0)
+                        return k;
+                if (k > 0) {
+                        served += k - (int) MIN((size_t) k, ps->q_len); /* the events; the faults count when handled */
                         continue;
-                if (n < 0 && errno == EAGAIN) {
+                }
+                if (served || timeout_ms == 0)
+                        return served;
+                {
                         struct pollfd p = { .fd = ps->uffd, .events = POLLIN };
-                        if (served || timeout_ms == 0)
-                                return served;
                         k = poll(&p, 1, timeout_ms);
                         if (k < 0 && errno != EINTR)
                                 return gmem_error(negative_errno(), "page server: poll");
                         if (k == 0)
                                 return served;
                         timeout_ms = 0; /* after the first wakeup, only what is there */
-                        continue;
-                }
-                if (n < 0)
-                        return gmem_error(negative_errno(), "page server: read the userfaultfd");
-                for (ssize_t i = 0; i < n / (ssize_t) sizeof(msgs[0]); i++) {
-                        if ((k = handle(ps, &msgs[i])) < 0)
-                                return k;
-                        served++;
                 }
         }
 }
@@ -722,58 +420,6 @@ struct prefetch_ctx {
 };
 
 #define RUN_BYTES SNAP_WINDOW /* what a prefetch serves at once */
-
-/* Prefetch n units from w on — of one mapping, none served or written — at once: one read of
- * the snapshot's bytes for them all, each extent verified where it landed and the holes zeroed;
- * then, into the region's file, one write() (holes written as zeroes: they would get zero pages
- * anyway) and one UFFDIO_CONTINUE; into private memory, the extents copied and the holes given
- * zero pages. A unit is what a fault fetches; this is fewer calls for the same bytes. */
-static int serve_run(struct gmem_page_server *ps, uint64_t w, uint64_t n, uint8_t *buf) {
-        const struct ps_map *m = unit_map(ps, w);
-        uint64_t start = m->offset + (w - m->first_unit) * ps->unit, end = MIN(start + n * ps->unit, m->offset + m->size);
-        uint64_t next = start, i0 = snapshot_extent_at(ps->s, start);
-        bool region = ps->map != NULL, via_write = region && ps->region->write_syscall;
-        uint8_t *dst = region && !via_write ? ps->map + start : buf;
-        int k;
-
-        if ((k = gmem_read_full(ps->snap_fd, dst, end - start, ps->s->h.data_offset + start, NULL)) < 0)
-                return k == -ENODATA ? snapshot_truncated() : k;
-        for (uint64_t i = i0; i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
-                const struct snap_extent *e = &ps->s->extents[i];
-                uint64_t len = MIN(e->offset + e->length, end) - e->offset;
-                if (e->offset + e->length > end) /* cut by the mapping's end: verified whole, one by one */
-                        return 1;
-                memset(dst + (next - start), 0, e->offset - next); /* a hole reads as zeroes, whatever the file has */
-                if (!ps->s->raw && gmem_crc32c(0, dst + (e->offset - start), e->length) != e->crc)
-                        return snapshot_bad_extent(e);
-                next = e->offset + len;
-        }
-        memset(dst + (next - start), 0, end - next);
-        if (region) {
-                if (via_write && (k = gmem_write_full(ps->region->fd, buf, end - start, start, "page server", NULL)) < 0)
-                        return k;
-                for (uint64_t u = 0; u < n; u++)
-                        ps->done[w + u] = UNIT_WRITTEN;
-                if ((k = map_range(ps, m, start, end - start, true)) < 0)
-                        return k;
-        } else {
-                next = start;
-                clear_removed(ps, buf, start, end - start);
-                for (uint64_t i = i0; i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
-                        const struct snap_extent *e = &ps->s->extents[i];
-                        if ((k = map_range(ps, m, next, e->offset - next, false)) < 0 ||
-                            (k = copy_range(ps, m, buf + (e->offset - start), e->offset, e->length)) < 0)
-                                return k;
-                        next = e->offset + e->length;
-                }
-                if ((k = map_range(ps, m, next, end - next, false)) < 0)
-                        return k;
-        }
-        for (uint64_t u = 0; u < n; u++)
-                ps->done[w + u] = UNIT_DONE;
-        __atomic_add_fetch(&ps->n_done, n, __ATOMIC_RELAXED);
-        return 0;
-}
 
 static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct prefetch_ctx *c = userdata;
@@ -793,12 +439,12 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
                         continue;
                 }
                 if (runs && ps->done[w] == UNIT_NONE) {
-                        const struct ps_map *m = unit_map(ps, w);
+                        const struct ps_map *m = ps_unit_map(ps, w);
                         /* the unserved units after it, in its mapping and this chunk */
                         while (n < run_max && x + (n + 1) * ps->unit <= off + len && w + n < m->first_unit + m->n_units &&
                                ps->done[w + n] == UNIT_NONE)
                                 n++;
-                        if (n > 1 && (k = serve_run(ps, w, n, buf)) <= 0) {
+                        if (n > 1 && (k = ps_serve_run(ps, w, n, buf)) <= 0) {
                                 if (k < 0)
                                         return k;
                                 filled += n * ps->unit;
@@ -807,7 +453,7 @@ static int prefetch_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *
                         }
                         n = 1; /* one unit, or a run that needs the extent-by-extent way */
                 }
-                if ((k = serve_unit(ps, w, UINT64_MAX, buf)) < 0)
+                if ((k = ps_serve_unit(ps, w, UINT64_MAX, buf)) < 0)
                         return k;
                 filled += ps->unit;
                 x += ps->unit;

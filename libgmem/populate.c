@@ -34,6 +34,7 @@
 #include "opts.h"
 #include "pages.h"
 #include "region.h"
+#include "residency.h"
 
 struct copy_ctx {
         struct gmem_region *r;
@@ -42,6 +43,7 @@ struct copy_ctx {
         int fd;                 /* source (populate) or destination (dump) */
         uint64_t fd_off;
         const uint8_t *buf;     /* source bytes for write(): the caller's buffer or the mapped source */
+        const struct region_data *data; /* dump: which pages hold data */
 };
 
 int gmem_read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, const char *what) {
@@ -247,87 +249,58 @@ _public_ int64_t gmem_populate_buf_0_2(struct gmem_region *r, uint64_t dst_off, 
         return k < 0 ? k : (int64_t) len;
 }
 
-/* Dump one chunk: backed pages are written, runs of unbacked pages become holes in dst. */
-static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, uint64_t *ret_count);
+/* [a, b) of dst (region offsets) reads as zeroes: a hole, and nothing of dst's old content shows
+ * through; written zeroes where dst cannot punch. */
+static int dump_hole(struct copy_ctx *c, uint64_t a, uint64_t b) {
+        static const uint8_t zero[64 * 1024];
+        int k = 0;
 
+        if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) (c->fd_off + (a - c->off)), (off_t) (b - a)) == 0)
+                return 0;
+        for (uint64_t p = a; p < b && k >= 0; p += MIN(b - p, sizeof(zero)))
+                k = gmem_write_full(c->fd, zero, MIN(b - p, sizeof(zero)), c->fd_off + (p - c->off), "dump", NULL);
+        return k;
+}
+
+/* Dump one chunk: the pages that hold data (residency.h: swapped ones too) are written, runs of the
+ * others become holes in dst. Where the backend cannot say (hugetlb) the pages are read through the
+ * fd (a hole reads as zeroes without being allocated) and the zero ones left out. */
 static int dump_chunk(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct copy_ctx *c = userdata;
-        uint64_t ps = page_size(), start = c->off + off, end = start + len;
-        uint64_t first = align_down(start, ps), npages = (align_up(end, ps) - first) / ps;
-        _cleanup_free_ unsigned char *vec = malloc(npages);
+        uint64_t start = c->off + off, end = start + len;
+        uint64_t first = align_down(start, 4096), npages = (align_up(end, 4096) - first) / 4096;
+        _cleanup_free_ uint8_t *vec = malloc(npages), *buf = NULL;
         uint64_t written = 0, i = 0;
+        int k;
 
-        if (c->r->backend == GMEM_BACKEND_HUGETLB)
-                return dump_chunk_by_read(c, off, len, ret_count);
         if (!vec)
-                return gmem_error(-ENOMEM, "dump: mincore vector");
-        if (mincore(c->map + first, npages * ps, vec) < 0)
-                return gmem_error(negative_errno(), "dump: mincore %" PRIu64 "+%" PRIu64, first, npages * ps);
-
+                return gmem_error(-ENOMEM, "dump: residency vector");
+        if ((k = region_data_map(c->data, first, npages * 4096, vec)) < 0)
+                return gmem_error_wrap(k, "dump");
+        if (k == 0) {
+                if (!(buf = malloc(npages * 4096)))
+                        return gmem_error(-ENOMEM, "dump: buffer of %" PRIu64 " bytes", npages * 4096);
+                if ((k = gmem_read_full(c->r->fd, buf, npages * 4096, first, NULL)) < 0)
+                        return k;
+                for (uint64_t p = 0; p < npages; p++)
+                        vec[p] = !page_is_zero(buf + p * 4096, 4096);
+        }
         while (i < npages) {
-                bool backed = vec[i] & 1;
+                bool backed = vec[i];
                 uint64_t j = i, a, b;
-                int k;
 
-                while (j < npages && (bool) (vec[j] & 1) == backed)
+                while (j < npages && (bool) vec[j] == backed)
                         j++;
-                a = MAX(first + i * ps, start);
-                b = MIN(first + j * ps, end);
+                a = MAX(first + i * 4096, start);
+                b = MIN(first + j * 4096, end);
                 if (backed) {
-                        k = gmem_write_full(c->fd, c->map + a, b - a, c->fd_off + (a - c->off), "dump", NULL);
+                        k = gmem_write_full(c->fd, buf ? buf + (a - first) : c->map + a, b - a, c->fd_off + (a - c->off), "dump", NULL);
                         written += b - a;
-                } else {
-                        /* leave a hole, and make sure old content of dst does not show through */
-                        k = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                      (off_t) (c->fd_off + (a - c->off)), (off_t) (b - a));
-                        if (k < 0) {
-                                static const uint8_t zero[64 * 1024];
-                                k = 0;
-                                for (uint64_t p = a; p < b && k >= 0; p += MIN(b - p, sizeof(zero)))
-                                        k = gmem_write_full(c->fd, zero, MIN(b - p, sizeof(zero)), c->fd_off + (p - c->off),
-                                                       "dump", NULL);
-                        }
-                }
+                } else
+                        k = dump_hole(c, a, b);
                 if (k < 0)
                         return k;
                 i = j;
-        }
-        *ret_count = written;
-        return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t n) {
-        return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
-/* hugetlb: mincore() reports this process's page tables, not the file, so a mapping that did not
- * fault the pages in itself sees none. read() on hugetlbfs gives the file's pages and zeroes for
- * holes without allocating any: read, and leave holes where pages are zero. */
-static int dump_chunk_by_read(struct copy_ctx *c, uint64_t off, uint64_t len, uint64_t *ret_count) {
-        uint64_t ps = page_size(), start = c->off + off, written = 0;
-        _cleanup_free_ uint8_t *b = malloc(len);
-        int k;
-
-        if (!b)
-                return gmem_error(-ENOMEM, "dump: buffer of %" PRIu64 " bytes", len);
-        k = gmem_read_full(c->r->fd, b, len, start, NULL);
-        if (k < 0)
-                return k;
-        for (uint64_t i = 0; i < len;) {
-                uint64_t n = MIN(ps - (start + i) % ps, len - i);
-                bool zero = all_zero(b + i, n);
-                uint64_t dst = c->fd_off + off + i;
-
-                if (zero)
-                        k = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) dst, (off_t) n) < 0 ?
-                            gmem_write_full(c->fd, b + i, n, dst, "dump", NULL) : 0;
-                else {
-                        k = gmem_write_full(c->fd, b + i, n, dst, "dump", NULL);
-                        written += n;
-                }
-                if (k < 0)
-                        return k;
-                i += n;
         }
         *ret_count = written;
         return 0;
@@ -338,6 +311,7 @@ _public_ int64_t gmem_dump_fd_0_2(struct gmem_region *r, uint64_t off, uint64_t 
         struct copy_ctx c = { .r = r, .off = off, .fd = dst_fd, .fd_off = dst_off };
         struct gmem_populate_opts o;
         struct gmem_job job = { .total = len, .fn = dump_chunk, .ctx = &c, .opts = &o, .align = page_size() };
+        struct region_data data;
         uint64_t written = 0;
         struct stat st;
         int k, fl;
@@ -365,7 +339,10 @@ _public_ int64_t gmem_dump_fd_0_2(struct gmem_region *r, uint64_t off, uint64_t 
         /* the file gets its full length even when the region ends in a hole */
         if (S_ISREG(st.st_mode) && (uint64_t) st.st_size < dst_off + len && ftruncate(dst_fd, (off_t) (dst_off + len)) < 0)
                 return gmem_error(negative_errno(), "dump: extend destination to %" PRIu64 " bytes", dst_off + len);
+        region_data_begin(r, c.map, &data);
+        c.data = &data;
         k = gmem_job_run(&job, &written);
+        region_data_end(&data);
         return k < 0 ? k : (int64_t) written;
 }
 

@@ -30,6 +30,7 @@
 #include "opts.h"
 #include "pages.h"
 #include "region.h"
+#include "residency.h"
 #include "snapshot.h"
 
 /* ---- writing */
@@ -42,6 +43,7 @@ struct window {
 struct write_ctx {
         struct gmem_region *r;
         uint8_t *map;
+        struct region_data data;
         int fd;
         uint64_t data_offset;
         struct window *windows;
@@ -73,39 +75,34 @@ static int put_run(struct write_ctx *c, struct window *w, const uint8_t *src, ui
         return k;
 }
 
-static bool page_zero(const uint8_t *p, size_t n) {
-        return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
-}
-
-/* One 2 MiB window: find the backed runs (mincore on the mapping; for hugetlb, whose mincore sees
- * only this process's page tables, the pages that are not zero), write each. */
+/* One 2 MiB window: the pages that hold data (residency.h: swapped ones too), each run written.
+ * Where the backend cannot say (hugetlb), the pages are read and the zero ones left out. */
 static int write_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct write_ctx *c = userdata;
         struct window *w = &c->windows[off / SNAP_WINDOW];
-        uint64_t ps = page_size(), n = len / ps, written = 0;
+        uint64_t n = len / 4096, written = 0;
         _cleanup_free_ uint8_t *buf = NULL;
-        unsigned char vec[SNAP_WINDOW / 4096];
+        uint8_t vec[SNAP_WINDOW / 4096];
         int k;
 
-        if (c->r->backend == GMEM_BACKEND_HUGETLB) {
-                buf = malloc(len);
-                if (!buf)
+        if ((k = region_data_map(&c->data, off, len, vec)) < 0)
+                return gmem_error_wrap(k, "snapshot");
+        if (k == 0) {
+                if (!(buf = malloc(len)))
                         return gmem_error(-ENOMEM, "snapshot: buffer");
                 if ((k = gmem_read_full(c->r->fd, buf, len, off, NULL)) < 0)
                         return k;
                 for (uint64_t i = 0; i < n; i++)
-                        vec[i] = !page_zero(buf + i * ps, ps);
-        } else if (mincore(c->map + off, len, vec) < 0)
-                return gmem_error(negative_errno(), "snapshot: mincore %" PRIu64 "+%" PRIu64, off, len);
-
+                        vec[i] = !page_is_zero(buf + i * 4096, 4096);
+        }
         for (uint64_t i = 0; i < n;) {
                 uint64_t j = i;
-                bool backed = vec[i] & 1;
-                while (j < n && (bool) (vec[j] & 1) == backed)
+                bool backed = vec[i];
+                while (j < n && (bool) vec[j] == backed)
                         j++;
                 if (backed) {
-                        uint64_t a = off + i * ps, b = off + j * ps;
-                        k = put_run(c, w, buf ? buf + i * ps : c->map + a, a, b);
+                        uint64_t a = off + i * 4096, b = off + j * 4096;
+                        k = put_run(c, w, buf ? buf + i * 4096 : c->map + a, a, b);
                         if (k < 0)
                                 return k;
                         written += b - a;
@@ -164,6 +161,7 @@ _public_ int64_t gmem_snapshot_write(struct gmem_region *r, int fd, const struct
         c.windows = calloc(n_windows, sizeof(*c.windows));
         if (!c.windows)
                 return gmem_error(-ENOMEM, "snapshot: %" PRIu64 " windows", n_windows);
+        region_data_begin(r, c.map, &c.data);
 
         /* start from an empty file: nothing of an older one may show through the holes */
         if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t) h.table_offset) < 0) {
@@ -205,89 +203,150 @@ _public_ int64_t gmem_snapshot_write(struct gmem_region *r, int fd, const struct
         }
         k = 0;
 out:
+        region_data_end(&c.data);
         for (uint64_t i = 0; i < n_windows; i++)
                 free(c.windows[i].e);
         free(c.windows);
         return k < 0 ? k : (int64_t) data;
 }
 
-/* ---- reading */
+/* ---- reading: one validator for every reader (the library's, the page server's, gmemd's) */
 
 static int bad(int fd, const char *why) {
         return gmem_error(-EBADMSG, "snapshot fd %d: %s", fd, why);
 }
 
+/* The header block of fd: magic, version and checksum (the block as read into ret_block). */
+static int header_block(int fd, struct snap_header *ret, uint8_t ret_block[static SNAP_HEADER_SIZE]) {
+        struct snap_header h;
+        uint32_t crc;
+        int k;
+
+        if ((k = gmem_read_full(fd, ret_block, SNAP_HEADER_SIZE, 0, NULL)) < 0)
+                return k == -ENODATA ? bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)") : k;
+        memcpy(&h, ret_block, sizeof(h));
+        if (memcmp(h.magic, SNAP_MAGIC, 8) != 0)
+                return bad(fd, "not a gmem snapshot (no GMEMSNAP magic; an unfinished snapshot has none)");
+        if (h.version != SNAP_VERSION)
+                return gmem_error(-EPROTONOSUPPORT, "snapshot fd %d: format version %" PRIu32 " (this library reads %d)",
+                                  fd, h.version, SNAP_VERSION);
+        crc = h.header_crc;
+        memset(ret_block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
+        if (gmem_crc32c(0, ret_block, SNAP_HEADER_SIZE) != crc)
+                return bad(fd, "the header's checksum does not match (altered)");
+        *ret = h;
+        return 0;
+}
+
+/* Do the header's fields describe one consistent file? Every sum checked, none can wrap. */
+static const char *header_inconsistent(const struct snap_header *h) {
+        uint64_t end, table, size;
+
+        if (h->backend >= GMEM_BACKEND_COUNT)
+                return "its backend is unknown";
+        if (h->page_size < 4096 || (h->page_size & (h->page_size - 1)) || h->page_size > (UINT64_C(1) << 30))
+                return "its page size is not a power of two from 4096 to 1 GiB";
+        if (h->region_size == 0 || h->region_size % h->page_size)
+                return "its region size is not a whole number of pages";
+        if (h->data_offset < SNAP_HEADER_SIZE || h->data_offset % 4096)
+                return "its data does not start on a page after the header";
+        if (h->n_extents > SNAP_EXTENTS_MAX || h->n_extents > h->region_size / 4096)
+                return "it counts more extents than the region has pages";
+        if (h->data_bytes > h->region_size)
+                return "it counts more data than the region holds";
+        if (__builtin_add_overflow(h->data_offset, h->region_size, &end) || h->table_offset != end)
+                return "its extent table is not where its data ends";
+        if (__builtin_mul_overflow(h->n_extents, (uint64_t) sizeof(struct snap_extent), &table) ||
+            __builtin_add_overflow(h->table_offset, table, &size) || h->file_size != size || size > INT64_MAX)
+                return "its file size does not add up";
+        if (h->hot_count > SNAP_HOT_MAX || (h->hot_count && (h->hot_shift < 12 || h->hot_shift > 30)))
+                return "the hot list is longer than its room, or its unit is not one";
+        return NULL;
+}
+
+/* The header of fd, checked; its block as read (for the hot list) into block. */
+static int read_header(int fd, struct snap_header *ret, uint8_t block[static SNAP_HEADER_SIZE]) {
+        struct snap_header h;
+        const char *why;
+        struct stat st;
+        int k;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return gmem_error(fd < 0 ? -EBADF : negative_errno(), "snapshot: fstat fd %d", fd);
+        if (!S_ISREG(st.st_mode))
+                return gmem_error(-EINVAL, "snapshot fd %d is not a regular file", fd);
+        if ((k = header_block(fd, &h, block)) < 0)
+                return k;
+        if ((why = header_inconsistent(&h)))
+                return gmem_error(-EBADMSG, "snapshot fd %d: the header describes no consistent snapshot: %s", fd, why);
+        if ((uint64_t) st.st_size < h.file_size)
+                return gmem_error(-EBADMSG, "snapshot fd %d: truncated: %" PRIu64 " of %" PRIu64 " bytes", fd,
+                                  (uint64_t) st.st_size, h.file_size);
+        *ret = h;
+        return 0;
+}
+
+int snapshot_read_header(int fd, struct snap_header *ret) {
+        uint8_t block[SNAP_HEADER_SIZE];
+        return read_header(fd, ret, block);
+}
+
+int snapshot_check_extents(const struct snap_header *h, const struct snap_extent *v, uint64_t n, const char **ret_why) {
+        uint64_t next = 0, sum = 0;
+
+        for (uint64_t i = 0; i < n; i++) {
+                const struct snap_extent *e = &v[i];
+                const char *why = NULL;
+                if (e->length == 0 || e->offset % 4096 || e->length % 4096 || e->reserved)
+                        why = "an extent is empty, not page-aligned, or has its reserved field set";
+                else if (e->offset >= h->region_size || e->length > h->region_size - e->offset)
+                        why = "an extent reaches past the region";
+                else if (e->offset < next)
+                        why = "the extents are out of order or overlap";
+                else if (e->offset / SNAP_WINDOW != (e->offset + e->length - 1) / SNAP_WINDOW)
+                        why = "an extent crosses a 2 MiB boundary";
+                if (why) {
+                        *ret_why = why;
+                        return -EBADMSG;
+                }
+                next = e->offset + e->length; /* at most region_size: no wrap */
+                sum += e->length;             /* the extents are disjoint and inside: at most region_size */
+        }
+        if (sum != h->data_bytes) {
+                *ret_why = "the extents do not add up to the data the header counts";
+                return -EBADMSG;
+        }
+        return 0;
+}
+
 _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
         _cleanup_free_ struct gmem_snapshot_info *s = NULL;
         uint8_t block[SNAP_HEADER_SIZE];
+        const char *why = NULL;
         struct snap_header *h;
-        uint64_t end = 0;
-        uint32_t crc;
-        struct stat st;
         int k;
 
         if (fd < 0 || !ret_info)
                 return gmem_error(-EINVAL, "snapshot: invalid fd or NULL result");
-        if (fstat(fd, &st) < 0)
-                return gmem_error(negative_errno(), "snapshot: fstat fd %d", fd);
-        if (!S_ISREG(st.st_mode))
-                return gmem_error(-EINVAL, "snapshot fd %d is not a regular file", fd);
-        if (st.st_size < SNAP_HEADER_SIZE)
-                return bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)");
-        if ((k = gmem_read_full(fd, block, sizeof(block), 0, NULL)) < 0)
-                return k;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return gmem_error(-ENOMEM, "snapshot");
         h = &s->h;
-        memcpy(h, block, sizeof(*h));
-        if (memcmp(h->magic, SNAP_MAGIC, 8) != 0)
-                return bad(fd, "not a gmem snapshot (no GMEMSNAP magic; an unfinished snapshot has none)");
-        if (h->version != SNAP_VERSION)
-                return gmem_error(-EPROTONOSUPPORT, "snapshot fd %d: format version %" PRIu32 " (this library reads %d)",
-                                  fd, h->version, SNAP_VERSION);
-        crc = h->header_crc;
-        memset(block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
-        if (gmem_crc32c(0, block, sizeof(block)) != crc)
-                return bad(fd, "the header's checksum does not match (altered)");
-        if (h->backend >= GMEM_BACKEND_COUNT || h->page_size < 4096 || (h->page_size & (h->page_size - 1)) ||
-            h->region_size == 0 || h->region_size % h->page_size || h->data_offset < SNAP_HEADER_SIZE ||
-            h->data_offset % 4096 || h->n_extents > SNAP_EXTENTS_MAX || h->n_extents > h->region_size / 4096 ||
-            __builtin_add_overflow(h->data_offset, h->region_size, &end) || h->table_offset != end ||
-            h->file_size != h->table_offset + h->n_extents * sizeof(struct snap_extent))
-                return bad(fd, "the header describes no consistent snapshot");
-        if ((uint64_t) st.st_size < h->file_size)
-                return gmem_error(-EBADMSG, "snapshot fd %d: truncated: %" PRIu64 " of %" PRIu64 " bytes", fd,
-                                  (uint64_t) st.st_size, h->file_size);
+        if ((k = read_header(fd, h, block)) < 0)
+                return k;
+        memcpy(s->hot, block + SNAP_HOT_OFFSET, h->hot_count * sizeof(uint32_t));
+        for (uint32_t i = 0; i < h->hot_count; i++)
+                if (((uint64_t) s->hot[i] << h->hot_shift) >= h->region_size)
+                        return bad(fd, "the hot list points outside the region");
         s->extents = calloc(h->n_extents ? h->n_extents : 1, sizeof(*s->extents));
         if (!s->extents)
                 return gmem_error(-ENOMEM, "snapshot: %" PRIu64 " extents", h->n_extents);
-        if ((k = gmem_read_full(fd, (uint8_t *) s->extents, h->n_extents * sizeof(*s->extents), h->table_offset, NULL)) < 0) {
-                free(s->extents);
-                return k;
-        }
-        k = 0;
-        if (gmem_crc32c(0, s->extents, h->n_extents * sizeof(*s->extents)) != h->table_crc)
+        if ((k = gmem_read_full(fd, (uint8_t *) s->extents, h->n_extents * sizeof(*s->extents), h->table_offset, NULL)) < 0)
+                k = k == -ENODATA ? snapshot_truncated() : k;
+        else if (gmem_crc32c(0, s->extents, h->n_extents * sizeof(*s->extents)) != h->table_crc)
                 k = bad(fd, "the extent table's checksum does not match (altered)");
-        for (uint64_t i = 0, next = 0, sum = 0; k == 0 && i < h->n_extents; i++) {
-                const struct snap_extent *e = &s->extents[i];
-                if (e->length == 0 || e->offset < next || e->offset % 4096 || e->length % 4096 ||
-                    e->length > h->region_size - e->offset || e->offset / SNAP_WINDOW != (e->offset + e->length - 1) / SNAP_WINDOW)
-                        k = bad(fd, "an extent is out of order, unaligned or out of the region");
-                next = e->offset + e->length;
-                sum += e->length;
-                if (k == 0 && i == h->n_extents - 1 && sum != h->data_bytes)
-                        k = bad(fd, "the extents do not add up to the data the header counts");
-        }
-        if (k == 0 && h->n_extents == 0 && h->data_bytes)
-                k = bad(fd, "the extents do not add up to the data the header counts");
-        if (k == 0 && (h->hot_count > SNAP_HOT_MAX || (h->hot_count && (h->hot_shift < 12 || h->hot_shift > 30))))
-                k = bad(fd, "the hot list is longer than its room, or its unit is not one");
-        if (k == 0)
-                memcpy(s->hot, block + SNAP_HOT_OFFSET, h->hot_count * sizeof(uint32_t));
-        for (uint32_t i = 0; k == 0 && i < h->hot_count; i++)
-                if (((uint64_t) s->hot[i] << h->hot_shift) >= h->region_size)
-                        k = bad(fd, "the hot list points outside the region");
+        else if (snapshot_check_extents(h, s->extents, h->n_extents, &why) < 0)
+                k = bad(fd, why);
         if (k < 0) {
                 free(s->extents);
                 return k;
@@ -299,18 +358,14 @@ _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
 int snapshot_set_hot(int fd, const uint32_t *hot, uint32_t n, uint32_t shift, const struct snap_header *expect) {
         uint8_t block[SNAP_HEADER_SIZE];
         struct snap_header h;
-        uint32_t crc;
         int k;
 
         if (n > SNAP_HOT_MAX || (n && (shift < 12 || shift > 30)))
                 return gmem_error(-EINVAL, "snapshot: a hot list of %" PRIu32 " entries in units of 2^%" PRIu32, n, shift);
-        if ((k = gmem_read_full(fd, block, sizeof(block), 0, NULL)) < 0)
-                return k == -ENODATA ? bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)") : k;
-        memcpy(&h, block, sizeof(h));
-        crc = h.header_crc;
-        memset(block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
-        if (memcmp(h.magic, SNAP_MAGIC, 8) != 0 || gmem_crc32c(0, block, sizeof(block)) != crc)
-                return bad(fd, "not a gmem snapshot, or its header is altered: no hot list written");
+        if ((k = header_block(fd, &h, block)) < 0)
+                return gmem_error_wrap(k, "no hot list written");
+        if (header_inconsistent(&h))
+                return bad(fd, "its header describes no consistent snapshot: no hot list written");
         if (expect && (h.region_size != expect->region_size || h.table_crc != expect->table_crc || h.n_extents != expect->n_extents))
                 return gmem_error(-EINVAL, "snapshot fd %d is not the snapshot served: no hot list written", fd);
         for (uint32_t i = 0; i < n; i++)
@@ -390,25 +445,6 @@ int snapshot_open_raw(int fd, const uint64_t (*ranges)[2], size_t n, uint64_t un
         return 0;
 }
 
-int snapshot_peek_size(int fd, uint64_t *ret_size) {
-        uint8_t block[SNAP_HEADER_SIZE];
-        struct snap_header h;
-        uint32_t crc;
-        int k;
-
-        if ((k = gmem_read_full(fd, block, sizeof(block), 0, NULL)) < 0)
-                return k == -ENODATA ? bad(fd, "shorter than a snapshot header (truncated, or not a gmem snapshot)") : k;
-        memcpy(&h, block, sizeof(h));
-        if (memcmp(h.magic, SNAP_MAGIC, 8) != 0)
-                return bad(fd, "not a gmem snapshot (no GMEMSNAP magic; an unfinished snapshot has none)");
-        crc = h.header_crc;
-        memset(block + offsetof(struct snap_header, header_crc), 0, sizeof(uint32_t));
-        if (gmem_crc32c(0, block, sizeof(block)) != crc)
-                return bad(fd, "the header's checksum does not match (altered)");
-        *ret_size = h.region_size;
-        return 0;
-}
-
 _public_ struct gmem_snapshot_info *gmem_snapshot_info_free(struct gmem_snapshot_info *s) {
         if (s) {
                 free(s->extents);
@@ -446,6 +482,8 @@ _public_ uint64_t gmem_snapshot_info_extent_count(const struct gmem_snapshot_inf
 struct restore_ctx {
         struct gmem_region *r;
         uint8_t *map;
+        struct region_data data;
+        bool fresh;             /* the region's file had no pages when the restore began */
         int fd;
         const struct gmem_snapshot_info *s;
         /* write() into the region (a memfd, a guest_memfd with write()): its pages are filled
@@ -513,18 +551,61 @@ int snapshot_truncated(void) {
         return gmem_error(-EBADMSG, "snapshot: it ends inside its data (truncated)");
 }
 
-/* Is all of [off, off+len) of the mapping backed already (a pooled region)? Then a copy into it
- * beats the write path. */
-static bool window_backed(const uint8_t *map, uint64_t off, uint64_t len) {
-        unsigned char vec[SNAP_WINDOW / 4096];
-        uint64_t n = len / page_size();
+/* [x, y) of the region, which the snapshot has no data for, reads as zeroes: punched where the
+ * backend can, else zeroed through the mapping. */
+static int clear_range(struct restore_ctx *c, uint64_t x, uint64_t y) {
+        if (c->r->backend != GMEM_BACKEND_SECRET && x % c->r->page_size == 0 && y % c->r->page_size == 0 &&
+            fallocate(c->r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) x, (off_t) (y - x)) == 0)
+                return 0;
+        memset(c->map + x, 0, y - x);
+        return 0;
+}
 
-        if (mincore((void *) (map + off), len, vec) < 0)
-                return false;
-        for (uint64_t i = 0; i < n; i++)
-                if (!(vec[i] & 1))
-                        return false;
-        return true;
+/* The pages of the window the snapshot has no data for must read as zeroes after the restore,
+ * whatever the region held before (a region used already). Exact backends: the pages that hold
+ * data (vec) are cleared. hugetlb, where nothing says: nothing to do in a file with no pages at
+ * all (c->fresh), else the uncovered bytes are read (a hole reads as zeroes without being
+ * allocated) and cleared where they are not zero. */
+static int clear_holes(struct restore_ctx *c, uint64_t off, uint64_t len, const uint8_t *vec, bool exact, uint8_t *buf) {
+        const struct gmem_snapshot_info *s = c->s;
+        uint64_t next = off, i = snapshot_extent_at(s, off);
+        int k;
+
+        if (!exact && c->fresh)
+                return 0;
+        while (next < off + len) {
+                /* the next uncovered run [x, y) */
+                uint64_t x = next, y;
+                if (i < s->h.n_extents && s->extents[i].offset <= x) {
+                        next = s->extents[i].offset + s->extents[i].length;
+                        i++;
+                        continue;
+                }
+                y = i < s->h.n_extents ? MIN(s->extents[i].offset, off + len) : off + len;
+                next = y;
+                if (exact) {
+                        for (uint64_t p = x; p < y;) { /* runs of pages that hold data */
+                                uint64_t q;
+                                if (!vec[(p - off) / 4096]) {
+                                        p += 4096;
+                                        continue;
+                                }
+                                for (q = p; q < y && vec[(q - off) / 4096]; q += 4096)
+                                        ;
+                                if ((k = clear_range(c, p, q)) < 0)
+                                        return k;
+                                p = q;
+                        }
+                        continue;
+                }
+                if (!buf)
+                        return gmem_error(-ENOMEM, "restore: buffer");
+                if ((k = gmem_read_full(c->r->fd, buf, y - x, x, NULL)) < 0)
+                        return k;
+                if (!page_is_zero(buf, y - x) && (k = clear_range(c, x, y)) < 0)
+                        return k;
+        }
+        return 0;
 }
 
 #define RESTORE_RUN (256 * KiB) /* read at once: fewer calls, and still warm in the cache for the pass after */
@@ -551,10 +632,19 @@ static uint64_t run_end(const struct gmem_snapshot_info *s, uint64_t i, uint64_t
 static int restore_window(void *userdata, uint64_t off, uint64_t len, uint64_t *ret_count) {
         struct restore_ctx *c = userdata;
         const struct gmem_snapshot_info *s = c->s;
-        bool backed = window_backed(c->map, off, len), via_write = c->via_write && !backed;
+        uint8_t vec[SNAP_WINDOW / 4096];
+        bool backed = false, via_write;
         uint8_t *b = bounce_buffer();
         uint64_t done = 0;
-        int k;
+        int k, exact;
+
+        /* memory there already (a pooled region): a copy into it beats the write path */
+        if ((exact = region_data_map(&c->data, off, len, vec)) < 0)
+                return gmem_error_wrap(exact, "restore");
+        backed = exact && memchr(vec, 0, len / 4096) == NULL;
+        via_write = c->via_write && !backed;
+        if ((k = clear_holes(c, off, len, vec, exact, b)) < 0)
+                return k;
 
         for (uint64_t i = snapshot_extent_at(s, off), j; i < s->h.n_extents && s->extents[i].offset < off + len; i = j) {
                 const struct snap_extent *e = &s->extents[i];
@@ -603,6 +693,7 @@ _public_ int64_t gmem_snapshot_restore(struct gmem_region *r, int fd, const stru
         struct restore_ctx c = { .r = r, .fd = fd };
         struct gmem_job job = { .fn = restore_window, .ctx = &c, .opts = &o, .align = SNAP_WINDOW };
         uint64_t done = 0;
+        struct stat st;
         int k;
 
         if ((k = gmem_opts_get(opts_in, "restore", &o)) < 0)
@@ -617,9 +708,12 @@ _public_ int64_t gmem_snapshot_restore(struct gmem_region *r, int fd, const stru
         if ((k = region_check_shared(r, "restore", 0, r->size)) < 0 || (k = region_map_for(r, "restore", &c.map)) < 0)
                 return k;
         c.s = s;
+        c.fresh = fstat(r->fd, &st) == 0 && st.st_blocks == 0;
         c.via_write = r->write_syscall && !(o.flags & GMEM_POPULATE_VIA_MAPPING);
         job.total = r->size;
         o.chunk_size = SNAP_WINDOW;
+        region_data_begin(r, c.map, &c.data);
         k = gmem_job_run(&job, &done);
+        region_data_end(&c.data);
         return k < 0 ? k : (int64_t) done;
 }

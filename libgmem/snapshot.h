@@ -51,9 +51,17 @@ struct gmem_snapshot_info {
         uint32_t hot[SNAP_HOT_MAX]; /* h.hot_count of them */
 };
 
-/* The region size a snapshot's header gives (magic and header checksum checked), before anything
- * bigger is read: for gmemd to hold it to its limits first. */
-int snapshot_peek_size(int fd, uint64_t *ret_size);
+/* A snapshot's header, every field checked (magic, version, checksum, sizes that add up without
+ * wrapping, the file long enough), before anything bigger is read: 4 KiB, so gmemd can hold what it
+ * describes to the caller's limits first. -EBADMSG saying what is wrong. */
+int snapshot_read_header(int fd, struct snap_header *ret);
+/* The extent table against its header: each extent aligned, inside the region, after the one
+ * before it, within one 2 MiB window; their sum the header's data_bytes. -EBADMSG and *ret_why. */
+int snapshot_check_extents(const struct snap_header *h, const struct snap_extent *v, uint64_t n, const char **ret_why);
+/* What the extent table of h takes in memory, read (bytes). */
+static inline uint64_t snapshot_table_bytes(const struct snap_header *h) {
+        return h->n_extents * sizeof(struct snap_extent);
+}
 /* A raw memory file (a Firecracker snapshot's memory file) read as a snapshot: its data ranges
  * within the n ranges [lo, hi) (sorted, disjoint), cut at lo + k * unit, as unchecked extents. */
 int snapshot_open_raw(int fd, const uint64_t (*ranges)[2], size_t n, uint64_t unit, struct gmem_snapshot_info **ret_info);

@@ -823,16 +823,24 @@ START_TEST(test_serve_lazy) {
                 munmap(p, 4096);
         }
         {
+                /* a consistent header of an 8 TiB region with no data, on a sparse file of its size */
                 uint8_t h[4096];
-                uint64_t huge = UINT64_C(1) << 50;
+                uint64_t huge = UINT64_C(1) << 43, zero = 0, table = 4096 + huge;
                 uint32_t crc = 0;
                 int big = gmem_test_temp_file();
                 ck_assert_int_eq(pread(snap, h, sizeof(h), 0), (ssize_t) sizeof(h));
                 memcpy(h + 16, &huge, 8);       /* region_size */
+                memcpy(h + 44, &crc, 4);        /* table_crc: of no extents */
+                memcpy(h + 56, &table, 8);      /* table_offset */
+                memcpy(h + 64, &zero, 8);       /* n_extents */
+                memcpy(h + 72, &zero, 8);       /* data_bytes */
+                memcpy(h + 80, &table, 8);      /* file_size */
+                memcpy(h + 88, &zero, 8);       /* no hot list */
                 memcpy(h + 12, &crc, 4);        /* header_crc, over the header with it 0 */
                 crc = gmem_crc32c(0, h, sizeof(h));
                 memcpy(h + 12, &crc, 4);
                 ck_assert_int_eq(pwrite(big, h, sizeof(h), 0), (ssize_t) sizeof(h));
+                ck_assert_int_eq(ftruncate(big, (off_t) table), 0);
                 EXPECT_FAIL(gmem_client_restore_fd(c, "lazy-huge", big, NULL), ENOSPC, "beyond the daemon's limit");
                 close(big);
         }

@@ -7,6 +7,7 @@
  * resident; a discard reads back as zeroes; damaged data is never served.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,76 @@ START_TEST(anonymous_missing_faults) {
         munmap(mem, SIZE);
         close(snap);
 }
+END_TEST
+
+/* A balloon's discard while the server fills memory: the madvise() waits until its REMOVE event
+ * is read, and until then the kernel answers every fill with EAGAIN. That is never "done": the
+ * server reads the event and fills again, so the discarded pages read as zeroes and every other
+ * page has the snapshot's bytes (taking EAGAIN as done left pages empty, read back as zeroes). */
+struct discarder {
+        uint8_t *p;
+        size_t len;
+        int result;
+};
+
+static void *discard_thread(void *arg) {
+        struct discarder *d = arg;
+        d->result = madvise(d->p, d->len, MADV_DONTNEED);
+        return NULL;
+}
+
+/* the event is queued: the uffd has something to read */
+static void wait_for_event(int uffd) {
+        struct pollfd p = { .fd = uffd, .events = POLLIN };
+        ck_assert_msg(poll(&p, 1, 10000) == 1, "no event on the userfaultfd within 10 s");
+}
+
+static void discard_during_prefetch(bool shared) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        _cleanup_free_ uint8_t *want = NULL;
+        struct discarder d;
+        struct server s;
+        pthread_t th;
+        uint8_t *mem;
+        int snap, uffd;
+
+        snap = sample_snapshot(&want);
+        if (shared) {
+                ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+                mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_region_fd(r), 0);
+        } else
+                mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        if (!uffd_for(mem, shared, &uffd))
+                return;
+        s = (struct server) { 0 };
+        ck_assert_msg(gmem_page_server_new(uffd, (uintptr_t) mem, snap, r, &s.ps) == 0, "%s", gmem_last_error());
+        d = (struct discarder) { .p = mem + 5 * MiB_ + 64 * 1024, .len = 128 * 1024 };
+        ck_assert_int_eq(pthread_create(&th, NULL, discard_thread, &d), 0);
+        wait_for_event(uffd);
+        /* every fill meets the unread event first */
+        ck_assert_msg(gmem_page_server_prefetch(s.ps, SIZE) > 0, "%s", gmem_last_error());
+        ck_assert(gmem_page_server_complete(s.ps));
+        /* faults from here on (there should be none but the discarded pages') */
+        ck_assert_int_eq(pthread_create(&s.thread, NULL, serve, &s), 0);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(d.result, 0);
+        if (!shared) /* private memory discarded reads as zeroes; a shared mapping's file keeps its bytes */
+                memset(want + 5 * MiB_ + 64 * 1024, 0, 128 * 1024);
+        for (uint64_t off = 0; off < SIZE; off += 4096)
+                ck_assert_msg(memcmp(mem + off, want + off, 4096) == 0, "%s memory at %" PRIu64 " differs after a discard "
+                              "during the prefetch", shared ? "shared" : "private", off);
+        server_stop(&s);
+        ck_assert_msg(s.error == 0, "%s", s.message);
+        gmem_page_server_free(s.ps);
+        close(uffd);
+        munmap(mem, SIZE);
+        close(snap);
+}
+
+START_TEST(discard_during_prefetch_private) { discard_during_prefetch(false); }
+END_TEST
+START_TEST(discard_during_prefetch_shared) { discard_during_prefetch(true); }
 END_TEST
 
 /* A shmem mapping of a region: fresh (MISSING faults) or pooled and prefaulted (MINOR faults). */
@@ -573,6 +644,8 @@ int main(void) {
 
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, anonymous_missing_faults);
+        tcase_add_test(tc, discard_during_prefetch_private);
+        tcase_add_test(tc, discard_during_prefetch_shared);
         tcase_add_test(tc, shmem_missing_faults);
         tcase_add_test(tc, hugetlb_faults);
         tcase_add_test(tc, shmem_minor_faults_pooled);

@@ -11,7 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
+#include "crc32c.h"
 #include "gmem-cleanup.h"
+#include "snapshot.h"
 #include "gmem-test.h"
 #include "gmem/gmem.h"
 
@@ -276,6 +280,72 @@ START_TEST(damaged_snapshots_refused) {
 }
 END_TEST
 
+/* A snapshot written by hand: header and table sealed with their checksums, as an attacker (or a
+ * bug elsewhere) would, so that only the validator stands between them and a restore. */
+static int forged(const struct snap_extent *e, unsigned n, uint64_t data_bytes) {
+        uint8_t block[SNAP_HEADER_SIZE] = { 0 };
+        struct snap_header h = { .magic = SNAP_MAGIC, .version = SNAP_VERSION, .region_size = SIZE, .page_size = 4096,
+                                 .backend = GMEM_BACKEND_MEMFD, .data_offset = 4096, .table_offset = 4096 + SIZE,
+                                 .n_extents = n, .data_bytes = data_bytes };
+        int fd = gmem_test_temp_file();
+
+        h.file_size = h.table_offset + n * sizeof(*e);
+        h.table_crc = gmem_crc32c(0, e, n * sizeof(*e));
+        memcpy(block, &h, sizeof(h));
+        h.header_crc = gmem_crc32c(0, block, sizeof(block));
+        memcpy(block, &h, sizeof(h));
+        ck_assert_int_eq(ftruncate(fd, (off_t) h.file_size), 0);
+        ck_assert_int_eq(pwrite(fd, block, sizeof(block), 0), (ssize_t) sizeof(block));
+        ck_assert_int_eq(pwrite(fd, e, n * sizeof(*e), (off_t) h.table_offset), (ssize_t) (n * sizeof(*e)));
+        return fd;
+}
+
+/* Extents past the region, out of order or overlapping — also where an unsigned sum wraps at 2^64
+ * and would reset an ordering check — are refused by every reader (EBADMSG, docs/snapshot.md). */
+START_TEST(forged_extent_tables_refused) {
+        _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
+        struct gmem_snapshot_info *info = SENTINEL_PTR;
+        struct gmem_page_server *ps = SENTINEL_PTR;
+        const uint64_t top = UINT64_MAX - 4095; /* the last page of the address space: + 4096 wraps to 0 */
+        static const struct {
+                struct snap_extent e[2];
+                unsigned n;
+                uint64_t data;
+                const char *why;
+        } cases[] = {
+                { { { SIZE, 4096, 0, 0 } }, 1, 4096, "past the region" },
+                { { { SIZE + 4096, 4096, 0, 0 } }, 1, 4096, "past the region" },
+                { { { top, 4096, 0, 0 }, { 0, 4096, 0, 0 } }, 2, 8192, "past the region" },
+                { { { 8192, 4096, 0, 0 }, { 4096, 4096, 0, 0 } }, 2, 8192, "out of order" },
+                { { { 0, 8192, 0, 0 }, { 4096, 4096, 0, 0 } }, 2, 12288, "out of order" },
+                { { { SIZE - 4096, 8192, 0, 0 } }, 1, 8192, "past the region" },
+                { { { 0, 4096, 0, 7 } }, 1, 4096, "reserved" },
+                { { { 2 * MiB_ - 4096, 8192, 0, 0 } }, 1, 8192, "2 MiB boundary" },
+                { { { 0, 4096, 0, 0 } }, 1, 8192, "do not add up" },
+        };
+        int uffd = memfd_create("not-a-uffd", MFD_CLOEXEC);
+
+        ck_assert_int_eq(gmem_region_new_memfd(GMEM_BACKEND_MEMFD, SIZE, &r), 0);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                int fd = forged(cases[i].e, cases[i].n, cases[i].data);
+                EXPECT_FAIL(gmem_snapshot_open(fd, &info), EBADMSG, cases[i].why);
+                EXPECT_FAIL(gmem_snapshot_restore(r, fd, NULL), EBADMSG, cases[i].why);
+                EXPECT_FAIL(gmem_page_server_new(uffd, 1ull << 40, fd, NULL, &ps), EBADMSG, cases[i].why);
+                close(fd);
+        }
+        ck_assert_ptr_eq(info, SENTINEL_PTR);
+        ck_assert_ptr_eq(ps, SENTINEL_PTR);
+        /* and a header whose sizes would wrap */
+        {
+                struct snap_extent none[1] = { { 0 } };
+                int fd = forged(none, 0, UINT64_MAX);
+                EXPECT_FAIL(gmem_snapshot_open(fd, &info), EBADMSG, "more data than the region");
+                close(fd);
+        }
+        close(uffd);
+}
+END_TEST
+
 START_TEST(bad_input) {
         _cleanup_(gmem_region_freep) struct gmem_region *r = NULL;
         struct gmem_snapshot_info *s = SENTINEL_PTR;
@@ -343,6 +413,7 @@ int main(void) {
         tcase_add_test(tc, each_restore_path);
         tcase_add_test(tc, empty_region_and_old_file_content);
         tcase_add_test(tc, damaged_snapshots_refused);
+        tcase_add_test(tc, forged_extent_tables_refused);
         tcase_add_test(tc, bad_input);
         tcase_add_test(tc, hugetlb_round_trip);
         suite_add_tcase(s, tc);

@@ -236,9 +236,10 @@ uint64_t gmem_region_page_size(const struct gmem_region *r); /* alignment unit f
 int gmem_region_map(struct gmem_region *r, void **ret_addr);
 int gmem_region_unmap(struct gmem_region *r);
 
-/* Bytes of [off, off+len) actually backed by memory. The whole region of a memfd or hugetlb region
- * is answered from the file's block count (cheap); otherwise mincore on the mapping, which walks
- * every page. For part of a hugetlb region, only pages this process has faulted in are seen. */
+/* Bytes of [off, off+len) that hold data: in memory, or (memfd) in swap. The whole region of a memfd
+ * or hugetlb region is answered from the file's block count (cheap); otherwise each page is looked
+ * at (mincore, and SEEK_DATA for a memfd's pages not in memory). Part of a hugetlb region, where
+ * nothing says which pages are there, is read: its pages of zeroes are not counted. */
 int gmem_region_resident(struct gmem_region *r, uint64_t off, uint64_t len, uint64_t *ret_bytes);
 
 /* ---------------------------------------------------------------------------------------------
