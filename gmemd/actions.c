@@ -9,6 +9,7 @@
 
 #include "actions.h"
 #include "protocol.h"
+#include "page-server.h"
 #include "snapshot.h"
 #include "uffd-compat.h"
 #include "error.h"
@@ -39,6 +40,9 @@ void action_release(struct daemon *d, struct managed *m) {
         region_release(d, m);
 }
 
+static int start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m, uint64_t off,
+                     uint64_t len, uint64_t fd_off, int fd, uint64_t charge, struct job **ret);
+
 static int check_new_name(struct daemon *d, const char *name) {
         if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
@@ -64,8 +68,11 @@ static int create(struct daemon *d, struct session *s, const struct create_args 
                 return gmem_error(-EINVAL, "create '%s': invalid backend", a->name);
         if ((k = proto_check_page_size(a->backend, a->page_size != 0)) < 0)
                 return gmem_error_wrap(k, "create '%s'", a->name);
-        if (a->size > d->config.limits.max_bytes_total)
-                return gmem_error(-ENOSPC, "create '%s': %" PRIu64 " bytes exceed the daemon's limit", a->name, a->size);
+        /* every limit before anything is spent: a refusal must not cost a pooled region */
+        if ((k = region_admit(d, a->name, a->size, p->uid)) < 0)
+                return k;
+        if (a->restore && (k = quota_admit(d, p->uid, a->size + a->charge, "restore")) < 0)
+                return gmem_error_wrap(k, "restore '%s'", a->name);
 
         /* a pooled region when one fits: ready at once (allocated too, for a prefaulted pool) */
         r = warm_take(d, a->backend, a->size, a->page_size ?: 2 * MiB, a->prefault);
@@ -97,7 +104,7 @@ static int create(struct daemon *d, struct session *s, const struct create_args 
                         region_release(d, m);
                         return k;
                 }
-                k = action_start_job(d, s, TAKE_PTR(*rq), JOB_RESTORE, m, 0, a->size, 0, fd, &j);
+                k = start_job(d, s, TAKE_PTR(*rq), JOB_RESTORE, m, 0, a->size, 0, fd, a->charge, &j);
                 if (k < 0) {
                         close(fd);
                         region_release(d, m);
@@ -128,27 +135,26 @@ int action_create(struct daemon *d, struct session *s, const struct create_args 
 
 int action_restore(struct daemon *d, struct session *s, const char *name, int fd, enum gmem_backend backend,
                    enum gmem_policy policy, struct requester *rq, struct managed **ret, struct job **ret_job) {
-        struct gmem_snapshot_info *info = NULL;
         struct create_args a = { .name = name, .policy = policy, .restore = true, .restore_fd = fd };
         struct snap_header h;
         int k;
 
-        /* the size first (a 4 KiB header), held to the limits, then the extent table it bounds */
+        /* Only the header here (4 KiB, its fields checked): the extent table it describes is read
+         * by the restore job on a worker, its size charged to the caller first. */
         if ((k = snapshot_read_header(fd, &h)) >= 0 && h.region_size > d->config.limits.max_bytes_total)
                 k = gmem_error(-ENOSPC, "the snapshot is of %" PRIu64 " bytes, beyond the daemon's limit", h.region_size);
-        if (k < 0 || (k = gmem_snapshot_open(fd, &info)) < 0) {
+        if (k < 0) {
                 if (rq)
                         rq->ops->free(rq);
                 return gmem_error_wrap(k, "restore '%s'", name);
         }
-        a.size = gmem_snapshot_info_size(info);
-        a.backend = backend != GMEM_BACKEND_INVALID ? backend : gmem_snapshot_info_backend(info);
+        a.size = h.region_size;
+        a.charge = snapshot_table_bytes(&h);
+        a.backend = backend != GMEM_BACKEND_INVALID ? backend : (enum gmem_backend) h.backend;
         if (backend == GMEM_BACKEND_INVALID && a.backend == GMEM_BACKEND_GUEST_MEMFD)
                 a.backend = GMEM_BACKEND_MEMFD;
         if (a.backend == GMEM_BACKEND_HUGETLB)
-                a.page_size = gmem_snapshot_info_backend(info) == GMEM_BACKEND_HUGETLB ? gmem_snapshot_info_page_size(info)
-                                                                                     : 2 * MiB;
-        gmem_snapshot_info_free(info);
+                a.page_size = h.backend == GMEM_BACKEND_HUGETLB ? h.page_size : 2 * MiB;
         return action_create(d, s, &a, rq, ret, ret_job);
 }
 
@@ -169,34 +175,26 @@ static struct job *serve_job_new(struct daemon *d, struct managed *m, struct ses
 
 int action_serve(struct daemon *d, struct session *s, struct requester *rq, struct managed *m, int uffd,
                  int snapshot_fd, uint64_t base, bool shared, bool prefetch, struct job **ret) {
-        struct gmem_snapshot_info *info = NULL;
         _cleanup_close_ int u = -1, f = -1;
-        struct job *j;
-        int k;
-
+        uint64_t size = gmem_region_size(m->region);
         struct snap_header h;
+        struct job *j;
+        int k = 0;
 
-        if (!fd_is_userfaultfd(uffd)) {
-                if (rq)
-                        rq->ops->free(rq);
-                return gmem_error(-EBADF, "serve '%s': the fd passed is not a userfaultfd", m->name);
-        }
-        /* the snapshot's size first, then the extent table it bounds */
-        if ((k = snapshot_read_header(snapshot_fd, &h)) >= 0 && h.region_size != gmem_region_size(m->region))
-                k = gmem_error(-EINVAL, "the snapshot has %" PRIu64 " bytes, the region %" PRIu64, h.region_size,
-                               gmem_region_size(m->region));
-        if (k < 0 || (k = gmem_snapshot_open(snapshot_fd, &info)) < 0) {
-                if (rq)
-                        rq->ops->free(rq);
-                return gmem_error_wrap(k, "serve '%s'", m->name);
-        }
-        k = gmem_snapshot_info_size(info) == gmem_region_size(m->region) ? 0 :
-            gmem_error(-EINVAL, "serve '%s': the snapshot has %" PRIu64 " bytes, the region %" PRIu64, m->name,
-                       gmem_snapshot_info_size(info), gmem_region_size(m->region));
-        gmem_snapshot_info_free(info);
-        if (k == 0 && (base % 4096 || base > PROTO_INT_MAX - gmem_region_size(m->region)))
+        /* Only the header here: the page server reads the extent table on its own thread, its
+         * size and the server's state charged to the caller first. */
+        if (!fd_is_userfaultfd(uffd))
+                k = gmem_error(-EBADF, "serve '%s': the fd passed is not a userfaultfd", m->name);
+        else if ((k = snapshot_read_header(snapshot_fd, &h)) < 0)
+                k = gmem_error_wrap(k, "serve '%s'", m->name);
+        else if (h.region_size != size)
+                k = gmem_error(-EINVAL, "serve '%s': the snapshot has %" PRIu64 " bytes, the region %" PRIu64, m->name, h.region_size,
+                               size);
+        else if (base % 4096 || base > PROTO_INT_MAX - size)
                 k = gmem_error(-EINVAL, "serve '%s': address %#" PRIx64 " is not page aligned or out of range", m->name, base);
-        if (k == 0 && ((u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(snapshot_fd, F_DUPFD_CLOEXEC, 3)) < 0))
+        else if ((k = quota_admit(d, s->peer.uid, page_server_meta_bytes(size, h.n_extents), "serve")) < 0)
+                k = gmem_error_wrap(k, "serve '%s'", m->name);
+        else if ((u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(snapshot_fd, F_DUPFD_CLOEXEC, 3)) < 0)
                 k = gmem_error(negative_errno(), "serve '%s': dup", m->name);
         if (k < 0) {
                 if (rq)
@@ -206,21 +204,18 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         j = serve_job_new(d, m, s, rq, base, shared, prefetch, s->peer.uid);
         if (!j)
                 return gmem_error(-ENOMEM, "serve '%s': job", m->name);
+        j->charged = page_server_meta_bytes(size, h.n_extents);
         /* the VMM's process: after a restart of gmemd, its exit is what ends the job */
         j->pidfd = s->peer.pid > 0 ? (int) syscall(SYS_pidfd_open, s->peer.pid, 0) : -1;
         if (j->pidfd >= 0)
                 (void) fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
-        j->fd = f;
-        j->fd2 = u;
+        j->fd = TAKE_FD(f);
+        j->fd2 = TAKE_FD(u);
         k = job_submit(d, j);
         if (k < 0) {
                 job_discard(d, j); /* closes the dups */
-                TAKE_FD(f);
-                TAKE_FD(u);
                 return gmem_error_wrap(k, "serve '%s'", m->name);
         }
-        TAKE_FD(f);
-        TAKE_FD(u);
         if (ret)
                 *ret = j;
         return 0;
@@ -311,10 +306,32 @@ static int check_listening(int fd) {
         return 0;
 }
 
+/* What a Firecracker VM's page server over source_fd holds, from its header (a raw file: as if
+ * its every other page were data), or -errno. */
+static int firecracker_charge(int source_fd, bool raw, const char *vm, uint64_t *ret) {
+        struct snap_header h;
+        struct stat st;
+        int k;
+
+        if (raw) {
+                if (fstat(source_fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        return gmem_error(-EINVAL, "firecracker '%s': the second fd passed is not a regular file", vm);
+                if (st.st_size == 0 || st.st_size % 4096)
+                        return gmem_error(-EINVAL, "firecracker '%s': the memory file has %" PRIu64 " bytes, not a whole number of pages",
+                                          vm, (uint64_t) st.st_size);
+                *ret = page_server_meta_bytes((uint64_t) st.st_size, (uint64_t) st.st_size / 8192);
+                return 0;
+        }
+        if ((k = snapshot_read_header(source_fd, &h)) < 0)
+                return gmem_error_wrap(k, "firecracker '%s'", vm);
+        *ret = page_server_meta_bytes(h.region_size, h.n_extents);
+        return 0;
+}
+
 int action_firecracker(struct daemon *d, struct session *s, struct requester *rq, const char *vm, int listen_fd,
                        int source_fd, bool raw, bool prefetch, int timeout_ms, struct job **ret) {
         _cleanup_close_ int l = -1, f = -1;
-        struct stat st;
+        uint64_t charge = 0;
         struct job *j;
         int k = 0;
 
@@ -324,18 +341,11 @@ int action_firecracker(struct daemon *d, struct session *s, struct requester *rq
                 k = gmem_error(-EINVAL, "firecracker '%s': timeout %d ms (1 to %d)", vm, timeout_ms, FIRECRACKER_TIMEOUT_MAX_MS);
         else if (check_listening(listen_fd) < 0)
                 k = gmem_error(-EINVAL, "firecracker '%s': the first fd passed is not a listening unix stream socket", vm);
-        else if (fstat(source_fd, &st) < 0 || !S_ISREG(st.st_mode))
-                k = gmem_error(-EINVAL, "firecracker '%s': the second fd passed is not a regular file", vm);
-        else if (raw && (st.st_size == 0 || st.st_size % 4096))
-                k = gmem_error(-EINVAL, "firecracker '%s': the memory file has %" PRIu64 " bytes, not a whole number of pages",
-                               vm, (uint64_t) st.st_size);
-        else if (!raw) {
-                struct gmem_snapshot_info *info = NULL;
-                if ((k = gmem_snapshot_open(source_fd, &info)) < 0)
-                        k = gmem_error_wrap(k, "firecracker '%s'", vm);
-                gmem_snapshot_info_free(info);
-        }
-        if (k == 0 && ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(source_fd, F_DUPFD_CLOEXEC, 3)) < 0))
+        else if ((k = firecracker_charge(source_fd, raw, vm, &charge)) < 0)
+                ;
+        else if ((k = quota_admit(d, s->peer.uid, charge, "firecracker")) < 0)
+                k = gmem_error_wrap(k, "firecracker '%s'", vm);
+        else if ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(source_fd, F_DUPFD_CLOEXEC, 3)) < 0)
                 k = gmem_error(negative_errno(), "firecracker '%s': dup", vm);
         if (k < 0) {
                 if (rq)
@@ -351,16 +361,13 @@ int action_firecracker(struct daemon *d, struct session *s, struct requester *rq
         j->flags = raw ? GMEM_PAGE_SERVER_RAW : 0;
         j->no_prefetch = !prefetch;
         j->timeout_ms = timeout_ms;
-        j->fd = f;
-        j->fd2 = l;
+        j->charged = charge;
+        j->fd = TAKE_FD(f);
+        j->fd2 = TAKE_FD(l);
         if ((k = job_submit(d, j)) < 0) {
                 job_discard(d, j); /* closes the dups */
-                TAKE_FD(f);
-                TAKE_FD(l);
                 return gmem_error_wrap(k, "firecracker '%s'", vm);
         }
-        TAKE_FD(f);
-        TAKE_FD(l);
         log_region(LOG_INFO, "firecracker", NULL, j->uid, "firecracker '%s': job %" PRIu64 " for uid %d waits for the VM", vm, j->id, (int) j->uid);
         if (ret)
                 *ret = j;
@@ -443,8 +450,8 @@ int action_range(const struct managed *m, const char *what, uint64_t off, bool h
         return 0;
 }
 
-int action_start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m,
-                     uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret) {
+static int start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m, uint64_t off,
+                     uint64_t len, uint64_t fd_off, int fd, uint64_t charge, struct job **ret) {
         struct job *j = job_new(d, op, m, s, rq);
         int k;
 
@@ -454,6 +461,7 @@ int action_start_job(struct daemon *d, struct session *s, struct requester *rq, 
         j->off = off;
         j->len = len;
         j->fd_off = fd_off;
+        j->charged = charge;
         j->fd = fd; /* before the job is queued: a worker may start it at once */
         k = job_submit(d, j);
         if (k < 0) {
@@ -464,6 +472,11 @@ int action_start_job(struct daemon *d, struct session *s, struct requester *rq, 
         if (ret)
                 *ret = j;
         return 0;
+}
+
+int action_start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m,
+                     uint64_t off, uint64_t len, uint64_t fd_off, int fd, struct job **ret) {
+        return start_job(d, s, rq, op, m, off, len, fd_off, fd, 0, ret);
 }
 
 static int populate_len(struct managed *m, uint64_t off, bool have_len, uint64_t len, int src_fd, uint64_t src_off,
@@ -494,7 +507,15 @@ int action_populate(struct daemon *d, struct session *s, struct requester *rq, s
 }
 
 int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len) {
-        int k = gmem_punch_hole(m->region, off, len);
+        uint64_t ps = gmem_region_page_size(m->region), size = gmem_region_size(m->region);
+        int k;
+
+        /* a page server filling the region must not put back what is punched now: told first,
+         * for a range the punch will take (checked as gmem_punch_hole() checks it) */
+        if (len && off % ps == 0 && len % ps == 0 && off <= size && len <= size - off &&
+            gmem_region_backend(m->region) != GMEM_BACKEND_SECRET)
+                jobs_region_discard(d, m, off, len);
+        k = gmem_punch_hole(m->region, off, len);
         if (k < 0)
                 return gmem_error_wrap(k, "punch '%s'", m->name);
         region_resident_changed(d, m);

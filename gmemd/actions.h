@@ -26,6 +26,7 @@ struct create_args {
         bool prefault;          /* the region stays hidden until the prefault job is done */
         bool restore;           /* fill it from the snapshot in restore_fd (a job; hidden until done) */
         int restore_fd;
+        uint64_t charge;        /* restore: the bytes its extent table takes, held by the job */
 };
 /* With prefault, *ret_job is the job that publishes the region when it is done (rq hears of
  * it); otherwise NULL. */

@@ -46,6 +46,8 @@ void config_defaults(struct gmemd_config *c) {
                         .max_regions_per_uid = 256,
                         .max_jobs_per_uid = 8,
                         .hello_timeout_ms = 10000,
+                        .max_page_servers = 64,
+                        .max_page_servers_per_uid = 16,
                 },
                 .workers = (unsigned) MAX(2, MIN(cores, 8)),
                 .socket_mode = 0666,
@@ -106,8 +108,47 @@ static const struct limit_spec limit_table[] = {
         L(max_regions_per_uid, 1, 1 << 20, false, false),
         L(max_jobs_per_uid, 1, 4096, false, false),
         L(hello_timeout_ms, 100, 600000, false, false),
+        L(max_page_servers, 1, 4096, false, false),
+        L(max_page_servers_per_uid, 1, 4096, false, false),
 #undef L
 };
+
+/* A uid's share of a total: what it is when the files do not say (a fraction of the total, so that
+ * lowering a total lowers the shares with it), and never above the total it shares. */
+static const struct {
+        size_t share, total; /* offsetof(struct gmemd_limits, ...) */
+        const char *share_key, *total_key;
+        unsigned divisor;
+} share_table[] = {
+#define S(share, total, div) { offsetof(struct gmemd_limits, share), offsetof(struct gmemd_limits, total), #share, #total, div }
+        S(max_clients_per_uid, max_clients, 4),
+        S(max_regions_per_uid, max_regions, 4),
+        S(max_bytes_per_uid, max_bytes_total, 1),
+        S(max_jobs_per_uid, max_jobs, 2),
+        S(max_page_servers_per_uid, max_page_servers, 4),
+#undef S
+};
+
+static size_t limit_index(size_t field) {
+        for (size_t i = 0; i < ELEMENTSOF(limit_table); i++)
+                if (limit_table[i].field == field)
+                        return i;
+        return 0;
+}
+
+static int apply_shares(struct gmemd_config *c) {
+        for (size_t i = 0; i < ELEMENTSOF(share_table); i++) {
+                uint64_t *share = (uint64_t *) ((char *) &c->limits + share_table[i].share);
+                uint64_t total = *(const uint64_t *) ((const char *) &c->limits + share_table[i].total);
+                if (!(c->limits_set & (UINT64_C(1) << limit_index(share_table[i].share))))
+                        *share = MAX(UINT64_C(1), total / share_table[i].divisor);
+                else if (*share > total)
+                        return gmem_error(-ERANGE, "config: limits.%s = %" PRIu64 " is above limits.%s = %" PRIu64
+                                          " (a uid's share cannot exceed the total it shares)", share_table[i].share_key,
+                                          *share, share_table[i].total_key, total);
+        }
+        return 0;
+}
 
 /* "limits" member l->key into its field of *limits, within [lo, hi]; 0 means RAM when ram_default */
 static int limit(const cJSON *o, const char *file, const struct limit_spec *l, struct gmemd_limits *limits) {
@@ -217,6 +258,17 @@ static int config_apply_file(const char *path, bool must_exist, struct gmemd_con
                 cJSON_Delete(root);
                 return gmem_error(-EINVAL, "config '%s' is not a JSON object", path);
         }
+        {
+                char key[80];
+                unsigned line = 0;
+                k = json_find_duplicate_key(text, len, key, sizeof(key), &line);
+                if (k != 0) {
+                        cJSON_Delete(root);
+                        return k < 0 ? gmem_error(k, "config '%s': look for keys given twice", path) :
+                                       gmem_error(-EINVAL, "config '%s': line %u: key '%s' is given a second time in one object "
+                                                  "(say it once)", path, line, key);
+                }
+        }
         k = known_keys(root, top_keys, path, "");
         limits = cJSON_GetObjectItemCaseSensitive(root, "limits");
         if (k >= 0 && limits && !cJSON_IsObject(limits))
@@ -227,8 +279,11 @@ static int config_apply_file(const char *path, bool must_exist, struct gmemd_con
                         names[i] = limit_table[i].key;
                 names[ELEMENTSOF(limit_table)] = NULL;
                 k = known_keys(limits, names, path, "limits.");
-                for (size_t i = 0; i < ELEMENTSOF(limit_table) && k >= 0; i++)
+                for (size_t i = 0; i < ELEMENTSOF(limit_table) && k >= 0; i++) {
                         k = limit(limits, path, &limit_table[i], &n.limits);
+                        if (cJSON_GetObjectItemCaseSensitive(limits, limit_table[i].key))
+                                n.limits_set |= UINT64_C(1) << i;
+                }
         }
         if (k >= 0 && (k = json_get_u64(root, "workers", false, n.workers, &workers)) >= 0) {
                 if (workers < 1 || workers > 256)
@@ -323,6 +378,10 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret, char *
                 free(names[i]);
         }
         if (k < 0) {
+                strv_free(files);
+                return k;
+        }
+        if ((k = apply_shares(&c)) < 0) {
                 strv_free(files);
                 return k;
         }

@@ -25,6 +25,10 @@ struct gmemd_limits {
         uint64_t max_regions_per_uid; /* ... of max_regions */
         uint64_t max_jobs_per_uid;    /* ... of max_jobs */
         uint64_t hello_timeout_ms;    /* a connection that has not said hello by then is closed */
+        /* Page servers (serve, firecracker) wait on a VMM, not on work: a class of their own, so
+         * that they never hold the job slots work needs (root has a reserve beyond both). */
+        uint64_t max_page_servers;
+        uint64_t max_page_servers_per_uid;
 };
 
 #define WARM_POOLS_MAX 8
@@ -40,6 +44,7 @@ struct warm_pool_config {
 
 struct gmemd_config {
         struct gmemd_limits limits;
+        uint64_t limits_set;     /* which of them a file named (bit i: limit_table[i]); the others' shares follow their totals */
         struct warm_pool_config pools[WARM_POOLS_MAX];
         unsigned n_pools;
         unsigned workers;

@@ -64,6 +64,7 @@ struct daemon {
         struct managed *regions;
         uint64_t n_regions;
         uint64_t bytes_total;
+        uint64_t charged_total;  /* the jobs' metadata (struct job's charged), counted with bytes_total */
         struct job *jobs;
         uint64_t n_jobs, job_serial;
         struct pool pool;

@@ -19,6 +19,7 @@
 #include "gmem-cleanup.h"
 #include "log.h"
 #include "macro.h"
+#include "page-server.h"
 #include "store.h"
 
 #define POLL_MS 200 /* how soon a cancel is seen */
@@ -66,6 +67,7 @@ static bool vm_gone(int conn, short revents) {
 int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
         _cleanup_free_ struct gmem_uffd_mapping *maps = NULL;
         struct gmem_page_server *ps = NULL;
+        struct gmem_snapshot_info *info = NULL;
         _cleanup_close_ int conn = -1, uffd = -1;
         struct ucred cred = { .pid = 0 };
         socklen_t cl = sizeof(cred);
@@ -74,17 +76,26 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
         size_t n = 0;
         int64_t k;
 
+        /* the source checked whole (its extent table read here, off the loop) before the requester
+         * hears that the job is up and waits for the VM */
+        if (!(j->flags & GMEM_PAGE_SERVER_RAW) && (k = gmem_snapshot_open(j->fd, &info)) < 0)
+                return k;
+        job_started(j);
         if (j->resume_fd >= 0) { /* the VM connected to a gmemd before this one */
                 conn = TAKE_FD(j->fd2);
                 uffd = TAKE_FD(j->fd3);
                 maps = TAKE_PTR(j->maps);
                 n = j->n_maps;
-        } else if ((k = wait_for_vm(j, &conn)) < 0)
+        } else if ((k = wait_for_vm(j, &conn)) < 0) {
+                gmem_snapshot_info_free(info);
                 return k;
+        }
         (void) getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-        if (!maps && (k = gmem_firecracker_handshake(conn, HANDSHAKE_MS, &uffd, &maps, &n)) < 0)
+        if (!maps && (k = gmem_firecracker_handshake(conn, HANDSHAKE_MS, &uffd, &maps, &n)) < 0) {
+                gmem_snapshot_info_free(info);
                 return gmem_error_wrap((int) k, "VM pid %d", (int) cred.pid);
-        k = gmem_page_server_new_mapped(uffd, maps, n, j->fd, j->flags, &ps);
+        }
+        k = page_server_new_opened(uffd, maps, n, j->fd, TAKE_PTR(info), j->flags, &ps);
         if (k >= 0)
                 k = store_serve_begin(j->d, j, ps, uffd, conn, maps, n, &stored);
         if (k < 0) {

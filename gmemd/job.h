@@ -26,6 +26,8 @@ enum job_op {
 
 struct requester;
 struct requester_ops {
+        /* A page server job is up (its source read and checked): what was asked is running. Optional. */
+        void (*started)(struct requester *rq, const struct job *j);
         void (*progress)(struct requester *rq, const struct job *j, uint64_t done, uint64_t total);
         /* The job is over: j->result, j->bytes, j->message. For a create with prefault the region
          * is published (result 0) or released by now. */
@@ -47,7 +49,10 @@ struct job {
         struct session *session;     /* who asked (a ref); its end cancels the job unless it outlives it */
         bool outlives_session;       /* JOB_FIRECRACKER: the VM's hang-up ends it, not the requester's */
         struct requester *rq;        /* owned; NULL for the core's own jobs */
-        uid_t uid;                   /* who asked: held to max_jobs_per_uid */
+        uid_t uid;                   /* who asked: held to max_jobs_per_uid (max_page_servers_per_uid) */
+        uint64_t charged;            /* bytes of metadata it holds (an extent table, a page server's state),
+                                      * counted against its uid's max_bytes_per_uid like a region's */
+        bool counted;                /* submitted: its slot and charge are the daemon's count */
         uint64_t off, len, fd_off;
         int fd;                      /* source (populate) or destination (dump) */
         int fd2;                     /* JOB_SERVE: the VMM's userfaultfd; JOB_FIRECRACKER: the listening socket */
@@ -63,6 +68,9 @@ struct job {
         size_t n_maps;
         int timeout_ms;              /* JOB_FIRECRACKER: how long to wait for the VM to connect */
         bool shared;                 /* JOB_SERVE: the VMM maps the region's file (MINOR faults possible) */
+        /* JOB_SERVE: its page server while it runs, for a punch of the region to reach (under ps_lock) */
+        pthread_mutex_t ps_lock;
+        struct gmem_page_server *ps;
         bool no_prefetch;            /* JOB_SERVE: faults only */
         bool own_thread;             /* JOB_SERVE: runs on thread, joined when it finishes */
         bool joined;
@@ -72,7 +80,11 @@ struct job {
         int cancel;
         uint64_t done, total;
         int progress_pending;
+        int started_pending;         /* job_started() was called: the loop tells the requester */
+        bool started;
         uint64_t last_signal_usec;
+        uint64_t signaled_done, signaled_total; /* the worker's last signal (progress only when it changed) */
+        uint64_t sent_done, sent_total;         /* the loop's last event */
         int result;
         int64_t bytes;
         char message[512];
@@ -80,6 +92,12 @@ struct job {
 
 int pool_start(struct daemon *d);
 void pool_stop(struct daemon *d);
+/* The metadata uid's jobs hold (their charged bytes). */
+uint64_t jobs_charged_of_uid(struct daemon *d, uid_t uid);
+/* Is op a page server (it waits on a VMM, not on work: a slot class of its own)? */
+bool job_op_is_server(enum job_op op);
+/* Worker or page server thread: what was asked runs now (the requester's started() is called). */
+void job_started(struct job *j);
 /* A job of op on m for session s; rq (taken, may be NULL) hears of it. */
 struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct session *s, struct requester *rq);
 /* On failure the caller still owns j and frees it with job_discard(). */
@@ -88,6 +106,9 @@ void job_discard(struct daemon *d, struct job *j);
 struct job *job_find(struct daemon *d, uint64_t id);
 /* Queue a measurement of m's resident bytes (region_resident()); nothing if one is queued. */
 void job_measure(struct daemon *d, struct managed *m);
+/* [off, off+len) of m is about to be punched: its page servers serve zeroes there from now on
+ * (what they had not served yet would come back with the snapshot's bytes). */
+void jobs_region_discard(struct daemon *d, struct managed *m, uint64_t off, uint64_t len);
 void jobs_cancel_session(struct daemon *d, struct session *s);
 void jobs_cancel_region(struct daemon *d, struct managed *m);
 void jobs_cancel_all(struct daemon *d);

@@ -15,6 +15,7 @@
 #include "job.h"
 #include "log.h"
 #include "notify.h"
+#include "page-server.h"
 #include "region.h"
 #include "session.h"
 #include "store.h"
@@ -41,19 +42,41 @@ static void wake_loop(struct pool *p) {
         (void) !write(p->efd, &one, sizeof(one));
 }
 
-/* worker thread */
+bool job_op_is_server(enum job_op op) {
+        return op == JOB_SERVE || op == JOB_FIRECRACKER;
+}
+
+/* worker thread: at most one signal per interval, and only when something changed (a page server
+ * calls this every turn of its loop, done or not: nothing is said once nothing changes) */
 static int on_progress(uint64_t done, uint64_t total, void *userdata) {
         struct job *j = userdata;
         uint64_t now = mono_usec();
 
         __atomic_store_n(&j->done, done, __ATOMIC_RELAXED);
         __atomic_store_n(&j->total, total, __ATOMIC_RELAXED);
+        if (done == j->signaled_done && total == j->signaled_total)
+                return 0;
         if (now - j->last_signal_usec >= PROGRESS_INTERVAL_USEC || done == total) {
                 j->last_signal_usec = now;
+                j->signaled_done = done;
+                j->signaled_total = total;
                 __atomic_store_n(&j->progress_pending, 1, __ATOMIC_RELEASE);
                 wake_loop(&j->d->pool);
         }
         return 0;
+}
+
+uint64_t jobs_charged_of_uid(struct daemon *d, uid_t uid) {
+        uint64_t sum = 0;
+        for (const struct job *j = d->jobs; j; j = j->next)
+                if (j->uid == uid && j->counted)
+                        sum += j->charged;
+        return sum;
+}
+
+void job_started(struct job *j) {
+        __atomic_store_n(&j->started_pending, 1, __ATOMIC_RELEASE);
+        wake_loop(&j->d->pool);
 }
 
 /* Has the VMM exited (its pidfd readable)? */
@@ -75,6 +98,12 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         k = gmem_page_server_new(j->fd2, j->off, j->fd, j->shared ? j->m->region : NULL, &ps);
         if (k >= 0)
                 k = store_serve_begin(j->d, j, ps, j->fd2, j->pidfd, NULL, 0, &stored);
+        if (k >= 0) {
+                pthread_mutex_lock(&j->ps_lock);
+                j->ps = ps;
+                pthread_mutex_unlock(&j->ps_lock);
+                job_started(j); /* its snapshot read and checked: the requester hears it runs */
+        }
         while (k >= 0 && !__atomic_load_n(&j->cancel, __ATOMIC_RELAXED) && !vmm_gone(j->pidfd)) {
                 bool complete = gmem_page_server_complete(ps);
                 k = gmem_page_server_run(ps, complete ? 200 : 0);
@@ -89,6 +118,9 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         if (k >= 0)
                 k = (int64_t) gmem_page_server_served_bytes(ps);
         store_serve_end(j->d, j, stored);
+        pthread_mutex_lock(&j->ps_lock);
+        j->ps = NULL;
+        pthread_mutex_unlock(&j->ps_lock);
         gmem_page_server_free(ps);
         return k;
 }
@@ -199,6 +231,10 @@ static void *job_thread(void *userdata) {
 static void send_progress(struct daemon *d, struct job *j) {
         uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED), total = __atomic_load_n(&j->total, __ATOMIC_RELAXED);
 
+        if (done == j->sent_done && total == j->sent_total)
+                return;
+        j->sent_done = done;
+        j->sent_total = total;
         if (j->rq && j->rq->ops->progress)
                 j->rq->ops->progress(j->rq, j, done, total);
         notify_job_progress(d, j, done, total);
@@ -206,6 +242,8 @@ static void send_progress(struct daemon *d, struct job *j) {
 
 static void job_free(struct daemon *d, struct job *j) {
         LIST_REMOVE(d->jobs, j);
+        if (j->counted)
+                d->charged_total -= j->charged;
         if (j->own_thread && !j->joined)
                 pthread_join(j->thread, NULL); /* it has put itself on the done list: it is ending */
         if (j->fd >= 0)
@@ -223,6 +261,7 @@ static void job_free(struct daemon *d, struct job *j) {
                 j->rq->ops->free(j->rq);
         session_unref(j->session);
         region_unref(d, j->m);
+        pthread_mutex_destroy(&j->ps_lock);
         free(j);
 }
 
@@ -316,9 +355,15 @@ static void on_pool_event(evutil_socket_t fd, short what _unused_, void *userdat
         uint64_t v;
 
         (void) !read(fd, &v, sizeof(v));
-        for (struct job *j = d->jobs; j; j = j->next)
+        for (struct job *j = d->jobs; j; j = j->next) {
+                if (__atomic_exchange_n(&j->started_pending, 0, __ATOMIC_ACQUIRE) && !j->started) {
+                        j->started = true;
+                        if (j->rq && j->rq->ops->started)
+                                j->rq->ops->started(j->rq, j);
+                }
                 if (__atomic_exchange_n(&j->progress_pending, 0, __ATOMIC_ACQUIRE))
                         send_progress(d, j);
+        }
 
         pthread_mutex_lock(&p->lock);
         done = p->done;
@@ -392,6 +437,8 @@ struct job *job_new(struct daemon *d, enum job_op op, struct managed *m, struct 
         }
         j->d = d;
         j->op = op;
+        j->sent_done = j->sent_total = j->signaled_done = j->signaled_total = UINT64_MAX;
+        pthread_mutex_init(&j->ps_lock, NULL);
         j->fd = -1;
         j->fd2 = -1;
         j->pidfd = -1;
@@ -429,33 +476,61 @@ void job_measure(struct daemon *d, struct managed *m) {
         pool_queue(&d->pool, j);
 }
 
+/* root's work and page servers beyond what all other uids together may hold: whoever operates
+ * gmemd can always act, however busy its users keep it */
+#define ROOT_RESERVED_JOBS 4
+
+/* May j have a slot of its class? Unprivileged uids share max_jobs (max_page_servers), each at
+ * most its share; root is held only to the total plus its reserve. */
+static int job_admit(struct daemon *d, const struct job *j) {
+        bool server = job_op_is_server(j->op);
+        const char *what = server ? "page servers" : "jobs";
+        uint64_t max = server ? d->config.limits.max_page_servers : d->config.limits.max_jobs;
+        uint64_t per_uid = server ? d->config.limits.max_page_servers_per_uid : d->config.limits.max_jobs_per_uid;
+        uint64_t all = 0, unprivileged = 0, mine = 0;
+
+        for (const struct job *o = d->jobs; o; o = o->next)
+                if (job_op_is_server(o->op) == server) {
+                        all++;
+                        unprivileged += o->uid != 0;
+                        mine += o->uid == j->uid;
+                }
+        if (j->uid == 0)
+                return all >= max + ROOT_RESERVED_JOBS ?
+                       gmem_error(-EBUSY, "%" PRIu64 " %s run or wait: every slot is taken, root's reserve too", all, what) : 0;
+        if (unprivileged >= max)
+                return gmem_error(-EBUSY, "%" PRIu64 " %s run or wait (limits.%s)", unprivileged, what,
+                                  server ? "max_page_servers" : "max_jobs");
+        if (mine >= per_uid)
+                return gmem_error(-EBUSY, "uid %u has %" PRIu64 " %s running or waiting (limits.%s)", (unsigned) j->uid, mine,
+                                  what, server ? "max_page_servers_per_uid" : "max_jobs_per_uid");
+        return 0;
+}
+
 /* On failure the caller still owns j and frees it with job_discard(). */
 int job_submit(struct daemon *d, struct job *j) {
         struct pool *p = &d->pool;
+        int k;
 
-        if (d->n_jobs >= d->config.limits.max_jobs)
-                return gmem_error(-EBUSY, "%" PRIu64 " jobs are running or queued (limit)", d->n_jobs);
-        if (j->uid != 0) { /* one uid's share, so it cannot keep every other uid's jobs out */
-                uint64_t mine = 0;
-                for (const struct job *o = d->jobs; o; o = o->next)
-                        mine += o->uid == j->uid;
-                if (mine >= d->config.limits.max_jobs_per_uid)
-                        return gmem_error(-EBUSY, "uid %u has %" PRIu64 " jobs running or queued (max_jobs_per_uid)",
-                                          (unsigned) j->uid, mine);
-        }
+        if ((k = job_admit(d, j)) < 0)
+                return k;
         j->id = ++d->job_serial;
         j->total = j->len;
         LIST_PREPEND(d->jobs, j);
         d->n_jobs++;
+        d->charged_total += j->charged;
+        j->counted = true;
         if (j->m)
                 j->m->running_jobs++;
         if (j->op == JOB_POPULATE)
                 region_set_state(d, j->m, GMEM_REGION_POPULATING);
         if (j->op == JOB_SERVE || j->op == JOB_FIRECRACKER) {
-                int k = pthread_create(&j->thread, NULL, job_thread, j);
+                k = pthread_create(&j->thread, NULL, job_thread, j);
                 if (k != 0) {
                         LIST_REMOVE(d->jobs, j);
                         d->n_jobs--;
+                        d->charged_total -= j->charged;
+                        j->counted = false;
                         if (j->m)
                                 j->m->running_jobs--;
                         return gmem_error(-k, "page server thread");
@@ -478,6 +553,16 @@ struct job *job_find(struct daemon *d, uint64_t id) {
                 if (j->id == id)
                         return j;
         return NULL;
+}
+
+void jobs_region_discard(struct daemon *d, struct managed *m, uint64_t off, uint64_t len) {
+        for (struct job *j = d->jobs; j; j = j->next)
+                if (j->m == m && j->op == JOB_SERVE && j->shared) {
+                        pthread_mutex_lock(&j->ps_lock);
+                        if (j->ps)
+                                (void) page_server_discard(j->ps, off, len);
+                        pthread_mutex_unlock(&j->ps_lock);
+                }
 }
 
 void jobs_cancel_session(struct daemon *d, struct session *s) {

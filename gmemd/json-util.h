@@ -18,3 +18,8 @@ int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret);
 /* The whole of a small file from fd (at most max bytes; -EFBIG beyond), NUL-terminated. what names
  * it in the error message ("config '/etc/gmemd/gmemd.json'"). */
 int read_small_file(int fd, size_t max, const char *what, char **ret_text, size_t *ret_n);
+
+/* A member name written twice in one object of text (valid JSON): 1 with the name (printable, cut
+ * to key_size) and its second line, 0 when there is none, -ENOMEM. Names are compared decoded;
+ * two names that differ only beyond 256 bytes count as the same (no key of ours is that long). */
+int json_find_duplicate_key(const char *text, size_t len, char *ret_key, size_t key_size, unsigned *ret_line);

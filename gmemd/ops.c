@@ -90,13 +90,26 @@ struct sock_request {
         struct requester rq;
         struct conn *c;
         cJSON *id;
-        bool answered;   /* replied at once (serve): the end is an event, not the reply */
+        bool on_start;   /* a page server: answered when it is up (started()), its end an event */
+        bool answered;
         struct fd_name fd_name;
 };
 
 /* "region": NAME, or "vm": NAME for a Firecracker VM's page server */
 static void job_add_subject(cJSON *ev, const struct job *j) {
         cJSON_AddStringToObject(ev, j->m ? "region" : "vm", job_subject(j));
+}
+
+static void request_started(struct requester *rq, const struct job *j) {
+        struct sock_request *r = (struct sock_request *) rq;
+        cJSON *members;
+
+        if (r->c->closed || !r->on_start || r->answered)
+                return;
+        members = cJSON_CreateObject();
+        json_add_u64(members, "job", j->id);
+        conn_reply_ok(r->c, r->id, members, -1);
+        r->answered = true;
 }
 
 static void request_progress(struct requester *rq, const struct job *j, uint64_t done, uint64_t total) {
@@ -113,7 +126,8 @@ static void request_progress(struct requester *rq, const struct job *j, uint64_t
         job_add_subject(ev, j);
         json_add_u64(ev, "done", done);
         json_add_u64(ev, "total", total);
-        conn_send_json(r->c, ev, -1);
+        conn_send_droppable(r->c, cJSON_PrintUnformatted(ev));
+        cJSON_Delete(ev);
 }
 
 static void request_finished(struct requester *rq, const struct job *j) {
@@ -163,6 +177,7 @@ static void request_free(struct requester *rq) {
 }
 
 static const struct requester_ops request_ops = {
+        .started = request_started,
         .progress = request_progress,
         .finished = request_finished,
         .free = request_free,
@@ -186,7 +201,7 @@ static struct requester *request_new(struct conn *c, const cJSON *id, const stru
 
 /* To every watcher that may see the region (m NULL: a job on no region, for root and the uid
  * whose job it is); consumes ev. */
-static void to_watchers(struct server *srv, const struct managed *m, uid_t owner, cJSON *ev) {
+static void to_watchers(struct server *srv, const struct managed *m, uid_t owner, cJSON *ev, bool droppable) {
         _cleanup_free_ char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
 
         cJSON_Delete(ev);
@@ -194,8 +209,12 @@ static void to_watchers(struct server *srv, const struct managed *m, uid_t owner
                 return;
         /* conn_send never closes a connection under us: a broken one is closed from the loop later */
         for (struct conn *c = srv->conns; c; c = c->next)
-                if (c->watching && (m ? region_may(c->peer, m, ACCESS_USE) : c->peer->uid == 0 || c->peer->uid == owner))
-                        conn_send(c, strdup(text), -1);
+                if (c->watching && (m ? region_may(c->peer, m, ACCESS_USE) : c->peer->uid == 0 || c->peer->uid == owner)) {
+                        if (droppable)
+                                conn_send_droppable(c, strdup(text));
+                        else
+                                conn_send(c, strdup(text), -1);
+                }
 }
 
 static cJSON *region_event(const char *event, const struct managed *m) {
@@ -215,24 +234,24 @@ static cJSON *job_event(const char *event, const struct job *j) {
 }
 
 static void watch_region_added(void *userdata, struct managed *m) {
-        to_watchers(userdata, m, 0, region_event("region-added", m));
+        to_watchers(userdata, m, 0, region_event("region-added", m), false);
 }
 
 static void watch_region_removed(void *userdata, struct managed *m) {
-        to_watchers(userdata, m, 0, region_event("region-removed", m));
+        to_watchers(userdata, m, 0, region_event("region-removed", m), false);
 }
 
 static void watch_region_changed(void *userdata, struct managed *m) {
         cJSON *ev = region_event("region-changed", m);
         cJSON_AddStringToObject(ev, "state", gmem_region_state_to_string(m->state));
-        to_watchers(userdata, m, 0, ev);
+        to_watchers(userdata, m, 0, ev, false);
 }
 
 static void watch_job_progress(void *userdata, struct job *j, uint64_t done, uint64_t total) {
         cJSON *ev = job_event("job-progress", j);
         json_add_u64(ev, "done", done);
         json_add_u64(ev, "total", total);
-        to_watchers(userdata, j->m, j->uid, ev);
+        to_watchers(userdata, j->m, j->uid, ev, true);
 }
 
 static void watch_job_finished(void *userdata, struct job *j) {
@@ -242,7 +261,7 @@ static void watch_job_finished(void *userdata, struct job *j) {
                 json_add_u64(ev, "bytes", (uint64_t) j->bytes);
         else
                 cJSON_AddStringToObject(ev, "error", j->message);
-        to_watchers(userdata, j->m, j->uid, ev);
+        to_watchers(userdata, j->m, j->uid, ev, false);
 }
 
 static const struct subscriber_ops watch_ops = {
@@ -523,9 +542,10 @@ static int op_restore(struct op_ctx *x) {
         return action_restore(x->d, x->s, name, x->fds[0], backend, policy, rq, &m, &j);
 }
 
-/* A page server for a Firecracker VM (fds: a listening socket, the source): answered at once
- * with the job; its end (the VM hung up, or an error) comes as a "finished" event while the
- * caller is connected, and to watchers. */
+/* A page server for a Firecracker VM (fds: a listening socket, the source): answered with the job
+ * once its source is read and checked (on the job's thread), before the VM connects; its end (the
+ * VM hung up, or an error) comes as a "finished" event while the caller is connected, and to
+ * watchers. */
 static int op_firecracker(struct op_ctx *x) {
         const char *vm = NULL, *format = NULL;
         uint64_t timeout = FIRECRACKER_TIMEOUT_DEFAULT_MS;
@@ -547,19 +567,13 @@ static int op_firecracker(struct op_ctx *x) {
                                   FIRECRACKER_TIMEOUT_MAX_MS);
         if (!(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "firecracker '%s': request", vm);
-        ((struct sock_request *) rq)->answered = true;
-        if ((k = action_firecracker(x->d, x->s, rq, vm, x->fds[0], x->fds[1], raw, prefetch, (int) timeout, &j)) < 0)
-                return k;
-        {
-                cJSON *members = cJSON_CreateObject();
-                json_add_u64(members, "job", j->id);
-                conn_reply_ok(x->c, x->id, members, -1);
-        }
-        return 0;
+        ((struct sock_request *) rq)->on_start = true;
+        return action_firecracker(x->d, x->s, rq, vm, x->fds[0], x->fds[1], raw, prefetch, (int) timeout, &j);
 }
 
-/* A page server for the caller's userfaultfd (fds: the uffd, the snapshot): answered at once with
- * the job; its end comes as a "finished" event. */
+/* A page server for the caller's userfaultfd (fds: the uffd, the snapshot): answered with the job
+ * once the server is up (the snapshot's extent table read and checked on its thread); its end
+ * comes as a "finished" event. */
 static int op_serve(struct op_ctx *x) {
         struct sock_request *r;
         struct requester *rq;
@@ -576,15 +590,8 @@ static int op_serve(struct op_ctx *x) {
         if (!(rq = request_new(x->c, x->id, &x->fd_name)))
                 return gmem_error(-ENOMEM, "serve '%s': request", m->name);
         r = (struct sock_request *) rq;
-        r->answered = true;
-        if ((k = action_serve(x->d, x->s, rq, m, x->fds[0], x->fds[1], base, shared, prefetch, &j)) < 0)
-                return k;
-        {
-                cJSON *members = cJSON_CreateObject();
-                json_add_u64(members, "job", j->id);
-                conn_reply_ok(x->c, x->id, members, -1);
-        }
-        return 0;
+        r->on_start = true;
+        return action_serve(x->d, x->s, rq, m, x->fds[0], x->fds[1], base, shared, prefetch, &j);
 }
 
 static int op_punch(struct op_ctx *x) {

@@ -47,6 +47,13 @@ struct managed {
 enum access { ACCESS_SEE, ACCESS_USE, ACCESS_ADMIN };
 
 struct managed *region_find(struct daemon *d, const char *name); /* hidden ones too */
+/* May uid hold bytes more (a region's, or a job's metadata)? Against the daemon's max_bytes_total
+ * and, for any uid but root, its max_bytes_per_uid — what its regions and its jobs hold counted
+ * together. -ENOSPC or -EDQUOT naming what. */
+int quota_admit(struct daemon *d, uid_t uid, uint64_t bytes, const char *what);
+/* May uid add a region named name of size bytes (the name free, max_regions, its share, its
+ * bytes)? Asked before anything is spent on it (a pooled region taken, say). */
+int region_admit(struct daemon *d, const char *name, uint64_t size, uid_t uid);
 /* owner: who creates or registers it; s: their session (NULL while restoring). */
 int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct session *s,
                enum gmem_policy policy, const char *role, bool hidden, struct managed **ret);

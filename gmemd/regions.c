@@ -98,35 +98,57 @@ void region_add_holder(struct managed *m, const struct peer *p, struct session *
         m->holders[m->n_holders++] = h;
 }
 
-int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct session *c,
-               enum gmem_policy policy, const char *role, bool hidden, struct managed **ret) {
+/* The bytes uid holds against max_bytes_per_uid: its regions and its jobs' metadata. */
+static uint64_t bytes_of_uid(struct daemon *d, uid_t uid, uint64_t *ret_regions) {
+        return region_bytes_of_uid(d, uid, ret_regions) + jobs_charged_of_uid(d, uid);
+}
+
+int quota_admit(struct daemon *d, uid_t uid, uint64_t bytes, const char *what) {
         const struct gmemd_limits *l = &d->config.limits;
-        uint64_t size = gmem_region_size(r);
-        struct managed *m;
+        uint64_t held = d->bytes_total + d->charged_total, used;
+
+        if (d->restoring)
+                return 0; /* what the daemon held before its restart is held again, whatever the limits are now */
+        if (bytes > l->max_bytes_total || held > l->max_bytes_total - bytes)
+                return gmem_error(-ENOSPC, "%s: %" PRIu64 " more bytes would exceed the daemon's limit of %" PRIu64, what, bytes,
+                                  l->max_bytes_total);
+        if (uid == 0)
+                return 0;
+        used = bytes_of_uid(d, uid, NULL);
+        if (bytes > l->max_bytes_per_uid || used > l->max_bytes_per_uid - bytes)
+                return gmem_error(-EDQUOT, "%s: uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would exceed its limit of %" PRIu64,
+                                  what, (int) uid, used, bytes, l->max_bytes_per_uid);
+        return 0;
+}
+
+int region_admit(struct daemon *d, const char *name, uint64_t size, uid_t uid) {
+        const struct gmemd_limits *l = &d->config.limits;
+        char what[96];
+        uint64_t mine = 0;
 
         if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name);
         if (region_find(d, name))
                 return gmem_error(-EEXIST, "region '%s' already exists", name);
-        /* a region the daemon held before its restart is held again, whatever the limits are now */
-        if (!d->restoring) {
-                if (d->n_regions >= l->max_regions)
-                        return gmem_error(-ENOSPC, "region '%s': the daemon holds %" PRIu64 " regions (limit)", name,
-                                          d->n_regions);
-                if (size > l->max_bytes_total || d->bytes_total > l->max_bytes_total - size)
-                        return gmem_error(-ENOSPC, "region '%s': %" PRIu64 " more bytes would exceed the daemon's limit of %"
-                                          PRIu64, name, size, l->max_bytes_total);
-                if (owner->uid != 0) {
-                        uint64_t mine, used = region_bytes_of_uid(d, owner->uid, &mine);
-                        if (mine >= l->max_regions_per_uid)
-                                return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " regions (max_regions_per_uid)",
-                                                  name, owner->uid, mine);
-                        if (size > l->max_bytes_per_uid || used > l->max_bytes_per_uid - size)
-                                return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " bytes; %" PRIu64 " more would "
-                                                  "exceed its limit of %" PRIu64, name, owner->uid, used, size,
-                                                  l->max_bytes_per_uid);
-                }
-        }
+        if (d->restoring)
+                return 0;
+        if (d->n_regions >= l->max_regions)
+                return gmem_error(-ENOSPC, "region '%s': the daemon holds %" PRIu64 " regions (limit)", name, d->n_regions);
+        if (uid != 0 && (region_bytes_of_uid(d, uid, &mine), mine >= l->max_regions_per_uid))
+                return gmem_error(-EDQUOT, "region '%s': uid %d holds %" PRIu64 " regions (max_regions_per_uid)", name, (int) uid,
+                                  mine);
+        snprintf(what, sizeof(what), "region '%s'", name);
+        return quota_admit(d, uid, size, what);
+}
+
+int region_add(struct daemon *d, const char *name, struct gmem_region *r, const struct peer *owner, struct session *c,
+               enum gmem_policy policy, const char *role, bool hidden, struct managed **ret) {
+        uint64_t size = gmem_region_size(r);
+        struct managed *m;
+        int k;
+
+        if ((k = region_admit(d, name, size, owner->uid)) < 0)
+                return k;
         m = calloc(1, sizeof(*m));
         if (!m)
                 return gmem_error(-ENOMEM, "region '%s'", name);

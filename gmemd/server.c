@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -14,6 +17,7 @@
 #include "error.h"
 #include "errno-name.h"
 #include "fd-pass.h"
+#include "json-util.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -113,12 +117,14 @@ static void conn_fail(struct conn *c) {
         c->broken = true;
         event_del(c->ev_read);
         event_del(c->ev_write);
+        event_del(c->ev_retry);
         conn_drop_queue(c);
         event_active(c->ev_close, 0, 0);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *userdata);
 static void on_write(evutil_socket_t fd, short what, void *userdata);
+static void on_retry(evutil_socket_t fd, short what, void *userdata);
 
 /* The peer's supplementary groups, however many: the kernel says how much room it needs. */
 static int peer_groups(int fd, gid_t **ret_groups, unsigned *ret_n) {
@@ -165,6 +171,8 @@ static void on_hello_timeout(evutil_socket_t fd _unused_, short what _unused_, v
 static void conn_free(struct conn *c) {
         if (c->ev_hello)
                 event_free(c->ev_hello);
+        if (c->ev_retry)
+                event_free(c->ev_retry);
         if (c->ev_read)
                 event_free(c->ev_read);
         if (c->ev_write)
@@ -185,7 +193,7 @@ static struct conn *conn_new(struct server *srv, int fd, const struct ucred *cre
                                                (suseconds_t) (d->config.limits.hello_timeout_ms % 1000) * 1000 };
         struct peer p = { .uid = cred->uid, .gid = cred->gid, .pid = cred->pid };
         _cleanup_free_ gid_t *groups = NULL;
-        int sndbuf = 4 << 20;
+        int sndbuf = 0;
         struct conn *c;
 
         if (peer_groups(fd, &groups, &p.n_groups) < 0) {
@@ -206,14 +214,17 @@ static struct conn *conn_new(struct server *srv, int fd, const struct ucred *cre
                 return NULL;
         }
         c->peer = &c->session->peer;
-        /* large replies (a list of many regions) must fit in one datagram */
-        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
-                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        /* the kernel's default send buffer: what a connection may queue in the kernel is what any
+         * process's may; one larger reply raises it for itself (flush) */
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &(socklen_t) { sizeof(sndbuf) }) < 0)
+                sndbuf = 0;
+        c->sndbuf = sndbuf;
         c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
         c->ev_write = event_new(d->base, fd, EV_WRITE, on_write, c);
         c->ev_close = event_new(d->base, -1, 0, on_close, c);
         c->ev_hello = evtimer_new(d->base, on_hello_timeout, c);
-        if (!c->ev_read || !c->ev_write || !c->ev_close || !c->ev_hello || event_add(c->ev_read, NULL) < 0 ||
+        c->ev_retry = evtimer_new(d->base, on_retry, c);
+        if (!c->ev_read || !c->ev_write || !c->ev_close || !c->ev_hello || !c->ev_retry || event_add(c->ev_read, NULL) < 0 ||
             evtimer_add(c->ev_hello, &hello_timeout) < 0) {
                 close(fd);
                 conn_free(c);
@@ -252,7 +263,14 @@ static void on_accept(evutil_socket_t lfd, short what _unused_, void *userdata) 
                 if ((full = session_refused(srv->d, cred.uid))) {
                         static const char busy[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EUSERS\","
                                                    "\"message\":\"too many clients connected\"}}";
+                        char drain[256];
                         (void) send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        /* what the client sent before reading the answer (its hello) is taken first:
+                         * a close with unread data would reset the connection, and the client's next
+                         * read would say so instead of giving it the answer */
+                        (void) shutdown(fd, SHUT_WR);
+                        for (int n = 0; n < 8 && recv(fd, drain, sizeof(drain), MSG_DONTWAIT | MSG_TRUNC) > 0; n++)
+                                ;
                         close(fd);
                         log_warning("refused a client of uid %u: %s", (unsigned) cred.uid, full);
                         continue;
@@ -291,6 +309,21 @@ static cJSON *parse_request(const char *buf, size_t n, const char **ret_err) {
                         return NULL;
                 }
         return req;
+}
+
+/* {"name":"a","name":"b"}: which one did the client mean? Neither is guessed. NULL, or why not. */
+static const char *duplicate_member(const char *buf, size_t n) {
+        static char err[128];
+        char key[64];
+        unsigned line;
+        int k = json_find_duplicate_key(buf, n, key, sizeof(key), &line);
+
+        if (k == 0)
+                return NULL;
+        if (k < 0)
+                return "out of memory reading the request";
+        snprintf(err, sizeof(err), "a member is given twice in one object: '%s'", key);
+        return err;
 }
 
 static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again) {
@@ -344,7 +377,7 @@ static void read_one(struct conn *c, char *buf, size_t bufsize, bool *ret_again)
                 conn_reply_error(c, NULL, -EINVAL, err);
                 return;
         }
-        if ((err = proto_check_strings(buf, (size_t) n))) {
+        if ((err = proto_check_strings(buf, (size_t) n)) || (err = duplicate_member(buf, (size_t) n))) {
                 close_fds(fds, n_fds);
                 conn_reply_error(c, cJSON_GetObjectItemCaseSensitive(req, "id"), -EINVAL, err);
         } else if ((mh.msg_flags & MSG_CTRUNC) || n_fds > max_fds) {
@@ -400,13 +433,101 @@ static void outmsg_free(struct outmsg *m) {
         free(m);
 }
 
+/* ---- what the kernel holds for a connection
+ *
+ * Every fd gmemd sends stays "in flight" until its receiver takes it, and the kernel holds all
+ * fds in flight that processes of gmemd's user (root: all of root's processes) sent to at most
+ * gmemd's RLIMIT_NOFILE, unless gmemd has CAP_SYS_RESOURCE — the shipped unit does not. A client
+ * that asks for fd after fd and never reads would use that up for everyone. So gmemd counts what
+ * it sent each connection since its queue was last seen empty (SIOCOUTQ 0: everything read),
+ * holds a uid to its share of a budget far below the limit, all unprivileged uids to half of it,
+ * and keeps the rest for root; a message over budget waits in the daemon's queue (the client's
+ * further requests wait unread behind it) and is tried again shortly. */
+
+#define RETRY_MS 20         /* a message held back */
+#define RECHECK_MS 200      /* only counts to forget, or a buffer to lower */
+
+static void fd_budget(uint64_t *ret_total, uint64_t *ret_per_uid) {
+        static uint64_t total;
+        if (!total) {
+                struct rlimit rl;
+                uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 65536;
+                total = MAX(UINT64_C(16), MIN(lim, UINT64_C(1) << 20) / 4);
+        }
+        *ret_total = total;
+        *ret_per_uid = MAX(UINT64_C(4), MIN(total / 8, UINT64_C(256)));
+}
+
+/* fds sent c that may still be in flight: none once its queue in the kernel is empty */
+static uint64_t fds_in_flight(struct conn *c) {
+        int queued = 0;
+        if (c->fds_sent && ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0)
+                c->fds_sent = 0;
+        return c->fds_sent;
+}
+
+static bool may_send_fd(struct conn *c) {
+        uint64_t total, per_uid, all = 0, unprivileged = 0, mine = 0;
+
+        fd_budget(&total, &per_uid);
+        for (struct conn *o = c->srv->conns; o; o = o->next) {
+                uint64_t n = o->closed || o->broken ? 0 : fds_in_flight(o);
+                all += n;
+                unprivileged += o->peer->uid != 0 ? n : 0;
+                mine += o->peer->uid == c->peer->uid ? n : 0;
+        }
+        if (c->peer->uid == 0)
+                return all < total;
+        return mine < per_uid && unprivileged < total / 2;
+}
+
+/* The send buffer back to the kernel's default once what a larger reply needed is read. */
+static void sndbuf_lower(struct conn *c) {
+        int queued = 0, half = c->sndbuf / 2;
+        if (c->sndbuf_raised && half > 0 && ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0) {
+                (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half));
+                c->sndbuf_raised = false;
+        }
+}
+
+/* A reply larger than the send buffer: the buffer raised for it (the kernel doubles what it is
+ * given); without CAP_NET_ADMIN, only up to net.core.wmem_max. */
+static bool sndbuf_raise(struct conn *c, size_t len) {
+        int want = (int) MIN(len + 65536, (size_t) INT32_MAX / 2);
+        if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0 &&
+            setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)) < 0)
+                return false;
+        c->sndbuf_raised = true;
+        return true;
+}
+
+static void retry_later(struct conn *c, int ms) {
+        const struct timeval t = { 0, ms * 1000 };
+        if (!evtimer_pending(c->ev_retry, NULL))
+                evtimer_add(c->ev_retry, &t);
+}
+
 static void flush(struct conn *c) {
         while (c->out_head) {
                 struct outmsg *m = c->out_head;
-                int k = send_one(c, m);
+                int k;
 
+                if (m->fd >= 0 && !may_send_fd(c)) {
+                        retry_later(c, RETRY_MS);
+                        return;
+                }
+                k = send_one(c, m);
+                if (k == -EMSGSIZE && !m->raised) {
+                        m->raised = true;
+                        if (sndbuf_raise(c, m->len))
+                                continue;
+                }
                 if (k == -EAGAIN) {
                         event_add(c->ev_write, NULL);
+                        return;
+                }
+                if (k == -ETOOMANYREFS) { /* the kernel's limit on fds in flight, shared with all of root */
+                        retry_later(c, RETRY_MS);
                         return;
                 }
                 if (k == -EMSGSIZE) {
@@ -426,6 +547,7 @@ static void flush(struct conn *c) {
                         conn_fail(c);
                         return;
                 }
+                c->fds_sent += m->fd >= 0;
                 c->out_head = m->next;
                 if (!c->out_head)
                         c->out_tail = NULL;
@@ -434,12 +556,29 @@ static void flush(struct conn *c) {
                 c->n_out_fds -= m->fd >= 0;
                 outmsg_free(m);
         }
+        sndbuf_lower(c);
+        if (c->sndbuf_raised || c->fds_sent)
+                retry_later(c, RECHECK_MS); /* to lower the buffer, and forget the fds, once they are read */
         if (c->read_paused && !c->closed && !c->broken) {
                 /* all out: its waiting requests are read again */
                 c->read_paused = false;
                 if (event_add(c->ev_read, NULL) == 0)
                         event_active(c->ev_read, EV_READ, 0);
         }
+}
+
+static void on_retry(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct conn *c = conn_ref(userdata);
+        if (!c->closed && !c->broken) {
+                if (c->out_head)
+                        flush(c);
+                else {
+                        sndbuf_lower(c);
+                        if (fds_in_flight(c) || c->sndbuf_raised)
+                                retry_later(c, RECHECK_MS);
+                }
+        }
+        conn_unref(c);
 }
 
 static void on_write(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
@@ -484,6 +623,23 @@ void conn_send(struct conn *c, char *text, int fd) {
         }
         if (c->out_head == m)
                 flush(c);
+}
+
+void conn_send_droppable(struct conn *c, char *text) {
+        struct outmsg m;
+        int k;
+
+        if (!text || c->closed || c->broken || c->out_head) { /* behind what waits: dropped */
+                free(text);
+                return;
+        }
+        m = (struct outmsg) { .text = text, .len = strlen(text), .fd = -1 };
+        k = send_one(c, &m);
+        free(text);
+        if (k < 0 && k != -EAGAIN && k != -ENOBUFS && k != -EMSGSIZE) {
+                log_debug("client %" PRIu64 ": send: %s", c->serial, strerror(-k));
+                conn_fail(c);
+        }
 }
 
 void conn_send_json(struct conn *c, cJSON *msg, int fd) {
@@ -550,6 +706,7 @@ static void conn_close(struct conn *c) {
         event_del(c->ev_write);
         event_del(c->ev_close);
         event_del(c->ev_hello);
+        event_del(c->ev_retry);
         close(c->fd);
         c->fd = -1;
         conn_drop_queue(c);

@@ -15,6 +15,7 @@ struct outmsg {
         char *text;
         size_t len;
         int fd; /* sent with the message, then closed; -1 for none */
+        bool raised; /* the send buffer was raised for it once */
 };
 
 struct server;
@@ -32,6 +33,10 @@ struct conn {
         struct outmsg *out_head, *out_tail;
         uint64_t n_out, n_out_bytes, n_out_fds; /* what waits in the queue */
         struct event *ev_hello;  /* closes a connection that never says hello */
+        struct event *ev_retry;  /* a message held back (fds in flight), or a raised buffer to lower */
+        uint64_t fds_sent;       /* fds sent since the kernel's queue was last seen empty */
+        int sndbuf;              /* the kernel's default send buffer (as getsockopt says it) */
+        bool sndbuf_raised;
         bool hello, watching, closed;
         bool broken;             /* nothing more is sent; closed on the next loop turn */
         bool read_paused;        /* replies wait for the client to read: no new requests until they are out */
@@ -60,6 +65,10 @@ void conn_unref(struct conn *c);
 /* Queue a message (takes text; fd is sent then closed, -1 for none). */
 void conn_send(struct conn *c, char *text, int fd);
 void conn_send_json(struct conn *c, cJSON *msg, int fd); /* consumes msg */
+/* An event a later one makes stale (progress): sent only if nothing waits in the queue and the
+ * socket takes it at once, else dropped. A client that does not read loses these, never its
+ * connection (nor the page server it asked for). Takes text. */
+void conn_send_droppable(struct conn *c, char *text);
 void conn_reply_error(struct conn *c, const cJSON *req_id, int err, const char *message);
 void conn_reply_ok(struct conn *c, const cJSON *req_id, cJSON *members, int fd); /* consumes members */
 

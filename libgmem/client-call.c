@@ -126,6 +126,16 @@ int gmem_client_call_fds(struct gmem_client *c, const char *what, cJSON *req, co
         if (!json_add_u64(req, "id", s.id) || !(text = cJSON_PrintUnformatted(req)))
                 return gmem_error(-ENOMEM, "%s: build the request", what);
         k = gmem_client_send(c, what, text, send_fds, n_fds);
+        if (k == -ECONNRESET) {
+                /* gmemd closed the connection: maybe after answering (a refusal: too many clients);
+                 * that answer is the reply */
+                char lost[256];
+                snprintf(lost, sizeof(lost), "%s", gmem_last_error());
+                if (gmem_client_recv(c, what, 0, &reply) == 0 && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(reply.json, "ok")))
+                        goto answered;
+                gmem_client_msg_done(&reply);
+                return gmem_error_set_message(k, lost);
+        }
         if (k < 0)
                 return k;
 
@@ -178,6 +188,7 @@ int gmem_client_call_fds(struct gmem_client *c, const char *what, cJSON *req, co
                 gmem_client_msg_done(&m);
         }
 
+answered:
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply.json, "ok"))) {
                 k = reply_error(what, reply.json);
                 goto fail;

@@ -153,6 +153,8 @@ int gmem_client_recv(struct gmem_client *c, const char *what, int timeout_ms, st
 
         /* How long is the next datagram? MSG_TRUNC makes a peek report its full length. */
         len = recv(c->fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+        if (len < 0 && errno == ECONNRESET) /* gmemd closed while a request of ours was unread: an answer */
+                len = recv(c->fd, NULL, 0, MSG_PEEK | MSG_TRUNC); /* it queued before (a refusal) is read first */
         if (len < 0) {
                 if (errno == EINTR)
                         return -EINTR;

@@ -169,7 +169,7 @@ static int open_source(struct gmem_page_server *ps, bool raw) {
                 if ((k = snapshot_open_raw(ps->snap_fd, (const uint64_t (*)[2]) ranges, ps->n_maps, ps->unit, &ps->s)) < 0)
                         return k;
         } else {
-                if ((k = gmem_snapshot_open(ps->snap_fd, &ps->s)) < 0)
+                if (!ps->s && (k = gmem_snapshot_open(ps->snap_fd, &ps->s)) < 0)
                         return k;
                 /* a fault fetches the smallest block no extent spans two of: this writer's cut,
                  * a larger one for snapshots cut larger, at most a 2 MiB window */
@@ -215,28 +215,42 @@ static int open_source(struct gmem_page_server *ps, bool raw) {
         return 0;
 }
 
-_public_ int gmem_page_server_new_mapped(int uffd, const struct gmem_uffd_mapping *maps, size_t n_maps, int source_fd,
-                                         uint64_t flags, struct gmem_page_server **ret) {
+int page_server_new_opened(int uffd, const struct gmem_uffd_mapping *maps, size_t n_maps, int source_fd,
+                           struct gmem_snapshot_info *info, uint64_t flags, struct gmem_page_server **ret) {
         struct gmem_page_server *ps;
         int k;
 
         if (uffd < 0 || source_fd < 0 || !maps || n_maps == 0 || !ret)
-                return gmem_error(-EINVAL, "page server: invalid uffd, source fd, mappings or NULL result");
-        if (n_maps > GMEM_UFFD_MAPPINGS_MAX)
-                return gmem_error(-E2BIG, "page server: %zu mappings (at most %d)", n_maps, GMEM_UFFD_MAPPINGS_MAX);
-        if (flags & ~GMEM_PAGE_SERVER_RAW)
-                return gmem_error(-EINVAL, "page server: unknown flags %#" PRIx64, (uint64_t) (flags & ~GMEM_PAGE_SERVER_RAW));
-        if (!(ps = calloc(1, sizeof(*ps))))
-                return gmem_error(-ENOMEM, "page server");
+                k = gmem_error(-EINVAL, "page server: invalid uffd, source fd, mappings or NULL result");
+        else if (n_maps > GMEM_UFFD_MAPPINGS_MAX)
+                k = gmem_error(-E2BIG, "page server: %zu mappings (at most %d)", n_maps, GMEM_UFFD_MAPPINGS_MAX);
+        else if (flags & ~GMEM_PAGE_SERVER_RAW)
+                k = gmem_error(-EINVAL, "page server: unknown flags %#" PRIx64, (uint64_t) (flags & ~GMEM_PAGE_SERVER_RAW));
+        else if (info && (flags & GMEM_PAGE_SERVER_RAW))
+                k = gmem_error(-EINVAL, "page server: a raw memory file is not opened as a snapshot");
+        else if (!(ps = calloc(1, sizeof(*ps))))
+                k = gmem_error(-ENOMEM, "page server");
+        else
+                k = 0;
+        if (k < 0) {
+                gmem_snapshot_info_free(info);
+                return k;
+        }
         ps->uffd = uffd;
         ps->snap_fd = source_fd;
         ps->state_fd = -1;
+        ps->s = info;
         if ((k = take_mappings(ps, maps, n_maps)) < 0 || (k = open_source(ps, flags & GMEM_PAGE_SERVER_RAW)) < 0) {
                 gmem_page_server_free(ps);
                 return k;
         }
         *ret = ps;
         return 0;
+}
+
+_public_ int gmem_page_server_new_mapped(int uffd, const struct gmem_uffd_mapping *maps, size_t n_maps, int source_fd,
+                                         uint64_t flags, struct gmem_page_server **ret) {
+        return page_server_new_opened(uffd, maps, n_maps, source_fd, NULL, flags, ret);
 }
 
 _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, struct gmem_region *region,

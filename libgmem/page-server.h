@@ -27,7 +27,7 @@ struct ps_fault {
         uint64_t address;
         uint64_t flags;
 };
-#define PS_QUEUE_MAX 65536
+#define PS_QUEUE_MAX 4096
 
 struct gmem_page_server {
         int uffd;
@@ -121,6 +121,19 @@ int ps_serve_run(struct gmem_page_server *ps, uint64_t w, uint64_t n, uint8_t *b
 int ps_handle_fault(struct gmem_page_server *ps, const struct ps_fault *f);
 
 /* ---- for gmemd */
+
+/* gmem_page_server_new_mapped() over a snapshot opened (and checked) already: info is taken,
+ * whatever happens (NULL: open source_fd as that function does). */
+int page_server_new_opened(int uffd, const struct gmem_uffd_mapping *maps, size_t n_maps, int source_fd,
+                           struct gmem_snapshot_info *info, uint64_t flags, struct gmem_page_server **ret);
+
+/* What a page server over a source of size bytes with n_extents extents holds in memory, at most:
+ * the extent table, its state (a byte per unit, a bit per page discarded), the fault queue and its
+ * buffers (its own and a prefetch's threads'). For gmemd to charge before it is made. */
+static inline uint64_t page_server_meta_bytes(uint64_t size, uint64_t n_extents) {
+        return n_extents * sizeof(struct snap_extent) + size / SNAP_BLOCK + (size / 4096 + 63) / 64 * 8 +
+               PS_QUEUE_MAX * sizeof(struct ps_fault) + 10 * SNAP_WINDOW;
+}
 
 /* [off, off+len) of the source was discarded (a hole punched in the region served): what of it
  * is not served yet is served as zeroes. Waits for a fill in progress; call it before punching. */

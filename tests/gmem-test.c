@@ -2,7 +2,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -146,6 +148,26 @@ void *gmem_test_read_fd(int fd, uint64_t off, size_t len) {
         return b;
 }
 
+/* The daemon's process as a shipped unit makes it: without CAP_SYS_RESOURCE and CAP_SYS_ADMIN
+ * (the kernel then holds the fds it has in flight to its RLIMIT_NOFILE), with that limit at
+ * nofile; 0: as the test runs. */
+static rlim_t daemon_nofile;
+
+static void daemon_restrict(void) {
+        struct rlimit rl = { daemon_nofile, daemon_nofile };
+        if (!daemon_nofile)
+                return;
+        (void) prctl(PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0);
+        (void) prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0);
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+void gmem_test_daemon_start_restricted(struct gmem_test_daemon *d, const char *config_json, unsigned nofile) {
+        daemon_nofile = nofile;
+        gmem_test_daemon_start(d, config_json);
+        daemon_nofile = 0;
+}
+
 void gmem_test_daemon_start(struct gmem_test_daemon *d, const char *config_json) {
         const char *build = getenv("BUILD") ?: "build";
         char bin[256];
@@ -173,6 +195,7 @@ void gmem_test_daemon_start(struct gmem_test_daemon *d, const char *config_json)
                         dup2(log, STDERR_FILENO);
                         dup2(log, STDOUT_FILENO);
                 }
+                daemon_restrict();
                 execl(bin, bin, "--socket", d->socket, "--config", d->config, "--bus", "none", "-v", (char *) NULL);
                 _exit(127);
         }

@@ -77,6 +77,9 @@ struct gmem_test_daemon {
 /* config_json: the daemon's config file content, or NULL for defaults. The socket directory is
  * world-accessible so clients running under other uids can connect. Waits until it answers. */
 void gmem_test_daemon_start(struct gmem_test_daemon *d, const char *config_json);
+/* The same, gmemd run as the shipped unit runs it: without CAP_SYS_RESOURCE and CAP_SYS_ADMIN,
+ * its RLIMIT_NOFILE at nofile. */
+void gmem_test_daemon_start_restricted(struct gmem_test_daemon *d, const char *config_json, unsigned nofile);
 /* SIGTERM, wait, and check it exited cleanly (status 0); removes the directory. */
 void gmem_test_daemon_stop(struct gmem_test_daemon *d);
 /* Open fds of a process, from /proc/PID/fd. */

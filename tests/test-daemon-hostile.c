@@ -1088,7 +1088,7 @@ START_TEST(too_many_clients) {
         struct gmem_test_daemon d;
         int s[4], root = -1, k;
 
-        rc_daemon_start(&d, "{\"limits\":{\"max_clients\":4}}");
+        rc_daemon_start(&d, "{\"limits\":{\"max_clients\":4,\"max_clients_per_uid\":4}}");
         for (int i = 0; i < 4; i++)
                 s[i] = limited_session(d.socket, 65534);
         /* the fifth is answered EUSERS and closed */
@@ -1367,38 +1367,50 @@ START_TEST(quota_not_bypassed_by_growing_a_registered_memfd) {
 }
 END_TEST
 
+/* A connection held to the client limits: as uid 65534 when we are root (root has slots of its
+ * own), else as ourselves. */
+static int limited_session(const char *path, uid_t uid);
+
 START_TEST(too_many_jobs) {
-        /* max_jobs 1: while a long populate runs, any other job is EBUSY; afterwards there is room */
+        /* max_jobs 1: while a long populate runs, any other job of an unprivileged uid is EBUSY
+         * (root has a reserve of its own); afterwards there is room */
         const uint64_t big = 256u << 20;
         struct env e;
-        int src, src2;
+        int src, src2, u, u2;
         cJSON *r;
         const char *code;
 
-        env_start(&e, "{\"limits\":{\"max_jobs\":1}}");
+        env_start(&e, "{\"limits\":{\"max_jobs\":1,\"max_jobs_per_uid\":1}}");
         RC_EXPECT_OK(rc_call(e.s, NULL, 0, NULL, "{\"op\":\"create\",\"name\":\"big\",\"size\":%" PRIu64 "}", big));
         e.n_regions++;
+        RC_EXPECT_OK(rc_call(e.s, NULL, 0, NULL, "{\"op\":\"grant\",\"name\":\"big\",\"uid\":65534}"));
+        RC_EXPECT_OK(rc_call(e.s, NULL, 0, NULL, "{\"op\":\"grant\",\"name\":\"ref\",\"uid\":65534}"));
+        RC_EXPECT_OK(rc_call(e.s, NULL, 0, NULL, "{\"op\":\"grant\",\"name\":\"big\",\"uid\":65533}"));
+        u = limited_session(e.d.socket, 65534);
         src = gmem_test_temp_file();
         ck_assert_int_eq(ftruncate(src, (off_t) big), 0); /* sparse: quick to make, not to copy */
         src2 = gmem_test_random_file(4096, 5, NULL);
         /* both requests in one burst: the second is read while the first is running or queued */
-        RC_SEND(e.s, "{\"op\":\"populate\",\"id\":501,\"name\":\"big\"}", &src, 1);
-        RC_SEND(e.s, "{\"op\":\"populate\",\"id\":502,\"name\":\"ref\",\"length\":4096}", &src2, 1);
-        RC_SEND(e.s, "{\"op\":\"prefault\",\"id\":503,\"name\":\"ref\"}", NULL, 0);
-        RC_EXPECT_ERROR(rc_reply(e.s, 502, NULL), "EBUSY", "jobs");
-        RC_EXPECT_ERROR(rc_reply(e.s, 503, NULL), "EBUSY", "jobs");
-        /* a second client is refused too */
-        {
-                int s2 = rc_session(e.d.socket);
-                EXPECT_ERR(s2, NULL, 0, "EBUSY", "limit", "{\"op\":\"prefault\",\"name\":\"big\"}");
-                close(s2);
+        RC_SEND(u, "{\"op\":\"populate\",\"id\":501,\"name\":\"big\"}", &src, 1);
+        RC_SEND(u, "{\"op\":\"populate\",\"id\":502,\"name\":\"ref\",\"length\":4096}", &src2, 1);
+        RC_SEND(u, "{\"op\":\"prefault\",\"id\":503,\"name\":\"ref\"}", NULL, 0);
+        RC_EXPECT_ERROR(rc_reply(u, 502, NULL), "EBUSY", "jobs");
+        RC_EXPECT_ERROR(rc_reply(u, 503, NULL), "EBUSY", "jobs");
+        /* another uid is refused too (max_jobs is all of theirs together) */
+        if (geteuid() == 0) {
+                u2 = limited_session(e.d.socket, 65533);
+                EXPECT_ERR(u2, NULL, 0, "EBUSY", "max_jobs", "{\"op\":\"prefault\",\"name\":\"big\"}");
+                close(u2);
+                /* and root is not: whoever operates gmemd keeps a reserve */
+                RC_EXPECT_OK(rc_call(e.s, NULL, 0, NULL, "{\"op\":\"prefault\",\"name\":\"ref\"}"));
         }
-        r = rc_reply(e.s, 501, NULL);
+        r = rc_reply(u, 501, NULL);
         code = rc_error_code(r);
         ck_assert_msg(code == NULL, "the long populate failed: %s", cJSON_PrintUnformatted(r));
         ck_assert(rc_num(r, "bytes") == (double) big);
         cJSON_Delete(r);
         ENV_CHECK(&e); /* its dump is a job: there is room again */
+        close(u);
         close(src);
         close(src2);
         env_stop(&e);

@@ -903,6 +903,19 @@ static void print(const struct result *r, bool last) {
                        r->baseline, gib / r->baseline_s, r->baseline_s / r->candidate_s);
 }
 
+/* The whole run for a backend this kernel lacks: one SKIP row with the reason, exit 0. */
+static int skip_backend(const char *why) {
+        const char *name = gmem_backend_to_string(arg.backend);
+        if (arg.json) {
+                printf("[\n  {\"backend\": \"%s\", \"skipped\": true, \"reason\": \"", name);
+                for (const char *p = why; *p; p++) /* JSON-escaped */
+                        printf(*p == '"' || *p == '\\' ? "\\%c" : (unsigned char) *p < 0x20 ? "?" : "%c", *p);
+                printf("\"}\n]\n");
+        } else
+                printf("gmem-bench: %s: SKIP: %s\n", name, why);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "size", required_argument, NULL, 's' },
@@ -957,14 +970,26 @@ int main(int argc, char **argv) {
                 int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
                 kvm_vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
                 if (kvm_vm < 0) {
-                        fprintf(stderr, "gmem-bench: cannot create a VM: %m\n");
-                        return 1;
+                        char why[128];
+                        snprintf(why, sizeof(why), "no VM to make a guest_memfd for (%s: %m)", kvm < 0 ? "/dev/kvm" : "KVM_CREATE_VM");
+                        return skip_backend(why);
                 }
                 struct gmem_host_caps *caps = NULL;
                 if (gmem_host_caps_new(GMEM_PROFILE_DETECT, &caps) == 0) /* NO_DIRECT_MAP where present, and write() */
                         gmem_flags = gmem_host_caps_best_guest_memfd_flags(caps) |
                                      (gmem_host_caps_guest_memfd_write(caps) ? gmem_host_caps_flag(caps, GMEM_FLAG_WRITE) : 0);
                 gmem_host_caps_free(caps);
+        }
+
+        /* a backend this kernel lacks is a row that says so, not a failure of the whole run */
+        {
+                struct gmem_region *probe = NULL;
+                int k = arg.backend == GMEM_BACKEND_GUEST_MEMFD ? gmem_region_new_guest_memfd(kvm_vm, 2 * MiB, gmem_flags, &probe)
+                                                                : gmem_region_new_memfd(arg.backend, 2 * MiB, &probe);
+                if (k == -EOPNOTSUPP || k == -ENOSYS || k == -EPERM || k == -ENODEV || k == -ENOTTY ||
+                    (k == -ENOMEM && arg.backend == GMEM_BACKEND_HUGETLB)) /* no huge pages reserved */
+                        return skip_backend(gmem_last_error());
+                gmem_region_free(probe);
         }
 
         /* the image lives in a memfd: the source is warm page cache, as a cached kernel image would be */
