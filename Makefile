@@ -5,6 +5,7 @@
 #   make run        install missing packages, build, show caps, run the example VMM
 #   make check-kernels  boot Debian's 6.1, 6.12, 6.18, 7.x and ../shared/kernels under QEMU, run the suite in each
 #   make kernel-table   put the last check-kernels matrix into README.md
+#   make torture    the torture harness for TORTURE_SECONDS (1800) under swap pressure, gmemd under systemd
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path, the fd-store parser, the D-Bus methods and the Firecracker handshake, FUZZ_SECONDS each
 #   make install    PREFIX=/usr/local DESTDIR= (and LIBDIR=, SYSTEMDUNITDIR=, ... each overridable)
@@ -93,6 +94,10 @@ CLI_UTIL := $(BUILD)/obj/tools/cli-util.o $(PARSE_SIZE)
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/check-*.sh)
+# the torture harness (tests/torture/): make torture, and a bounded run in check-torture.sh
+TORTURE := $(BUILD)/tests/gmem-torture
+TORTURE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/torture/*.c))
+TORTURE_SECONDS ?= 1800
 # gmemd without its main(): what the fuzz targets drive in-process
 GMEMD_CORE_OBJS := $(filter-out %/main.o,$(GMEMD_OBJS))
 FUZZ_TARGETS := request metadata dbus firecracker
@@ -105,7 +110,7 @@ else
 Q := @
 endif
 
-.PHONY: fuzz all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install deb clean
+.PHONY: torture torture-run fuzz all lib tools tests check check-run check-kernels check-kernels-run kernel-table run run-run bench asan deps install deb clean
 all: lib tools tests
 
 include guest/guest.mk
@@ -114,7 +119,7 @@ include guest/guest.mk
 
 lib: $(LIB_SO) $(LIB_A) $(LIB_PC)
 tools: $(TOOLS) $(DAEMON)
-tests: $(TESTS) $(FUZZ_REPLAYS) $(MULTIBOOT_GUEST)
+tests: $(TESTS) $(FUZZ_REPLAYS) $(MULTIBOOT_GUEST) $(TORTURE)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -166,6 +171,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -pthread $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_COMMON) $(MINIVM_OBJS) $(LIB_A) $(CJSON_LIBS) $(CHECK_LIBS)
 
+$(TORTURE): $(TORTURE_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -pthread $(CFLAGS) $(LDFLAGS) -o $@ $(TORTURE_OBJS) $(LIB_A) $(CJSON_LIBS)
+
 # The fuzz targets as plain programs that replay the corpus in fuzz/corpus (tests/check-fuzz-corpus.sh).
 $(BUILD)/obj/fuzz/%.o: ALL_CFLAGS += $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
 $(BUILD)/tests/fuzz-%-replay: $(BUILD)/obj/fuzz/fuzz-%.o $(BUILD)/obj/fuzz/replay.o $(GMEMD_CORE_OBJS) $(LIB_A)
@@ -200,6 +209,15 @@ check-kernels-run: all
 
 kernel-table:
 	@python3 tests/kernels/readme-table.py $(BUILD)/kernels/matrix.tsv README.md
+
+# the torture harness for TORTURE_SECONDS (default 30 minutes) under memory pressure, gmemd under
+# systemd (tests/torture.sh); TORTURE_SEED=N repeats a run
+torture:
+	@scripts/setup-deps.sh
+	@$(MAKE) --no-print-directory torture-run
+
+torture-run: all
+	@BUILD=$(BUILD) TORTURE_SECONDS=$(TORTURE_SECONDS) tests/torture.sh
 
 run: deps
 	@$(MAKE) --no-print-directory run-run

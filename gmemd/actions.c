@@ -43,6 +43,24 @@ void action_release(struct daemon *d, struct managed *m) {
 static int start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m, uint64_t off,
                      uint64_t len, uint64_t fd_off, int fd, uint64_t charge, struct job **ret);
 
+/* Are a and b the same open file (one struct file: dups, or passed over a socket)? systemd's fd
+ * store keeps one entry of each: a second one stored is dropped, and would not come back. */
+static bool same_file(int a, int b) {
+        pid_t pid = getpid();
+        return syscall(SYS_kcmp, pid, pid, 0 /* KCMP_FILE */, a, b) == 0;
+}
+
+/* An open file description of our own for fd (a regular file), read-only: never the same file as
+ * the caller's, which may be stored already for another job; a dup where it cannot be reopened. */
+static int reopen_readonly(int fd) {
+        char path[64];
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        r = open(path, O_RDONLY | O_CLOEXEC);
+        return r >= 0 ? r : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 static int check_new_name(struct daemon *d, const char *name) {
         if (!proto_name_valid(name))
                 return gmem_error(-EINVAL, "region name '%.80s' must match [A-Za-z0-9._-]{1,64}", name ?: "");
@@ -194,7 +212,12 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
                 k = gmem_error(-EINVAL, "serve '%s': address %#" PRIx64 " is not page aligned or out of range", m->name, base);
         else if ((k = quota_admit(d, s->peer.uid, page_server_meta_bytes(size, h.n_extents), "serve")) < 0)
                 k = gmem_error_wrap(k, "serve '%s'", m->name);
-        else if ((u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(snapshot_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+        else
+                for (struct job *o = d->jobs; o && k == 0; o = o->next)
+                        if (o->op == JOB_SERVE && o->fd2 >= 0 && same_file(o->fd2, uffd))
+                                k = gmem_error(-EBUSY, "serve '%s': that userfaultfd is served already (job %" PRIu64 ")", m->name,
+                                               o->id);
+        if (k == 0 && ((u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = reopen_readonly(snapshot_fd)) < 0))
                 k = gmem_error(negative_errno(), "serve '%s': dup", m->name);
         if (k < 0) {
                 if (rq)
@@ -345,7 +368,7 @@ int action_firecracker(struct daemon *d, struct session *s, struct requester *rq
                 ;
         else if ((k = quota_admit(d, s->peer.uid, charge, "firecracker")) < 0)
                 k = gmem_error_wrap(k, "firecracker '%s'", vm);
-        else if ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = fcntl(source_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+        else if ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = reopen_readonly(source_fd)) < 0)
                 k = gmem_error(negative_errno(), "firecracker '%s': dup", vm);
         if (k < 0) {
                 if (rq)
@@ -383,6 +406,9 @@ int action_register(struct daemon *d, struct session *s, const char *name, int f
 
         if ((k = check_new_name(d, name)) < 0)
                 return k;
+        for (struct managed *o = d->regions; o; o = o->next)
+                if (!o->released && same_file(gmem_region_fd(o->region), fd))
+                        return gmem_error(-EEXIST, "register '%s': that memory is region '%s' already", name, o->name);
         dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (dup_fd < 0)
                 return gmem_error(negative_errno(), "register '%s': dup", name);

@@ -235,6 +235,7 @@ static int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_
         uint8_t rnd[8];
         cJSON *o;
         size_t len;
+        int k;
 
         if (!d->store_enabled)
                 return 0;
@@ -255,13 +256,12 @@ static int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_
         len = strlen(text);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || write(fd, text, len) != (ssize_t) len || rename(tmp, path) < 0) {
-                int k = gmem_error(negative_errno(), "page server job %" PRIu64 ": write '%s'", j->id, path);
+                k = gmem_error(negative_errno(), "page server job %" PRIu64 ": write '%s'", j->id, path);
                 (void) unlink(tmp);
                 log_warning("%s: it will not survive a restart", gmem_last_error());
                 return k;
         }
         for (unsigned i = 0; i < SERVE_FDS; i++) {
-                int k;
                 if (fds[i] < 0)
                         continue;
                 snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=" SERVE_PREFIX "%s-%s", j->token, serve_kinds[i]);
@@ -273,6 +273,11 @@ static int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_
                         return -EIO;
                 }
         }
+        /* systemd reads the store's messages when it gets to them: until it has, a gmemd killed now
+         * would leave a server that does not come back. Its requester hears the server is up
+         * only once systemd has them all (on the server's own thread: the loop never waits). */
+        if ((k = sd_notify_barrier(0, 5 * 1000000ULL)) < 0)
+                log_warning("page server job %" PRIu64 ": systemd did not confirm its fd store: %s", j->id, strerror(-k));
         log_info("page server job %" PRIu64 " ('%s'): in the fd store as " SERVE_PREFIX "%s-*", j->id, job_subject(j), j->token);
         return 0;
 }

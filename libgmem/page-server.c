@@ -383,6 +383,10 @@ _public_ int gmem_page_server_resume(struct gmem_page_server *ps, int state_fd) 
                 done += ps->done[w] == UNIT_DONE;
         }
         ps->n_done = done;
+        /* Faults the server before this one read and did not answer wait for nobody now, whatever
+         * the state of their block (a page of a block done, discarded since, say): every waiter is
+         * woken, and each whose page is still missing faults again, to this server. */
+        ps->wake_all = true;
         return 0;
 }
 

@@ -27,7 +27,7 @@ qemu=${QEMU:-qemu-system-x86_64}
 # What runs inside: the Check programs, and the scripts that need only gmemd, gmemctl and KVM.
 # (The D-Bus, systemd, QEMU-in-the-guest, ABI and documentation checks do not depend on the kernel
 # under test; make check runs them on the host.)
-tests=("$BUILD"/tests/test-* tests/check-gmemd-socket.sh tests/check-gmemctl.sh tests/check-example-vmm.sh)
+tests=("$BUILD"/tests/test-* tests/check-gmemd-socket.sh tests/check-gmemctl.sh tests/check-example-vmm.sh tests/check-torture.sh)
 
 start=$(date +%s)
 command -v "$qemu" > /dev/null || { echo "check-kernels: $qemu not found (scripts/setup-deps.sh kernels)" >&2; exit 1; }

@@ -4,7 +4,7 @@
 #
 #   mkinitramfs.sh base OUT.cpio.gz TESTS...     busybox, bash, python3, the tools the tests call,
 #                                                every library ldd names, the build and the tests
-#   mkinitramfs.sh modules OUT.cpio.gz MODDIR    irqbypass, kvm, ccp, kvm-amd and what they need,
+#   mkinitramfs.sh modules OUT.cpio.gz MODDIR    irqbypass, kvm, ccp, kvm-amd, zram and what they need,
 #                                                decompressed (busybox insmod takes plain .ko)
 #
 # Runs from the top of the tree with BUILD set (default build).
@@ -53,6 +53,8 @@ if [[ $mode == modules ]]; then
                 echo "$name.ko" >> "$root/modules/order"
         }
         want kvm-amd || exit 1
+        # a swap device for the torture harness (tests/torture.sh), where the kernel has one to load
+        want zram || echo "mkinitramfs: no zram module in $moddir: the torture runs without swap" >&2
         pack
         exit 0
 fi
@@ -95,7 +97,7 @@ copy_with_libs() {
 # The tools the tests call (GNU ones where busybox's differ), found on this machine.
 tools="bash python3 cmp diff grep sed awk gawk stat truncate head tail seq mktemp id timeout sleep dd wc sort
 cut tr env chmod chown ln readlink realpath basename dirname sha256sum od printf tee touch cat cp mv rm
-mkdir rmdir ls date kill setpriv nproc uname strace xargs find script"
+mkdir rmdir ls date kill setpriv nproc uname strace xargs find script mkswap swapon swapoff"
 for t in $tools; do
         p=$(command -v "$t" 2>/dev/null) || continue
         [[ $p == /* ]] || continue
