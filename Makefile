@@ -7,7 +7,7 @@
 #   make kernel-table   put the last check-kernels matrix into README.md
 #   make torture    the torture harness for TORTURE_SECONDS (1800) under swap pressure, gmemd under systemd
 #   make asan       build and run the tests under AddressSanitizer + UBSan
-#   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path, the fd-store parser, the D-Bus methods and the Firecracker handshake, FUZZ_SECONDS each
+#   make fuzz       libFuzzer (clang, ASan+UBSan) on the request path, the fd-store parser, the D-Bus methods, the Firecracker handshake and every snapshot reader, FUZZ_SECONDS each
 #   make install    PREFIX=/usr/local DESTDIR= (and LIBDIR=, SYSTEMDUNITDIR=, ... each overridable)
 #   make deb        Debian packages with debhelper, lintian-checked, into $(BUILD)/deb
 
@@ -100,7 +100,7 @@ TORTURE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/torture/*.c))
 TORTURE_SECONDS ?= 1800
 # gmemd without its main(): what the fuzz targets drive in-process
 GMEMD_CORE_OBJS := $(filter-out %/main.o,$(GMEMD_OBJS))
-FUZZ_TARGETS := request metadata dbus firecracker
+FUZZ_TARGETS := request metadata dbus firecracker snapshot
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz-%-replay)
 FUZZ_SECONDS ?= 120
 

@@ -5,7 +5,7 @@
 set -eu
 BUILD=${BUILD:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
-FUZZ_TARGETS=${FUZZ_TARGETS:-request metadata dbus firecracker}
+FUZZ_TARGETS=${FUZZ_TARGETS:-request metadata dbus firecracker snapshot}
 command -v clang > /dev/null || { echo "make fuzz needs clang (scripts/setup-deps.sh clang)" >&2; exit 1; }
 mkdir -p "$BUILD"
 pc() { pkg-config "$@" libcjson libevent libevent_pthreads libsystemd; }

@@ -2,11 +2,12 @@
 # The fuzz corpus as a regression test: every input in fuzz/corpus/<target> runs once through its
 # target (a real gmemd server in-process for "request", the fd-store parser for "metadata", gmemd's
 # D-Bus side on a private dbus-daemon for "dbus", the Firecracker handshake and the page server it
-# feeds for "firecracker") and must neither crash nor hang. `make fuzz` grows the corpus; inputs that found bugs are kept there.
+# feeds for "firecracker", every reader of a snapshot's header and extent table for "snapshot") and
+# must neither crash nor hang. `make fuzz` grows the corpus; inputs that found bugs are kept there.
 set -eu
 build=${BUILD:-build}
 skipped=""
-for target in request metadata dbus firecracker; do
+for target in request metadata dbus firecracker snapshot; do
         bin=$build/tests/fuzz-$target-replay
         [[ -x $bin ]] || { echo "no $bin: build it with make"; exit 77; }
         n=$(find fuzz/corpus/$target -type f | wc -l)

@@ -2,7 +2,8 @@
 # Run test programs and scripts; end with one line: N passed, N failed, N skipped.
 #  - Check programs (build/tests/test-*): Check's own summary gives the counts; tests that
 #    skipped themselves are logged to $GMEM_TEST_SKIPLOG and counted as skipped, not passed.
-#  - scripts (tests/check-*.sh): exit 0 passed, 77 skipped, anything else failed.
+#  - scripts (tests/check-*.sh): exit 0 passed, 77 skipped, anything else failed; a passing
+#    script's lines that start with REPORT (what it covered) are shown.
 set -u
 passed=0 failed=0 skipped=0
 log=$(mktemp)
@@ -33,7 +34,7 @@ for t in "$@"; do
                 bash "$t" > "$log" 2>&1
                 rc=$?
                 case $rc in
-                0) passed=$((passed + 1)); echo "PASS $name" ;;
+                0) passed=$((passed + 1)); echo "PASS $name"; grep -E '^REPORT ' "$log" | sed 's/^/    /' ;;
                 77) skipped=$((skipped + 1)); echo "SKIP $name: $(tail -n 1 "$log")" ;;
                 *) failed=$((failed + 1)); echo "FAIL $name (exit $rc)"; sed 's/^/    /' "$log" ;;
                 esac

@@ -24,6 +24,11 @@ limit=${TORTURE_LIMIT:-32M}
 t0=$SECONDS
 
 say() { printf '[%3ds] %s\n' $((SECONDS - t0)) "$*"; }
+not_here=() # what of the host's misbehaviour this machine cannot make, and why (REPORT lines)
+not_here() {
+        say "SKIP $*"
+        not_here+=("$*")
+}
 skip() {
         echo "$*"
         exit 77
@@ -103,6 +108,15 @@ if [[ ${TORTURE_SYSTEMD:-1} == 1 ]]; then
 fi
 
 result=0 rc_override=0
+# huge pages for the hugetlb regions (as tests/run-tests.sh does), given back at the end
+hp=/proc/sys/vm/nr_hugepages hp_saved=""
+if [[ $(id -u) == 0 && -w $hp ]]; then
+        free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2> /dev/null || echo 0)
+        if ((free < 48)); then
+                hp_saved=$(cat "$hp")
+                echo $((hp_saved + 48 - free)) > "$hp" 2> /dev/null || true
+        fi
+fi
 cleaned=1 own="" own_pid=""
 finish() {
         ((systemd)) && cleanup
@@ -112,6 +126,8 @@ finish() {
         fi
         [[ $own == /tmp/gmem-torture-* ]] && rm -rf "$own"
         pressure_end
+        [[ -n $hp_saved ]] && echo "$hp_saved" > "$hp"
+        return 0
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
@@ -121,10 +137,10 @@ if pressure_begin; then
         if [[ -n $memcg ]]; then
                 say "memory pressure: the harness in $memcg (limit $limit)"
         else
-                say "SKIP memory pressure: $memcg_why"
+                not_here "memory pressure: $memcg_why"
         fi
 else
-        say "SKIP swap and memory pressure: $pressure_why"
+        not_here "swap and memory pressure: $pressure_why"
         pressure_end
 fi
 
@@ -147,7 +163,7 @@ if ((systemd)); then
         run() { ns "$@"; }
 else
         # gmemd of our own, started here: outside the memory cgroup, as under systemd
-        say "SKIP restarts of gmemd: ${systemd_why:-TORTURE_SYSTEMD=0}"
+        not_here "restarts of gmemd: ${systemd_why:-TORTURE_SYSTEMD=0}"
         own=$(mktemp -d /tmp/gmem-torture-XXXXXX)
         chmod 0755 "$own"
         echo '{"limits":{"max_regions":64,"max_page_servers":16}}' > "$own/gmemd.json"
@@ -161,9 +177,11 @@ else
 fi
 
 # the harness (and so the guest memory it writes) in the memory cgroup; gmemd is not
+report_file=$(mktemp /tmp/gmem-torture-report-XXXXXX)
 (
         [[ -n $memcg ]] && echo "$BASHPID" > "$memcg/cgroup.procs"
-        BUILD=$BUILD run "$torture" "${args[@]}"
+        BUILD=$BUILD run "$torture" "${args[@]}" | tee "$report_file"
+        exit "${PIPESTATUS[0]}"
 ) &
 hpid=$!
 peak=0
@@ -176,6 +194,10 @@ while kill -0 "$hpid" 2> /dev/null; do
 done
 wait "$hpid"
 result=$?
+# what it covered, for the test run's summary (tests/run-tests.sh shows REPORT lines)
+sed -n 's/^gmem-torture: \(ok: \|regions made\)/REPORT torture: \1/p' "$report_file"
+for w in "${not_here[@]}"; do echo "REPORT torture: SKIP $w"; done
+rm -f "$report_file"
 if [[ -n $memcg ]]; then
         maxuse=$(cat "$memcg/memory.max_usage_in_bytes" "$memcg/memory.peak" 2> /dev/null | head -n 1)
         say "memory pressure: the harness used up to $((${maxuse:-0} >> 20)) MiB of its $limit; up to $((peak >> 20)) MiB of it was in swap at once"

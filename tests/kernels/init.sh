@@ -12,6 +12,8 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t hugetlbfs hugetlbfs /dev/hugepages
+# a cgroup2 hierarchy: the memory controller for the tests under memory pressure
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2> /dev/null
 ln -sf /proc/self/fd /dev/fd
 
 if [[ -f /modules/order ]]; then

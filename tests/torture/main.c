@@ -385,6 +385,10 @@ int main(int argc, char **argv) {
                " refusals, %" PRIu64 " restarts of gmemd; %" PRIu64 " pages pushed out to swap\n", seed, t.sequences, t.ops,
                now_s() - t0, t.pages_checked, t.bytes_checked >> 20, t.lazy_faults, t.discards, t.refusals, t.restarts,
                t.swapped_out);
+        printf("gmem-torture: regions made:");
+        for (unsigned b = 0; b < GMEM_BACKEND_COUNT; b++)
+                printf(" %s %" PRIu64, gmem_backend_to_string((enum gmem_backend) b), t.regions_of[b]);
+        printf("\n");
         gmem_client_free(t.c);
         stop_gmemd(&t);
         return 0;

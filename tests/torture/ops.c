@@ -140,6 +140,8 @@ static int region_adopt(struct torture *t, struct mregion *r, const char *name, 
         if (r->unit < T_PAGE)
                 r->unit = T_PAGE;
         snprintf(r->name, sizeof(r->name), "%s", name);
+        if ((unsigned) r->backend < GMEM_BACKEND_COUNT)
+                t->regions_of[r->backend]++;
         return 0;
 }
 
@@ -175,6 +177,7 @@ static int op_create(struct torture *t, const struct op *op) {
                                         .tags = calloc(size / T_PAGE, sizeof(uint64_t)), .fd = gmem_region_fd(g), .map = map,
                                         .own = g };
                 snprintf(r->name, sizeof(r->name), "%s", name);
+                t->regions_of[b]++;
                 return 0;
         }
         if ((k = gmem_client_create(t->c, name, b, size, &o)) < 0) {

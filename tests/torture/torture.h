@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "gmem/gmem.h"
+#include "enum-count.h"
 #include "macro.h"
 
 #define T_REGIONS_MAX 8
@@ -93,6 +94,7 @@ struct torture {
         bool restarted;            /* this sequence restarted gmemd */
         /* what was checked */
         uint64_t ops, sequences, pages_checked, bytes_checked, restarts, lazy_faults, refusals, discards, swapped_out;
+        uint64_t regions_of[GMEM_BACKEND_COUNT]; /* regions made, by backend */
         /* the failure */
         char failure[1024];
 };
