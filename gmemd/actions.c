@@ -42,6 +42,7 @@ void action_release(struct daemon *d, struct managed *m) {
 
 static int start_job(struct daemon *d, struct session *s, struct requester *rq, enum job_op op, struct managed *m, uint64_t off,
                      uint64_t len, uint64_t fd_off, int fd, uint64_t charge, struct job **ret);
+static int firecracker_charge(int source_fd, bool raw, const char *vm, struct job *j);
 
 /* Are a and b the same open file (one struct file: dups, or passed over a socket)? systemd's fd
  * store keeps one entry of each: a second one stored is dropped, and would not come back. */
@@ -51,14 +52,24 @@ static bool same_file(int a, int b) {
 }
 
 /* An open file description of our own for fd (a regular file), read-only: never the same file as
- * the caller's, which may be stored already for another job; a dup where it cannot be reopened. */
+ * the caller's, which may be stored already for another job; a dup where it cannot be reopened.
+ * Only for an fd the caller can read through itself: /proc/self/fd reopens with gmemd's rights,
+ * and an O_PATH or write-only fd must not become a way to read what its owner may not. -errno. */
 static int reopen_readonly(int fd) {
-        char path[64];
-        int r;
+        char path[64], byte;
+        int fl = fcntl(fd, F_GETFL), r;
 
+        if (fl < 0)
+                return negative_errno();
+        if ((fl & O_PATH) || (fl & O_ACCMODE) == O_WRONLY || pread(fd, &byte, 1, 0) < 0) {
+                errno = EBADF;
+                return -EBADF;
+        }
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
         r = open(path, O_RDONLY | O_CLOEXEC);
-        return r >= 0 ? r : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (r < 0)
+                r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        return r < 0 ? negative_errno() : r;
 }
 
 static int check_new_name(struct daemon *d, const char *name) {
@@ -213,11 +224,17 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         else if ((k = quota_admit(d, s->peer.uid, page_server_meta_bytes(size, h.n_extents), "serve")) < 0)
                 k = gmem_error_wrap(k, "serve '%s'", m->name);
         else
-                for (struct job *o = d->jobs; o && k == 0; o = o->next)
+                for (struct job *o = d->jobs; o && k == 0; o = o->next) {
                         if (o->op == JOB_SERVE && o->fd2 >= 0 && same_file(o->fd2, uffd))
                                 k = gmem_error(-EBUSY, "serve '%s': that userfaultfd is served already (job %" PRIu64 ")", m->name,
                                                o->id);
-        if (k == 0 && ((u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = reopen_readonly(snapshot_fd)) < 0))
+                        else if (shared && o->op == JOB_SERVE && o->m == m && o->shared)
+                                k = gmem_error(-EBUSY, "serve '%s': a page server fills its file already (job %" PRIu64 ")",
+                                               m->name, o->id);
+                }
+        if (k == 0 && (f = reopen_readonly(snapshot_fd)) < 0)
+                k = gmem_error(f, "serve '%s': the snapshot's fd is not open for reading", m->name);
+        else if (k == 0 && (u = fcntl(uffd, F_DUPFD_CLOEXEC, 3)) < 0)
                 k = gmem_error(negative_errno(), "serve '%s': dup", m->name);
         if (k < 0) {
                 if (rq)
@@ -228,6 +245,8 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         if (!j)
                 return gmem_error(-ENOMEM, "serve '%s': job", m->name);
         j->charged = page_server_meta_bytes(size, h.n_extents);
+        j->meta_extents = h.n_extents;
+        j->meta_size = size;
         /* the VMM's process: after a restart of gmemd, its exit is what ends the job */
         j->pidfd = s->peer.pid > 0 ? (int) syscall(SYS_pidfd_open, s->peer.pid, 0) : -1;
         if (j->pidfd >= 0)
@@ -246,6 +265,7 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
 
 int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snapshot_fd, int state_fd, int pidfd,
                         uint64_t base, bool shared, bool prefetch, uid_t uid, const char *token) {
+        struct snap_header h;
         struct job *j;
         int k;
 
@@ -253,11 +273,19 @@ int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snaps
                 k = gmem_error(-EBADF, "resume serving '%s': not a userfaultfd, or a bad address", m->name);
                 goto fail;
         }
+        if ((k = snapshot_read_header(snapshot_fd, &h)) < 0) {
+                k = gmem_error_wrap(k, "resume serving '%s'", m->name);
+                goto fail;
+        }
         j = serve_job_new(d, m, NULL, NULL, base, shared, prefetch, uid);
         if (!j) {
                 k = gmem_error(-ENOMEM, "resume serving '%s': job", m->name);
                 goto fail;
         }
+        /* held as before the restart, counted as before */
+        j->charged = page_server_meta_bytes(h.region_size, h.n_extents);
+        j->meta_extents = h.n_extents;
+        j->meta_size = h.region_size;
         j->fd = snapshot_fd;
         j->fd2 = uffd;
         j->pidfd = pidfd;
@@ -290,6 +318,10 @@ int action_firecracker_resume(struct daemon *d, const char *vm, int uffd, int so
         j = job_new(d, JOB_FIRECRACKER, NULL, NULL, NULL);
         if (!j) {
                 k = gmem_error(-ENOMEM, "resume serving VM '%s': job", vm);
+                goto fail;
+        }
+        if ((k = firecracker_charge(source_fd, raw, vm, j)) < 0) { /* held as before the restart, counted as before */
+                job_discard(d, j);
                 goto fail;
         }
         snprintf(j->label, sizeof(j->label), "%s", vm);
@@ -330,8 +362,8 @@ static int check_listening(int fd) {
 }
 
 /* What a Firecracker VM's page server over source_fd holds, from its header (a raw file: as if
- * its every other page were data), or -errno. */
-static int firecracker_charge(int source_fd, bool raw, const char *vm, uint64_t *ret) {
+ * every extent were a page, its table grown by doubling), into j's charge and bounds; -errno. */
+static int firecracker_charge(int source_fd, bool raw, const char *vm, struct job *j) {
         struct snap_header h;
         struct stat st;
         int k;
@@ -342,49 +374,50 @@ static int firecracker_charge(int source_fd, bool raw, const char *vm, uint64_t 
                 if (st.st_size == 0 || st.st_size % 4096)
                         return gmem_error(-EINVAL, "firecracker '%s': the memory file has %" PRIu64 " bytes, not a whole number of pages",
                                           vm, (uint64_t) st.st_size);
-                *ret = page_server_meta_bytes((uint64_t) st.st_size, (uint64_t) st.st_size / 8192);
-                return 0;
+                j->meta_size = (uint64_t) st.st_size;
+                j->meta_extents = 2 * j->meta_size / 4096;
+        } else {
+                if ((k = snapshot_read_header(source_fd, &h)) < 0)
+                        return gmem_error_wrap(k, "firecracker '%s'", vm);
+                j->meta_size = h.region_size;
+                j->meta_extents = h.n_extents;
         }
-        if ((k = snapshot_read_header(source_fd, &h)) < 0)
-                return gmem_error_wrap(k, "firecracker '%s'", vm);
-        *ret = page_server_meta_bytes(h.region_size, h.n_extents);
+        j->charged = page_server_meta_bytes(j->meta_size, j->meta_extents);
         return 0;
 }
 
 int action_firecracker(struct daemon *d, struct session *s, struct requester *rq, const char *vm, int listen_fd,
                        int source_fd, bool raw, bool prefetch, int timeout_ms, struct job **ret) {
         _cleanup_close_ int l = -1, f = -1;
-        uint64_t charge = 0;
-        struct job *j;
+        struct job *j = job_new(d, JOB_FIRECRACKER, NULL, s, rq);
         int k = 0;
 
+        if (!j)
+                return gmem_error(-ENOMEM, "firecracker '%s': job", vm); /* rq freed */
         if (!proto_name_valid(vm))
                 k = gmem_error(-EINVAL, "firecracker: '%s' is not a valid VM name", vm);
         else if (timeout_ms < 1 || timeout_ms > FIRECRACKER_TIMEOUT_MAX_MS)
                 k = gmem_error(-EINVAL, "firecracker '%s': timeout %d ms (1 to %d)", vm, timeout_ms, FIRECRACKER_TIMEOUT_MAX_MS);
         else if (check_listening(listen_fd) < 0)
                 k = gmem_error(-EINVAL, "firecracker '%s': the first fd passed is not a listening unix stream socket", vm);
-        else if ((k = firecracker_charge(source_fd, raw, vm, &charge)) < 0)
+        else if ((k = firecracker_charge(source_fd, raw, vm, j)) < 0)
                 ;
-        else if ((k = quota_admit(d, s->peer.uid, charge, "firecracker")) < 0)
+        else if ((k = quota_admit(d, s->peer.uid, j->charged, "firecracker")) < 0)
                 k = gmem_error_wrap(k, "firecracker '%s'", vm);
-        else if ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0 || (f = reopen_readonly(source_fd)) < 0)
+        else if ((f = reopen_readonly(source_fd)) < 0)
+                k = gmem_error(f, "firecracker '%s': the second fd passed is not open for reading", vm);
+        else if ((l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3)) < 0)
                 k = gmem_error(negative_errno(), "firecracker '%s': dup", vm);
         if (k < 0) {
-                if (rq)
-                        rq->ops->free(rq);
+                job_discard(d, j); /* its requester with it */
                 return k;
         }
-        j = job_new(d, JOB_FIRECRACKER, NULL, s, rq);
-        if (!j)
-                return gmem_error(-ENOMEM, "firecracker '%s': job", vm);
         snprintf(j->label, sizeof(j->label), "%s", vm);
         j->uid = s->peer.uid;
         j->outlives_session = true;
         j->flags = raw ? GMEM_PAGE_SERVER_RAW : 0;
         j->no_prefetch = !prefetch;
         j->timeout_ms = timeout_ms;
-        j->charged = charge;
         j->fd = TAKE_FD(f);
         j->fd2 = TAKE_FD(l);
         if ((k = job_submit(d, j)) < 0) {
@@ -532,16 +565,21 @@ int action_populate(struct daemon *d, struct session *s, struct requester *rq, s
         return action_start_job(d, s, rq, JOB_POPULATE, m, off, len, src_off, src_fd, ret);
 }
 
-int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len) {
-        uint64_t ps = gmem_region_page_size(m->region), size = gmem_region_size(m->region);
-        int k;
+struct punch_args {
+        struct managed *m;
+        uint64_t off, len;
+};
 
-        /* a page server filling the region must not put back what is punched now: told first,
-         * for a range the punch will take (checked as gmem_punch_hole() checks it) */
-        if (len && off % ps == 0 && len % ps == 0 && off <= size && len <= size - off &&
-            gmem_region_backend(m->region) != GMEM_BACKEND_SECRET)
-                jobs_region_discard(d, m, off, len);
-        k = gmem_punch_hole(m->region, off, len);
+static int punch_now(void *userdata) {
+        const struct punch_args *a = userdata;
+        return gmem_punch_hole(a->m->region, a->off, a->len);
+}
+
+int action_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len) {
+        struct punch_args a = { m, off, len };
+        /* a page server filling the region must not put back what is punched: done with it */
+        int k = jobs_region_punch(d, m, off, len, punch_now, &a);
+
         if (k < 0)
                 return gmem_error_wrap(k, "punch '%s'", m->name);
         region_resident_changed(d, m);

@@ -264,7 +264,8 @@ static int config_apply_file(const char *path, bool must_exist, struct gmemd_con
                 k = json_find_duplicate_key(text, len, key, sizeof(key), &line);
                 if (k != 0) {
                         cJSON_Delete(root);
-                        return k < 0 ? gmem_error(k, "config '%s': look for keys given twice", path) :
+                        return k == -E2BIG ? gmem_error(-EINVAL, "config '%s': objects nested more than 64 levels deep", path) :
+                               k < 0 ? gmem_error(k, "config '%s': look for keys given twice", path) :
                                        gmem_error(-EINVAL, "config '%s': line %u: key '%s' is given a second time in one object "
                                                   "(say it once)", path, line, key);
                 }
@@ -407,27 +408,19 @@ int config_load(const char *path, int explicit, struct gmemd_config *ret, char *
         return 0;
 }
 
-int config_check(const char *path, int explicit, struct gmemd_config *c) {
-        char **files = NULL, mode[8], *text;
-        cJSON *o, *l, *f, *pools;
-        int k = config_load(path, explicit, c, &files);
+/* c as a gmemd.json of its own: every limit, setting and pool, as config_load() reads them. */
+static cJSON *config_to_json(const struct gmemd_config *c) {
+        cJSON *o = cJSON_CreateObject(), *l, *pools;
+        char mode[8];
 
-        if (k < 0) {
-                fprintf(stderr, "gmemd: %s\n", gmem_last_error());
-                return 1;
-        }
-        /* what the daemon would run with: every setting, each file read */
-        o = cJSON_CreateObject();
-        f = cJSON_AddArrayToObject(o, "files");
-        for (char **p = files; p && *p; p++)
-                cJSON_AddItemToArray(f, cJSON_CreateString(*p));
-        files = strv_free(files);
+        if (!o)
+                return NULL;
         l = cJSON_AddObjectToObject(o, "limits");
         for (size_t i = 0; i < ELEMENTSOF(limit_table); i++)
                 json_add_u64(l, limit_table[i].key, *(const uint64_t *) ((const char *) &c->limits + limit_table[i].field));
         cJSON_AddNumberToObject(o, "workers", c->workers);
-        cJSON_AddStringToObject(o, "kernel_profile",
-                                c->kernel_profile_set ? gmem_kernel_profile_to_string(c->kernel_profile) : "detect");
+        if (c->kernel_profile_set)
+                cJSON_AddStringToObject(o, "kernel_profile", gmem_kernel_profile_to_string(c->kernel_profile));
         snprintf(mode, sizeof(mode), "%04o", (unsigned) c->socket_mode);
         cJSON_AddStringToObject(o, "socket_mode", mode);
         pools = cJSON_AddArrayToObject(o, "pools");
@@ -439,6 +432,51 @@ int config_check(const char *path, int explicit, struct gmemd_config *c) {
                 cJSON_AddBoolToObject(p, "prefault", c->pools[i].prefault);
                 cJSON_AddItemToArray(pools, p);
         }
+        return o;
+}
+
+int config_save(const struct gmemd_config *c, const char *path) {
+        char tmp[4200];
+        char *text;
+        cJSON *o = config_to_json(c);
+        _cleanup_close_ int fd = -1;
+        size_t len;
+        int k = 0;
+
+        if (!o || !(text = cJSON_Print(o))) {
+                cJSON_Delete(o);
+                return gmem_error(-ENOMEM, "config: save");
+        }
+        cJSON_Delete(o);
+        len = strlen(text);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, text, len) != (ssize_t) len || rename(tmp, path) < 0) {
+                k = gmem_error(negative_errno(), "config: save '%s'", path);
+                (void) unlink(tmp);
+        }
+        free(text);
+        return k;
+}
+
+int config_check(const char *path, int explicit, struct gmemd_config *c) {
+        char **files = NULL, *text;
+        cJSON *o, *f;
+        int k = config_load(path, explicit, c, &files);
+
+        if (k < 0) {
+                fprintf(stderr, "gmemd: %s\n", gmem_last_error());
+                return 1;
+        }
+        /* what the daemon would run with: every setting, each file read */
+        o = config_to_json(c);
+        f = cJSON_CreateArray();
+        for (char **p = files; p && *p; p++)
+                cJSON_AddItemToArray(f, cJSON_CreateString(*p));
+        files = strv_free(files);
+        cJSON_AddItemToObject(o, "files", f);
+        if (!c->kernel_profile_set)
+                cJSON_AddStringToObject(o, "kernel_profile", "detect");
         text = cJSON_Print(o);
         cJSON_Delete(o);
         if (!text) {

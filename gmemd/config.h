@@ -60,6 +60,9 @@ void config_defaults(struct gmemd_config *c);
  * type or out of range, and JSON errors (with line and column) fail naming the file. *ret_files
  * (may be NULL): the files read, a NULL-terminated strv. -errno; *c untouched on failure. */
 int config_load(const char *path, int explicit, struct gmemd_config *c, char ***ret_files);
+/* The configuration in force, as a file config_load() reads back (written where a later gmemd
+ * finds it: it keeps it when its own files fail and it holds guest memory already). */
+int config_save(const struct gmemd_config *c, const char *path);
 /* gmemd --check-config: config_load(), then what it sets (and the files read) as JSON on stdout
  * and 0, or one line on stderr and 1. */
 int config_check(const char *path, int explicit, struct gmemd_config *c);

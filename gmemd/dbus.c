@@ -16,6 +16,7 @@
  * connection. ListRegions and GetRegion show what the core lets the caller see; properties,
  * introspection and signals are readable as the bus policy allows; see docs/dbus.md.
  */
+#include <assert.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -613,7 +614,10 @@ struct option_spec {
 };
 
 static int read_options(sd_bus_message *msg, const struct option_spec *specs, size_t n, sd_bus_error *e) {
+        uint64_t given = 0; /* which specs came already: an option given twice is refused, not guessed */
         int k;
+
+        assert(n <= 64);
 
         if ((k = sd_bus_message_enter_container(msg, 'a', "{sv}")) < 0)
                 return k;
@@ -629,6 +633,9 @@ static int read_options(sd_bus_message *msg, const struct option_spec *specs, si
                                 o = &specs[i];
                 if (!o)
                         return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "unknown option '%.40s'", key);
+                if (given & (UINT64_C(1) << (o - specs)))
+                        return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "option '%s' is given twice", key);
+                given |= UINT64_C(1) << (o - specs);
                 sig[0] = o->type;
                 sig[1] = 0;
                 if (strcmp(contents, sig) != 0)

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "macro.h"
 #include "page-server.h"
+#include "snapshot.h"
 #include "store.h"
 
 #define POLL_MS 200 /* how soon a cancel is seen */
@@ -68,6 +70,7 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
         _cleanup_free_ struct gmem_uffd_mapping *maps = NULL;
         struct gmem_page_server *ps = NULL;
         struct gmem_snapshot_info *info = NULL;
+        struct stat st;
         _cleanup_close_ int conn = -1, uffd = -1;
         struct ucred cred = { .pid = 0 };
         socklen_t cl = sizeof(cred);
@@ -78,8 +81,10 @@ int64_t firecracker_run(struct job *j, struct gmem_populate_opts *opts) {
 
         /* the source checked whole (its extent table read here, off the loop) before the requester
          * hears that the job is up and waits for the VM */
-        if (!(j->flags & GMEM_PAGE_SERVER_RAW) && (k = gmem_snapshot_open(j->fd, &info)) < 0)
+        if (!(j->flags & GMEM_PAGE_SERVER_RAW) && (k = snapshot_open_bounded(j->fd, j->meta_extents, j->meta_size, &info)) < 0)
                 return k;
+        if ((j->flags & GMEM_PAGE_SERVER_RAW) && (fstat(j->fd, &st) < 0 || (uint64_t) st.st_size > j->meta_size))
+                return gmem_error(-EBADMSG, "the memory file grew since it was checked (%" PRIu64 " bytes charged)", j->meta_size);
         job_started(j);
         if (j->resume_fd >= 0) { /* the VM connected to a gmemd before this one */
                 conn = TAKE_FD(j->fd2);

@@ -53,6 +53,13 @@ struct job {
         uint64_t charged;            /* bytes of metadata it holds (an extent table, a page server's state),
                                       * counted against its uid's max_bytes_per_uid like a region's */
         bool counted;                /* submitted: its slot and charge are the daemon's count */
+        /* What was charged for (serve, firecracker): the snapshot's extents and the source's size as
+         * its header said when the job was admitted; a source that grew since is refused. */
+        uint64_t meta_extents, meta_size;
+        /* JOB_SERVE, shared: punches of the region made while its page server was not up yet,
+         * marked in the server once it is (under ps_lock) */
+        struct { uint64_t off, len; } pending_discards[16];
+        unsigned n_pending_discards;
         uint64_t off, len, fd_off;
         int fd;                      /* source (populate) or destination (dump) */
         int fd2;                     /* JOB_SERVE: the VMM's userfaultfd; JOB_FIRECRACKER: the listening socket */
@@ -106,9 +113,11 @@ void job_discard(struct daemon *d, struct job *j);
 struct job *job_find(struct daemon *d, uint64_t id);
 /* Queue a measurement of m's resident bytes (region_resident()); nothing if one is queued. */
 void job_measure(struct daemon *d, struct managed *m);
-/* [off, off+len) of m is about to be punched: its page servers serve zeroes there from now on
- * (what they had not served yet would come back with the snapshot's bytes). */
-void jobs_region_discard(struct daemon *d, struct managed *m, uint64_t off, uint64_t len);
+/* Punch [off, off+len) of m with punch(userdata), so that a page server filling m's file never puts
+ * back what is punched: under its lock (what it had not served yet is served as zeroes from then
+ * on; a failed punch takes that back), or marked for it when it is up. punch's result, or -EBUSY
+ * with nothing changed when the server does not let go. */
+int jobs_region_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len, int (*punch)(void *), void *userdata);
 void jobs_cancel_session(struct daemon *d, struct session *s);
 void jobs_cancel_region(struct daemon *d, struct managed *m);
 void jobs_cancel_all(struct daemon *d);

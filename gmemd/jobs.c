@@ -95,11 +95,20 @@ static int64_t serve_run(struct job *j, struct gmem_populate_opts *opts) {
         bool stored = j->resume_fd >= 0; /* a job brought back is in the store already */
         int64_t k;
 
-        k = gmem_page_server_new(j->fd2, j->off, j->fd, j->shared ? j->m->region : NULL, &ps);
+        struct gmem_snapshot_info *info = NULL;
+
+        /* the table read here, no larger than what was charged when the job was admitted */
+        k = snapshot_open_bounded(j->fd, j->meta_extents, j->len, &info);
+        if (k >= 0)
+                k = page_server_new_region(j->fd2, j->off, j->fd, TAKE_PTR(info), j->shared ? j->m->region : NULL, &ps);
         if (k >= 0)
                 k = store_serve_begin(j->d, j, ps, j->fd2, j->pidfd, NULL, 0, &stored);
         if (k >= 0) {
                 pthread_mutex_lock(&j->ps_lock);
+                /* punches of the region while the server was not up: served as zeroes */
+                for (unsigned i = 0; i < j->n_pending_discards; i++)
+                        (void) page_server_discard(ps, j->pending_discards[i].off, j->pending_discards[i].len, NULL, NULL);
+                j->n_pending_discards = 0;
                 j->ps = ps;
                 pthread_mutex_unlock(&j->ps_lock);
                 job_started(j); /* its snapshot read and checked: the requester hears it runs */
@@ -489,6 +498,9 @@ static int job_admit(struct daemon *d, const struct job *j) {
         uint64_t per_uid = server ? d->config.limits.max_page_servers_per_uid : d->config.limits.max_jobs_per_uid;
         uint64_t all = 0, unprivileged = 0, mine = 0;
 
+        if (d->restoring) /* what ran before a restart runs again, whatever the limits are now */
+                return 0;
+
         for (const struct job *o = d->jobs; o; o = o->next)
                 if (job_op_is_server(o->op) == server) {
                         all++;
@@ -555,14 +567,25 @@ struct job *job_find(struct daemon *d, uint64_t id) {
         return NULL;
 }
 
-void jobs_region_discard(struct daemon *d, struct managed *m, uint64_t off, uint64_t len) {
-        for (struct job *j = d->jobs; j; j = j->next)
-                if (j->m == m && j->op == JOB_SERVE && j->shared) {
-                        pthread_mutex_lock(&j->ps_lock);
-                        if (j->ps)
-                                (void) page_server_discard(j->ps, off, len);
-                        pthread_mutex_unlock(&j->ps_lock);
-                }
+int jobs_region_punch(struct daemon *d, struct managed *m, uint64_t off, uint64_t len, int (*punch)(void *), void *userdata) {
+        struct job *j;
+        int k;
+
+        /* at most one page server fills a region's file (action_serve) */
+        for (j = d->jobs; j; j = j->next)
+                if (j->m == m && j->op == JOB_SERVE && j->shared)
+                        break;
+        if (!j)
+                return punch(userdata);
+        pthread_mutex_lock(&j->ps_lock);
+        if (j->ps) /* marked and punched under the server's lock: no fill slips in between */
+                k = page_server_discard(j->ps, off, len, punch, userdata);
+        else if (j->n_pending_discards == ELEMENTSOF(j->pending_discards))
+                k = gmem_error(-EBUSY, "the page server of '%s' is starting: try the punch again", m->name);
+        else if ((k = punch(userdata)) >= 0) /* the server marks it when it is up, before it serves */
+                j->pending_discards[j->n_pending_discards++] = (typeof(j->pending_discards[0])) { off, len };
+        pthread_mutex_unlock(&j->ps_lock);
+        return k;
 }
 
 void jobs_cancel_session(struct daemon *d, struct session *s) {

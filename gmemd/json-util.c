@@ -175,8 +175,10 @@ int json_find_duplicate_key(const char *text, size_t len, char *ret_key, size_t 
                 if (c == '\n')
                         line++;
                 else if (c == '{' || c == '[') {
-                        if (++depth >= DUP_DEPTH_MAX)
-                                break; /* deeper than any file of ours: cJSON's own limits apply */
+                        if (++depth >= DUP_DEPTH_MAX) { /* deeper than any file or request of ours: not looked at, refused */
+                                k = -E2BIG;
+                                break;
+                        }
                         is_object[depth] = c == '{';
                         expect_key[depth] = c == '{';
                         sets[depth].n = 0;

@@ -20,6 +20,7 @@ int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret);
 int read_small_file(int fd, size_t max, const char *what, char **ret_text, size_t *ret_n);
 
 /* A member name written twice in one object of text (valid JSON): 1 with the name (printable, cut
- * to key_size) and its second line, 0 when there is none, -ENOMEM. Names are compared decoded;
- * two names that differ only beyond 256 bytes count as the same (no key of ours is that long). */
+ * to key_size) and its second line, 0 when there is none, -E2BIG for objects nested 64 deep (none of
+ * ours is), -ENOMEM. Names are compared decoded, by a 64-bit hash of their first 256 bytes and their
+ * length: two different names that collide are taken for one (the request is refused, never misread). */
 int json_find_duplicate_key(const char *text, size_t len, char *ret_key, size_t key_size, unsigned *ret_line);

@@ -44,6 +44,47 @@ static int find_listen_fd(int n, char **names) {
         return -1;
 }
 
+/* Where the configuration in force is kept for the gmemd after this one: its runtime directory
+ * (/run/gmemd under the unit), which outlives restarts; NULL without one. */
+static char *saved_config_path(void) {
+        const char *rt = getenv("RUNTIME_DIRECTORY");
+        char *p = NULL;
+
+        if (!rt || rt[0] != '/' || asprintf(&p, "%.*s/config.json", (int) strcspn(rt, ":"), rt) < 0)
+                return NULL;
+        return p;
+}
+
+static void config_keep(const struct gmemd_config *c) {
+        _cleanup_free_ char *path = saved_config_path();
+        if (path && config_save(c, path) < 0)
+                log_warning("%s", gmem_last_error());
+}
+
+/* The config files fail (an edit, an upgrade that checks more): a gmemd that holds guest memory
+ * in its fd store must not exit over it — systemd would give up restarting it and empty the store,
+ * releasing every guest's memory. It runs with the configuration its predecessor ran with, and
+ * says so. true when it may go on. */
+static bool config_fallback(struct gmemd_config *c) {
+        _cleanup_free_ char *path = saved_config_path();
+        char why[1024];
+        int n = sd_listen_fds(0);
+
+        snprintf(why, sizeof(why), "%s", gmem_last_error());
+        if (!path || n <= 1) { /* nothing held but (at most) the socket: the error stops us */
+                log_error("%s", why);
+                return false;
+        }
+        config_defaults(c);
+        if (config_load(path, true, c, NULL) < 0) {
+                log_error("%s (and the configuration of the gmemd before this one cannot be read: %s)", why, gmem_last_error());
+                return false;
+        }
+        log_error("%s: running with the configuration of the gmemd before this one (%s), as regions are held in the fd "
+                  "store; fix the file and restart gmemd", why, path);
+        return true;
+}
+
 static void on_signal(evutil_socket_t sig, short what _unused_, void *userdata) {
         struct daemon *d = userdata;
         log_notice("%s: shutting down", strsignal((int) sig));
@@ -121,10 +162,10 @@ int main(int argc, char **argv) {
                 goto out;
         }
         k = config_load(config_path, config_explicit, &d.config, NULL);
-        if (k < 0) {
-                log_error("%s", gmem_last_error());
+        if (k < 0 && !config_fallback(&d.config))
                 goto out;
-        }
+        if (k >= 0)
+                config_keep(&d.config);
         /* The kernel as this daemon runs it: the profile the config names, else the one
          * $GMEM_KERNEL_PROFILE names, else what the probe finds; regions it adopts read their
          * flag bits from it. */

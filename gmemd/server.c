@@ -320,6 +320,8 @@ static const char *duplicate_member(const char *buf, size_t n) {
 
         if (k == 0)
                 return NULL;
+        if (k == -E2BIG)
+                return "a request nested more than 64 levels deep";
         if (k < 0)
                 return "out of memory reading the request";
         snprintf(err, sizeof(err), "a member is given twice in one object: '%s'", key);
@@ -458,27 +460,87 @@ static void fd_budget(uint64_t *ret_total, uint64_t *ret_per_uid) {
         *ret_per_uid = MAX(UINT64_C(4), MIN(total / 8, UINT64_C(256)));
 }
 
+static bool queue_empty(int fd) {
+        int queued = 0;
+        return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+}
+
 /* fds sent c that may still be in flight: none once its queue in the kernel is empty */
 static uint64_t fds_in_flight(struct conn *c) {
-        int queued = 0;
-        if (c->fds_sent && ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0)
+        if (c->fds_sent && queue_empty(c->fd))
                 c->fds_sent = 0;
         return c->fds_sent;
+}
+
+/* Every connection's count brought up to date (one SIOCOUTQ each), at most every few ms: a loop
+ * that retries held messages asks this often, and must not cost a system call per pair. */
+static void inflight_refresh(struct server *srv) {
+        uint64_t now = mono_usec();
+
+        if (now - srv->inflight_checked_usec < 5000)
+                return;
+        srv->inflight_checked_usec = now;
+        for (struct conn *o = srv->conns; o; o = o->next)
+                if (!o->closed)
+                        (void) fds_in_flight(o);
 }
 
 static bool may_send_fd(struct conn *c) {
         uint64_t total, per_uid, all = 0, unprivileged = 0, mine = 0;
 
         fd_budget(&total, &per_uid);
+        inflight_refresh(c->srv);
         for (struct conn *o = c->srv->conns; o; o = o->next) {
-                uint64_t n = o->closed || o->broken ? 0 : fds_in_flight(o);
+                uint64_t n = o->closed ? 0 : o->fds_sent;
                 all += n;
                 unprivileged += o->peer->uid != 0 ? n : 0;
                 mine += o->peer->uid == c->peer->uid ? n : 0;
         }
+        for (size_t i = 0; i < c->srv->n_lingering; i++) {
+                const struct lingering *l = &c->srv->lingering[i];
+                all += l->fds;
+                unprivileged += l->uid != 0 ? l->fds : 0;
+                mine += l->uid == c->peer->uid ? l->fds : 0;
+        }
         if (c->peer->uid == 0)
                 return all < total;
         return mine < per_uid && unprivileged < total / 2;
+}
+
+/* the lingering sockets whose peers have read (or closed): gone */
+static void on_lingering(evutil_socket_t fd _unused_, short what _unused_, void *userdata) {
+        struct server *srv = userdata;
+        const struct timeval t = { 0, 200 * 1000 };
+
+        for (size_t i = 0; i < srv->n_lingering;)
+                if (queue_empty(srv->lingering[i].fd)) {
+                        close(srv->lingering[i].fd);
+                        srv->lingering[i] = srv->lingering[--srv->n_lingering];
+                } else
+                        i++;
+        if (srv->n_lingering)
+                evtimer_add(srv->ev_lingering, &t);
+}
+
+/* c is closing: its socket kept while fds we sent it are unread (see struct lingering); true if so */
+static bool linger(struct conn *c) {
+        struct server *srv = c->srv;
+        const struct timeval t = { 0, 200 * 1000 };
+
+        if (!c->fds_sent || queue_empty(c->fd) || !srv->ev_lingering)
+                return false;
+        if (srv->n_lingering == srv->cap_lingering) {
+                size_t cap = srv->cap_lingering ? 2 * srv->cap_lingering : 16;
+                struct lingering *v = reallocarray(srv->lingering, cap, sizeof(*v));
+                if (!v)
+                        return false;
+                srv->lingering = v;
+                srv->cap_lingering = cap;
+        }
+        srv->lingering[srv->n_lingering++] = (struct lingering) { .fd = c->fd, .uid = c->peer->uid, .fds = c->fds_sent };
+        if (!evtimer_pending(srv->ev_lingering, NULL))
+                evtimer_add(srv->ev_lingering, &t);
+        return true;
 }
 
 /* The send buffer back to the kernel's default once what a larger reply needed is read. */
@@ -707,7 +769,8 @@ static void conn_close(struct conn *c) {
         event_del(c->ev_close);
         event_del(c->ev_hello);
         event_del(c->ev_retry);
-        close(c->fd);
+        if (!linger(c))
+                close(c->fd);
         c->fd = -1;
         conn_drop_queue(c);
         LIST_REMOVE(srv->conns, c);
@@ -734,7 +797,8 @@ static int listen_events(struct server *srv, int fd) {
 
         srv->ev_listen = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
         srv->ev_accept_pause = evtimer_new(d->base, on_accept_pause_end, srv);
-        if (!srv->ev_listen || !srv->ev_accept_pause || event_add(srv->ev_listen, NULL) < 0)
+        srv->ev_lingering = evtimer_new(d->base, on_lingering, srv);
+        if (!srv->ev_listen || !srv->ev_accept_pause || !srv->ev_lingering || event_add(srv->ev_listen, NULL) < 0)
                 return gmem_error(-ENOMEM, "listen event");
         return ops_watch_start(srv);
 }
@@ -855,6 +919,11 @@ struct server *server_free(struct server *srv) {
                 unlink(srv->socket_path);
         while (srv->conns)
                 conn_close(srv->conns);
+        if (srv->ev_lingering)
+                event_free(srv->ev_lingering);
+        for (size_t i = 0; i < srv->n_lingering; i++)
+                close(srv->lingering[i].fd);
+        free(srv->lingering);
         free(srv->socket_path);
         free(srv);
         return NULL;

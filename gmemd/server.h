@@ -43,6 +43,14 @@ struct conn {
         unsigned refs;           /* the connection list, and every request of it still running */
 };
 
+/* A closed connection whose peer still has fds of ours unread: they count against the kernel's limit
+ * until it reads them or closes, so its socket is kept (off the loop) and they are still counted. */
+struct lingering {
+        int fd;
+        uid_t uid;
+        uint64_t fds;
+};
+
 struct server {
         struct daemon *d;
         char *socket_path;
@@ -52,6 +60,10 @@ struct server {
         struct event *ev_accept_pause; /* out of fds: accept() waits a moment instead of spinning */
         struct conn *conns;
         uint64_t n_conns, conn_serial;
+        struct lingering *lingering;
+        size_t n_lingering, cap_lingering;
+        struct event *ev_lingering;       /* re-checks them until their peers have read or gone */
+        uint64_t inflight_checked_usec;   /* when SIOCOUTQ was last asked of every connection */
 };
 
 /* Listen on path (bound here), or serve on fd, a listening socket handed over by systemd. */

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -96,7 +97,7 @@ static void vmm_discarded(struct gmem_page_server *ps, uint64_t a, uint64_t b) {
 static int queue_fault(struct gmem_page_server *ps, const struct uffd_msg *msg) {
         if (ps->q_len == PS_QUEUE_MAX) {
                 /* the thread stays in its fault; waking everyone makes it fault again */
-                ps->wake_all = true;
+                __atomic_store_n(&ps->wake_all, true, __ATOMIC_RELAXED);
                 return 0;
         }
         ps->queue[(ps->q_head + ps->q_len++) % PS_QUEUE_MAX] =
@@ -138,10 +139,23 @@ static int apply(struct gmem_page_server *ps, const struct uffd_msg *msg) {
         }
 }
 
-int ps_drain(struct gmem_page_server *ps) {
+/* The uffd non-blocking, whatever its owner did to the description they share with us: a read with
+ * nothing there must never wait, least of all under the install lock. */
+static bool uffd_nonblocking(int uffd) {
+        int fl = fcntl(uffd, F_GETFL);
+        return fl >= 0 && ((fl & O_NONBLOCK) || fcntl(uffd, F_SETFL, fl | O_NONBLOCK) == 0);
+}
+
+int ps_drain(struct gmem_page_server *ps, unsigned *ret_events) {
         struct uffd_msg msgs[16];
+        struct pollfd p = { .fd = ps->uffd, .events = POLLIN };
+        unsigned events = 0;
         int read_n = 0, k = 0;
 
+        if (!uffd_nonblocking(ps->uffd))
+                return gmem_error(negative_errno(), "page server: make the userfaultfd non-blocking");
+        if (poll(&p, 1, 0) <= 0) /* nothing there (or a poll that failed: the read below would say why) */
+                return 0;
         pthread_rwlock_wrlock(&ps->install);
         for (;;) {
                 ssize_t n = read(ps->uffd, msgs, sizeof(msgs));
@@ -153,17 +167,25 @@ int ps_drain(struct gmem_page_server *ps) {
                         k = gmem_error(negative_errno(), "page server: read the userfaultfd");
                         break;
                 }
-                for (ssize_t i = 0; i < n / (ssize_t) sizeof(msgs[0]) && k >= 0; i++, read_n++)
-                        k = apply(ps, &msgs[i]);
+                /* every message of the batch applied, the first error kept: a fault queued, a fork's
+                 * uffd closed, whatever comes after an event we cannot take */
+                for (ssize_t i = 0; i < n / (ssize_t) sizeof(msgs[0]); i++, read_n++) {
+                        int r = apply(ps, &msgs[i]);
+                        events += msgs[i].event != UFFD_EVENT_PAGEFAULT;
+                        if (r < 0 && k == 0)
+                                k = r;
+                }
                 if (k < 0 || n < (ssize_t) sizeof(msgs))
                         break;
         }
         pthread_rwlock_unlock(&ps->install);
+        if (ret_events)
+                *ret_events = events;
         return k < 0 ? k : read_n;
 }
 
 int ps_wake_all(struct gmem_page_server *ps) {
-        ps->wake_all = false;
+        __atomic_store_n(&ps->wake_all, false, __ATOMIC_RELAXED);
         for (size_t i = 0; i < ps->n_maps; i++) {
                 struct uffdio_range r = { .start = ps->maps[i].base, .len = ps->maps[i].size };
                 if (ioctl(ps->uffd, UFFDIO_WAKE, &r) < 0 && errno != ENOENT)
@@ -178,7 +200,7 @@ static const char *const fill_names[] = { "UFFDIO_COPY", "UFFDIO_ZEROPAGE", "UFF
 /* The event that made a fill see EAGAIN: read it. When there is nothing to read yet (the kernel
  * raises its flag a moment before it queues the event), wait for it a little. */
 static int wait_out_event(struct gmem_page_server *ps) {
-        int k = ps_drain(ps);
+        int k = ps_drain(ps, NULL);
         if (k == 0) {
                 struct pollfd p = { .fd = ps->uffd, .events = POLLIN };
                 (void) poll(&p, 1, 1);
@@ -186,7 +208,11 @@ static int wait_out_event(struct gmem_page_server *ps) {
         return k < 0 ? k : 0;
 }
 
+#define PS_NOMEM_RETRIES 300 /* 3 s of 10 ms waits */
+
 static int fill(struct gmem_page_server *ps, enum fill how, const struct ps_map *m, uint8_t *src, uint64_t off, uint64_t len) {
+        unsigned nomem = 0;
+
         for (uint64_t done = 0; done < len;) {
                 uint64_t at = m->base + (off + done - m->offset), rest = len - done;
                 int64_t got = 0;
@@ -222,6 +248,12 @@ static int fill(struct gmem_page_server *ps, enum fill how, const struct ps_map 
                         continue;
                 case EINTR:
                         continue;
+                case ENOMEM: /* a busy host's memory cgroup at its limit: reclaim catches up */
+                        if (++nomem <= PS_NOMEM_RETRIES) {
+                                usleep(10 * 1000);
+                                continue;
+                        }
+                        break;
                 case EEXIST: /* a page there already: past it */
                         done += MIN(ps->pgsz, rest);
                         continue;
@@ -258,19 +290,48 @@ int ps_continue(struct gmem_page_server *ps, const struct ps_map *m, uint64_t of
 int ps_write_file(struct gmem_page_server *ps, uint8_t *src, uint64_t off, uint64_t len, bool via_write) {
         int k = 0;
 
-        pthread_rwlock_rdlock(&ps->install);
-        ps_clear_removed(ps, src, off, len);
-        if (via_write)
-                k = gmem_write_full(ps->region->fd, src, len, off, "page server", NULL);
-        pthread_rwlock_unlock(&ps->install);
-        return k;
+        for (unsigned nomem = 0;; nomem++) {
+                pthread_rwlock_rdlock(&ps->install);
+                ps_clear_removed(ps, src, off, len);
+                if (via_write)
+                        k = gmem_write_full(ps->region->fd, src, len, off, "page server", NULL);
+                pthread_rwlock_unlock(&ps->install);
+                if (k != -ENOMEM || nomem >= PS_NOMEM_RETRIES)
+                        return k;
+                usleep(10 * 1000); /* a busy host's memory cgroup at its limit: reclaim catches up */
+        }
 }
 
-int page_server_discard(struct gmem_page_server *ps, uint64_t off, uint64_t len) {
+int page_server_discard(struct gmem_page_server *ps, uint64_t off, uint64_t len, int (*punch)(void *userdata), void *userdata) {
+        uint64_t first, words, *saved;
+        struct timespec until;
+        int k;
+
         if (!ps || off >= ps->s->h.region_size)
                 return gmem_error(-EINVAL, "page server: discard %" PRIu64 "+%" PRIu64 " is outside the source", off, len);
-        pthread_rwlock_wrlock(&ps->install);
-        mark_removed(ps, off, MIN(len, ps->s->h.region_size - off));
+        len = MIN(len, ps->s->h.region_size - off);
+        first = off / 4096 / 64;
+        words = ((off + len + 4095) / 4096 + 63) / 64 - first;
+        if (!(saved = malloc(words * sizeof(uint64_t))))
+                return gmem_error(-ENOMEM, "page server: discard");
+        /* a server that does not let go (a fill of 2 MiB takes milliseconds) must not hold up the caller */
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        if ((k = pthread_rwlock_timedwrlock(&ps->install, &until)) != 0) {
+                free(saved);
+                return gmem_error(k == ETIMEDOUT ? -EBUSY : -k, "page server: busy, the discard of %" PRIu64 "+%" PRIu64
+                                  " was not made (try again)", off, len);
+        }
+        memcpy(saved, ps->removed + first, words * sizeof(uint64_t));
+        mark_removed(ps, off, len);
+        k = punch ? punch(userdata) : 0;
+        if (k < 0) /* not punched: what it had not served yet is still the snapshot's */
+                memcpy(ps->removed + first, saved, words * sizeof(uint64_t));
         pthread_rwlock_unlock(&ps->install);
-        return 0;
+        free(saved);
+        return k;
 }

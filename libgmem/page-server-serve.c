@@ -92,18 +92,32 @@ static int continue_unit(struct gmem_page_server *ps, const struct ps_map *m, ui
                 return zero_or_continue(ps, m, start, end);
         if ((k = ps_continue(ps, m, start, end - start)) != -EFAULT)
                 return k;
-        for (uint64_t off = start; off < end; off += 4096)
+        for (uint64_t off = start; off < end; off += 4096) {
                 if ((k = ps_continue(ps, m, off, 4096)) == -EFAULT)
                         k = zero_or_continue(ps, m, off, off + 4096);
-                else if (k < 0)
+                if (k < 0) /* never a unit done with a page nobody mapped: its waiter would sleep for good */
                         return k;
+        }
         return 0;
 }
 
+/* Units [w, w+n), claimed by this thread, are done: counted once each. */
 static void unit_done(struct gmem_page_server *ps, uint64_t w, uint64_t n) {
         for (uint64_t u = 0; u < n; u++)
-                ps->done[w + u] = UNIT_DONE;
+                __atomic_store_n(&ps->done[w + u], (uint8_t) UNIT_DONE, __ATOMIC_RELEASE);
         __atomic_add_fetch(&ps->n_done, n, __ATOMIC_RELAXED);
+}
+
+/* Unit w is this thread's to fill (NONE, now BUSY)? A unit another thread fills is left to it:
+ * its install wakes whoever waits there. */
+static bool unit_claim(struct gmem_page_server *ps, uint64_t w) {
+        uint8_t expect = UNIT_NONE;
+        return __atomic_compare_exchange_n(&ps->done[w], &expect, (uint8_t) UNIT_BUSY, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+static void unit_release(struct gmem_page_server *ps, uint64_t w, uint64_t n) {
+        for (uint64_t u = 0; u < n; u++)
+                __atomic_store_n(&ps->done[w + u], (uint8_t) UNIT_NONE, __ATOMIC_RELEASE);
 }
 
 int ps_serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, uint8_t *buf) {
@@ -116,12 +130,15 @@ int ps_serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, uint8
          * fault (a MISSING fault of a page not yet in the file too) — no kernel copy into the
          * page, and nothing asked of the file's UFFDIO_COPY (a guest_memfd's). */
         bool minor = ps->map != NULL, via_write = minor && ps->region->write_syscall;
+        uint8_t state = __atomic_load_n(&ps->done[w], __ATOMIC_ACQUIRE);
         int k;
 
-        if (ps->done[w] == UNIT_DONE)
+        if (state == UNIT_DONE || state == UNIT_BUSY)
                 return 0;
-        if (ps->done[w] == UNIT_WRITTEN) /* a server before this one wrote it: only mapping is left */
+        if (state == UNIT_WRITTEN) /* a server before this one wrote it: only mapping is left */
                 goto map;
+        if (!unit_claim(ps, w))
+                return 0;
         if (huge && !minor) /* one huge page: assembled whole, holes as zeroes, copied at once */
                 memset(buf, 0, end - start);
         for (uint64_t i = snapshot_extent_at(ps->s, start); i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
@@ -131,39 +148,48 @@ int ps_serve_unit(struct gmem_page_server *ps, uint64_t w, uint64_t fault, uint8
                  * not zeroed first), else through the server's mapping */
                 uint8_t *dst = minor && !via_write ? ps->map + e->offset : buf + (e->offset - start);
 
-                if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst, NULL)) < 0)
-                        return k;
+                if ((k = snapshot_read_extent(ps->snap_fd, ps->s, e, dst, NULL)) < 0) {
+                        if (minor && !via_write) /* read into the region's file itself: nothing unchecked stays there */
+                                memset(dst, 0, e->length);
+                        goto fail;
+                }
                 if (minor) {
                         if ((k = ps_write_file(ps, dst, e->offset, e->length, via_write)) < 0)
-                                return k;
+                                goto fail;
                         continue;
                 }
                 if (huge)
                         continue;
                 /* the faulting page first: its thread goes on while the rest goes in */
                 if (fault >= e->offset && fault < e->offset + len && (k = ps_copy(ps, m, dst + (fault - e->offset), fault, 4096)) < 0)
-                        return k;
+                        goto fail;
                 if ((k = ps_zeropage(ps, m, next, e->offset - next)) < 0 || (k = ps_copy(ps, m, dst, e->offset, len)) < 0)
-                        return k;
+                        goto fail;
                 next = e->offset + len;
         }
         if (minor) {
                 /* the whole unit is in the file before any of it is mapped: a server resuming
                  * after this one only maps it, never writes over what the guest wrote since */
-                ps->done[w] = UNIT_WRITTEN;
+                __atomic_store_n(&ps->done[w], (uint8_t) UNIT_WRITTEN, __ATOMIC_RELEASE);
         map:
                 if (fault >= start && fault < end && (k = ps_continue(ps, m, align_down(fault, ps->pgsz), ps->pgsz)) < 0 &&
                     k != -EFAULT)
                         return k;
                 k = continue_unit(ps, m, start, end);
-        } else if (huge)
-                k = ps_copy(ps, m, buf, start, end - start);
-        else
-                k = ps_zeropage(ps, m, next, end - next);
+                if (k < 0)
+                        return k; /* WRITTEN: the next one maps it */
+                if (__atomic_exchange_n(&ps->done[w], (uint8_t) UNIT_DONE, __ATOMIC_ACQ_REL) != UNIT_DONE)
+                        __atomic_add_fetch(&ps->n_done, 1, __ATOMIC_RELAXED);
+                return 0;
+        }
+        k = huge ? ps_copy(ps, m, buf, start, end - start) : ps_zeropage(ps, m, next, end - next);
         if (k < 0)
-                return k;
+                goto fail;
         unit_done(ps, w, 1);
         return 0;
+fail:
+        unit_release(ps, w, 1);
+        return k;
 }
 
 int ps_serve_run(struct gmem_page_server *ps, uint64_t w, uint64_t n, uint8_t *buf) {
@@ -172,41 +198,59 @@ int ps_serve_run(struct gmem_page_server *ps, uint64_t w, uint64_t n, uint8_t *b
         uint64_t next = start, i0 = snapshot_extent_at(ps->s, start);
         bool region = ps->map != NULL, via_write = region && ps->region->write_syscall;
         uint8_t *dst = region && !via_write ? ps->map + start : buf;
+        uint64_t claimed = 0;
         int k;
 
-        if ((k = gmem_read_full(ps->snap_fd, dst, end - start, ps->s->h.data_offset + start, NULL)) < 0)
-                return k == -ENODATA ? snapshot_truncated() : k;
+        for (; claimed < n && unit_claim(ps, w + claimed); claimed++)
+                ;
+        if (claimed < n) { /* another thread has one of them: unit by unit instead */
+                unit_release(ps, w, claimed);
+                return 1;
+        }
+        if ((k = gmem_read_full(ps->snap_fd, dst, end - start, ps->s->h.data_offset + start, NULL)) < 0) {
+                k = k == -ENODATA ? snapshot_truncated() : k;
+                goto fail;
+        }
         for (uint64_t i = i0; i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
                 const struct snap_extent *e = &ps->s->extents[i];
-                if (e->offset + e->length > end) /* cut by the mapping's end: verified whole, one by one */
-                        return 1;
+                if (e->offset + e->length > end) { /* cut by the mapping's end: verified whole, one by one */
+                        k = 1;
+                        goto fail;
+                }
                 memset(dst + (next - start), 0, e->offset - next); /* a hole reads as zeroes, whatever the file has */
-                if (!ps->s->raw && gmem_crc32c(0, dst + (e->offset - start), e->length) != e->crc)
-                        return snapshot_bad_extent(e);
+                if (!ps->s->raw && gmem_crc32c(0, dst + (e->offset - start), e->length) != e->crc) {
+                        k = snapshot_bad_extent(e);
+                        goto fail;
+                }
                 next = e->offset + e->length;
         }
         memset(dst + (next - start), 0, end - next);
         if (region) {
                 if ((k = ps_write_file(ps, dst, start, end - start, via_write)) < 0)
-                        return k;
+                        goto fail;
                 for (uint64_t u = 0; u < n; u++)
-                        ps->done[w + u] = UNIT_WRITTEN;
+                        __atomic_store_n(&ps->done[w + u], (uint8_t) UNIT_WRITTEN, __ATOMIC_RELEASE);
                 if ((k = continue_unit(ps, m, start, end)) < 0)
-                        return k;
+                        return k; /* WRITTEN: mapped by whoever comes next */
         } else {
                 next = start;
                 for (uint64_t i = i0; i < ps->s->h.n_extents && ps->s->extents[i].offset < end; i++) {
                         const struct snap_extent *e = &ps->s->extents[i];
                         if ((k = ps_zeropage(ps, m, next, e->offset - next)) < 0 ||
                             (k = ps_copy(ps, m, buf + (e->offset - start), e->offset, e->length)) < 0)
-                                return k;
+                                goto fail;
                         next = e->offset + e->length;
                 }
                 if ((k = ps_zeropage(ps, m, next, end - next)) < 0)
-                        return k;
+                        goto fail;
         }
         unit_done(ps, w, n);
         return 0;
+fail:
+        if (region && !via_write && k != 1) /* read into the region's file itself: nothing unchecked stays there */
+                memset(dst, 0, end - start);
+        unit_release(ps, w, n);
+        return k;
 }
 
 int ps_handle_fault(struct gmem_page_server *ps, const struct ps_fault *f) {
@@ -220,7 +264,7 @@ int ps_handle_fault(struct gmem_page_server *ps, const struct ps_fault *f) {
         off = m->offset + (addr - m->base);
         w = m->first_unit + (addr - m->base) / ps->unit;
         ps->faults++;
-        if (ps->done[w] != UNIT_DONE) {
+        if (__atomic_load_n(&ps->done[w], __ATOMIC_ACQUIRE) != UNIT_DONE) {
                 uint64_t start = m->offset + (w - m->first_unit) * ps->unit;
                 if (ps->n_hot_rec < SNAP_HOT_MAX && (start >> ps->unit_shift) <= UINT32_MAX)
                         ps->hot_rec[ps->n_hot_rec++] = (uint32_t) (start >> ps->unit_shift);

@@ -201,13 +201,20 @@ static int open_source(struct gmem_page_server *ps, bool raw) {
         ps->hot_units = calloc(ps->s->h.hot_count + 1, sizeof(uint64_t));
         if (!ps->buf || !ps->done || !ps->hot_units)
                 return gmem_error(-ENOMEM, "page server: %" PRIu64 " blocks", ps->n_units);
-        /* the snapshot's hot list, as this server's units: what a mapping serves of it */
+        /* the snapshot's hot list, as this server's units: what a mapping serves of it, each unit
+         * once (a list in smaller units, or a forged one, names some twice: two prefetch threads
+         * would fill the same unit at once) */
         for (uint32_t i = 0; i < ps->s->h.hot_count; i++) {
                 uint64_t off = (uint64_t) ps->s->hot[i] << ps->s->h.hot_shift;
                 for (size_t j = 0; j < ps->n_maps; j++) {
                         const struct ps_map *m = &ps->maps[j];
                         if (off >= m->offset && off - m->offset < m->size) {
-                                ps->hot_units[ps->n_hot_units++] = m->first_unit + (off - m->offset) / ps->unit;
+                                uint64_t w = m->first_unit + (off - m->offset) / ps->unit;
+                                bool seen = false;
+                                for (uint32_t x = 0; x < ps->n_hot_units && !seen; x++)
+                                        seen = ps->hot_units[x] == w;
+                                if (!seen)
+                                        ps->hot_units[ps->n_hot_units++] = w;
                                 break;
                         }
                 }
@@ -253,26 +260,31 @@ _public_ int gmem_page_server_new_mapped(int uffd, const struct gmem_uffd_mappin
         return page_server_new_opened(uffd, maps, n_maps, source_fd, NULL, flags, ret);
 }
 
-_public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, struct gmem_region *region,
-                                  struct gmem_page_server **ret) {
+int page_server_new_region(int uffd, uint64_t base, int snapshot_fd, struct gmem_snapshot_info *info,
+                           struct gmem_region *region, struct gmem_page_server **ret) {
         struct gmem_uffd_mapping m = { .base = base, .page_size = region ? region->page_size : 4096 };
         struct gmem_page_server *ps;
         struct snap_header h;
-        uint64_t size;
         int k;
 
-        if (uffd < 0 || snapshot_fd < 0 || !ret || base % page_size())
+        if (uffd < 0 || snapshot_fd < 0 || !ret || base % page_size()) {
+                gmem_snapshot_info_free(info);
                 return gmem_error(-EINVAL, "page server: invalid uffd, snapshot fd, base or NULL result");
+        }
         /* the whole snapshot at base: its size from the header, checked again when it is opened */
-        if ((k = snapshot_read_header(snapshot_fd, &h)) < 0)
+        if (info)
+                h = info->h;
+        else if ((k = snapshot_read_header(snapshot_fd, &h)) < 0)
                 return k;
-        m.size = size = h.region_size;
-        if (region && gmem_region_size(region) != size)
+        m.size = h.region_size;
+        if (region && gmem_region_size(region) != h.region_size) {
+                gmem_snapshot_info_free(info);
                 return gmem_error(-EINVAL, "page server: the region has %" PRIu64 " bytes, the snapshot %" PRIu64,
-                                  gmem_region_size(region), size);
-        if ((k = gmem_page_server_new_mapped(uffd, &m, 1, snapshot_fd, 0, &ps)) < 0)
+                                  gmem_region_size(region), h.region_size);
+        }
+        if ((k = page_server_new_opened(uffd, &m, 1, snapshot_fd, info, 0, &ps)) < 0)
                 return k;
-        if (gmem_snapshot_info_size(ps->s) != size) {
+        if (gmem_snapshot_info_size(ps->s) != h.region_size) {
                 gmem_page_server_free(ps);
                 return gmem_error(-EBADMSG, "page server: the snapshot changed while it was opened");
         }
@@ -285,6 +297,11 @@ _public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, stru
         }
         *ret = ps;
         return 0;
+}
+
+_public_ int gmem_page_server_new(int uffd, uint64_t base, int snapshot_fd, struct gmem_region *region,
+                                  struct gmem_page_server **ret) {
+        return page_server_new_region(uffd, base, snapshot_fd, NULL, region, ret);
 }
 
 /* The state memfd: the header, a byte per unit, then (aligned) a bit per 4 KiB page discarded. */
@@ -396,6 +413,7 @@ _public_ int gmem_page_server_fd(const struct gmem_page_server *ps) {
 
 _public_ int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms) {
         struct ps_fault f;
+        unsigned events;
         int served = 0, k;
 
         if (!ps)
@@ -407,12 +425,12 @@ _public_ int gmem_page_server_run(struct gmem_page_server *ps, int timeout_ms) {
                                 return k;
                         served++;
                 }
-                if (ps->wake_all && (k = ps_wake_all(ps)) < 0)
+                if (__atomic_load_n(&ps->wake_all, __ATOMIC_RELAXED) && (k = ps_wake_all(ps)) < 0)
                         return k;
-                if ((k = ps_drain(ps)) < 0)
+                if ((k = ps_drain(ps, &events)) < 0)
                         return k;
                 if (k > 0) {
-                        served += k - (int) MIN((size_t) k, ps->q_len); /* the events; the faults count when handled */
+                        served += (int) events; /* the faults count when handled */
                         continue;
                 }
                 if (served || timeout_ms == 0)

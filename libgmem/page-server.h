@@ -20,7 +20,8 @@ struct ps_map {
         uint64_t first_unit, n_units;
 };
 
-enum { UNIT_NONE, UNIT_WRITTEN, UNIT_DONE };
+/* UNIT_BUSY: one thread is filling it (a state memfd that says so after a crash means NONE) */
+enum { UNIT_NONE, UNIT_WRITTEN, UNIT_DONE, UNIT_BUSY };
 
 /* A fault read from the uffd but not handled yet (read while an install waited out an event). */
 struct ps_fault {
@@ -58,7 +59,7 @@ struct gmem_page_server {
         /* Faults read while an install waited out an event, for run() to handle. */
         struct ps_fault *queue;
         size_t q_head, q_len;
-        bool wake_all;                 /* the queue overflowed: wake every waiter, they fault again */
+        bool wake_all;                 /* the queue overflowed: wake every waiter, they fault again (atomic) */
         uint64_t unit;                 /* what a fault fetches: SNAP_BLOCK, more for extents longer (to 2 MiB), or a huge page */
         uint64_t pgsz;                 /* the memory's page size: 4 KiB, or a hugetlb page (no UFFDIO_ZEROPAGE there) */
         bool no_zeropage;              /* the region's file refused UFFDIO_ZEROPAGE (guest_memfd) */
@@ -79,8 +80,8 @@ struct gmem_page_server {
 int ps_events_init(struct gmem_page_server *ps);
 void ps_events_done(struct gmem_page_server *ps);
 /* Read what the uffd holds, never waiting: events applied, faults queued. The number of messages
- * read (0: none there), or -errno. */
-int ps_drain(struct gmem_page_server *ps);
+ * read (0: none there) and, in *ret_events (may be NULL), how many were events; or -errno. */
+int ps_drain(struct gmem_page_server *ps, unsigned *ret_events);
 /* The oldest queued fault into *ret; false when there is none. */
 bool ps_queue_pop(struct gmem_page_server *ps, struct ps_fault *ret);
 /* The queue overflowed at some point: every thread waiting on the VMM's memory is woken (those
@@ -126,6 +127,9 @@ int ps_handle_fault(struct gmem_page_server *ps, const struct ps_fault *f);
  * whatever happens (NULL: open source_fd as that function does). */
 int page_server_new_opened(int uffd, const struct gmem_uffd_mapping *maps, size_t n_maps, int source_fd,
                            struct gmem_snapshot_info *info, uint64_t flags, struct gmem_page_server **ret);
+/* gmem_page_server_new() likewise. */
+int page_server_new_region(int uffd, uint64_t base, int snapshot_fd, struct gmem_snapshot_info *info,
+                           struct gmem_region *region, struct gmem_page_server **ret);
 
 /* What a page server over a source of size bytes with n_extents extents holds in memory, at most:
  * the extent table, its state (a byte per unit, a bit per page discarded), the fault queue and its
@@ -135,6 +139,9 @@ static inline uint64_t page_server_meta_bytes(uint64_t size, uint64_t n_extents)
                PS_QUEUE_MAX * sizeof(struct ps_fault) + 10 * SNAP_WINDOW;
 }
 
-/* [off, off+len) of the source was discarded (a hole punched in the region served): what of it
- * is not served yet is served as zeroes. Waits for a fill in progress; call it before punching. */
-int page_server_discard(struct gmem_page_server *ps, uint64_t off, uint64_t len);
+/* [off, off+len) of the source is discarded from the region served (a hole punched): under the
+ * server's lock — no fill slips in between — it is marked (what is not served yet is served as
+ * zeroes from now on), then punch(userdata) punches it (NULL: it was punched already); when that
+ * fails, the marks are taken back. -EBUSY, nothing changed, when the server does not let go of
+ * its lock within 200 ms. */
+int page_server_discard(struct gmem_page_server *ps, uint64_t off, uint64_t len, int (*punch)(void *userdata), void *userdata);

@@ -556,15 +556,20 @@ static int count_data(struct gmem_region *r, uint8_t *addr, uint64_t off, uint64
                 uint64_t n = MIN((last - at) / 4096, (uint64_t) RESIDENT_BATCH_PAGES);
                 if ((k = region_data_map(&d, at, n * 4096, vec)) < 0)
                         break;
-                if (k == 0) {
-                        if (!buf && !(buf = malloc(RESIDENT_BATCH_PAGES * 4096))) {
+                if (k == 0) { /* read, 2 MiB at a time */
+                        if (!buf && !(buf = malloc(2 * MiB))) {
                                 k = gmem_error(-ENOMEM, "resident: buffer");
                                 break;
                         }
-                        if ((k = gmem_read_full(r->fd, buf, n * 4096, at, NULL)) < 0)
+                        for (uint64_t p = 0; p < n && k >= 0; p += 512) {
+                                uint64_t m = MIN(n - p, UINT64_C(512));
+                                if ((k = gmem_read_full(r->fd, buf, m * 4096, at + p * 4096, NULL)) < 0)
+                                        break;
+                                for (uint64_t i = 0; i < m; i++)
+                                        vec[p + i] |= !page_is_zero(buf + i * 4096, 4096);
+                        }
+                        if (k < 0)
                                 break;
-                        for (uint64_t i = 0; i < n; i++)
-                                vec[i] |= !page_is_zero(buf + i * 4096, 4096);
                 }
                 for (uint64_t i = 0; i < n; i++) {
                         uint64_t page = at + i * 4096;

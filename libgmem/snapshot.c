@@ -319,7 +319,7 @@ int snapshot_check_extents(const struct snap_header *h, const struct snap_extent
         return 0;
 }
 
-_public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
+int snapshot_open_bounded(int fd, uint64_t max_extents, uint64_t size, struct gmem_snapshot_info **ret_info) {
         _cleanup_free_ struct gmem_snapshot_info *s = NULL;
         uint8_t block[SNAP_HEADER_SIZE];
         const char *why = NULL;
@@ -334,6 +334,8 @@ _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
         h = &s->h;
         if ((k = read_header(fd, h, block)) < 0)
                 return k;
+        if (h->n_extents > max_extents || (size && h->region_size != size))
+                return bad(fd, "it changed since its header was checked (a larger table, or another size)");
         memcpy(s->hot, block + SNAP_HOT_OFFSET, h->hot_count * sizeof(uint32_t));
         for (uint32_t i = 0; i < h->hot_count; i++)
                 if (((uint64_t) s->hot[i] << h->hot_shift) >= h->region_size)
@@ -353,6 +355,10 @@ _public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
         }
         *ret_info = TAKE_PTR(s);
         return 0;
+}
+
+_public_ int gmem_snapshot_open(int fd, struct gmem_snapshot_info **ret_info) {
+        return snapshot_open_bounded(fd, UINT64_MAX, 0, ret_info);
 }
 
 int snapshot_set_hot(int fd, const uint32_t *hot, uint32_t n, uint32_t shift, const struct snap_header *expect) {

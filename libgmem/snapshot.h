@@ -55,6 +55,9 @@ struct gmem_snapshot_info {
  * wrapping, the file long enough), before anything bigger is read: 4 KiB, so gmemd can hold what it
  * describes to the caller's limits first. -EBADMSG saying what is wrong. */
 int snapshot_read_header(int fd, struct snap_header *ret);
+/* gmem_snapshot_open() of a snapshot whose header was checked before (and what it describes
+ * charged): -EBADMSG if it has more extents than max_extents now, or (size not 0) another size. */
+int snapshot_open_bounded(int fd, uint64_t max_extents, uint64_t size, struct gmem_snapshot_info **ret_info);
 /* The extent table against its header: each extent aligned, inside the region, after the one
  * before it, within one 2 MiB window; their sum the header's data_bytes. -EBADMSG and *ret_why. */
 int snapshot_check_extents(const struct snap_header *h, const struct snap_extent *v, uint64_t n, const char **ret_why);

@@ -338,6 +338,8 @@ error $D.InvalidArgs G CreateRegion bad/name memfd 4096 '{}'
 error $D.InvalidArgs G CreateRegion x floppy 4096 '{}'
 error $D.InvalidArgs G CreateRegion x memfd 4096 "{'colour': <'red'>}"
 error $D.InvalidArgs G CreateRegion x memfd 4096 "{'prefault': <'yes'>}"
+# an option given twice: which was meant is not guessed
+error $D.InvalidArgs G CreateRegion x memfd 4096 "{'policy': <'keep'>, 'policy': <'connection'>}"
 error $D.InvalidArgs G CreateRegion x memfd 4096 "{'page_size': <uint64 2097152>}"
 error $D.InvalidArgs G CreateRegion x guest_memfd 4096 '{}'
 error $D.InvalidArgs G CreateRegion x memfd 4096 "{'policy': <'sometimes'>}"

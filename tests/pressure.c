@@ -15,7 +15,7 @@
 
 #include "pressure.h"
 
-static int write_file(const char *path, const char *fmt, ...) {
+static __attribute__((format(printf, 2, 3))) int write_file(const char *path, const char *fmt, ...) {
         char buf[128];
         va_list ap;
         int fd, n;
@@ -49,7 +49,7 @@ static int read_file(const char *path, char *buf, size_t len) {
         return 0;
 }
 
-static int fail(char *reason, size_t n, int k, const char *fmt, ...) {
+static __attribute__((format(printf, 4, 5))) int fail(char *reason, size_t n, int k, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(reason, n, fmt, ap);

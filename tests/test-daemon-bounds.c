@@ -393,6 +393,46 @@ START_TEST(extent_tables_charged_and_off_the_loop) {
 }
 END_TEST
 
+/* gmemd reopens a source file of its own (the fd store keeps one entry per open file): never for
+ * an fd its owner could not read through — an O_PATH fd of a root-only file would otherwise be read
+ * with gmemd's rights and served into the caller's memory. */
+START_TEST(unreadable_sources_refused) {
+        struct gmem_test_daemon d;
+        char path[] = "/tmp/gmem-bounds-secret-XXXXXX";
+        int a, fd, opath, wronly, fds[2];
+        uint8_t page[4096];
+        cJSON *r;
+
+        if (geteuid() != 0)
+                SKIP_TEST("a root-only file and another uid need root");
+        fd = mkstemp(path);
+        memset(page, 0x5a, sizeof(page));
+        ck_assert_int_eq(write(fd, page, sizeof(page)), (ssize_t) sizeof(page));
+        ck_assert_int_eq(fchmod(fd, 0600), 0);
+        close(fd);
+        rc_daemon_start(&d, NULL);
+        /* what uid A can get of a root-only file: an O_PATH fd (no read permission needed) */
+        opath = open(path, O_PATH | O_CLOEXEC);
+        wronly = open(path, O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(opath, 0);
+        a = rc_session_as(d.socket, UID_A);
+        fds[0] = listening_socket(&d, "vm-steal");
+        fds[1] = opath;
+        r = rc_call(a, fds, 2, NULL, "{\"op\":\"firecracker\",\"vm\":\"vm-steal\",\"format\":\"raw\",\"timeout_ms\":5000}");
+        RC_EXPECT_ERROR(r, "EBADF", "not open for reading");
+        fds[1] = wronly;
+        r = rc_call(a, fds, 2, NULL, "{\"op\":\"firecracker\",\"vm\":\"vm-steal2\",\"format\":\"raw\",\"timeout_ms\":5000}");
+        RC_EXPECT_ERROR(r, "EBADF", "not open for reading");
+        close(fds[0]);
+        RC_ASSERT_ALIVE(&d);
+        close(a);
+        close(opath);
+        close(wronly);
+        unlink(path);
+        gmem_test_daemon_stop(&d);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("daemon-bounds");
         TCase *tc = tcase_create("bounds");
@@ -405,6 +445,7 @@ int main(void) {
         tcase_add_test(tc, quiet_page_server_keeps_its_vmm);
         tcase_add_test(tc, fds_in_flight_leave_root_room);
         tcase_add_test(tc, extent_tables_charged_and_off_the_loop);
+        tcase_add_test(tc, unreadable_sources_refused);
         suite_add_tcase(s, tc);
         return gmem_test_main(s);
 }

@@ -258,9 +258,22 @@ static void probe(struct torture *t) {
         uint64_t flags;
 
         t->backends = 1u << GMEM_BACKEND_MEMFD | 1u << GMEM_BACKEND_HUGETLB;
-        t->vm_fd = -1;
+        t->vm_fd = t->conv_vm_fd = t->plain_vm_fd = -1;
         if (gmem_caps_probe(&caps) < 0)
                 return;
+        /* a VM type with private memory (sw_protected, on the secret-hiding kernel): conversions */
+        if (caps.kvm_error == 0 && (caps.vm_types & (1u << 1)) && (caps.memory_attributes[1] & (1u << 3))) {
+                int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+                t->conv_vm_fd = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 1 /* KVM_X86_SW_PROTECTED_VM */);
+                if (kvm >= 0)
+                        close(kvm);
+        }
+        if (t->conv_vm_fd < 0 && caps.kvm_error == 0) {
+                int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+                t->plain_vm_fd = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+                if (kvm >= 0)
+                        close(kvm);
+        }
         if (caps.memfd_secret)
                 t->backends |= 1u << GMEM_BACKEND_SECRET;
         if (caps.kvm_error == 0 && gmem_caps_pick_guest_memory(&caps, &b, &flags, NULL) == 0 && b == GMEM_BACKEND_GUEST_MEMFD) {
@@ -327,9 +340,10 @@ int main(int argc, char **argv) {
                 stop_gmemd(&t);
                 return 2;
         }
-        printf("gmem-torture: seed %" PRIu64 ", %u operations a sequence, %.0f s; backends:%s%s%s%s; restarts: %s\n", seed, length,
-               seconds, " memfd", t.backends & (1u << GMEM_BACKEND_SECRET) ? " secret" : "", " hugetlb (when pages are free)",
-               t.backends & (1u << GMEM_BACKEND_GUEST_MEMFD) ? " guest_memfd" : "",
+        printf("gmem-torture: seed %" PRIu64 ", %u operations a sequence, %.0f s; backends:%s%s%s%s; conversions: %s; "
+               "restarts: %s\n", seed, length, seconds, " memfd", t.backends & (1u << GMEM_BACKEND_SECRET) ? " secret" : "",
+               " hugetlb (when pages are free)", t.backends & (1u << GMEM_BACKEND_GUEST_MEMFD) ? " guest_memfd" : "",
+               t.conv_vm_fd >= 0 ? "on a sw_protected VM" : "none here (no VM type with private memory): each must be refused",
                t.restart_cmd ? t.restart_cmd : t.restart_why);
         fflush(stdout);
 

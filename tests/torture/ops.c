@@ -20,14 +20,14 @@ static const char *const names[OP_TYPES] = {
         [OP_CREATE] = "create",   [OP_WRITE] = "write",     [OP_POPULATE] = "populate", [OP_PUNCH] = "punch",
         [OP_PREFAULT] = "prefault", [OP_DUMP] = "dump",     [OP_SNAPSHOT] = "snapshot", [OP_RESTORE] = "restore",
         [OP_LAZY] = "lazy",       [OP_GRANT] = "grant",     [OP_RELEASE] = "release",   [OP_RESTART] = "restart",
-        [OP_DAMAGE] = "damage",   [OP_REFUSED] = "refused",   [OP_PAGEOUT] = "pageout",
+        [OP_DAMAGE] = "damage",   [OP_REFUSED] = "refused",   [OP_PAGEOUT] = "pageout",   [OP_CONVERT] = "convert",
 };
 
 /* how often each comes up, of 100 */
 static const unsigned weights[OP_TYPES] = {
         [OP_CREATE] = 12, [OP_WRITE] = 16, [OP_POPULATE] = 9, [OP_PUNCH] = 7, [OP_PREFAULT] = 4, [OP_DUMP] = 6,
         [OP_SNAPSHOT] = 9, [OP_RESTORE] = 8, [OP_LAZY] = 10, [OP_GRANT] = 3, [OP_RELEASE] = 5, [OP_RESTART] = 3,
-        [OP_DAMAGE] = 4, [OP_REFUSED] = 6, [OP_PAGEOUT] = 8,
+        [OP_DAMAGE] = 4, [OP_REFUSED] = 6, [OP_PAGEOUT] = 8, [OP_CONVERT] = 3,
 };
 
 const char *op_name(enum op_type type) {
@@ -636,12 +636,44 @@ static int op_pageout(struct torture *t, const struct op *op) {
         return op->b % 2 ? op_snapshot(t, op) : op_dump(t, op);
 }
 
+/* A range of a region as the shared half of a VM with private memory: made private, then shared
+ * again (QEMU's semantics: each way the stale copy is discarded), so it reads as zeroes after.
+ * Where no VM type has private memory the kernel refuses, and nothing changes. */
+static int op_convert(struct torture *t, const struct op *op) {
+        struct mregion *r = pick_region(t, op->a);
+        uint64_t off, len, gpa;
+        int k;
+
+        if (!r || r->backend == GMEM_BACKEND_GUEST_MEMFD || r->backend == GMEM_BACKEND_SECRET)
+                return 0;
+        unit_range(r, op->b, op->c, 8, &off, &len);
+        gpa = (uint64_t) (r - t->regions) << 32; /* each slot's own guest-physical range */
+        if (t->conv_vm_fd < 0) {
+                if (t->plain_vm_fd < 0)
+                        return 0;
+                k = gmem_convert(r->own, t->plain_vm_fd, gpa + off, off, len, true);
+                if (k != -EOPNOTSUPP)
+                        return fail(t, "convert '%s' to private on a VM without private memory gave %d, not EOPNOTSUPP",
+                                    r->name, k);
+                t->refusals++;
+                return 0;
+        }
+        if ((k = gmem_convert(r->own, t->conv_vm_fd, gpa + off, off, len, true)) < 0)
+                return fail(t, "convert '%s' %" PRIu64 "+%" PRIu64 " to private: %s", r->name, off, len, gmem_last_error());
+        memset(r->tags + off / T_PAGE, 0, len / T_PAGE * sizeof(uint64_t)); /* the shared copy is discarded */
+        if ((k = gmem_convert(r->own, t->conv_vm_fd, gpa + off, off, len, false)) < 0)
+                return fail(t, "convert '%s' %" PRIu64 "+%" PRIu64 " back to shared: %s", r->name, off, len, gmem_last_error());
+        t->discards++;
+        return 0;
+}
+
 int op_run(struct torture *t, const struct op *op) {
         int (*const run[OP_TYPES])(struct torture *, const struct op *) = {
                 [OP_CREATE] = op_create,   [OP_WRITE] = op_write,     [OP_POPULATE] = op_populate, [OP_PUNCH] = op_punch,
                 [OP_PREFAULT] = op_prefault, [OP_DUMP] = op_dump,     [OP_SNAPSHOT] = op_snapshot, [OP_RESTORE] = op_restore,
                 [OP_LAZY] = op_lazy,       [OP_GRANT] = op_grant,     [OP_RELEASE] = op_release,   [OP_RESTART] = op_restart,
                 [OP_DAMAGE] = op_damage,   [OP_REFUSED] = op_refused,   [OP_PAGEOUT] = op_pageout,
+                [OP_CONVERT] = op_convert,
         };
         t->failure[0] = 0;
         t->ops++;

@@ -61,6 +61,7 @@ enum op_type {
         OP_DAMAGE,      /* a snapshot file truncated or altered, maybe while gmemd reads it */
         OP_REFUSED,     /* a request that must be refused and change nothing */
         OP_PAGEOUT,     /* the kernel pushes pages of a region out to swap (MADV_PAGEOUT), as a busy host would */
+        OP_CONVERT,     /* a range made private and shared again, where a VM type has private memory */
         OP_TYPES,
 };
 
@@ -84,6 +85,8 @@ struct torture {
         uid_t other_uid;           /* for grants (root only), 0: none */
         gid_t other_gid;           /* a group it is in besides its own (gmem: to reach the socket), 0: none */
         int vm_fd;                 /* for guest_memfd regions, -1 */
+        int conv_vm_fd;            /* a VM with private memory (sw_protected) for conversions, -1 */
+        int plain_vm_fd;           /* else a default VM, on which a conversion must be refused; -1 */
         uint64_t gmem_flags;
         bool verbose;
         /* the state */
