@@ -68,10 +68,14 @@ static void config_keep(const struct gmemd_config *c) {
 static bool config_fallback(struct gmemd_config *c) {
         _cleanup_free_ char *path = saved_config_path();
         char why[1024];
-        int n = sd_listen_fds(0);
+        int n = sd_listen_fds(0), held = 0;
 
+        /* what the store holds besides the listening socket */
+        for (int i = 0; i < n; i++)
+                if (sd_is_socket(SD_LISTEN_FDS_START + i, AF_UNIX, SOCK_SEQPACKET, 1) <= 0)
+                        held++;
         snprintf(why, sizeof(why), "%s", gmem_last_error());
-        if (!path || n <= 1) { /* nothing held but (at most) the socket: the error stops us */
+        if (!path || held == 0) { /* nothing held: the error stops us */
                 log_error("%s", why);
                 return false;
         }

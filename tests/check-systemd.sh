@@ -250,6 +250,38 @@ pid3b=$(wait_restarted "$pid3") || fail "gmemd not back after systemctl restart"
 check_regions_back "systemctl restart"
 say "and after systemctl restart (pid $pid3b)"
 
+# --- a config file broken while gmemd holds guest memory: the next gmemd must not exit over it (the
+# start limit would empty the fd store and release every region); it runs with the configuration
+# its predecessor saved in /run/gmemd/config.json and says so
+printf '{ "workers": 3 }\n' > "$T/gmemd.json"
+cat > "$units/gmemd.service.d/55-config.conf" << EOF
+[Service]
+ExecStart=
+ExecStart=$sbin/gmemd --bus none --config /run/gmem-test/gmemd.json
+EOF
+sctl daemon-reload || fail "daemon-reload"
+sctl restart gmemd.service || fail "systemctl restart gmemd.service with a config file"
+pid_cf=$(wait_restarted "$pid3b") || fail "gmemd not back with a config file"
+check_regions_back "a restart with a config file"
+jq -e '.workers == 3' "/proc/$sdpid/root/run/gmemd/config.json" > /dev/null ||
+        fail "the configuration in force was not saved: $(cat "/proc/$sdpid/root/run/gmemd/config.json" 2>&1)"
+printf '{ "workers": "many" }\n' > "$T/gmemd.json"
+ns kill -KILL "$pid_cf" || fail "kill gmemd"
+pid_cf2=$(wait_restarted "$pid_cf") || fail "gmemd did not come back with a broken config file and regions held"
+check_regions_back "a restart with a broken config file"
+grep -q 'running with the configuration of the gmemd before this one' "$T/gmemd.log" ||
+        fail "gmemd did not say it runs with its predecessor's configuration"
+jq -e '.workers == 3' "/proc/$sdpid/root/run/gmemd/config.json" > /dev/null ||
+        fail "the saved configuration was overwritten by a broken one"
+printf '{ "workers": 2 }\n' > "$T/gmemd.json"
+sctl restart gmemd.service || fail "systemctl restart gmemd.service after fixing the config file"
+pid3b=$(wait_restarted "$pid_cf2") || fail "gmemd not back after the config file was fixed"
+check_regions_back "a restart with the fixed config file"
+jq -e '.workers == 2' "/proc/$sdpid/root/run/gmemd/config.json" > /dev/null || fail "the fixed configuration was not saved"
+rm -f "$units/gmemd.service.d/55-config.conf"
+sctl daemon-reload || fail "daemon-reload"
+say "a config file broken under a running gmemd: the next one kept custody with the saved configuration (pid $pid_cf2)"
+
 # wait_line FILE PID: until FILE (a process's output) has its "waiting" line, or PID is gone
 wait_line() {
         for _ in $(seq 600); do
