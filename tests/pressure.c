@@ -65,6 +65,8 @@ static int zram_swap(struct gmem_pressure *p, uint64_t size, char *reason, size_
         uint32_t info[3] = { 1, (uint32_t) (size / 4096 - 1), 0 }; /* version, last page, bad pages */
         int k, fd;
 
+        if (access("/proc/swaps", F_OK) < 0)
+                return fail(reason, n, -ENOSYS, "this kernel has no swap (CONFIG_SWAP off: no /proc/swaps)");
         if (access("/sys/class/zram-control/hot_add", R_OK) < 0) {
                 /* the module may be there unloaded */
                 if (system("modprobe zram num_devices=0 >/dev/null 2>&1") != 0 ||

@@ -44,6 +44,7 @@ pressure_begin() {
         *) bytes=$limit ;;
         esac
         [[ $(id -u) == 0 ]] || { pressure_why="not root: no swap device or memory cgroup can be made"; return 1; }
+        [[ -e /proc/swaps ]] || { pressure_why="this kernel has no swap (CONFIG_SWAP off: no /proc/swaps)"; return 1; }
         [[ -e /sys/class/zram-control/hot_add ]] || modprobe zram num_devices=0 2> /dev/null
         [[ -e /sys/class/zram-control/hot_add ]] || { pressure_why="no zram on this kernel: no swap device to make"; return 1; }
         zram=$(cat /sys/class/zram-control/hot_add) || { pressure_why="zram hot_add failed"; return 1; }

@@ -3,7 +3,8 @@
 # and one per kernel with its KVM modules (the kernel takes the two concatenated).
 #
 #   mkinitramfs.sh base OUT.cpio.gz TESTS...     busybox, bash, python3, the tools the tests call,
-#                                                every library ldd names, the build and the tests
+#                                                systemd, every library ldd names, the build and
+#                                                the tests
 #   mkinitramfs.sh modules OUT.cpio.gz MODDIR    irqbypass, kvm, ccp, kvm-amd, zram and what they need,
 #                                                decompressed (busybox insmod takes plain .ko)
 #
@@ -97,12 +98,16 @@ copy_with_libs() {
 # The tools the tests call (GNU ones where busybox's differ), found on this machine.
 tools="bash python3 cmp diff grep sed awk gawk stat truncate head tail seq mktemp id timeout sleep dd wc sort
 cut tr env chmod chown ln readlink realpath basename dirname sha256sum od printf tee touch cat cp mv rm
-mkdir rmdir ls date kill setpriv nproc uname strace xargs find script mkswap swapon swapoff"
+mkdir rmdir ls date kill setpriv nproc uname strace xargs find script mkswap swapon swapoff
+unshare nsenter findmnt mount umount hostname jq systemctl systemd-sysusers"
 for t in $tools; do
         p=$(command -v "$t" 2>/dev/null) || continue
         [[ $p == /* ]] || continue
         copy_with_libs "$p"
 done
+# systemd, for the torture harness's restarts of gmemd under it (tests/systemd/lib.sh runs it as
+# PID 1 of a namespace; kernels without namespaces or cgroups skip that with the reason)
+[[ -x /lib/systemd/systemd ]] && copy_with_libs /lib/systemd/systemd
 # python's standard library, without what no test imports
 py=$(readlink -f "$(command -v python3)")
 pylib=/usr/lib/$(basename "$py")
@@ -141,7 +146,7 @@ printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 # the tree: the build, the tests and the scripts they source
 cp -a "$BUILD" "$root/gmem/build"
 rm -rf "$root/gmem/build/obj" "$root/gmem/build/kernels"
-cp -a tests scripts "$root/gmem/"
+cp -a tests scripts systemd "$root/gmem/"
 rm -rf "$root/gmem/tests/kernels/cache"
 for t in "$@"; do
         echo "$t"

@@ -23,6 +23,7 @@ sd_probe() {
         for c in unshare nsenter findmnt systemctl script; do
                 command -v "$c" > /dev/null || skip "no $c"
         done
+        grep -qw cgroup2 /proc/filesystems || skip "this kernel has no cgroup2 file system (CONFIG_CGROUPS off): systemd needs one"
         cg2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
         [[ -n $cg2 ]] || skip "no cgroup2 hierarchy mounted: systemd in a namespace needs one"
         own=$(sed -n 's/^0:://p' /proc/self/cgroup)
@@ -182,8 +183,9 @@ sd_boot() {
         say "booting systemd as PID 1 in a new namespace (cgroup $cg)"
         mkdir "$cg" || skip "cannot create cgroup $cg"
         # script(1) gives the namespace a pty for its console and logs it; its child moves itself into
-        # our cgroup and becomes unshare, whose child becomes systemd
-        SHELL=/bin/sh script -q -e -f -c "echo \$\$ > $cg/cgroup.procs && exec unshare --pid --fork --mount \
+        # our cgroup and becomes unshare, whose child becomes systemd (through bash: busybox's sh, /bin/sh
+        # in check-kernels' initramfs, would run its own unshare applet, not util-linux's)
+        SHELL=/bin/bash script -q -e -f -c "echo \$\$ > $cg/cgroup.procs && exec unshare --pid --fork --mount \
                 --mount-proc --uts --ipc --net --cgroup --propagation private -- /bin/bash $src/tests/systemd/ns-init.sh $T" \
                 "$T/console.log" > /dev/null 2>&1 < /dev/null &
         scriptpid=$!

@@ -9,7 +9,7 @@
 # /run/gmem-test. Standard input and output are a pty that `script` logs (systemd logs to the
 # console only if it is a terminal): it becomes /dev/console, so systemd never writes to the
 # host's console. What systemd can reach of the host afterwards is read-only: the root file
-# system, /sys and /proc/sys; /run, /tmp and /dev/shm are private tmpfs; the cgroup tree is our
+# system, /sys and /proc/sys; /run, /tmp, /var/tmp and /dev/shm are private tmpfs; the cgroup tree is our
 # own subtree (cgroup namespace) of the host's cgroup2 hierarchy.
 set -eu
 hostdir=$1
@@ -41,11 +41,18 @@ if [[ ! -d $build/bin ]]; then
 fi
 [[ -x $build/bin/gmemd ]] || fail "the build at '$build' is not visible in the namespace"
 mount -t tmpfs -o mode=1777,nosuid,nodev,size=16m gmem-test-shm /dev/shm
+# PrivateTmp= units make their directories in /var/tmp too: a private one (check-kernels' initramfs
+# has none, and the host's is not ours to write)
+[[ -d /var/tmp ]] || mkdir -p /var/tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev,size=16m gmem-test-vartmp /var/tmp
 
 mount --bind /run/gmem-test/etc-group /etc/group
 mount --bind "$console" /dev/console
 
-# our cgroup namespace's root is the subtree the test made for us
+# our cgroup namespace's root is the subtree the test made for us (where the hierarchy is already
+# mounted right there, as in check-kernels' VMs, the same superblock cannot be mounted on top of
+# itself: that mount goes first, in this private mount namespace only)
+[[ $(findmnt -n -o FSTYPE /sys/fs/cgroup) == cgroup2 ]] && umount -l /sys/fs/cgroup
 mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
 
 # read-only from here: remount,bind changes only this namespace's mount, never the superblock
@@ -59,7 +66,8 @@ if touch /etc/.gmem-test-rw 2>/dev/null; then
         rm -f /etc/.gmem-test-rw
         fail "the root file system is still writable"
 fi
-[[ $(findmnt -n -o FSTYPE /run) == tmpfs && $(findmnt -n -o FSTYPE /tmp) == tmpfs ]] || fail "/run or /tmp is not private"
+# (the last mount at a path is the one on top: in check-kernels' VMs a tmpfs lies beneath ours)
+[[ $(findmnt -n -o FSTYPE /run | tail -n 1) == tmpfs && $(findmnt -n -o FSTYPE /tmp | tail -n 1) == tmpfs ]] || fail "/run or /tmp is not private"
 
 exec env -i \
         container=gmem-test \

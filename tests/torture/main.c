@@ -28,6 +28,30 @@
 #define SHRINK_RUNS_MAX 80
 #define SHRINK_SECONDS_MAX 180 /* a failure that hangs a fault costs 30 s a run */
 #define RSS_SLACK_KIB (48 * 1024)
+/* No operation takes this long, even in check-kernels' emulated VMs (a fault gives up after 30 s):
+ * gmemd stopped answering, or systemd never started it. Without this the run would hang until its
+ * caller's timeout, saying nothing. */
+#ifndef STALL_SECONDS
+#define STALL_SECONDS 300
+#endif
+
+/* What to say when an operation stalls, formatted before it starts (the handler only writes). */
+static char stall_sequence[96], stall_msg[320];
+static size_t stall_len;
+
+static void on_stall(int sig) {
+        (void) sig;
+        (void) !write(STDOUT_FILENO, stall_msg, stall_len);
+        _exit(1);
+}
+
+static void stall_arm(const char *what) {
+        int n = snprintf(stall_msg, sizeof(stall_msg), "FAIL: %s, %s: no progress in %d s (gmemd does not answer, or is not running)\n",
+                         stall_sequence, what, STALL_SECONDS);
+        stall_len = n < 0 ? 0 : MIN((size_t) n, sizeof(stall_msg) - 1);
+        fflush(stdout);
+        alarm(STALL_SECONDS);
+}
 
 static double now_s(void) {
         struct timespec ts;
@@ -177,9 +201,10 @@ static struct op *sequence(uint64_t seed, unsigned length) {
 
 /* Run ops[i] for each i kept (keep NULL: all); -1 with t->failure and *ret_at the op that failed. */
 static int run(struct torture *t, const struct op *ops, unsigned n, const bool *keep, unsigned *ret_at) {
-        char what[96];
+        char what[96], stall[128];
         int k = 0;
 
+        stall_arm("the reset before the first operation");
         if (state_reset(t) < 0 || check_usage(t) < 0) {
                 *ret_at = 0;
                 return -1;
@@ -188,10 +213,11 @@ static int run(struct torture *t, const struct op *ops, unsigned n, const bool *
                 if (keep && !keep[i])
                         continue;
                 *ret_at = i;
-                if (t->verbose) {
-                        op_describe(&ops[i], what, sizeof(what));
+                op_describe(&ops[i], what, sizeof(what));
+                if (t->verbose)
                         fprintf(stderr, "  %u %s\n", i, what);
-                }
+                snprintf(stall, sizeof(stall), "operation %u %s", i, what);
+                stall_arm(stall);
                 if ((k = op_run(t, &ops[i])) == 0) {
                         snprintf(what, sizeof(what), "%s (op %u)", op_name(ops[i].type), i);
                         k = check_all(t, what);
@@ -199,9 +225,11 @@ static int run(struct torture *t, const struct op *ops, unsigned n, const bool *
         }
         if (k == 0) {
                 *ret_at = n;
+                stall_arm("the reset after the last operation");
                 if ((k = state_reset(t)) == 0)
                         k = check_usage(t);
         }
+        alarm(0);
         return k;
 }
 
@@ -332,9 +360,12 @@ int main(int argc, char **argv) {
                 usage();
         if (!t.other_uid && geteuid() == 0)
                 t.other_uid = 65534;
+        signal(SIGALRM, on_stall);
         probe(&t);
         if (!t.socket)
                 start_gmemd(&t);
+        snprintf(stall_sequence, sizeof(stall_sequence), "before the first sequence");
+        stall_arm("connecting to gmemd");
         if (reconnect(&t) < 0) {
                 fprintf(stderr, "gmem-torture: %s\n", t.failure);
                 stop_gmemd(&t);
@@ -345,6 +376,7 @@ int main(int argc, char **argv) {
                " hugetlb (when pages are free)", t.backends & (1u << GMEM_BACKEND_GUEST_MEMFD) ? " guest_memfd" : "",
                t.conv_vm_fd >= 0 ? "on a sw_protected VM" : "none here (no VM type with private memory): each must be refused",
                t.restart_cmd ? t.restart_cmd : t.restart_why);
+        alarm(0);
         fflush(stdout);
 
         t0 = now_s();
@@ -352,6 +384,8 @@ int main(int argc, char **argv) {
                 struct op *ops = sequence(seed + k, length);
                 bool *keep = NULL;
                 unsigned at = 0;
+                snprintf(stall_sequence, sizeof(stall_sequence), "seed %" PRIu64 " sequence %" PRIu64 " (seed %" PRIu64 ")", seed,
+                         k, seed + k);
                 if (keep_list) { /* a shrunk sequence, as a failure printed it */
                         char *list = strdup(keep_list), *save = NULL;
                         keep = calloc(length, 1);
