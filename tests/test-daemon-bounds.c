@@ -11,9 +11,14 @@
  *    serving;
  *  - fds gmemd has in flight are bounded per uid, far below the kernel's limit (the shipped unit's
  *    gmemd has no CAP_SYS_RESOURCE): root's `open` still gets its fd;
+ *  - a connection's send buffer is the kernel's default, as any process's is (it was 8 MiB: one
+ *    uid's 64 connections pinned 516 MiB of kernel memory);
  *  - a snapshot's extent table is charged to its caller before it is read, and read off the loop.
  */
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include "crc32c.h"
@@ -334,6 +339,80 @@ START_TEST(fds_in_flight_leave_root_room) {
 }
 END_TEST
 
+/* ---- send buffers ------------------------------------------------------------------------------ */
+
+/* The largest send buffer among gmemd's connections from uid, and how many there are: each of
+ * gmemd's sockets looked at through a copy of its fd (pidfd_getfd; root). */
+static int peer_sndbufs(pid_t pid, uid_t uid, int *ret_max, unsigned *ret_n) {
+        char dir[64];
+        struct dirent *e;
+        DIR *dp;
+        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0), max = 0;
+        unsigned n = 0;
+
+        if (pidfd < 0)
+                return -errno;
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int) pid);
+        dp = opendir(dir);
+        ck_assert_ptr_nonnull(dp);
+        while ((e = readdir(dp))) {
+                struct ucred cred;
+                int fd, listening = 0, sndbuf = 0;
+                if (e->d_name[0] == '.')
+                        continue;
+                fd = (int) syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
+                if (fd < 0)
+                        continue; /* closed since, or not ours to copy */
+                if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &(socklen_t) { sizeof(int) }) == 0 && !listening &&
+                    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &(socklen_t) { sizeof(cred) }) == 0 && cred.uid == uid &&
+                    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &(socklen_t) { sizeof(int) }) == 0) {
+                        max = MAX(max, sndbuf);
+                        n++;
+                }
+                close(fd);
+        }
+        closedir(dp);
+        close(pidfd);
+        *ret_max = max;
+        *ret_n = n;
+        return 0;
+}
+
+START_TEST(connections_keep_the_default_send_buffer) {
+        struct gmem_test_daemon d;
+        int s[16], max = 0, wmem_default = 0;
+        unsigned n = 0;
+        FILE *f;
+
+        if (geteuid() != 0)
+                SKIP_TEST("looking at gmemd's sockets (pidfd_getfd) needs root");
+        f = fopen("/proc/sys/net/core/wmem_default", "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fscanf(f, "%d", &wmem_default), 1);
+        fclose(f);
+        rc_daemon_start(&d, NULL);
+        /* one uid's connections, each with a request answered (a reply sent on it) */
+        for (unsigned i = 0; i < (sizeof(s) / sizeof(s[0])); i++) {
+                s[i] = rc_session_as(d.socket, UID_A);
+                RC_EXPECT_OK(rc_call(s[i], NULL, 0, NULL, "{\"op\":\"list\"}"));
+        }
+        if (peer_sndbufs(d.pid, UID_A, &max, &n) < 0) {
+                for (unsigned i = 0; i < (sizeof(s) / sizeof(s[0])); i++)
+                        close(s[i]);
+                gmem_test_daemon_stop(&d);
+                SKIP_TEST("pidfd_getfd: %s (Linux 5.6+)", strerror(errno));
+        }
+        ck_assert_uint_eq(n, (sizeof(s) / sizeof(s[0])));
+        /* the kernel stores what it is given; the default is what any socket starts with */
+        ck_assert_msg(max <= wmem_default, "a connection's send buffer is %d bytes, the kernel's default %d", max,
+                      wmem_default);
+        for (unsigned i = 0; i < (sizeof(s) / sizeof(s[0])); i++)
+                close(s[i]);
+        RC_ASSERT_ALIVE(&d);
+        gmem_test_daemon_stop(&d);
+}
+END_TEST
+
 /* ---- extent tables ----------------------------------------------------------------------------- */
 
 /* A snapshot whose header is sound and describes a sparse region of size bytes with n extents; the
@@ -444,6 +523,7 @@ int main(void) {
         tcase_add_test(tc, page_servers_leave_root_its_slots);
         tcase_add_test(tc, quiet_page_server_keeps_its_vmm);
         tcase_add_test(tc, fds_in_flight_leave_root_room);
+        tcase_add_test(tc, connections_keep_the_default_send_buffer);
         tcase_add_test(tc, extent_tables_charged_and_off_the_loop);
         tcase_add_test(tc, unreadable_sources_refused);
         suite_add_tcase(s, tc);
