@@ -18,6 +18,7 @@
 
 #include "gmem-cleanup.h"
 #include "gmem-test.h"
+#include "hugepages.h"
 #include "gmem/gmem.h"
 
 #define MiB_ (UINT64_C(1) << 20)
@@ -237,17 +238,6 @@ static void shmem_case(bool pooled) {
 
 /* hugetlb (2 MiB pages), fresh and pooled: filled a huge page at a time through the server's
  * mapping (hugetlbfs has no write()) and mapped with UFFDIO_CONTINUE; holes as written zeroes. */
-static unsigned free_huge_pages(void) {
-        unsigned n = 0;
-        FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "re");
-        if (f) {
-                if (fscanf(f, "%u", &n) != 1)
-                        n = 0;
-                fclose(f);
-        }
-        return n;
-}
-
 START_TEST(hugetlb_faults) {
         if (free_huge_pages() < SIZE / (2 * MiB_))
                 SKIP_TEST("fewer than %u free 2 MiB huge pages (reserve them in /proc/sys/vm/nr_hugepages)",

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "torture.h"
+#include "../hugepages.h"
 
 static const char *const names[OP_TYPES] = {
         [OP_CREATE] = "create",   [OP_WRITE] = "write",     [OP_POPULATE] = "populate", [OP_PUNCH] = "punch",
@@ -94,17 +95,6 @@ static unsigned live_of(const struct torture *t, enum gmem_backend b) {
         unsigned n = 0;
         for (unsigned i = 0; i < T_REGIONS_MAX; i++)
                 n += t->regions[i].live && t->regions[i].backend == b;
-        return n;
-}
-
-static unsigned free_huge_pages(void) {
-        unsigned n = 0;
-        FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "re");
-        if (f) {
-                if (fscanf(f, "%u", &n) != 1)
-                        n = 0;
-                fclose(f);
-        }
         return n;
 }
 
