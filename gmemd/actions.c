@@ -44,6 +44,14 @@ static int start_job(struct daemon *d, struct session *s, struct requester *rq, 
                      uint64_t len, uint64_t fd_off, int fd, uint64_t charge, struct job **ret);
 static int firecracker_charge(int source_fd, bool raw, const char *vm, struct job *j);
 
+/* What a page server over a snapshot of size bytes in n_extents holds: charged to j, and the
+ * bounds it opens the snapshot with (it may not have grown since). */
+static void serve_hold(struct job *j, uint64_t size, uint64_t n_extents) {
+        j->meta_size = size;
+        j->meta_extents = n_extents;
+        j->charged = page_server_meta_bytes(size, n_extents);
+}
+
 /* Are a and b the same open file (one struct file: dups, or passed over a socket)? systemd's fd
  * store keeps one entry of each: a second one stored is dropped, and would not come back. */
 static bool same_file(int a, int b) {
@@ -244,9 +252,7 @@ int action_serve(struct daemon *d, struct session *s, struct requester *rq, stru
         j = serve_job_new(d, m, s, rq, base, shared, prefetch, s->peer.uid);
         if (!j)
                 return gmem_error(-ENOMEM, "serve '%s': job", m->name);
-        j->charged = page_server_meta_bytes(size, h.n_extents);
-        j->meta_extents = h.n_extents;
-        j->meta_size = size;
+        serve_hold(j, size, h.n_extents);
         /* the VMM's process: after a restart of gmemd, its exit is what ends the job */
         j->pidfd = s->peer.pid > 0 ? (int) syscall(SYS_pidfd_open, s->peer.pid, 0) : -1;
         if (j->pidfd >= 0)
@@ -283,9 +289,7 @@ int action_serve_resume(struct daemon *d, struct managed *m, int uffd, int snaps
                 goto fail;
         }
         /* held as before the restart, counted as before */
-        j->charged = page_server_meta_bytes(h.region_size, h.n_extents);
-        j->meta_extents = h.n_extents;
-        j->meta_size = h.region_size;
+        serve_hold(j, h.region_size, h.n_extents);
         j->fd = snapshot_fd;
         j->fd2 = uffd;
         j->pidfd = pidfd;
@@ -374,15 +378,12 @@ static int firecracker_charge(int source_fd, bool raw, const char *vm, struct jo
                 if (st.st_size == 0 || st.st_size % 4096)
                         return gmem_error(-EINVAL, "firecracker '%s': the memory file has %" PRIu64 " bytes, not a whole number of pages",
                                           vm, (uint64_t) st.st_size);
-                j->meta_size = (uint64_t) st.st_size;
-                j->meta_extents = 2 * j->meta_size / 4096;
-        } else {
-                if ((k = snapshot_read_header(source_fd, &h)) < 0)
-                        return gmem_error_wrap(k, "firecracker '%s'", vm);
-                j->meta_size = h.region_size;
-                j->meta_extents = h.n_extents;
+                serve_hold(j, (uint64_t) st.st_size, 2 * (uint64_t) st.st_size / 4096);
+                return 0;
         }
-        j->charged = page_server_meta_bytes(j->meta_size, j->meta_extents);
+        if ((k = snapshot_read_header(source_fd, &h)) < 0)
+                return gmem_error_wrap(k, "firecracker '%s'", vm);
+        serve_hold(j, h.region_size, h.n_extents);
         return 0;
 }
 

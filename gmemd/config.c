@@ -436,27 +436,11 @@ static cJSON *config_to_json(const struct gmemd_config *c) {
 }
 
 int config_save(const struct gmemd_config *c, const char *path) {
-        char tmp[4200];
-        char *text;
         cJSON *o = config_to_json(c);
-        _cleanup_close_ int fd = -1;
-        size_t len;
-        int k = 0;
+        int k = o ? json_write_file(o, true, path) : -ENOMEM;
 
-        if (!o || !(text = cJSON_Print(o))) {
-                cJSON_Delete(o);
-                return gmem_error(-ENOMEM, "config: save");
-        }
         cJSON_Delete(o);
-        len = strlen(text);
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, text, len) != (ssize_t) len || rename(tmp, path) < 0) {
-                k = gmem_error(negative_errno(), "config: save '%s'", path);
-                (void) unlink(tmp);
-        }
-        free(text);
-        return k;
+        return k < 0 ? gmem_error(k, "config: save '%s'", path) : 0;
 }
 
 int config_check(const char *path, int explicit, struct gmemd_config *c) {

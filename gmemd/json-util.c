@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "json-util.h"
@@ -208,4 +211,23 @@ int json_find_duplicate_key(const char *text, size_t len, char *ret_key, size_t 
         for (unsigned i = 0; i < DUP_DEPTH_MAX; i++)
                 free(sets[i].slots);
         return k;
+}
+
+int json_write_file(const cJSON *o, bool formatted, const char *path) {
+        _cleanup_free_ char *text = formatted ? cJSON_Print(o) : cJSON_PrintUnformatted(o), *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t len;
+
+        if (!text || asprintf(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+        len = strlen(text);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
+        if (write(fd, text, len) != (ssize_t) len || rename(tmp, path) < 0) {
+                int k = errno ? negative_errno() : -EIO;
+                (void) unlink(tmp);
+                return k;
+        }
+        return 0;
 }

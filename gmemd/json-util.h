@@ -19,6 +19,10 @@ int json_get_bool(const cJSON *o, const char *key, bool def, bool *ret);
  * it in the error message ("config '/etc/gmemd/gmemd.json'"). */
 int read_small_file(int fd, size_t max, const char *what, char **ret_text, size_t *ret_n);
 
+/* o written to path (mode 0600) through path.tmp renamed over it: a crash leaves the old file or the
+ * new one, never half of one. -errno (-ENOMEM when o cannot be printed), nothing left behind. */
+int json_write_file(const cJSON *o, bool formatted, const char *path);
+
 /* A member name written twice in one object of text (valid JSON): 1 with the name (printable, cut
  * to key_size) and its second line, 0 when there is none, -E2BIG for objects nested 64 deep (none of
  * ours is), -ENOMEM. Names are compared decoded, by a 64-bit hash of their first 256 bytes and their

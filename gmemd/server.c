@@ -545,8 +545,8 @@ static bool linger(struct conn *c) {
 
 /* The send buffer back to the kernel's default once what a larger reply needed is read. */
 static void sndbuf_lower(struct conn *c) {
-        int queued = 0, half = c->sndbuf / 2;
-        if (c->sndbuf_raised && half > 0 && ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0) {
+        int half = c->sndbuf / 2;
+        if (c->sndbuf_raised && half > 0 && queue_empty(c->fd)) {
                 (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half));
                 c->sndbuf_raised = false;
         }

@@ -85,28 +85,15 @@ static void fdstore_remove(const char *fdname) {
 
 /* Written to a temporary file and renamed over the old one: a crash leaves the old or the new. */
 static int write_metadata(struct daemon *d, const struct managed *m) {
-        char path[4200], tmp[4300];
-        _cleanup_free_ char *text = NULL;
-        _cleanup_close_ int fd = -1;
+        char path[4200];
         cJSON *o = region_to_json(d, (struct managed *) m, REGION_JSON_SAVED);
-        size_t len;
+        int k;
 
-        text = o ? cJSON_Print(o) : NULL;
-        cJSON_Delete(o);
-        if (!text)
+        if (!o)
                 return -ENOMEM;
-        if (metadata_path(d, m->name, path, sizeof(path)) < 0)
-                return -ENAMETOOLONG;
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return negative_errno();
-        len = strlen(text);
-        if (write(fd, text, len) != (ssize_t) len)
-                return errno ? negative_errno() : -EIO;
-        if (rename(tmp, path) < 0)
-                return negative_errno();
-        return 0;
+        k = metadata_path(d, m->name, path, sizeof(path)) < 0 ? -ENAMETOOLONG : json_write_file(o, true, path);
+        cJSON_Delete(o);
+        return k;
 }
 
 static void region_saved(struct daemon *d, struct managed *m) {
@@ -229,12 +216,9 @@ static void store_serve_forget(struct daemon *d, const struct job *j);
 static int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_fd, int state_fd,
                             const struct gmem_uffd_mapping *maps, size_t n_maps) {
         const int fds[SERVE_FDS] = { uffd, j->fd, peer_fd, state_fd };
-        char path[4200], tmp[4300], msg[128];
-        _cleanup_free_ char *text = NULL;
-        _cleanup_close_ int fd = -1;
+        char path[4200], msg[128];
         uint8_t rnd[8];
         cJSON *o;
-        size_t len;
         int k;
 
         if (!d->store_enabled)
@@ -244,20 +228,15 @@ static int store_serve_save(struct daemon *d, struct job *j, int uffd, int peer_
         for (unsigned i = 0; i < sizeof(rnd); i++)
                 snprintf(j->token + 2 * i, 3, "%02x", rnd[i]);
         /* the metadata first: fds without it are dropped at the next start */
-        o = serve_metadata(j, maps, n_maps);
-        if (!o || !(text = cJSON_PrintUnformatted(o))) {
-                cJSON_Delete(o);
-                return gmem_error(-ENOMEM, "page server job %" PRIu64 ": metadata", j->id);
-        }
-        cJSON_Delete(o);
         if (serve_metadata_path(d, j->token, path, sizeof(path)) < 0)
                 return gmem_error(-ENAMETOOLONG, "page server metadata path");
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        len = strlen(text);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, text, len) != (ssize_t) len || rename(tmp, path) < 0) {
-                k = gmem_error(negative_errno(), "page server job %" PRIu64 ": write '%s'", j->id, path);
-                (void) unlink(tmp);
+        o = serve_metadata(j, maps, n_maps);
+        if (!o)
+                return gmem_error(-ENOMEM, "page server job %" PRIu64 ": metadata", j->id);
+        k = json_write_file(o, false, path);
+        cJSON_Delete(o);
+        if (k < 0) {
+                k = gmem_error(k, "page server job %" PRIu64 ": write '%s'", j->id, path);
                 log_warning("%s: it will not survive a restart", gmem_last_error());
                 return k;
         }
